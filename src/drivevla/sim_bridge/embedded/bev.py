@@ -1,0 +1,196 @@
+"""Top-down (bird's-eye view) debug rendering of the embedded world, with PIL.
+
+``render_bev`` draws a square window of ``metres`` x ``metres`` centred on the ego: road
+surfaces, lane markings, an optional route and planned trajectory, actors as oriented
+rectangles (the ego in cyan), pedestrians as orange discs and traffic lights as coloured dots
+on their stop lines. With ``heading_up`` the ego's heading points up the image; otherwise
+world north (+y) is up and east (+x) is right.
+
+The polyline helpers here (:func:`dash_polylines`, :func:`offset_polyline`) are shared with the
+camera renderer so that both views paint the same dashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from drivevla.sim_bridge.embedded.scene import (
+    ActorBox,
+    ActorKind,
+    LaneGeometry,
+    LightState,
+    MarkingType,
+    SceneSnapshot,
+)
+
+__all__ = ["render_bev", "dash_polylines", "offset_polyline", "DASH_M", "GAP_M"]
+
+DASH_M = 3.0  # painted length of a striped marking
+GAP_M = 6.0  # gap between dashes
+
+_BACKGROUND = (28, 48, 30)
+_ROAD = (85, 85, 88)
+_WHITE = (235, 235, 235)
+_YELLOW = (235, 200, 60)
+_ROUTE = (40, 140, 255)
+_TRAJECTORY = (255, 40, 220)
+_EGO = (0, 230, 255)
+_PEDESTRIAN = (255, 140, 0)
+_LIGHT = {
+    LightState.RED: (255, 30, 30),
+    LightState.YELLOW: (255, 210, 0),
+    LightState.GREEN: (30, 230, 60),
+}
+
+
+def _clean(polyline: np.ndarray) -> np.ndarray:
+    """Drop repeated vertices so arc length is strictly increasing."""
+    pts = np.asarray(polyline, dtype=np.float64).reshape(-1, 2)
+    if len(pts) < 2:
+        return pts
+    keep = np.ones(len(pts), dtype=bool)
+    keep[1:] = np.linalg.norm(np.diff(pts, axis=0), axis=1) > 1e-6
+    return pts[keep]
+
+
+def offset_polyline(polyline: np.ndarray, offset: float) -> np.ndarray:
+    """Shift a polyline ``(N, 2)`` sideways by ``offset`` metres (positive = to its left)."""
+    pts = np.asarray(polyline, dtype=np.float64)
+    d = np.gradient(pts, axis=0)
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+    return pts + offset * np.stack([-d[:, 1], d[:, 0]], axis=1)
+
+
+def dash_polylines(
+    polyline: np.ndarray, dash: float = DASH_M, gap: float = GAP_M
+) -> list[np.ndarray]:
+    """Cut a polyline into dashes of ``dash`` metres separated by ``gap`` metres.
+
+    The first dash starts at the polyline's first vertex. Each dash is returned as its own
+    polyline ``(M, 2)`` (M >= 2) that follows the curve.
+    """
+    pts = _clean(polyline)
+    if len(pts) < 2:
+        return []
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    out = []
+    for start in np.arange(0.0, s[-1], dash + gap):
+        end = min(start + dash, s[-1])
+        if end - start < 1e-3:
+            continue
+        inner = (s > start) & (s < end)
+        ss = np.concatenate([[start], s[inner], [end]])
+        out.append(np.stack([np.interp(ss, s, pts[:, 0]), np.interp(ss, s, pts[:, 1])], axis=1))
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of the True runs of a 1D mask, widened by one each side."""
+    if not mask.any():
+        return []
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(m))
+    n = len(mask)
+    return [(max(a - 1, 0), min(b + 1, n)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def render_bev(
+    lanes: Sequence[LaneGeometry],
+    snapshot: SceneSnapshot,
+    *,
+    size_px: int = 256,
+    metres: float = 64.0,
+    route: np.ndarray | None = None,
+    trajectory_world: np.ndarray | None = None,
+    heading_up: bool = True,
+) -> np.ndarray:
+    """Top-down view centred on ``snapshot.ego``; returns ``(size_px, size_px, 3)`` uint8 RGB.
+
+    ``route`` and ``trajectory_world`` are optional ``(N, 2)`` world-frame polylines.
+    """
+    if size_px < 8:
+        raise ValueError(f"size_px={size_px} is too small for a BEV image")
+    if not metres > 0:
+        raise ValueError(f"metres={metres} must be positive")
+    ego = snapshot.ego
+    scale = size_px / float(metres)  # px per metre
+    half = size_px / 2.0 - 0.5  # PIL addresses pixel centres by integer coordinates
+    yaw = ego.yaw if heading_up else math.pi / 2.0  # the world direction drawn as "up"
+    c, s = math.cos(yaw), math.sin(yaw)
+    origin = np.array([ego.x, ego.y])
+    reach = 0.75 * metres + 10.0  # anything farther from the ego than this is off-image
+
+    def to_px(pts: np.ndarray) -> np.ndarray:
+        d = np.asarray(pts, dtype=np.float64).reshape(-1, 2) - origin
+        fwd = d[:, 0] * c + d[:, 1] * s
+        left = -d[:, 0] * s + d[:, 1] * c
+        return np.stack([half - left * scale, half - fwd * scale], axis=1)
+
+    def near(pts: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(np.asarray(pts).reshape(-1, 2) - origin, axis=1) < reach
+
+    def xy(px: np.ndarray) -> list[tuple[float, float]]:
+        return [(float(u), float(v)) for u, v in px]
+
+    img = Image.new("RGB", (size_px, size_px), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    line_w = max(1, round(0.15 * scale))
+
+    markings: list[tuple[np.ndarray, MarkingType, tuple[int, int, int]]] = []
+    for lane in lanes:
+        right, left = lane.edges()
+        visible = near(lane.centerline)
+        for a, b in _runs(visible):
+            poly = np.concatenate([right[a:b], left[a:b][::-1]], axis=0)
+            if len(poly) >= 3:
+                draw.polygon(xy(to_px(poly)), fill=_ROAD)
+            for edge, kind, colour in (
+                (right[a:b], lane.right_marking, _WHITE),
+                (left[a:b], lane.left_marking, _YELLOW if lane.left_marking == MarkingType.SOLID else _WHITE),
+            ):
+                if kind != MarkingType.NONE:
+                    markings.append((edge, kind, colour))
+    for edge, kind, colour in markings:
+        pieces = [edge] if kind == MarkingType.SOLID else dash_polylines(edge)
+        for piece in pieces:
+            if len(piece) >= 2:
+                draw.line(xy(to_px(piece)), fill=colour, width=line_w)
+
+    for light in snapshot.lights:
+        line = np.asarray(light.stop_line, dtype=np.float64).reshape(-1, 2)
+        if not near(line).any():
+            continue
+        colour = _LIGHT.get(LightState(light.state), _WHITE)
+        px = to_px(line)
+        draw.line(xy(px), fill=colour, width=max(2, line_w))
+        cu, cv = px.mean(axis=0)
+        r = max(2.0, 0.8 * scale)
+        draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=colour, outline=(0, 0, 0))
+
+    for polyline, colour in ((route, _ROUTE), (trajectory_world, _TRAJECTORY)):
+        if polyline is not None and len(polyline) >= 2:
+            draw.line(xy(to_px(np.asarray(polyline)[:, :2])), fill=colour, width=2)
+
+    def draw_box(box: ActorBox, colour: tuple[int, int, int]) -> None:
+        px = to_px(box.footprint())
+        draw.polygon(xy(px), fill=colour, outline=(0, 0, 0))
+        nose = to_px(np.array([[box.x, box.y], [box.x, box.y]]) + 0.5 * box.length * np.array(
+            [[0.0, 0.0], [math.cos(box.yaw), math.sin(box.yaw)]]
+        ))
+        draw.line(xy(nose), fill=(0, 0, 0), width=1)
+
+    for actor in snapshot.actors:
+        if actor.actor_id == ego.actor_id or not near(np.array([actor.x, actor.y])).any():
+            continue
+        if actor.kind == ActorKind.PEDESTRIAN:
+            (cu, cv), r = to_px(np.array([actor.x, actor.y]))[0], max(2.0, 0.4 * scale)
+            draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=_PEDESTRIAN, outline=(0, 0, 0))
+        else:
+            colour = tuple(int(np.clip(round(255 * ch), 0, 255)) for ch in actor.color[:3])
+            draw_box(actor, colour)  # type: ignore[arg-type]
+    draw_box(ego, _EGO)
+    return np.asarray(img, dtype=np.uint8)

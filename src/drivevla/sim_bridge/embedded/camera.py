@@ -1,0 +1,578 @@
+"""Offscreen camera rendering of the embedded world with Panda3D (no ShowBase, no window).
+
+One :class:`CameraRenderer` per episode: it builds the static road geometry once (ground,
+road surfaces, lane markings, flattened), keeps one reusable box node per actor and one
+signal-head node per traffic light, and renders every :class:`CameraSpec` into its own
+offscreen buffer whose image is copied to RAM (``RTM_copy_ram``).
+
+Backends: ``"tiny"`` is Panda3D's software rasteriser ``p3tinydisplay`` (CPU, deterministic,
+~0.2-0.5 ms for a 320x180 frame); ``"gl"`` is OpenGL (``pandagl``, falling back to the
+EGL ``p3headlessgl``) for machines with a GPU; ``"auto"`` reads ``DRIVEVLA_RENDER_BACKEND``
+and otherwise picks ``"tiny"``. One private ``GraphicsEngine`` and one pipe per backend are
+shared by every renderer in the process; a renderer's buffers are active only inside its own
+``render`` call, so several renderers can coexist.
+
+Geometry: world ``(x, y, z)`` maps to Panda3D ``(x, y, z)`` unchanged (both right-handed,
+z up). A camera node's pose comes from :func:`drivevla.perception.camera_model.camera_pose_world`
+and its lens has the spec's exact horizontal and vertical FOV, so rendered pixels agree with
+``camera_model.project_world_points`` (``p3tinydisplay`` fills pixels up to ~0.5 px left/up of
+the exact edge). Flat layers (ground, roads, markings) are drawn first, in a fixed order and
+without depth testing (they all lie on the ground plane, below the cameras), so they never
+z-fight; boxes are depth-tested on top. Shading is baked per face into vertex colours: no
+lights are used, and the signal lamps are flat emissive colours.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from panda3d.core import loadPrcFileData
+
+loadPrcFileData(
+    "drivevla-camera",
+    "\n".join(
+        [
+            "load-display p3tinydisplay",
+            "aux-display p3tinydisplay",
+            "window-type offscreen",
+            "audio-library-name null",
+            "sync-video false",
+            "framebuffer-multisample false",
+            "multisamples 0",
+            "model-path .",
+            "notify-level warning",
+            "notify-level-x11display fatal",
+            "notify-level-glxdisplay fatal",
+            "default-directnotify-level warning",
+        ]
+    ),
+)
+
+from panda3d.core import (  # noqa: E402  (the PRC data above must be loaded first)
+    Camera,
+    FrameBufferProperties,
+    Geom,
+    GeomEnums,
+    GeomNode,
+    GeomTriangles,
+    GeomVertexArrayFormat,
+    GeomVertexData,
+    GeomVertexFormat,
+    GraphicsEngine,
+    GraphicsOutput,
+    GraphicsPipe,
+    GraphicsPipeSelection,
+    LColor,
+    LMatrix4f,
+    NodePath,
+    PerspectiveLens,
+    Texture,
+    WindowProperties,
+)
+
+from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world  # noqa: E402
+from drivevla.sim_bridge.embedded.bev import dash_polylines, offset_polyline  # noqa: E402
+from drivevla.sim_bridge.embedded.scene import (  # noqa: E402
+    ActorBox,
+    LaneGeometry,
+    LightState,
+    MarkingType,
+    SceneSnapshot,
+    TrafficLightView,
+)
+from drivevla.sim_bridge.types import CameraSpec  # noqa: E402
+
+__all__ = ["CameraRenderer", "FAR_PLANE_M", "MARKING_WIDTH_M", "LAMP_SIZE_M", "resolve_backend"]
+
+FAR_PLANE_M = 250.0
+MARKING_WIDTH_M = 0.15
+LAMP_SIZE_M = 0.5
+HOUSING_SIZE_M = (0.4, 0.6, 1.6)  # depth (along the facing direction), width, height
+LAMP_SPACING_M = 0.53  # vertical distance between lamp centres (red on top)
+POLE_WIDTH_M = 0.15
+
+SKY = (0.55, 0.72, 0.90)
+GRASS = (0.30, 0.42, 0.24)
+ROAD = (0.26, 0.26, 0.28)
+WHITE = (0.92, 0.92, 0.92)
+YELLOW = (0.90, 0.76, 0.25)
+HOUSING = (0.08, 0.08, 0.08)
+POLE = (0.35, 0.35, 0.35)
+LAMP_ON = {
+    LightState.RED: (1.0, 0.0, 0.0),
+    LightState.YELLOW: (1.0, 0.8, 0.0),
+    LightState.GREEN: (0.0, 1.0, 0.2),
+}
+LAMP_OFF_FACTOR = 0.18  # an unlit lamp shows its colour this dim
+LAMP_ORDER = (LightState.RED, LightState.YELLOW, LightState.GREEN)  # top to bottom
+
+_GROUND_Z = -0.02
+_ROAD_Z = 0.0
+_MARKING_Z = 0.015
+_GROUND_MARGIN_M = 400.0
+
+_BACKENDS = {"tiny": ("p3tinydisplay",), "gl": ("pandagl", "p3headlessgl")}
+_ALIASES = {"tinydisplay": "tiny", "software": "tiny", "cpu": "tiny", "opengl": "gl", "gpu": "gl"}
+
+
+def resolve_backend(backend: str) -> str:
+    """Normalise a backend name to ``"tiny"`` or ``"gl"`` (``"auto"`` reads the environment)."""
+    name = backend.lower().strip()
+    if name == "auto":
+        name = os.environ.get("DRIVEVLA_RENDER_BACKEND", "tiny").lower().strip() or "tiny"
+    name = _ALIASES.get(name, name)
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown render backend {backend!r}; use 'auto', 'tiny' or 'gl'")
+    return name
+
+
+@dataclass
+class _Display:
+    """The process-wide engine and the pipes opened on it."""
+
+    engine: GraphicsEngine
+    pipes: dict[str, GraphicsPipe]
+
+
+_DISPLAY: _Display | None = None
+
+
+def _pipe_for(backend: str) -> tuple[GraphicsEngine, GraphicsPipe]:
+    global _DISPLAY
+    if _DISPLAY is None:
+        _DISPLAY = _Display(engine=GraphicsEngine(), pipes={})
+    pipe = _DISPLAY.pipes.get(backend)
+    if pipe is None:
+        selection = GraphicsPipeSelection.get_global_ptr()
+        tried = []
+        for module in _BACKENDS[backend]:
+            candidate = selection.make_module_pipe(module)
+            tried.append(module)
+            # the software pipe reports itself invalid without an X display, yet its
+            # offscreen buffers work; a GL pipe without a display or EGL device cannot
+            if candidate is not None and (backend == "tiny" or candidate.is_valid()):
+                pipe = candidate
+                break
+        if pipe is None:
+            raise RuntimeError(
+                f"no usable Panda3D display for backend {backend!r} (tried {tried}); "
+                "use backend='tiny' for the CPU software renderer"
+            )
+        _DISPLAY.pipes[backend] = pipe
+    return _DISPLAY.engine, pipe
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _vertex_format() -> GeomVertexFormat:
+    arr = GeomVertexArrayFormat()
+    arr.add_column("vertex", 3, GeomEnums.NT_float32, GeomEnums.C_point)
+    arr.add_column("color", 4, GeomEnums.NT_float32, GeomEnums.C_color)
+    return GeomVertexFormat.register_format(GeomVertexFormat(arr))
+
+
+_FORMAT: GeomVertexFormat | None = None
+
+
+def _make_geom(vertices: np.ndarray, colours: np.ndarray, triangles: np.ndarray) -> Geom:
+    """A static Geom from ``(N, 3)`` vertices, ``(N, 3|4)`` colours in [0, 1], ``(M, 3)`` indices."""
+    global _FORMAT
+    if _FORMAT is None:
+        _FORMAT = _vertex_format()
+    n = len(vertices)
+    cols = np.ones((n, 4), dtype=np.float32)
+    cols[:, : np.shape(colours)[1]] = colours
+    data = np.concatenate([np.asarray(vertices, np.float32), cols], axis=1)
+    vdata = GeomVertexData("v", _FORMAT, Geom.UH_static)
+    vdata.unclean_set_num_rows(n)
+    memoryview(vdata.modify_array(0)).cast("B")[:] = np.ascontiguousarray(data).tobytes()
+    prim = GeomTriangles(Geom.UH_static)
+    prim.set_index_type(GeomEnums.NT_uint32)
+    idx = np.ascontiguousarray(np.asarray(triangles, dtype=np.uint32).reshape(-1))
+    handle = prim.modify_vertices()
+    handle.unclean_set_num_rows(len(idx))
+    memoryview(handle).cast("B")[:] = idx.tobytes()
+    geom = Geom(vdata)
+    geom.add_primitive(prim)
+    return geom
+
+
+def _geom_node(name: str, geoms: Sequence[Geom]) -> GeomNode:
+    node = GeomNode(name)
+    for geom in geoms:
+        node.add_geom(geom)
+    return node
+
+
+def _strip(left: np.ndarray, right: np.ndarray, z: float, colour: Sequence[float]) -> Geom | None:
+    """A triangle strip between two ``(N, 2)`` polylines, facing up."""
+    n = min(len(left), len(right))
+    if n < 2:
+        return None
+    verts = np.zeros((2 * n, 3))
+    verts[0::2, :2] = right[:n]
+    verts[1::2, :2] = left[:n]
+    verts[:, 2] = z
+    i = np.arange(n - 1) * 2
+    # right_i, right_i+1, left_i and left_i, right_i+1, left_i+1: counter-clockwise from above
+    tris = np.concatenate(
+        [np.stack([i, i + 2, i + 1], axis=1), np.stack([i + 1, i + 2, i + 3], axis=1)]
+    )
+    return _make_geom(verts, np.tile(np.asarray(colour)[None], (2 * n, 1)), tris)
+
+
+def _box_geom(shades: Sequence[float] = (1.0, 0.82, 0.82, 0.66, 0.66, 0.45)) -> Geom:
+    """Unit box ``x, y in [-0.5, 0.5]``, ``z in [0, 1]``; per-face grey shades baked in.
+
+    Shades in face order: top, front (+x), back (-x), left (+y), right (-y), bottom. Faces wind
+    counter-clockwise seen from outside (Panda3D's front faces).
+    """
+    faces = [  # four corners per face, counter-clockwise seen from outside
+        [(-0.5, -0.5, 1), (0.5, -0.5, 1), (0.5, 0.5, 1), (-0.5, 0.5, 1)],  # top
+        [(0.5, -0.5, 0), (0.5, 0.5, 0), (0.5, 0.5, 1), (0.5, -0.5, 1)],  # front +x
+        [(-0.5, 0.5, 0), (-0.5, -0.5, 0), (-0.5, -0.5, 1), (-0.5, 0.5, 1)],  # back -x
+        [(0.5, 0.5, 0), (-0.5, 0.5, 0), (-0.5, 0.5, 1), (0.5, 0.5, 1)],  # left +y
+        [(-0.5, -0.5, 0), (0.5, -0.5, 0), (0.5, -0.5, 1), (-0.5, -0.5, 1)],  # right -y
+        [(-0.5, 0.5, 0), (0.5, 0.5, 0), (0.5, -0.5, 0), (-0.5, -0.5, 0)],  # bottom
+    ]
+    verts = np.array(faces, dtype=np.float64).reshape(-1, 3)
+    colours = np.repeat(np.asarray(shades, dtype=np.float64), 4)[:, None].repeat(3, axis=1)
+    base = np.arange(6)[:, None] * 4
+    tris = np.concatenate([base + [0, 1, 2], base + [0, 2, 3]])
+    return _make_geom(verts, colours, tris)
+
+
+def _quad_geom() -> Geom:
+    """Unit square in the local y-z plane at x = 0, facing +x, white."""
+    verts = np.array([(0, -0.5, -0.5), (0, 0.5, -0.5), (0, 0.5, 0.5), (0, -0.5, 0.5)], float)
+    return _make_geom(verts, np.ones((4, 3)), np.array([[0, 1, 2], [0, 2, 3]]))
+
+
+def _canonical(polyline: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """A direction-independent key for a marking polyline, and the polyline in that direction."""
+    a, b = np.round(polyline[0], 2), np.round(polyline[-1], 2)
+    if (a[0], a[1]) > (b[0], b[1]):
+        polyline, a, b = polyline[::-1], b, a
+    length = float(np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum())
+    return polyline, (float(a[0]), float(a[1]), float(b[0]), float(b[1]), round(length, 1))
+
+
+def _lane_markings(lanes: Sequence[LaneGeometry]) -> list[tuple[np.ndarray, MarkingType, tuple]]:
+    """Deduplicated markings: a boundary shared by two lanes is painted once.
+
+    Solid left markings (the boundary towards oncoming traffic or the left road edge) are
+    yellow unless another lane has the same line as its right marking; all others are white.
+    """
+    found: dict[tuple, list] = {}
+    for lane in lanes:
+        right, left = lane.edges()
+        for edge, kind, is_left in ((right, lane.right_marking, False), (left, lane.left_marking, True)):
+            kind = MarkingType(kind)
+            if kind == MarkingType.NONE or len(edge) < 2:
+                continue
+            edge, key = _canonical(edge)
+            yellow = is_left and kind == MarkingType.SOLID
+            if key in found:
+                entry = found[key]
+                entry[2] = entry[2] and yellow
+                if kind == MarkingType.SOLID:  # a solid line wins over a striped one
+                    entry[1] = kind
+            else:
+                found[key] = [edge, kind, yellow]
+    return [(e, k, YELLOW if y else WHITE) for e, k, y in found.values()]
+
+
+def _build_static(lanes: Sequence[LaneGeometry]) -> NodePath:
+    """Ground, roads and markings, flattened; drawn first with no depth test."""
+    static = NodePath("static")
+    static.set_depth_test(False)
+    static.set_depth_write(False)
+    static.set_two_sided(True)
+
+    pts = [np.asarray(lane.centerline, dtype=np.float64) for lane in lanes]
+    if pts:
+        allpts = np.concatenate(pts, axis=0)
+        lo, hi = allpts.min(axis=0) - _GROUND_MARGIN_M, allpts.max(axis=0) + _GROUND_MARGIN_M
+    else:
+        lo, hi = np.array([-_GROUND_MARGIN_M] * 2), np.array([_GROUND_MARGIN_M] * 2)
+    ground = _strip(
+        np.array([[lo[0], hi[1]], [hi[0], hi[1]]]),
+        np.array([[lo[0], lo[1]], [hi[0], lo[1]]]),
+        _GROUND_Z,
+        GRASS,
+    )
+    layers: list[tuple[str, list[Geom]]] = [("ground", [ground] if ground else [])]
+
+    roads = []
+    for lane in lanes:
+        right, left = lane.edges()
+        geom = _strip(left, right, _ROAD_Z, ROAD)
+        if geom is not None:
+            roads.append(geom)
+    layers.append(("roads", roads))
+
+    marks = []
+    half = MARKING_WIDTH_M / 2.0
+    for edge, kind, colour in _lane_markings(lanes):
+        pieces = [edge] if kind == MarkingType.SOLID else dash_polylines(edge)
+        for piece in pieces:
+            geom = _strip(
+                offset_polyline(piece, half), offset_polyline(piece, -half), _MARKING_Z, colour
+            )
+            if geom is not None:
+                marks.append(geom)
+    layers.append(("markings", marks))
+
+    for order, (name, geoms) in enumerate(layers):
+        layer = static.attach_new_node(_geom_node(name, geoms))
+        layer.set_bin("background", order)
+    static.flatten_strong()
+    return static
+
+
+# --------------------------------------------------------------------------- renderer
+
+
+class _Signal:
+    """A traffic-light head: pole, housing and three lamps (red on top)."""
+
+    def __init__(self, parent: NodePath, light: TrafficLightView, box: Geom, quad: Geom):
+        self.node = parent.attach_new_node(f"light{light.light_id}")
+        depth, width, height = HOUSING_SIZE_M
+        housing = self.node.attach_new_node(_geom_node("housing", [box]))
+        housing.set_pos(0.0, 0.0, -height / 2.0)
+        housing.set_scale(depth, width, height)
+        housing.set_color_scale(*HOUSING, 1.0)
+        self.pole = self.node.attach_new_node(_geom_node("pole", [box]))
+        self.pole.set_color_scale(*POLE, 1.0)
+        self.lamps = []
+        for i, _state in enumerate(LAMP_ORDER):
+            lamp = self.node.attach_new_node(_geom_node(f"lamp{i}", [quad]))
+            lamp.set_pos(depth / 2.0 + 0.02, 0.0, (1 - i) * LAMP_SPACING_M)
+            lamp.set_scale(1.0, LAMP_SIZE_M, LAMP_SIZE_M)
+            lamp.set_light_off(1)
+            self.lamps.append(lamp)
+        self.state: LightState | None = None
+        self.pose: tuple | None = None
+        self.update(light)
+
+    def update(self, light: TrafficLightView) -> None:
+        pose = (light.x, light.y, light.z, light.yaw)
+        if pose != self.pose:
+            self.pose = pose
+            self.node.set_pos_hpr(light.x, light.y, light.z, math.degrees(light.yaw), 0.0, 0.0)
+            bottom = light.z - HOUSING_SIZE_M[2] / 2.0
+            self.pole.set_pos(-HOUSING_SIZE_M[0] / 2.0 - POLE_WIDTH_M / 2.0, 0.0, -light.z)
+            self.pole.set_scale(POLE_WIDTH_M, POLE_WIDTH_M, max(bottom, 0.0) + HOUSING_SIZE_M[2])
+        state = LightState(light.state)
+        if state != self.state:
+            self.state = state
+            for lamp_state, lamp in zip(LAMP_ORDER, self.lamps, strict=True):
+                rgb = np.asarray(LAMP_ON[lamp_state])
+                if lamp_state != state:
+                    rgb = rgb * LAMP_OFF_FACTOR
+                lamp.set_color(float(rgb[0]), float(rgb[1]), float(rgb[2]), 1.0)
+
+
+class _Actor:
+    def __init__(self, parent: NodePath, actor_id: int, box: Geom):
+        self.node = parent.attach_new_node(_geom_node(f"actor{actor_id}", [box]))
+        self.key: tuple | None = None
+        self.colour: tuple | None = None
+
+    def update(self, actor: ActorBox) -> None:
+        key = (actor.x, actor.y, actor.yaw, actor.length, actor.width, actor.height)
+        if key != self.key:
+            self.key = key
+            self.node.set_pos_hpr_scale(
+                actor.x,
+                actor.y,
+                0.0,
+                math.degrees(actor.yaw),
+                0.0,
+                0.0,
+                max(actor.length, 1e-3),
+                max(actor.width, 1e-3),
+                max(actor.height, 1e-3),
+            )
+        colour = tuple(float(c) for c in actor.color[:3])
+        if colour != self.colour:
+            self.colour = colour
+            self.node.set_color_scale(colour[0], colour[1], colour[2], 1.0)
+
+
+class CameraRenderer:
+    """Renders RGB images of a :class:`SceneSnapshot` for a rig of ego-mounted cameras.
+
+    Build one per episode (the lanes are static); call :meth:`render` every tick and
+    :meth:`close` at the end (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        lanes: Sequence[LaneGeometry],
+        cameras: Sequence[CameraSpec],
+        backend: str = "auto",
+    ) -> None:
+        cameras = list(cameras)
+        if not cameras:
+            raise ValueError("CameraRenderer needs at least one CameraSpec")
+        names = [c.name for c in cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera names must be unique, got {names}")
+        for spec in cameras:
+            if not isinstance(spec, CameraSpec):
+                raise TypeError(f"expected CameraSpec, got {type(spec).__name__}")
+        self.cameras: dict[str, CameraSpec] = {c.name: c for c in cameras}
+        self.backend = resolve_backend(backend)
+        self._engine, pipe = _pipe_for(self.backend)
+        self._closed = False
+        self._buffers: list[GraphicsOutput] = []
+
+        self._root = NodePath("camera_renderer")
+        self._root.set_light_off(1)
+        self._root.attach_new_node(_build_static(lanes).node())
+        self._actors_np = self._root.attach_new_node("actors")
+        self._lights_np = self._root.attach_new_node("lights")
+        self._box = _box_geom()
+        self._quad = _quad_geom()
+        self._actors: dict[int, _Actor] = {}
+        self._signals: dict[int, _Signal] = {}
+
+        self._views: list[tuple[CameraSpec, NodePath, Texture]] = []
+        try:
+            for spec in cameras:
+                self._views.append(self._make_view(pipe, spec))
+            self._engine.open_windows()
+        except Exception:
+            self.close()
+            raise
+        self._set_active(False)
+
+    def _make_view(self, pipe: GraphicsPipe, spec: CameraSpec) -> tuple:
+        fb = FrameBufferProperties()
+        fb.set_rgb_color(True)
+        fb.set_color_bits(24)
+        fb.set_depth_bits(24)
+        fb.set_multisamples(0)
+        props = WindowProperties.size(spec.width, spec.height)
+        flags = GraphicsPipe.BF_refuse_window | GraphicsPipe.BF_fb_props_optional
+        buf = self._engine.make_output(
+            pipe, f"drivevla-{spec.name}", len(self._buffers), fb, props, flags, None, None
+        )
+        if buf is None:
+            raise RuntimeError(
+                f"Panda3D ({self.backend}) could not open a {spec.width}x{spec.height} "
+                f"offscreen buffer for camera {spec.name!r}"
+            )
+        self._buffers.append(buf)
+        tex = Texture(f"rgb-{spec.name}")
+        buf.add_render_texture(tex, GraphicsOutput.RTM_copy_ram)
+        buf.set_clear_color_active(True)
+        buf.set_clear_color(LColor(*SKY, 1.0))
+        buf.set_clear_depth_active(True)
+
+        lens = PerspectiveLens()
+        lens.set_fov(float(spec.fov_deg), float(spec.vertical_fov_deg))
+        lens.set_near_far(NEAR_PLANE_M, FAR_PLANE_M)
+        cam = Camera(f"cam-{spec.name}", lens)
+        cam_np = self._root.attach_new_node(cam)
+        region = buf.make_display_region()
+        region.set_camera(cam_np)
+        return spec, cam_np, tex
+
+    def _set_active(self, active: bool) -> None:
+        for buf in self._buffers:
+            buf.set_active(active)
+
+    def _sync(self, snapshot: SceneSnapshot) -> None:
+        ego_id = snapshot.ego.actor_id
+        seen = set()
+        for actor in snapshot.actors:
+            if actor.actor_id == ego_id:
+                continue
+            seen.add(actor.actor_id)
+            node = self._actors.get(actor.actor_id)
+            if node is None:
+                node = self._actors[actor.actor_id] = _Actor(
+                    self._actors_np, actor.actor_id, self._box
+                )
+            node.update(actor)
+        for gone in [i for i in self._actors if i not in seen]:
+            self._actors.pop(gone).node.remove_node()
+
+        seen = set()
+        for light in snapshot.lights:
+            seen.add(light.light_id)
+            signal = self._signals.get(light.light_id)
+            if signal is None:
+                self._signals[light.light_id] = _Signal(
+                    self._lights_np, light, self._box, self._quad
+                )
+            else:
+                signal.update(light)
+        for gone in [i for i in self._signals if i not in seen]:
+            self._signals.pop(gone).node.remove_node()
+
+        ego = snapshot.ego
+        for spec, cam_np, _tex in self._views:
+            r, t = camera_pose_world(spec, ego.x, ego.y, ego.yaw)
+            x, y, z = r[0], r[2], -r[1]  # node right, forward, up = optical x, z, -y
+            cam_np.set_mat(
+                LMatrix4f(*x, 0.0, *y, 0.0, *z, 0.0, float(t[0]), float(t[1]), float(t[2]), 1.0)
+            )
+
+    def render(self, snapshot: SceneSnapshot) -> dict[str, np.ndarray]:
+        """Images of ``snapshot``: camera name -> ``(H, W, 3)`` uint8 RGB, top row first."""
+        if self._closed:
+            raise RuntimeError("CameraRenderer.render() called after close()")
+        self._sync(snapshot)
+        self._set_active(True)
+        try:
+            self._engine.render_frame()
+        finally:
+            self._set_active(False)
+        out = {}
+        for spec, _cam, tex in self._views:
+            if tex.get_x_size() < spec.width or tex.get_y_size() < spec.height:
+                raise RuntimeError(
+                    f"camera {spec.name!r}: rendered {tex.get_x_size()}x{tex.get_y_size()}, "
+                    f"expected {spec.width}x{spec.height}"
+                )
+            raw = np.frombuffer(tex.get_ram_image_as("RGB"), dtype=np.uint8)
+            img = raw.reshape(tex.get_y_size(), tex.get_x_size(), 3)[::-1]
+            out[spec.name] = np.ascontiguousarray(img[: spec.height, : spec.width])
+        return out
+
+    def close(self) -> None:
+        """Release the buffers and the scene graph; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for buf in self._buffers:
+            buf.clear_render_textures()
+            self._engine.remove_window(buf)
+        self._buffers.clear()
+        self._views = []
+        self._actors.clear()
+        self._signals.clear()
+        if not self._root.is_empty():
+            self._root.remove_node()
+
+    def __enter__(self) -> CameraRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:  # interpreter shutdown: Panda3D may already be gone
+            pass
