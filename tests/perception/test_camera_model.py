@@ -57,7 +57,9 @@ def test_left_up_and_fov_edge() -> None:
 def test_rigid_motion_of_ego_and_points_leaves_pixels_unchanged() -> None:
     spec = CameraSpec(yaw_deg=15.0, pitch_deg=5.0, roll_deg=3.0, x=0.7, y=-0.3, z=1.9)
     rng = np.random.default_rng(0)
-    local = np.column_stack([rng.uniform(5, 40, 20), rng.uniform(-10, 10, 20), rng.uniform(0, 3, 20)])
+    local = np.column_stack(
+        [rng.uniform(5, 40, 20), rng.uniform(-10, 10, 20), rng.uniform(0, 3, 20)]
+    )
     uv0, d0 = project_world_points(spec, 0.0, 0.0, 0.0, local)
     yaw, ox, oy = 2.1, -30.0, 55.0
     c, s = math.cos(yaw), math.sin(yaw)

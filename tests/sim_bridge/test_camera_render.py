@@ -55,9 +55,7 @@ def _car(actor_id: int, x: float, y: float, yaw: float = 0.0, width: float = 1.9
 
 
 def _light(x: float, y: float, state: LightState, yaw: float = math.pi) -> TrafficLightView:
-    return TrafficLightView(
-        7, x, y, 4.0, yaw, state, np.array([[x - 2.0, -1.75], [x - 2.0, 5.25]])
-    )
+    return TrafficLightView(7, x, y, 4.0, yaw, state, np.array([[x - 2.0, -1.75], [x - 2.0, 5.25]]))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +69,9 @@ def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a != b).any(axis=-1)
 
 
-@pytest.mark.parametrize("actor", [_car(1, 20.0, 0.0), _car(2, 12.0, 3.5, 0.6), _car(3, 30.0, -4.0)])
+@pytest.mark.parametrize(
+    "actor", [_car(1, 20.0, 0.0), _car(2, 12.0, 3.5, 0.6), _car(3, 30.0, -4.0)]
+)
 def test_actor_appears_inside_its_projected_box(front: CameraRenderer, actor: ActorBox) -> None:
     ego = _ego(0.0, 0.0, 0.0)
     empty = front.render(SceneSnapshot(0.0, ego))["front"]
@@ -95,8 +95,16 @@ def test_actor_appears_inside_its_projected_box(front: CameraRenderer, actor: Ac
 
 def test_rotated_and_pitched_camera_agrees_with_projection() -> None:
     spec = CameraSpec(
-        name="odd", width=256, height=200, fov_deg=75.0, x=0.5, y=0.4, z=2.0,
-        yaw_deg=20.0, pitch_deg=10.0, roll_deg=8.0,
+        name="odd",
+        width=256,
+        height=200,
+        fov_deg=75.0,
+        x=0.5,
+        y=0.4,
+        z=2.0,
+        yaw_deg=20.0,
+        pitch_deg=10.0,
+        roll_deg=8.0,
     )
     ego = _ego(-10.0, 3.0, -0.4)
     actor = _car(5, ego.x + 10.0, ego.y + 2.0, 1.0)
@@ -202,7 +210,10 @@ def test_several_cameras_own_resolution_and_direction() -> None:
 def test_deterministic_across_frames_and_instances(front: CameraRenderer) -> None:
     ego = _ego(3.0, 0.5, 0.05)
     snap = SceneSnapshot(
-        1.0, ego, [_car(1, 20.0, 0.0), _car(2, 14.0, 3.5, 0.4)], [_light(35.0, -3.0, LightState.RED)]
+        1.0,
+        ego,
+        [_car(1, 20.0, 0.0), _car(2, 14.0, 3.5, 0.4)],
+        [_light(35.0, -3.0, LightState.RED)],
     )
     first = front.render(snap)["front"]
     front.render(SceneSnapshot(0.0, _ego(), [_car(3, 8.0, 0.0)]))
@@ -214,7 +225,9 @@ def test_deterministic_across_frames_and_instances(front: CameraRenderer) -> Non
         assert front.render(snap)["front"].tobytes() == first.tobytes()
 
 
-@pytest.mark.parametrize("bad", [{"width": 0}, {"height": 100_000}, {"width": 320.5}, {"fov_deg": 0.0}])
+@pytest.mark.parametrize(
+    "bad", [{"width": 0}, {"height": 100_000}, {"width": 320.5}, {"fov_deg": 0.0}]
+)
 def test_bad_resolution_or_fov_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         CameraRenderer(_lanes(), [CameraSpec.from_dict({"name": "bad", **bad})], backend="tiny")

@@ -142,12 +142,23 @@ def test_project_with_hint_follows_the_current_pass_where_the_route_crosses_itse
     # the crossing point lies on both passes: s = 50 (first) and s = 100 + 60 + 50 + 60 = 270
     assert route.project((50.0, 0.0), hint_s=48.0) == (pytest.approx(50.0), pytest.approx(0.0))
     assert route.project((50.0, 0.0), hint_s=268.0) == (pytest.approx(270.0), pytest.approx(0.0))
-    # nearer the second pass by a little, but the hint keeps the first pass within the window
-    s, d = route.project((51.0, 0.5), hint_s=50.0, window_m=10.0)
-    assert s == pytest.approx(51.0) and d == pytest.approx(0.5)
+    # nearer the second pass, but the hint keeps the projection on the first pass
+    s, d = route.project((50.3, 1.0), hint_s=50.0)
+    assert (s, d) == (pytest.approx(50.3), pytest.approx(1.0))
     # the global search picks the nearest point regardless of passes
-    s, _ = route.project((50.2, 3.0))
-    assert s == pytest.approx(267.0)
+    s, d = route.project((50.3, 1.0))
+    assert (s, d) == (pytest.approx(269.0), pytest.approx(0.3))
+
+
+def test_project_with_hint_prefers_the_current_pass_when_the_window_holds_both():
+    # a small loop crossing itself at (10, 0): s = 10 on the first pass, s = 70 on the second
+    pts = np.array([[0.0, 0.0], [30.0, 0.0], [30.0, 10.0], [10.0, 10.0], [10.0, -10.0]])
+    route = RoutePath(pts, 10.0)
+    # slightly nearer the second pass, both passes inside the window
+    s, d = route.project((10.05, 0.06), hint_s=10.0, window_m=80.0)
+    assert (s, d) == (pytest.approx(10.05), pytest.approx(0.06))
+    s, _ = route.project((10.05, 0.06), hint_s=68.0, window_m=80.0)
+    assert s == pytest.approx(69.94)
 
 
 def test_project_with_hint_only_searches_the_window():
@@ -277,6 +288,14 @@ def test_same_actor_counts_again_after_5_s_and_5_m():
     assert crit.result().count(InfractionType.COLLISION_VEHICLE) == 2
 
 
+def test_collision_position_is_forgotten_once_the_ego_leaves_it():
+    crit = make(straight_route(200.0))
+    crit.update(tick(1.0, 10.0, 0.0, collisions=[(1, "vehicle")]))
+    crit.update(tick(2.0, 20.0, 0.0))  # more than 5 m away: the position is forgotten
+    crit.update(tick(3.0, 12.0, 0.0, collisions=[(2, "vehicle")]))
+    assert crit.result().count(InfractionType.COLLISION_VEHICLE) == 2
+
+
 def test_hits_while_the_ego_is_standing_are_ignored():
     crit = make(straight_route(200.0))
     assert crit.update(tick(1.0, 10.0, 0.0, speed=0.05, collisions=[(1, "vehicle")])) == []
@@ -358,8 +377,10 @@ def test_same_light_counts_again_on_a_later_pass_only():
     assert crit.result().count(InfractionType.RED_LIGHT) == 1
     # leave beyond 15 m, then come back through it (a loop): counted again
     crit.update(tick(2.0, 90.0, 0.0))
-    crit.update(tick(2.1, 48.0, 0.0, lights=red))
-    crit.update(tick(2.2, 53.0, 0.0, lights=red))
+    crit.update(tick(2.1, 40.0, 0.0))
+    crit.update(tick(2.2, 48.0, 0.0, lights=red))
+    assert crit.result().count(InfractionType.RED_LIGHT) == 1
+    crit.update(tick(2.3, 53.0, 0.0, lights=red))
     assert crit.result().count(InfractionType.RED_LIGHT) == 2
 
 
@@ -406,6 +427,10 @@ def test_outside_lanes_counts_progress_not_standing_still():
     # parked outside the lanes for 100 ticks: no route progress, no share
     for i in range(100):
         crit.update(tick(10.0 + i * DT, 50.0, 0.0, speed=0.0, outside_route_lanes=True))
+    # sideways (no progress along the route) while flagged: no share either
+    for i in range(1, 11):
+        crit.update(tick(20.0 + i * DT, 50.0, float(i), outside_route_lanes=True))
+    assert crit.result().driven_distance_m == pytest.approx(60.0)
     assert crit.outside_lanes_pct == 0.0
     assert crit.result().infraction_penalty == 1.0
 
@@ -502,7 +527,7 @@ def test_min_speed_no_last_checkpoint_when_the_route_ends_early():
 def test_more_than_30_m_from_the_route_ends_it():
     crit = make(straight_route(100.0))
     drive(crit, metres(0, 40))
-    raised = crit.update(tick(10.0, 41.0, 31.0))
+    raised = crit.update(tick(10.0, 45.0, 31.0))
     assert crit.done and crit.status == STATUS_DEVIATED
     assert [i.kind for i in raised] == [InfractionType.ROUTE_DEVIATION]
     res = crit.result()
@@ -562,14 +587,16 @@ def test_route_timeout_is_base_plus_length_at_10_pct_of_the_speed_limit():
 
 
 def test_completion_wins_over_a_timeout_on_the_same_tick():
-    crit = make(straight_route(100.0), timeout_base_s=0.0, timeout_speed_fraction=10.0)
-    assert crit.timeout_s == pytest.approx(1.0)
-    drive(crit, metres(0, 100, 10.0))  # the 11th tick is at t = 1.1 s > timeout
-    assert crit.status == STATUS_TIMED_OUT
-    crit = make(straight_route(100.0), timeout_base_s=0.0, timeout_speed_fraction=10.0)
-    drive(crit, metres(0, 90, 10.0))
-    crit.update(tick(1.0, 100.0, 0.0))
-    assert crit.status == STATUS_PERFECT
+    def run(last_x):
+        crit = make(straight_route(100.0), timeout_base_s=0.0, timeout_speed_fraction=10.0)
+        assert crit.timeout_s == pytest.approx(1.0)
+        drive(crit, metres(0, 80, 10.0))  # t = 0.1 .. 0.9 s
+        assert not crit.done
+        crit.update(tick(1.0, last_x, 0.0))
+        return crit.status
+
+    assert run(95.0) == STATUS_TIMED_OUT
+    assert run(100.0) == STATUS_PERFECT
 
 
 # ------------------------------------------------------------------------------- config
@@ -618,7 +645,9 @@ def test_update_cost_does_not_grow_with_route_length():
     route = straight_route(100_000.0, spacing=0.5)
     crit = make(route)
     lights = [light("green", light_xy=(0.0, 5.0))]
-    ticks = [tick((i + 1) * DT, i * 1.0, 0.3, lights=lights, traffic_speed_mps=8.0) for i in range(2000)]
+    ticks = [
+        tick((i + 1) * DT, i * 1.0, 0.3, lights=lights, traffic_speed_mps=8.0) for i in range(2000)
+    ]
     start = time.perf_counter()
     for tk in ticks:
         crit.update(tk)

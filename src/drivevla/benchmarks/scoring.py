@@ -36,7 +36,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def _min_speed_penalty_mode(results: list[RouteResult]) -> str:
     """'on' / 'off' from the recorded min-speed infractions, 'not observed' when there are none."""
-    factors = [i.penalty for r in results for i in r.infractions if i.kind == InfractionType.MIN_SPEED]
+    factors = [
+        i.penalty for r in results for i in r.infractions if i.kind == InfractionType.MIN_SPEED
+    ]
     if not factors:
         return "not observed"
     applied = [f < 1.0 for f in factors]
@@ -123,4 +125,3 @@ def _status_counts(results: list[RouteResult]) -> dict[str, int]:
     for r in results:
         out[r.status] = out.get(r.status, 0) + 1
     return dict(sorted(out.items()))
-

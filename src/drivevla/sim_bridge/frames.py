@@ -89,7 +89,8 @@ def ego_to_camera_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     The camera is mounted with the given yaw (left-positive), pitch (nose-down positive) and
     roll relative to the ego axes. Returns a 3x3 matrix ``R`` with ``p_cam = R @ (p_ego - t)``.
     """
-    # Axes of the mounted (not yet optical) camera body in the ego frame: body = Rz(yaw) Ry(pitch) Rx(roll).
+    # axes of the mounted (not yet optical) camera body in the ego frame:
+    # body = Rz(yaw) Ry(pitch) Rx(roll)
     cy, sy = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(pitch), math.sin(pitch)
     cr, sr = math.cos(roll), math.sin(roll)

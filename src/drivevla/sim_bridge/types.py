@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-MAX_CAMERA_SIDE_PX = 4096  # refuse absurd resolutions: a 4K side is already above any sensor we model
+MAX_CAMERA_SIDE_PX = (
+    4096  # refuse absurd resolutions: a 4K side is already above any sensor we model
+)
 MIN_CAMERA_SIDE_PX = 16
 
 
@@ -80,7 +82,9 @@ class CameraSpec:
             )
         for key in ("x", "y", "z", "yaw_deg", "pitch_deg", "roll_deg"):
             if not math.isfinite(float(getattr(self, key))):
-                raise ValueError(f"camera {self.name!r}: {key}={getattr(self, key)!r} is not finite")
+                raise ValueError(
+                    f"camera {self.name!r}: {key}={getattr(self, key)!r} is not finite"
+                )
 
     @property
     def focal_px(self) -> float:
@@ -95,9 +99,7 @@ class CameraSpec:
     def intrinsics(self) -> np.ndarray:
         """3x3 pinhole matrix K (principal point at the image centre)."""
         f = self.focal_px
-        return np.array(
-            [[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0], [0.0, 0.0, 1.0]]
-        )
+        return np.array([[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0], [0.0, 0.0, 1.0]])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraSpec:
@@ -128,7 +130,15 @@ class EgoState:
 
     def as_array(self) -> np.ndarray:
         return np.array(
-            [self.x, self.y, self.yaw, self.speed_mps, self.accel_mps2, self.yaw_rate_rps, self.steer],
+            [
+                self.x,
+                self.y,
+                self.yaw,
+                self.speed_mps,
+                self.accel_mps2,
+                self.yaw_rate_rps,
+                self.steer,
+            ],
             dtype=np.float32,
         )
 
@@ -232,7 +242,9 @@ class Observation:
         for name, img in self.images.items():
             spec = self.cameras.get(name)
             if spec is None:
-                raise ValueError(f"image {name!r} has no CameraSpec; cameras: {sorted(self.cameras)}")
+                raise ValueError(
+                    f"image {name!r} has no CameraSpec; cameras: {sorted(self.cameras)}"
+                )
             if img.shape != (spec.height, spec.width, 3) or img.dtype != np.uint8:
                 raise ValueError(
                     f"image {name!r} is {img.shape} {img.dtype}; expected "

@@ -82,8 +82,14 @@ class EgoVehicle(_LocatedMixin, Vehicle):
     WIDTH = 2.0
     HEIGHT = 1.5
 
-    def __init__(self, road: Road, position, heading: float = 0.0, speed: float = 0.0,
-                 steer_tau_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        road: Road,
+        position,
+        heading: float = 0.0,
+        speed: float = 0.0,
+        steer_tau_s: float = 0.1,
+    ) -> None:
         super().__init__(road, position, heading, speed)
         self.collidable = False  # contacts are scored by the criteria, not by highway-env
         self.steer_tau_s = steer_tau_s
@@ -150,8 +156,14 @@ class Pedestrian(RoadObject):
     WIDTH = 0.6
     HEIGHT = 1.75
 
-    def __init__(self, road: Road, start: np.ndarray, end: np.ndarray, start_time_s: float,
-                 walk_speed_mps: float = 1.4) -> None:
+    def __init__(
+        self,
+        road: Road,
+        start: np.ndarray,
+        end: np.ndarray,
+        start_time_s: float,
+        walk_speed_mps: float = 1.4,
+    ) -> None:
         direction = np.asarray(end, float) - np.asarray(start, float)
         super().__init__(road, start, math.atan2(direction[1], direction[0]), 0.0)
         self.start_xy = np.asarray(start, float)
@@ -183,8 +195,9 @@ class Pedestrian(RoadObject):
 class StaticProp(RoadObject):
     """A static obstacle (guard rail segment, signal pole, parked object)."""
 
-    def __init__(self, road: Road, position, heading: float, length: float, width: float,
-                 height: float) -> None:
+    def __init__(
+        self, road: Road, position, heading: float, length: float, width: float, height: float
+    ) -> None:
         self.LENGTH, self.WIDTH, self.HEIGHT = length, width, height
         super().__init__(road, position, heading, 0.0)
         self.check_collisions = False

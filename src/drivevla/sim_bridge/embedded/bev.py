@@ -13,7 +13,9 @@ camera renderer so that both views paint the same dashes.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -27,7 +29,15 @@ from drivevla.sim_bridge.embedded.scene import (
     SceneSnapshot,
 )
 
-__all__ = ["render_bev", "dash_polylines", "offset_polyline", "DASH_M", "GAP_M"]
+__all__ = [
+    "render_bev",
+    "dash_polylines",
+    "offset_polyline",
+    "lane_markings",
+    "marking_pieces",
+    "DASH_M",
+    "GAP_M",
+]
 
 DASH_M = 3.0  # painted length of a striped marking
 GAP_M = 6.0  # gap between dashes
@@ -88,6 +98,54 @@ def dash_polylines(
     return out
 
 
+def _canonical(polyline: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """A direction-independent key for a marking polyline, and the polyline in that direction."""
+    a, b = np.round(polyline[0], 2), np.round(polyline[-1], 2)
+    if (a[0], a[1]) > (b[0], b[1]):
+        polyline, a, b = polyline[::-1], b, a
+    length = float(np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum())
+    return polyline, (float(a[0]), float(a[1]), float(b[0]), float(b[1]), round(length, 1))
+
+
+def lane_markings(lanes: Sequence[LaneGeometry]) -> list[tuple[np.ndarray, MarkingType, bool]]:
+    """The painted lines of a road network as ``(polyline, kind, is_yellow)``, each line once.
+
+    A boundary shared by two lanes (same endpoints, either direction) is returned once, in a
+    canonical direction so that its dashes do not depend on which lane it came from; solid
+    wins over striped. Solid *left* markings (towards oncoming traffic, or the left road edge)
+    are yellow unless another lane has the same line as its right marking; all else is white.
+    """
+    found: dict[tuple, list] = {}
+    for lane in lanes:
+        right, left = lane.edges()
+        for edge, kind, is_left in (
+            (right, lane.right_marking, False),
+            (left, lane.left_marking, True),
+        ):
+            kind = MarkingType(kind)
+            if kind == MarkingType.NONE or len(edge) < 2:
+                continue
+            edge, key = _canonical(edge)
+            yellow = is_left and kind == MarkingType.SOLID
+            entry = found.get(key)
+            if entry is None:
+                found[key] = [edge, kind, yellow]
+            else:
+                entry[2] = entry[2] and yellow
+                if kind == MarkingType.SOLID:
+                    entry[1] = kind
+    return [(e, k, y) for e, k, y in found.values()]
+
+
+def marking_pieces(lanes: Sequence[LaneGeometry]) -> list[tuple[np.ndarray, bool]]:
+    """Every painted piece ``(polyline, is_yellow)``: whole solid lines and single dashes."""
+    out = []
+    for edge, kind, yellow in lane_markings(lanes):
+        pieces = [edge] if kind == MarkingType.SOLID else dash_polylines(edge)
+        out.extend((piece, yellow) for piece in pieces if len(piece) >= 2)
+    return out
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` index ranges of the True runs of a 1D mask, widened by one each side."""
     if not mask.any():
@@ -96,6 +154,63 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     edges = np.flatnonzero(np.diff(m))
     n = len(mask)
     return [(max(a - 1, 0), min(b + 1, n)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+@dataclass
+class _StaticBev:
+    """Per-road-network arrays, computed once and reused across frames."""
+
+    lanes: tuple[LaneGeometry, ...]  # kept alive so that the ids in the cache key stay valid
+    centre: list[np.ndarray]
+    polygons: list[tuple[np.ndarray, np.ndarray]]  # (right, left) edges per lane
+    mark_pts: np.ndarray  # (M, 2) all marking vertices
+    mark_bounds: np.ndarray  # (P + 1,) piece p is mark_pts[bounds[p]:bounds[p + 1]]
+    mark_mid: np.ndarray  # (P, 2) a representative point per piece, for culling
+    mark_radius: np.ndarray  # (P,) how far a piece reaches from that point
+    mark_yellow: np.ndarray  # (P,) bool
+
+
+_STATIC_CACHE: OrderedDict[tuple[int, ...], _StaticBev] = OrderedDict()
+_STATIC_CACHE_SIZE = 8
+_CHUNK_VERTICES = 24
+
+
+def _static_bev(lanes: Sequence[LaneGeometry]) -> _StaticBev:
+    key = tuple(id(lane) for lane in lanes)
+    hit = _STATIC_CACHE.get(key)
+    if hit is not None:
+        _STATIC_CACHE.move_to_end(key)
+        return hit
+    pieces = []
+    for piece, yellow in marking_pieces(lanes):  # long solid lines in chunks, for culling
+        step = _CHUNK_VERTICES - 1
+        for a in range(0, max(len(piece) - 1, 1), step):
+            pieces.append((piece[a : a + _CHUNK_VERTICES], yellow))
+    if pieces:
+        pts = np.concatenate([p for p, _ in pieces], axis=0)
+        bounds = np.concatenate([[0], np.cumsum([len(p) for p, _ in pieces])])
+        mid = np.array([p[len(p) // 2] for p, _ in pieces])
+        radius = np.array(
+            [np.linalg.norm(p - m, axis=1).max() for (p, _), m in zip(pieces, mid, strict=True)]
+        )
+        yellow = np.array([y for _, y in pieces], dtype=bool)
+    else:
+        pts, bounds = np.zeros((0, 2)), np.zeros(1, dtype=int)
+        mid, radius, yellow = np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=bool)
+    static = _StaticBev(
+        lanes=tuple(lanes),
+        centre=[np.asarray(lane.centerline, dtype=np.float64) for lane in lanes],
+        polygons=[lane.edges() for lane in lanes],
+        mark_pts=pts,
+        mark_bounds=bounds,
+        mark_mid=mid,
+        mark_radius=radius,
+        mark_yellow=yellow,
+    )
+    _STATIC_CACHE[key] = static
+    while len(_STATIC_CACHE) > _STATIC_CACHE_SIZE:
+        _STATIC_CACHE.popitem(last=False)
+    return static
 
 
 def render_bev(
@@ -140,25 +255,19 @@ def render_bev(
     draw = ImageDraw.Draw(img)
     line_w = max(1, round(0.15 * scale))
 
-    markings: list[tuple[np.ndarray, MarkingType, tuple[int, int, int]]] = []
-    for lane in lanes:
-        right, left = lane.edges()
-        visible = near(lane.centerline)
-        for a, b in _runs(visible):
+    static = _static_bev(lanes)
+    for centre, (right, left) in zip(static.centre, static.polygons, strict=True):
+        for a, b in _runs(near(centre)):
             poly = np.concatenate([right[a:b], left[a:b][::-1]], axis=0)
             if len(poly) >= 3:
-                draw.polygon(xy(to_px(poly)), fill=_ROAD)
-            for edge, kind, colour in (
-                (right[a:b], lane.right_marking, _WHITE),
-                (left[a:b], lane.left_marking, _YELLOW if lane.left_marking == MarkingType.SOLID else _WHITE),
-            ):
-                if kind != MarkingType.NONE:
-                    markings.append((edge, kind, colour))
-    for edge, kind, colour in markings:
-        pieces = [edge] if kind == MarkingType.SOLID else dash_polylines(edge)
-        for piece in pieces:
-            if len(piece) >= 2:
-                draw.line(xy(to_px(piece)), fill=colour, width=line_w)
+                draw.polygon(to_px(poly).ravel().tolist(), fill=_ROAD)
+    if len(static.mark_mid):
+        visible = np.linalg.norm(static.mark_mid - origin, axis=1) < reach + static.mark_radius
+        px = to_px(static.mark_pts)
+        bounds = static.mark_bounds
+        for p in np.flatnonzero(visible):
+            colour = _YELLOW if static.mark_yellow[p] else _WHITE
+            draw.line(px[bounds[p] : bounds[p + 1]].ravel().tolist(), fill=colour, width=line_w)
 
     for light in snapshot.lights:
         line = np.asarray(light.stop_line, dtype=np.float64).reshape(-1, 2)
@@ -178,9 +287,10 @@ def render_bev(
     def draw_box(box: ActorBox, colour: tuple[int, int, int]) -> None:
         px = to_px(box.footprint())
         draw.polygon(xy(px), fill=colour, outline=(0, 0, 0))
-        nose = to_px(np.array([[box.x, box.y], [box.x, box.y]]) + 0.5 * box.length * np.array(
-            [[0.0, 0.0], [math.cos(box.yaw), math.sin(box.yaw)]]
-        ))
+        nose = to_px(
+            np.array([[box.x, box.y], [box.x, box.y]])
+            + 0.5 * box.length * np.array([[0.0, 0.0], [math.cos(box.yaw), math.sin(box.yaw)]])
+        )
         draw.line(xy(nose), fill=(0, 0, 0), width=1)
 
     for actor in snapshot.actors:

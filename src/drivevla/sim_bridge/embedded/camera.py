@@ -75,12 +75,11 @@ from panda3d.core import (  # noqa: E402  (the PRC data above must be loaded fir
 )
 
 from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world  # noqa: E402
-from drivevla.sim_bridge.embedded.bev import dash_polylines, offset_polyline  # noqa: E402
+from drivevla.sim_bridge.embedded.bev import marking_pieces, offset_polyline  # noqa: E402
 from drivevla.sim_bridge.embedded.scene import (  # noqa: E402
     ActorBox,
     LaneGeometry,
     LightState,
-    MarkingType,
     SceneSnapshot,
     TrafficLightView,
 )
@@ -114,6 +113,9 @@ _GROUND_Z = -0.02
 _ROAD_Z = 0.0
 _MARKING_Z = 0.015
 _GROUND_MARGIN_M = 400.0
+_TILE_M = 40.0  # static geometry is culled in tiles of this size
+_CHUNK_M = 20.0  # longest strip piece
+_SIMPLIFY_TOL_M = 0.02  # vertices closer than this to a straight segment are dropped
 
 _BACKENDS = {"tiny": ("p3tinydisplay",), "gl": ("pandagl", "p3headlessgl")}
 _ALIASES = {"tinydisplay": "tiny", "software": "tiny", "cpu": "tiny", "opengl": "gl", "gpu": "gl"}
@@ -149,7 +151,10 @@ def _pipe_for(backend: str) -> tuple[GraphicsEngine, GraphicsPipe]:
     if pipe is None:
         selection = GraphicsPipeSelection.get_global_ptr()
         tried = []
-        for module in _BACKENDS[backend]:
+        modules = _BACKENDS[backend]
+        if backend == "gl" and not os.environ.get("DISPLAY"):
+            modules = modules[::-1]  # headless: EGL first (loading both only adds warnings)
+        for module in modules:
             candidate = selection.make_module_pipe(module)
             tried.append(module)
             # the software pipe reports itself invalid without an X display, yet its
@@ -180,7 +185,7 @@ _FORMAT: GeomVertexFormat | None = None
 
 
 def _make_geom(vertices: np.ndarray, colours: np.ndarray, triangles: np.ndarray) -> Geom:
-    """A static Geom from ``(N, 3)`` vertices, ``(N, 3|4)`` colours in [0, 1], ``(M, 3)`` indices."""
+    """A static Geom: ``(N, 3)`` vertices, ``(N, 3|4)`` colours in [0, 1], ``(M, 3)`` indices."""
     global _FORMAT
     if _FORMAT is None:
         _FORMAT = _vertex_format()
@@ -253,42 +258,63 @@ def _quad_geom() -> Geom:
     return _make_geom(verts, np.ones((4, 3)), np.array([[0, 1, 2], [0, 2, 3]]))
 
 
-def _canonical(polyline: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """A direction-independent key for a marking polyline, and the polyline in that direction."""
-    a, b = np.round(polyline[0], 2), np.round(polyline[-1], 2)
-    if (a[0], a[1]) > (b[0], b[1]):
-        polyline, a, b = polyline[::-1], b, a
-    length = float(np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum())
-    return polyline, (float(a[0]), float(a[1]), float(b[0]), float(b[1]), round(length, 1))
+def _strip_chunks(centre: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
+    """Vertex indices for strips along a polyline: simplified, and cut into short chunks.
 
-
-def _lane_markings(lanes: Sequence[LaneGeometry]) -> list[tuple[np.ndarray, MarkingType, tuple]]:
-    """Deduplicated markings: a boundary shared by two lanes is painted once.
-
-    Solid left markings (the boundary towards oncoming traffic or the left road edge) are
-    yellow unless another lane has the same line as its right marking; all others are white.
+    Vertices that a straight segment would replace within ``_SIMPLIFY_TOL_M`` (Douglas-Peucker
+    on ``centre``) are dropped, and the strip is cut every ``_CHUNK_M`` metres so that
+    frustum culling can skip the parts of the road a camera cannot see.
     """
-    found: dict[tuple, list] = {}
-    for lane in lanes:
-        right, left = lane.edges()
-        for edge, kind, is_left in ((right, lane.right_marking, False), (left, lane.left_marking, True)):
-            kind = MarkingType(kind)
-            if kind == MarkingType.NONE or len(edge) < 2:
-                continue
-            edge, key = _canonical(edge)
-            yellow = is_left and kind == MarkingType.SOLID
-            if key in found:
-                entry = found[key]
-                entry[2] = entry[2] and yellow
-                if kind == MarkingType.SOLID:  # a solid line wins over a striped one
-                    entry[1] = kind
-            else:
-                found[key] = [edge, kind, yellow]
-    return [(e, k, YELLOW if y else WHITE) for e, k, y in found.values()]
+    n = len(centre)
+    keep = np.zeros(n, dtype=bool)
+    keep[[0, n - 1]] = True
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        seg = centre[b] - centre[a]
+        rel = centre[a + 1 : b] - centre[a]
+        length = float(np.hypot(*seg))
+        if length < 1e-9:
+            dist = np.hypot(rel[:, 0], rel[:, 1])
+        else:
+            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / length
+        # the edges must stay within tolerance too (they bend more on the outside of a curve)
+        for side in (left, right):
+            sseg = side[b] - side[a]
+            srel = side[a + 1 : b] - side[a]
+            slen = float(np.hypot(*sseg))
+            if slen > 1e-9:
+                dist = np.maximum(dist, np.abs(sseg[0] * srel[:, 1] - sseg[1] * srel[:, 0]) / slen)
+        k = int(np.argmax(dist))
+        if dist[k] > _SIMPLIFY_TOL_M:
+            m = a + 1 + k
+            keep[m] = True
+            stack += [(a, m), (m, b)]
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(centre, axis=0).T))])
+    bucket = np.floor(arc / _CHUNK_M).astype(int)
+    cuts = np.flatnonzero(np.diff(bucket)) + 1
+    keep[cuts] = True
+    idx = np.flatnonzero(keep)
+    cut_set = set(cuts.tolist())
+    chunks, current = [], [idx[0]]
+    for i in idx[1:]:
+        current.append(i)
+        if i in cut_set:
+            chunks.append(np.array(current))
+            current = [i]
+    if len(current) >= 2:
+        chunks.append(np.array(current))
+    return chunks
 
 
 def _build_static(lanes: Sequence[LaneGeometry]) -> NodePath:
-    """Ground, roads and markings, flattened; drawn first with no depth test."""
+    """Ground, roads and markings: drawn first, in that order, with no depth test.
+
+    Geometry is grouped into ``_TILE_M`` square tiles, each flattened into one node, so that
+    Panda3D culls the tiles outside a camera's frustum.
+    """
     static = NodePath("static")
     static.set_depth_test(False)
     static.set_depth_write(False)
@@ -306,32 +332,37 @@ def _build_static(lanes: Sequence[LaneGeometry]) -> NodePath:
         _GROUND_Z,
         GRASS,
     )
-    layers: list[tuple[str, list[Geom]]] = [("ground", [ground] if ground else [])]
+    layer = static.attach_new_node(_geom_node("ground", [ground] if ground else []))
+    layer.set_bin("background", 0)
 
-    roads = []
+    tiles: dict[tuple[int, int, int], list[Geom]] = {}
+
+    def add(order: int, centre: np.ndarray, left: np.ndarray, right: np.ndarray, z, colour):
+        for idx in _strip_chunks(centre, left, right):
+            geom = _strip(left[idx], right[idx], z, colour)
+            if geom is not None:
+                cx, cy = np.floor(centre[idx].mean(axis=0) / _TILE_M).astype(int)
+                tiles.setdefault((order, int(cx), int(cy)), []).append(geom)
+
     for lane in lanes:
         right, left = lane.edges()
-        geom = _strip(left, right, _ROAD_Z, ROAD)
-        if geom is not None:
-            roads.append(geom)
-    layers.append(("roads", roads))
-
-    marks = []
+        add(1, np.asarray(lane.centerline, dtype=np.float64), left, right, _ROAD_Z, ROAD)
     half = MARKING_WIDTH_M / 2.0
-    for edge, kind, colour in _lane_markings(lanes):
-        pieces = [edge] if kind == MarkingType.SOLID else dash_polylines(edge)
-        for piece in pieces:
-            geom = _strip(
-                offset_polyline(piece, half), offset_polyline(piece, -half), _MARKING_Z, colour
-            )
-            if geom is not None:
-                marks.append(geom)
-    layers.append(("markings", marks))
+    for piece, yellow in marking_pieces(lanes):
+        colour = YELLOW if yellow else WHITE
+        add(
+            2,
+            piece,
+            offset_polyline(piece, half),
+            offset_polyline(piece, -half),
+            _MARKING_Z,
+            colour,
+        )
 
-    for order, (name, geoms) in enumerate(layers):
-        layer = static.attach_new_node(_geom_node(name, geoms))
-        layer.set_bin("background", order)
-    static.flatten_strong()
+    for (order, cx, cy), geoms in sorted(tiles.items()):
+        tile = static.attach_new_node(_geom_node(f"tile{order}_{cx}_{cy}", geoms))
+        tile.set_bin("background", order)
+        tile.flatten_strong()  # merges this tile's geoms; tiles stay separate for culling
     return static
 
 

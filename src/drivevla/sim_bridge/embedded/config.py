@@ -57,9 +57,7 @@ class SimConfig:
         if self.physics_substeps < 1:
             raise ValueError(f"physics_substeps={self.physics_substeps} must be >= 1")
         if self.render_backend not in ("auto", "tiny", "gl"):
-            raise ValueError(
-                f"render_backend={self.render_backend!r}; valid: 'auto', 'tiny', 'gl'"
-            )
+            raise ValueError(f"render_backend={self.render_backend!r}; valid: 'auto', 'tiny', 'gl'")
         if self.traffic_density < 0:
             raise ValueError(f"traffic_density={self.traffic_density} must be >= 0")
         names = [c.name for c in self.cameras]

@@ -54,8 +54,12 @@ class EmbeddedDrivingEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, config: SimConfig | dict[str, Any] | None = None,
-                 render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SimConfig | dict[str, Any] | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
         if isinstance(config, SimConfig):
             cfg = config.replace(**overrides) if overrides else config
         else:
@@ -63,28 +67,35 @@ class EmbeddedDrivingEnv(gym.Env):
         if cfg.scenario not in FAMILIES:
             raise ValueError(f"unknown scenario family {cfg.scenario!r}; valid: {sorted(FAMILIES)}")
         if cfg.intent is not None and cfg.intent not in FAMILIES[cfg.scenario].intents:
-            raise ValueError(f"unknown intent {cfg.intent!r} for family {cfg.scenario!r}; "
-                             f"valid: {list(FAMILIES[cfg.scenario].intents)}")
+            raise ValueError(
+                f"unknown intent {cfg.intent!r} for family {cfg.scenario!r}; "
+                f"valid: {list(FAMILIES[cfg.scenario].intents)}"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; valid: {self.metadata['render_modes']}")
         self.config = cfg
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": int(round(cfg.control_hz))}
         self.criteria_config = CriteriaConfig.from_dict(dict(cfg.criteria))
-        self.action_space = spaces.Box(np.array([0.0, -1.0, 0.0], dtype=np.float32),
-                                       np.array([1.0, 1.0, 1.0], dtype=np.float32),
-                                       dtype=np.float32)
+        self.action_space = spaces.Box(
+            np.array([0.0, -1.0, 0.0], dtype=np.float32),
+            np.array([1.0, 1.0, 1.0], dtype=np.float32),
+            dtype=np.float32,
+        )
         obs_spaces: dict[str, spaces.Space] = {
             "ego": spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32),
-            "route": spaces.Box(-np.inf, np.inf, shape=(cfg.route_target_points, 2),
-                                dtype=np.float32),
+            "route": spaces.Box(
+                -np.inf, np.inf, shape=(cfg.route_target_points, 2), dtype=np.float32
+            ),
             "command": spaces.Discrete(len(HighLevelCommand)),
         }
         if cfg.cameras:
-            obs_spaces["cameras"] = spaces.Dict({
-                c.name: spaces.Box(0, 255, shape=(c.height, c.width, 3), dtype=np.uint8)
-                for c in cfg.cameras
-            })
+            obs_spaces["cameras"] = spaces.Dict(
+                {
+                    c.name: spaces.Box(0, 255, shape=(c.height, c.width, 3), dtype=np.uint8)
+                    for c in cfg.cameras
+                }
+            )
         self.observation_space = spaces.Dict(obs_spaces)
         self.world: World | None = None
         self.criteria: RouteCriteria | None = None
@@ -101,24 +112,34 @@ class EmbeddedDrivingEnv(gym.Env):
         options = dict(options or {})
         unknown = set(options) - {"intent", "instruction", "route_id"}
         if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; valid: "
-                             "['instruction', 'intent', 'route_id']")
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; valid: "
+                "['instruction', 'intent', 'route_id']"
+            )
         family = FAMILIES[self.config.scenario]
         rng = np.random.default_rng(self.np_random.integers(0, 2**63 - 1))
         intent = options.get("intent") or self.config.intent or str(rng.choice(family.intents))
         cfg = self.config
-        ctx = BuildContext(rng=rng, traffic_density=cfg.traffic_density,
-                           pedestrians=cfg.pedestrians, light_cycle_s=cfg.light_cycle_s,
-                           light_offset_s=cfg.light_offset_s, guard_rails=cfg.guard_rails)
+        ctx = BuildContext(
+            rng=rng,
+            traffic_density=cfg.traffic_density,
+            pedestrians=cfg.pedestrians,
+            light_cycle_s=cfg.light_cycle_s,
+            light_offset_s=cfg.light_offset_s,
+            guard_rails=cfg.guard_rails,
+        )
         scenario = build_scenario(cfg.scenario, intent, ctx)
         self.scenario = scenario
-        self.world = World(scenario, rng, steer_tau_s=cfg.steer_tau_s,
-                           traffic_radius_m=cfg.traffic_radius_m)
+        self.world = World(
+            scenario, rng, steer_tau_s=cfg.steer_tau_s, traffic_radius_m=cfg.traffic_radius_m
+        )
         self._lanes = lane_geometries(scenario.network)
         self._route_edges = scenario.route.edges | scenario.extra_route_edges
-        self._route_lanes = [scenario.network.get_lane((a, b, i))
-                             for a, b in sorted(self._route_edges)
-                             for i in range(len(scenario.network.graph[a][b]))]
+        self._route_lanes = [
+            scenario.network.get_lane((a, b, i))
+            for a, b in sorted(self._route_edges)
+            for i in range(len(scenario.network.graph[a][b]))
+        ]
         self.route_path = RoutePath(scenario.route.polyline, scenario.speed_limit_mps)
         self._episode = {
             "scenario": cfg.scenario,
@@ -127,10 +148,15 @@ class EmbeddedDrivingEnv(gym.Env):
             "route_id": options.get("route_id", f"{cfg.scenario}-{intent}-{seed}"),
             "instruction": options.get("instruction") or cfg.instruction or scenario.instruction,
         }
-        self.criteria = RouteCriteria(self.route_path, route_id=self._episode["route_id"],
-                                      scenario=cfg.scenario, intent=intent,
-                                      seed=-1 if seed is None else int(seed),
-                                      config=self.criteria_config, dt_s=cfg.dt_s)
+        self.criteria = RouteCriteria(
+            self.route_path,
+            route_id=self._episode["route_id"],
+            scenario=cfg.scenario,
+            intent=intent,
+            seed=-1 if seed is None else int(seed),
+            config=self.criteria_config,
+            dt_s=cfg.dt_s,
+        )
         self._steps = 0
         self._route_s = 0.0
         self._last_control = Control()
@@ -140,8 +166,9 @@ class EmbeddedDrivingEnv(gym.Env):
         if cfg.cameras:
             from drivevla.sim_bridge.embedded.camera import CameraRenderer
 
-            self._renderer = CameraRenderer(self._lanes, list(cfg.cameras),
-                                            backend=cfg.render_backend)
+            self._renderer = CameraRenderer(
+                self._lanes, list(cfg.cameras), backend=cfg.render_backend
+            )
         self._update_progress()
         return self._observe(), self._info(new_infractions=[])
 
@@ -168,8 +195,9 @@ class EmbeddedDrivingEnv(gym.Env):
         self._update_progress()
         new = self.criteria.update(self._criteria_tick())
         terminated = self.criteria.done
-        truncated = bool(cfg.max_steps is not None and self._steps >= cfg.max_steps
-                         and not terminated)
+        truncated = bool(
+            cfg.max_steps is not None and self._steps >= cfg.max_steps and not terminated
+        )
         reward = (self._route_s - prev_s) / 10.0 - sum(1.0 - i.penalty for i in new)
         info = self._info(new_infractions=new)
         if terminated or truncated:
@@ -191,9 +219,14 @@ class EmbeddedDrivingEnv(gym.Env):
         """Top-down debug view centred on the ego (heading up)."""
         from drivevla.sim_bridge.embedded.bev import render_bev
 
-        return render_bev(self._lanes, self.world.snapshot(), size_px=self.config.bev_size_px,
-                          metres=self.config.bev_metres, route=self.scenario.route.polyline,
-                          trajectory_world=trajectory_world)
+        return render_bev(
+            self._lanes,
+            self.world.snapshot(),
+            size_px=self.config.bev_size_px,
+            metres=self.config.bev_metres,
+            route=self.scenario.route.polyline,
+            trajectory_world=trajectory_world,
+        )
 
     def route_result(self):
         return self.criteria.result()
@@ -201,29 +234,39 @@ class EmbeddedDrivingEnv(gym.Env):
     @property
     def ego_state(self) -> EgoState:
         ego = self.world.ego
-        return EgoState(float(ego.position[0]), float(ego.position[1]), float(ego.heading),
-                        float(ego.speed), float(ego.accel_mps2), float(ego.yaw_rate_rps),
-                        self._steer())
+        return EgoState(
+            float(ego.position[0]),
+            float(ego.position[1]),
+            float(ego.heading),
+            float(ego.speed),
+            float(ego.accel_mps2),
+            float(ego.yaw_rate_rps),
+            self._steer(),
+        )
 
     def _steer(self) -> float:
-        return wheel_angle_to_steer(self.world.ego.wheel_angle,
-                                    math.radians(self.config.max_steer_deg))
+        return wheel_angle_to_steer(
+            self.world.ego.wheel_angle, math.radians(self.config.max_steer_deg)
+        )
 
     def _update_progress(self) -> None:
         ego = self.world.ego
-        self._route_s, self._route_lateral = self.route_path.project(ego.position,
-                                                                     hint_s=self._route_s)
+        self._route_s, self._route_lateral = self.route_path.project(
+            ego.position, hint_s=self._route_s
+        )
 
     def _route_targets_world(self) -> np.ndarray:
-        return self.scenario.route.points_ahead(self._route_s, self.config.route_target_points,
-                                                self.config.route_target_spacing_m)
+        return self.scenario.route.points_ahead(
+            self._route_s, self.config.route_target_points, self.config.route_target_spacing_m
+        )
 
     def _observe(self) -> dict[str, Any]:
         ego = self.world.ego
         targets = world_to_ego(self._route_targets_world(), ego.position, ego.heading)
         obs: dict[str, Any] = {
-            "ego": np.array([ego.speed, ego.accel_mps2, ego.yaw_rate_rps, self._steer()],
-                            dtype=np.float32),
+            "ego": np.array(
+                [ego.speed, ego.accel_mps2, ego.yaw_rate_rps, self._steer()], dtype=np.float32
+            ),
             "route": targets.astype(np.float32),
             "command": int(self.scenario.route.command_at(self._route_s).index),
         }
@@ -254,16 +297,36 @@ class EmbeddedDrivingEnv(gym.Env):
         outside, wrong = self._lane_flags()
         lights = []
         for lt in world.lights:
-            if np.linalg.norm(lt.position - ego.position) < NEARBY_LIGHT_RADIUS_M:
-                lights.append(LightCrossing(lt.light_id, world.light_state(lt).value,
-                                            lt.stop_line, lt.position))
-        speeds = [v.speed for v in world.npcs
-                  if np.linalg.norm(v.position - ego.position) < TRAFFIC_SPEED_RADIUS_M]
+            stop_mid = lt.stop_line.mean(axis=0)
+            if np.linalg.norm(stop_mid - ego.position) < NEARBY_LIGHT_RADIUS_M:
+                # the check distance is measured to the stop line (the leaderboard's trigger
+                # volume), not to the lamp housing across the junction
+                lights.append(
+                    LightCrossing(
+                        lt.light_id,
+                        world.light_state(lt).value,
+                        lt.stop_line,
+                        stop_mid,
+                        approach_yaw=lt.facing_yaw - math.pi,
+                    )
+                )
+        speeds = [
+            v.speed
+            for v in world.npcs
+            if np.linalg.norm(v.position - ego.position) < TRAFFIC_SPEED_RADIUS_M
+        ]
         return CriteriaTick(
-            time_s=world.time_s, x=float(ego.position[0]), y=float(ego.position[1]),
-            yaw=float(ego.heading), speed_mps=float(ego.speed), ego_length=ego.LENGTH,
-            ego_width=ego.WIDTH, collisions=list(world.contacts), outside_route_lanes=outside,
-            wrong_way=wrong, lights=lights,
+            time_s=world.time_s,
+            x=float(ego.position[0]),
+            y=float(ego.position[1]),
+            yaw=float(ego.heading),
+            speed_mps=float(ego.speed),
+            ego_length=ego.LENGTH,
+            ego_width=ego.WIDTH,
+            collisions=list(world.contacts),
+            outside_route_lanes=outside,
+            wrong_way=wrong,
+            lights=lights,
             traffic_speed_mps=float(np.mean(speeds)) if speeds else None,
         )
 
@@ -275,12 +338,19 @@ class EmbeddedDrivingEnv(gym.Env):
             **self._episode,
             "time_s": world.time_s,
             "step": self._steps,
-            "ego": {"x": float(ego.position[0]), "y": float(ego.position[1]),
-                    "yaw": float(ego.heading), "speed_mps": float(ego.speed),
-                    "length": ego.LENGTH, "width": ego.WIDTH,
-                    "lane": list(ego.lane_index) if ego.lane_index else None},
-            "actors": [a.to_dict() | {"vx": float(a.velocity[0]), "vy": float(a.velocity[1])}
-                       for a in snap.actors],
+            "ego": {
+                "x": float(ego.position[0]),
+                "y": float(ego.position[1]),
+                "yaw": float(ego.heading),
+                "speed_mps": float(ego.speed),
+                "length": ego.LENGTH,
+                "width": ego.WIDTH,
+                "lane": list(ego.lane_index) if ego.lane_index else None,
+            },
+            "actors": [
+                a.to_dict() | {"vx": float(a.velocity[0]), "vy": float(a.velocity[1])}
+                for a in snap.actors
+            ],
             "traffic_lights": [lt.to_dict() for lt in snap.lights],
             "route_progress_m": float(self._route_s),
             "route_length_m": float(self.scenario.route.length_m),
@@ -292,10 +362,17 @@ class EmbeddedDrivingEnv(gym.Env):
 
     def make_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
         """The typed :class:`Observation` for (obs, info) returned by ``reset``/``step``."""
-        route = RouteInfo(np.asarray(obs["route"], dtype=np.float64),
-                          list(HighLevelCommand)[int(obs["command"])], info["intent"],
-                          info["route_length_m"] - info["route_progress_m"])
-        return Observation(images=dict(obs.get("cameras", {})),
-                           cameras={c.name: c for c in self.config.cameras},
-                           ego=self.ego_state, route=route, instruction=info["instruction"],
-                           timestamp_s=info["time_s"])
+        route = RouteInfo(
+            np.asarray(obs["route"], dtype=np.float64),
+            list(HighLevelCommand)[int(obs["command"])],
+            info["intent"],
+            info["route_length_m"] - info["route_progress_m"],
+        )
+        return Observation(
+            images=dict(obs.get("cameras", {})),
+            cameras={c.name: c for c in self.config.cameras},
+            ego=self.ego_state,
+            route=route,
+            instruction=info["instruction"],
+            timestamp_s=info["time_s"],
+        )

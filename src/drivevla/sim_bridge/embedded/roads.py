@@ -56,8 +56,14 @@ def add_straight_road(
         left = left_line if i == lanes - 1 else S
         net.add_lane(
             *edge,
-            StraightLane(start + off, end + off, width=LANE_WIDTH_M, line_types=(right, left),
-                         speed_limit=speed_limit, priority=priority),
+            StraightLane(
+                start + off,
+                end + off,
+                width=LANE_WIDTH_M,
+                line_types=(right, left),
+                speed_limit=speed_limit,
+                priority=priority,
+            ),
         )
 
 
@@ -78,8 +84,9 @@ def add_arc(
     chord = p1 - p0
     cross = d0[0] * chord[1] - d0[1] * chord[0]
     if abs(cross) < 1e-6:
-        lane: AbstractLane = StraightLane(p0, p1, width=LANE_WIDTH_M, line_types=lines,
-                                          speed_limit=speed_limit, priority=priority)
+        lane: AbstractLane = StraightLane(
+            p0, p1, width=LANE_WIDTH_M, line_types=lines, speed_limit=speed_limit, priority=priority
+        )
     else:
         turn_left = cross > 0
         nrm = left_normal(d0) if turn_left else -left_normal(d0)
@@ -94,8 +101,17 @@ def add_arc(
         else:
             while a1 >= a0:
                 a1 -= 2 * math.pi
-        lane = CircularLane(centre, abs(r), a0, a1, clockwise=turn_left, width=LANE_WIDTH_M,
-                            line_types=lines, speed_limit=speed_limit, priority=priority)
+        lane = CircularLane(
+            centre,
+            abs(r),
+            a0,
+            a1,
+            clockwise=turn_left,
+            width=LANE_WIDTH_M,
+            line_types=lines,
+            speed_limit=speed_limit,
+            priority=priority,
+        )
     net.add_lane(*edge, lane)
     return lane
 
@@ -172,18 +188,29 @@ def build_junction(
         in_dir = -out_dir
         right_of_in = -left_normal(in_dir)
         right_of_out = -left_normal(out_dir)
-        j.entries[k] = (centre + half_size * out_dir + LANE_WIDTH_M / 2 * right_of_in,
-                        math.atan2(in_dir[1], in_dir[0]))
-        j.exits[k] = (centre + half_size * out_dir + LANE_WIDTH_M / 2 * right_of_out,
-                      math.atan2(out_dir[1], out_dir[0]))
+        j.entries[k] = (
+            centre + half_size * out_dir + LANE_WIDTH_M / 2 * right_of_in,
+            math.atan2(in_dir[1], in_dir[0]),
+        )
+        j.exits[k] = (
+            centre + half_size * out_dir + LANE_WIDTH_M / 2 * right_of_out,
+            math.atan2(out_dir[1], out_dir[0]),
+        )
     for a in range(len(arm_angles)):
         for b in range(len(arm_angles)):
             if a == b:
                 continue
             p0, h0 = j.entries[a]
             p1, _ = j.exits[b]
-            add_arc(net, (j.node_in(a), j.node_out(b)), p0, h0, p1, speed_limit,
-                    priority=1 if a in priority_arms else 0)
+            add_arc(
+                net,
+                (j.node_in(a), j.node_out(b)),
+                p0,
+                h0,
+                p1,
+                speed_limit,
+                priority=1 if a in priority_arms else 0,
+            )
     return j
 
 
@@ -228,9 +255,21 @@ def build_roundabout(
         nxt, nphase = nodes[(idx + 1) % len(nodes)]
         while nphase <= phase:
             nphase += 2 * math.pi
-        net.add_lane(node, nxt, CircularLane(c, radius, phase, nphase, clockwise=True,
-                                             width=LANE_WIDTH_M, line_types=(C, C),
-                                             speed_limit=speed_limit, priority=1))
+        net.add_lane(
+            node,
+            nxt,
+            CircularLane(
+                c,
+                radius,
+                phase,
+                nphase,
+                clockwise=True,
+                width=LANE_WIDTH_M,
+                line_types=(C, C),
+                speed_limit=speed_limit,
+                priority=1,
+            ),
+        )
     for k, ang in enumerate(arm_angles):
         out_dir = unit(ang)
         right_out = -left_normal(out_dir)
@@ -241,17 +280,39 @@ def build_roundabout(
         in_start = far - right_out * LANE_WIDTH_M / 2
         out_start = mouth + right_out * LANE_WIDTH_M / 2
         out_end = far + right_out * LANE_WIDTH_M / 2
-        net.add_lane(f"{name}_a{k}", f"{name}_ai{k}",
-                     StraightLane(in_start, in_end, width=LANE_WIDTH_M, line_types=(C, S),
-                                  speed_limit=speed_limit))
+        net.add_lane(
+            f"{name}_a{k}",
+            f"{name}_ai{k}",
+            StraightLane(
+                in_start, in_end, width=LANE_WIDTH_M, line_types=(C, S), speed_limit=speed_limit
+            ),
+        )
         e_pt = c + radius * unit(ang + entry_half_angle)
         x_pt = c + radius * unit(ang - entry_half_angle)
-        add_arc(net, (f"{name}_ai{k}", f"{name}_e{k}"), in_end, ang + math.pi, e_pt,
-                speed_limit, lines=(C, N))
+        add_arc(
+            net,
+            (f"{name}_ai{k}", f"{name}_e{k}"),
+            in_end,
+            ang + math.pi,
+            e_pt,
+            speed_limit,
+            lines=(C, N),
+        )
         # leave the ring tangentially (counter-clockwise tangent at the exit point)
-        add_arc(net, (f"{name}_x{k}", f"{name}_xo{k}"), x_pt,
-                ang - entry_half_angle + math.pi / 2, out_start, speed_limit, lines=(C, N))
-        net.add_lane(f"{name}_xo{k}", f"{name}_b{k}",
-                     StraightLane(out_start, out_end, width=LANE_WIDTH_M, line_types=(C, N),
-                                  speed_limit=speed_limit))
+        add_arc(
+            net,
+            (f"{name}_x{k}", f"{name}_xo{k}"),
+            x_pt,
+            ang - entry_half_angle + math.pi / 2,
+            out_start,
+            speed_limit,
+            lines=(C, N),
+        )
+        net.add_lane(
+            f"{name}_xo{k}",
+            f"{name}_b{k}",
+            StraightLane(
+                out_start, out_end, width=LANE_WIDTH_M, line_types=(C, N), speed_limit=speed_limit
+            ),
+        )
     return rb

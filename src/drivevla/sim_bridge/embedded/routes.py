@@ -160,11 +160,16 @@ def lane_change_legs(
     dst = network.get_lane((*edge, to_lane))
     # lateral offset of the source lane's centre seen from the destination lane
     _, lat = dst.local_coordinates(src.position(s_change, 0.0))
-    command = (
-        HighLevelCommand.CHANGE_LANE_LEFT if lat < 0 else HighLevelCommand.CHANGE_LANE_RIGHT
-    )
+    command = HighLevelCommand.CHANGE_LANE_LEFT if lat < 0 else HighLevelCommand.CHANGE_LANE_RIGHT
     return [
         RouteLeg((*edge, from_lane), s_start, s_change),
-        RouteLeg((*edge, to_lane), s_change, s_end, lateral_start=lat, lateral_end=0.0,
-                 blend_m=blend_m, command=command),
+        RouteLeg(
+            (*edge, to_lane),
+            s_change,
+            s_end,
+            lateral_start=lat,
+            lateral_end=0.0,
+            blend_m=blend_m,
+            command=command,
+        ),
     ]

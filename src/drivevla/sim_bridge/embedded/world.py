@@ -52,8 +52,14 @@ def _footprint(x: float, y: float, yaw: float, length: float, width: float) -> n
 class World:
     """Owns every actor of an episode and advances them by one physics step at a time."""
 
-    def __init__(self, scenario: Scenario, rng: np.random.Generator, *, steer_tau_s: float,
-                 traffic_radius_m: float) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        rng: np.random.Generator,
+        *,
+        steer_tau_s: float,
+        traffic_radius_m: float,
+    ) -> None:
         self.scenario = scenario
         self.time_s = 0.0
         self.traffic_radius_m = traffic_radius_m
@@ -61,17 +67,23 @@ class World:
         self.road = Road(network=net, np_random=rng, record_history=False)
         self.road.locator = LaneLocator(net)  # type: ignore[attr-defined]
         pos, heading = scenario.route.start_pose
-        self.ego = EgoVehicle(self.road, pos, heading, scenario.ego_speed_mps,
-                              steer_tau_s=steer_tau_s)
+        self.ego = EgoVehicle(
+            self.road, pos, heading, scenario.ego_speed_mps, steer_tau_s=steer_tau_s
+        )
         self.road.vehicles.append(self.ego)
         self._next_id = 1
         self.actor_ids: dict[int, int] = {id(self.ego): 0}
         for spawn in scenario.npcs:
             lane = net.get_lane(spawn.lane)
-            v = TrafficVehicle(self.road, lane.position(spawn.s, 0.0), lane.heading_at(spawn.s),
-                               spawn.speed, target_lane_index=spawn.lane,
-                               target_speed=spawn.target_speed or spawn.speed,
-                               enable_lane_change=spawn.lane_change)
+            v = TrafficVehicle(
+                self.road,
+                lane.position(spawn.s, 0.0),
+                lane.heading_at(spawn.s),
+                spawn.speed,
+                target_lane_index=spawn.lane,
+                target_speed=spawn.target_speed or spawn.speed,
+                enable_lane_change=spawn.lane_change,
+            )
             v.color_rgb = spawn.color
             if spawn.destination:
                 v.plan_route_to(spawn.destination)
@@ -168,8 +180,9 @@ class World:
             for o in objs:
                 if np.abs(o.position - ego.position).max() > reach + o.LENGTH:
                     continue
-                if _obb_overlap(ego_fp, _footprint(o.position[0], o.position[1], o.heading,
-                                                   o.LENGTH, o.WIDTH)):
+                if _obb_overlap(
+                    ego_fp, _footprint(o.position[0], o.position[1], o.heading, o.LENGTH, o.WIDTH)
+                ):
                     hits.append((self.actor_id(o), kind))
                     if kind == "vehicle":
                         o.crashed = True
@@ -178,8 +191,9 @@ class World:
         for o in self.statics:
             if np.abs(o.position - ego.position).max() > reach + o.LENGTH:
                 continue
-            if _obb_overlap(ego_fp, _footprint(o.position[0], o.position[1], o.heading,
-                                               o.LENGTH, o.WIDTH)):
+            if _obb_overlap(
+                ego_fp, _footprint(o.position[0], o.position[1], o.heading, o.LENGTH, o.WIDTH)
+            ):
                 hits.append((self.actor_id(o), "static"))
         return hits
 
@@ -200,31 +214,74 @@ class World:
     # ------------------------------------------------------------------ views
     def snapshot(self) -> SceneSnapshot:
         ego = self.ego
-        ego_box = ActorBox(0, ActorKind.VEHICLE, float(ego.position[0]), float(ego.position[1]),
-                           float(ego.heading), ego.LENGTH, ego.WIDTH, ego.HEIGHT,
-                           float(ego.speed), EGO_COLOR)
+        ego_box = ActorBox(
+            0,
+            ActorKind.VEHICLE,
+            float(ego.position[0]),
+            float(ego.position[1]),
+            float(ego.heading),
+            ego.LENGTH,
+            ego.WIDTH,
+            ego.HEIGHT,
+            float(ego.speed),
+            EGO_COLOR,
+        )
         actors = [
-            ActorBox(self.actor_id(v), ActorKind.VEHICLE, float(v.position[0]),
-                     float(v.position[1]), float(v.heading), v.LENGTH, v.WIDTH, v.HEIGHT,
-                     float(v.speed), v.color_rgb)
+            ActorBox(
+                self.actor_id(v),
+                ActorKind.VEHICLE,
+                float(v.position[0]),
+                float(v.position[1]),
+                float(v.heading),
+                v.LENGTH,
+                v.WIDTH,
+                v.HEIGHT,
+                float(v.speed),
+                v.color_rgb,
+            )
             for v in self.npcs
         ]
         actors += [
-            ActorBox(self.actor_id(p), ActorKind.PEDESTRIAN, float(p.position[0]),
-                     float(p.position[1]), float(p.heading), p.LENGTH, p.WIDTH, p.HEIGHT,
-                     float(p.speed), PED_COLOR)
+            ActorBox(
+                self.actor_id(p),
+                ActorKind.PEDESTRIAN,
+                float(p.position[0]),
+                float(p.position[1]),
+                float(p.heading),
+                p.LENGTH,
+                p.WIDTH,
+                p.HEIGHT,
+                float(p.speed),
+                PED_COLOR,
+            )
             for p in self.pedestrians
         ]
         actors += [
-            ActorBox(self.actor_id(s), ActorKind.STATIC, float(s.position[0]),
-                     float(s.position[1]), float(s.heading), s.LENGTH, s.WIDTH, s.HEIGHT, 0.0,
-                     STATIC_COLOR)
+            ActorBox(
+                self.actor_id(s),
+                ActorKind.STATIC,
+                float(s.position[0]),
+                float(s.position[1]),
+                float(s.heading),
+                s.LENGTH,
+                s.WIDTH,
+                s.HEIGHT,
+                0.0,
+                STATIC_COLOR,
+            )
             for s in self.statics
         ]
         lights = [
-            TrafficLightView(lt.light_id, float(lt.position[0]), float(lt.position[1]),
-                             lt.height_m, lt.facing_yaw, self.light_state(lt), lt.stop_line,
-                             (lt.controlled_lane,))
+            TrafficLightView(
+                lt.light_id,
+                float(lt.position[0]),
+                float(lt.position[1]),
+                lt.height_m,
+                lt.facing_yaw,
+                self.light_state(lt),
+                lt.stop_line,
+                (lt.controlled_lane,),
+            )
             for lt in self.lights
         ]
         return SceneSnapshot(self.time_s, ego_box, actors, lights)
