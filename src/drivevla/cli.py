@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bsim = bench.add_parser("sim", help="simulator steps/s per family, one core")
     bsim.add_argument("--out", required=True)
-    bsim.add_argument("--steps", type=int, default=400)
+    bsim.add_argument("--steps", type=int, default=1000)
     bsim.add_argument("--families", nargs="*")
     bsim.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
     bsim.set_defaults(fn=_cmd_bench_sim)

@@ -63,7 +63,7 @@ def measure(family: str, cameras: list[CameraSpec], steps: int, seed: int = 0) -
 
 
 def run(
-    out: Path, steps: int = 400, families: list[str] | None = None, pin_core: int | None = 0
+    out: Path, steps: int = 1000, families: list[str] | None = None, pin_core: int | None = 0
 ) -> dict[str, Any]:
     if pin_core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {pin_core})

@@ -712,7 +712,7 @@ class RouteCriteria:
             }[ending.kind]
         else:
             self.status = f"Failed - {failure_message}" if failure_message else "Failed"
-        logger.info(
+        logger.debug(
             "route %s ended: %s, RC %.2f, penalty %.4f",
             self.route_id,
             self.status,

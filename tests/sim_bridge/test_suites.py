@@ -1,0 +1,92 @@
+"""Scenario-suite files: the shipped suites, the held-out seed split, and bad files."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from drivevla.sim_bridge.embedded.scenarios import FAMILIES
+from drivevla.sim_bridge.embedded.suites import (
+    SEED_RANGES,
+    builtin_suites,
+    generate_suite,
+    load_suite,
+)
+
+
+def test_standard_suite_covers_every_family_and_intent_on_held_out_seeds():
+    suite = load_suite("standard")
+    assert len(suite.routes) >= 50
+    covered = {(r.scenario, r.intent) for r in suite.routes}
+    expected = {(f, i) for f, fam in FAMILIES.items() for i in fam.intents}
+    assert covered == expected
+    lo, hi = SEED_RANGES["eval"]
+    assert all(lo <= r.seed <= hi for r in suite.routes)
+    assert SEED_RANGES["train"][1] < lo  # disjoint ranges
+
+
+def test_shipped_suite_files_match_the_generator():
+    # the YAML in the package is what generate_suite produces (no hand edits drifted in)
+    assert load_suite("standard").routes == generate_suite("standard", "eval", 3).routes
+    assert {"standard", "smoke"} <= set(builtin_suites())
+
+
+def test_user_suite_file_with_instruction_and_config(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "routes": [
+                    {
+                        "scenario": "urban",
+                        "intent": "turn_left",
+                        "seed": 5,
+                        "instruction": "Hang a left.",
+                        "config": {"traffic_density": 0.5},
+                    },
+                ],
+            }
+        )
+    )
+    suite = load_suite(path)
+    (route,) = suite.routes
+    assert route.route_id == "urban-turn_left-5"
+    assert route.instruction == "Hang a left."
+    cfg = route.sim_config()
+    assert cfg.traffic_density == 0.5 and cfg.scenario == "urban" and cfg.intent == "turn_left"
+
+
+@pytest.mark.parametrize(
+    "route, match",
+    [
+        ({"scenario": "moon", "intent": "x", "seed": 1}, "unknown scenario 'moon'.*highway"),
+        ({"scenario": "highway", "intent": "fly", "seed": 1}, "unknown intent 'fly'.*cruise"),
+        ({"scenario": "highway", "intent": "cruise", "seed": -1}, "seed"),
+        ({"scenario": "highway", "intent": "cruise"}, "missing required key 'seed'"),
+        ({"scenario": "highway", "intent": "cruise", "seed": 1, "speed": 3}, "unknown route key"),
+        (
+            {"scenario": "highway", "intent": "cruise", "seed": 1, "config": {"fog": 1}},
+            "unknown simulator config key",
+        ),
+    ],
+)
+def test_bad_routes_name_the_problem(tmp_path, route, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "routes": [route]}))
+    with pytest.raises(ValueError, match=match):
+        load_suite(path)
+
+
+def test_duplicate_ids_and_missing_files_are_errors(tmp_path):
+    path = tmp_path / "dup.yaml"
+    r = {"id": "a", "scenario": "highway", "intent": "cruise", "seed": 1}
+    path.write_text(yaml.safe_dump({"name": "dup", "routes": [r, r]}))
+    with pytest.raises(ValueError, match="duplicate route id"):
+        load_suite(path)
+    with pytest.raises(FileNotFoundError, match="built-in suites.*standard"):
+        load_suite("no-such-suite")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("routes: [\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_suite(broken)
