@@ -242,16 +242,45 @@ def test_renderer_argument_errors() -> None:
         CameraRenderer(_lanes(), [FRONT], backend="vulkan")
 
 
-def test_sequential_renderers_do_not_leak() -> None:
-    CameraRenderer(_lanes(), [FRONT], backend="tiny").close()  # make sure the engine exists
+def test_sequential_renderers_reuse_buffers() -> None:
+    # sizes no other test uses, so that the pool holds none of them yet
+    rig = [
+        CameraSpec(name="front", width=208, height=117),
+        CameraSpec(name="rear", yaw_deg=180.0, width=160, height=96),
+    ]
+    CameraRenderer(_lanes(), rig, backend="tiny").close()  # fill the pool for this rig
     engine = camera_module._DISPLAY.engine
     baseline = engine.get_num_windows()
     for i in range(15):
-        renderer = CameraRenderer(_lanes(), [FRONT, CameraSpec(name="rear", yaw_deg=180.0)], "tiny")
-        assert engine.get_num_windows() == baseline + 2
-        renderer.render(SceneSnapshot(float(i), _ego(), [_car(1, 20.0, 0.0)]))
+        renderer = CameraRenderer(_lanes(), rig, "tiny")
+        img = renderer.render(SceneSnapshot(float(i), _ego(), [_car(1, 20.0, 0.0)]))
+        assert img["rear"].shape == (96, 160, 3)
         renderer.close()
         renderer.close()  # idempotent
+        # buffers go back to the pool and are reused: the engine does not grow
         assert engine.get_num_windows() == baseline
     with pytest.raises(RuntimeError):
         renderer.render(SceneSnapshot(0.0, _ego()))
+    # two live renderers need two sets of buffers; afterwards both sets are pooled
+    with CameraRenderer(_lanes(), rig, "tiny"), CameraRenderer(_lanes(), rig, "tiny"):
+        assert engine.get_num_windows() == baseline + 2
+    with CameraRenderer(_lanes(), rig, "tiny"), CameraRenderer(_lanes(), rig, "tiny"):
+        assert engine.get_num_windows() == baseline + 2
+
+
+def test_reused_buffer_renders_the_new_scene_only() -> None:
+    ego = _ego()
+    with CameraRenderer(_lanes(), [FRONT], "tiny") as first:
+        reference = first.render(SceneSnapshot(0.0, ego))["front"]
+        first.render(SceneSnapshot(0.0, ego, [_car(1, 15.0, 0.0)], [_light(30.0, -3.0, "red")]))
+    no_road = CameraRenderer([], [FRONT], "tiny")
+    try:
+        img = no_road.render(SceneSnapshot(0.0, ego))["front"]
+    finally:
+        no_road.close()
+    # nothing of the previous renderer's road, actor or light is left
+    sky, grass = img[0, 0], img[-1, 0]
+    assert (img[: FRONT.height // 2 - 2] == sky).all() and (
+        img[FRONT.height // 2 + 2 :] == grass
+    ).all()
+    assert not np.array_equal(img, reference)
