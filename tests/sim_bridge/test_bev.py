@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -100,16 +99,3 @@ def test_dashes_are_three_metres_every_nine() -> None:
     assert starts == pytest.approx([0.0, 9.0, 18.0, 27.0])
     assert ends == pytest.approx([3.0, 12.0, 21.0, 30.0])
     assert any(len(d) == 3 for d in dashes)  # the dash over the bend keeps the vertex
-
-
-def test_bev_is_fast() -> None:
-    lanes = _lanes() * 6
-    rng = np.random.default_rng(1)
-    actors = [_box(i + 1, *rng.uniform(-30, 30, 2), rng.uniform(-3, 3)) for i in range(20)]
-    snap = SceneSnapshot(0.0, _box(0, 0.0, 0.0, 0.3), actors)
-    render_bev(lanes, snap)
-    start = time.perf_counter()
-    for _ in range(20):
-        render_bev(lanes, snap)
-    per_frame = (time.perf_counter() - start) / 20
-    assert per_frame < 0.02  # ~2 ms measured; generous for loaded CI machines
