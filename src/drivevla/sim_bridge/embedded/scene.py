@@ -57,6 +57,14 @@ class LaneGeometry:
         return c - half * left_normal, c + half * left_normal
 
 
+def box_footprint(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
+    """(4, 2) world corners of an oriented rectangle, counter-clockwise from rear-right."""
+    hl, hw = length / 2.0, width / 2.0
+    local = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]])
+    c, s = np.cos(yaw), np.sin(yaw)
+    return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
+
+
 @dataclass(frozen=True)
 class ActorBox:
     """An oriented 3D box standing on the ground (z = 0 at its base)."""
@@ -78,10 +86,7 @@ class ActorBox:
 
     def footprint(self) -> np.ndarray:
         """(4, 2) world corners, counter-clockwise from rear-right."""
-        hl, hw = self.length / 2.0, self.width / 2.0
-        local = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]])
-        c, s = np.cos(self.yaw), np.sin(self.yaw)
-        return local @ np.array([[c, s], [-s, c]]) + np.array([self.x, self.y])
+        return box_footprint(self.x, self.y, self.yaw, self.length, self.width)
 
     def corners_3d(self) -> np.ndarray:
         """(8, 3) world corners: the footprint at z = 0, then at z = height."""

@@ -3,8 +3,6 @@ traffic lights, pedestrians, static props, yielding rules and ego contact detect
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from highway_env.road.road import Road
 
@@ -23,6 +21,7 @@ from drivevla.sim_bridge.embedded.scene import (
     LightState,
     SceneSnapshot,
     TrafficLightView,
+    box_footprint,
 )
 
 EGO_COLOR = (0.1, 0.35, 0.85)
@@ -42,11 +41,24 @@ def _obb_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
-def _footprint(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
-    hl, hw = length / 2.0, width / 2.0
-    c, s = math.cos(yaw), math.sin(yaw)
-    local = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]])
-    return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
+def _footprint(obj) -> np.ndarray:
+    """Footprint of a highway-env object (position, heading, LENGTH, WIDTH)."""
+    return box_footprint(obj.position[0], obj.position[1], obj.heading, obj.LENGTH, obj.WIDTH)
+
+
+def _box(actor_id: int, kind: ActorKind, obj, color) -> ActorBox:
+    return ActorBox(
+        actor_id,
+        kind,
+        float(obj.position[0]),
+        float(obj.position[1]),
+        float(obj.heading),
+        obj.LENGTH,
+        obj.WIDTH,
+        obj.HEIGHT,
+        float(obj.speed),
+        color,
+    )
 
 
 class World:
@@ -173,16 +185,14 @@ class World:
 
     def _ego_contacts(self) -> list[tuple[int, str]]:
         ego = self.ego
-        ego_fp = _footprint(ego.position[0], ego.position[1], ego.heading, ego.LENGTH, ego.WIDTH)
+        ego_fp = _footprint(ego)
         reach = ego.LENGTH
         hits: list[tuple[int, str]] = []
         for kind, objs in (("vehicle", self.npcs), ("pedestrian", self.pedestrians)):
             for o in objs:
                 if np.abs(o.position - ego.position).max() > reach + o.LENGTH:
                     continue
-                if _obb_overlap(
-                    ego_fp, _footprint(o.position[0], o.position[1], o.heading, o.LENGTH, o.WIDTH)
-                ):
+                if _obb_overlap(ego_fp, _footprint(o)):
                     hits.append((self.actor_id(o), kind))
                     if kind == "vehicle":
                         o.crashed = True
@@ -191,9 +201,7 @@ class World:
         for o in self.statics:
             if np.abs(o.position - ego.position).max() > reach + o.LENGTH:
                 continue
-            if _obb_overlap(
-                ego_fp, _footprint(o.position[0], o.position[1], o.heading, o.LENGTH, o.WIDTH)
-            ):
+            if _obb_overlap(ego_fp, _footprint(o)):
                 hits.append((self.actor_id(o), "static"))
         return hits
 
@@ -213,64 +221,12 @@ class World:
 
     # ------------------------------------------------------------------ views
     def snapshot(self) -> SceneSnapshot:
-        ego = self.ego
-        ego_box = ActorBox(
-            0,
-            ActorKind.VEHICLE,
-            float(ego.position[0]),
-            float(ego.position[1]),
-            float(ego.heading),
-            ego.LENGTH,
-            ego.WIDTH,
-            ego.HEIGHT,
-            float(ego.speed),
-            EGO_COLOR,
-        )
-        actors = [
-            ActorBox(
-                self.actor_id(v),
-                ActorKind.VEHICLE,
-                float(v.position[0]),
-                float(v.position[1]),
-                float(v.heading),
-                v.LENGTH,
-                v.WIDTH,
-                v.HEIGHT,
-                float(v.speed),
-                v.color_rgb,
-            )
-            for v in self.npcs
-        ]
+        ego_box = _box(0, ActorKind.VEHICLE, self.ego, EGO_COLOR)
+        actors = [_box(self.actor_id(v), ActorKind.VEHICLE, v, v.color_rgb) for v in self.npcs]
         actors += [
-            ActorBox(
-                self.actor_id(p),
-                ActorKind.PEDESTRIAN,
-                float(p.position[0]),
-                float(p.position[1]),
-                float(p.heading),
-                p.LENGTH,
-                p.WIDTH,
-                p.HEIGHT,
-                float(p.speed),
-                PED_COLOR,
-            )
-            for p in self.pedestrians
+            _box(self.actor_id(p), ActorKind.PEDESTRIAN, p, PED_COLOR) for p in self.pedestrians
         ]
-        actors += [
-            ActorBox(
-                self.actor_id(s),
-                ActorKind.STATIC,
-                float(s.position[0]),
-                float(s.position[1]),
-                float(s.heading),
-                s.LENGTH,
-                s.WIDTH,
-                s.HEIGHT,
-                0.0,
-                STATIC_COLOR,
-            )
-            for s in self.statics
-        ]
+        actors += [_box(self.actor_id(s), ActorKind.STATIC, s, STATIC_COLOR) for s in self.statics]
         lights = [
             TrafficLightView(
                 lt.light_id,
