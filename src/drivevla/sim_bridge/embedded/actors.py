@@ -19,6 +19,8 @@ from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import RoadObject
 
 from drivevla.sim_bridge.embedded.scene import LightState
+from drivevla.sim_bridge.frames import steer_to_wheel_angle
+from drivevla.sim_bridge.types import Control
 
 LaneId = tuple[str, str, int]
 
@@ -89,18 +91,36 @@ class EgoVehicle(_LocatedMixin, Vehicle):
         heading: float = 0.0,
         speed: float = 0.0,
         steer_tau_s: float = 0.1,
+        max_accel_mps2: float = 4.0,
+        max_brake_mps2: float = 8.0,
+        max_steer_rad: float = math.radians(35.0),
     ) -> None:
         super().__init__(road, position, heading, speed)
         self.collidable = False  # contacts are scored by the criteria, not by highway-env
         self.steer_tau_s = steer_tau_s
+        self.max_accel_mps2 = max_accel_mps2
+        self.max_brake_mps2 = max_brake_mps2
+        self.max_steer_rad = max_steer_rad
         self.wheel_angle = 0.0
         self.accel_mps2 = 0.0
         self.yaw_rate_rps = 0.0
 
-    def apply(self, acceleration: float, wheel_angle_cmd: float, dt: float) -> None:
+    def apply_control(self, control: Control, dt: float) -> None:
+        """Map a CARLA-style ``Control`` onto acceleration and wheel angle for the next step.
+
+        Throttle acceleration fades linearly to 0 at 50 m/s; brake decelerates up to
+        ``max_brake_mps2``; rolling and air resistance ``0.1 + 0.0004 v^2`` m/s^2 act while
+        moving. Steer +1 is full right (a negative, clockwise wheel angle in the world frame),
+        reached through a first-order lag of ``steer_tau_s``.
+        """
+        v = self.speed
+        drive = control.throttle * self.max_accel_mps2 * max(0.0, 1.0 - v / 50.0)
+        resist = (0.1 + 0.0004 * v * v) if v > 0.05 else 0.0
+        accel = drive - control.brake * self.max_brake_mps2 - resist
+        wheel_cmd = steer_to_wheel_angle(control.steer, self.max_steer_rad)
         alpha = 1.0 if self.steer_tau_s <= 0 else min(1.0, dt / self.steer_tau_s)
-        self.wheel_angle += alpha * (wheel_angle_cmd - self.wheel_angle)
-        self.action = {"steering": self.wheel_angle, "acceleration": acceleration}
+        self.wheel_angle += alpha * (wheel_cmd - self.wheel_angle)
+        self.action = {"steering": self.wheel_angle, "acceleration": accel}
 
     def step(self, dt: float) -> None:
         heading0, speed0 = self.heading, self.speed

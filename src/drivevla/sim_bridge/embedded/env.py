@@ -36,7 +36,7 @@ from drivevla.sim_bridge.embedded.criteria import (
 from drivevla.sim_bridge.embedded.roads import lane_geometries
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES, BuildContext, build_scenario
 from drivevla.sim_bridge.embedded.world import World
-from drivevla.sim_bridge.frames import steer_to_wheel_angle, wheel_angle_to_steer, world_to_ego
+from drivevla.sim_bridge.frames import wheel_angle_to_steer, world_to_ego
 from drivevla.sim_bridge.types import (
     Control,
     EgoState,
@@ -130,9 +130,7 @@ class EmbeddedDrivingEnv(gym.Env):
         )
         scenario = build_scenario(cfg.scenario, intent, ctx)
         self.scenario = scenario
-        self.world = World(
-            scenario, rng, steer_tau_s=cfg.steer_tau_s, traffic_radius_m=cfg.traffic_radius_m
-        )
+        self.world = World(scenario, rng, cfg)
         self._lanes = lane_geometries(scenario.network)
         self._route_edges = scenario.route.edges | scenario.extra_route_edges
         self._route_lanes = [
@@ -181,14 +179,9 @@ class EmbeddedDrivingEnv(gym.Env):
         cfg, world = self.config, self.world
         ego = world.ego
         dt = cfg.dt_s / cfg.physics_substeps
-        v = ego.speed
-        drive = control.throttle * cfg.max_accel_mps2 * max(0.0, 1.0 - v / 50.0)
-        resist = (0.1 + 0.0004 * v * v) if v > 0.05 else 0.0
-        accel = drive - control.brake * cfg.max_brake_mps2 - resist
-        wheel = steer_to_wheel_angle(control.steer, math.radians(cfg.max_steer_deg))
         prev_s = self._route_s
         for _ in range(cfg.physics_substeps):
-            ego.apply(accel, wheel, dt)
+            ego.apply_control(control, dt)
             world.step(dt)
         self._steps += 1
         self._last_control = control

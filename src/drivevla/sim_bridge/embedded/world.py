@@ -3,6 +3,8 @@ traffic lights, pedestrians, static props, yielding rules and ego contact detect
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from highway_env.road.road import Road
 
@@ -14,6 +16,7 @@ from drivevla.sim_bridge.embedded.actors import (
     TrafficLight,
     TrafficVehicle,
 )
+from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.scenarios import Scenario, YieldRule
 from drivevla.sim_bridge.embedded.scene import (
     ActorBox,
@@ -64,23 +67,23 @@ def _box(actor_id: int, kind: ActorKind, obj, color) -> ActorBox:
 class World:
     """Owns every actor of an episode and advances them by one physics step at a time."""
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        rng: np.random.Generator,
-        *,
-        steer_tau_s: float,
-        traffic_radius_m: float,
-    ) -> None:
+    def __init__(self, scenario: Scenario, rng: np.random.Generator, config: SimConfig) -> None:
         self.scenario = scenario
         self.time_s = 0.0
-        self.traffic_radius_m = traffic_radius_m
+        self.traffic_radius_m = config.traffic_radius_m
         net = scenario.network
         self.road = Road(network=net, np_random=rng, record_history=False)
         self.road.locator = LaneLocator(net)  # type: ignore[attr-defined]
         pos, heading = scenario.route.start_pose
         self.ego = EgoVehicle(
-            self.road, pos, heading, scenario.ego_speed_mps, steer_tau_s=steer_tau_s
+            self.road,
+            pos,
+            heading,
+            scenario.ego_speed_mps,
+            steer_tau_s=config.steer_tau_s,
+            max_accel_mps2=config.max_accel_mps2,
+            max_brake_mps2=config.max_brake_mps2,
+            max_steer_rad=math.radians(config.max_steer_deg),
         )
         self.road.vehicles.append(self.ego)
         self._next_id = 1
