@@ -30,6 +30,7 @@ class ControllerConfig:
     ki: float = 0.15
     kd: float = 0.0
     integral_limit: float = 4.0
+    integral_band_mps: float = 1.0
     max_accel_mps2: float = 4.0  # the simulator's full-throttle acceleration at standstill
     max_brake_mps2: float = 8.0
     # which target speed to track: the decision's speed at this time ahead (s)
@@ -62,12 +63,15 @@ def path_point_at(waypoints: np.ndarray, distance_m: float) -> np.ndarray:
 
 
 def pure_pursuit_wheel_angle(target_ego: np.ndarray, length_m: float = VEHICLE_LENGTH_M) -> float:
-    """Wheel angle (rad, + left) that puts the bicycle on the arc through ``target_ego``."""
+    """Wheel angle (rad, + left) that puts the bicycle on the arc through ``target_ego``.
+
+    The centre of the bicycle moves along ``heading + beta`` (slip angle) on a circle of
+    curvature ``2 sin(beta) / L``; requiring that circle to pass through the target, with the
+    target expressed in the velocity frame, gives ``tan(beta) = L y / (ld^2 + L x)``."""
     x, y = float(target_ego[0]), float(target_ego[1])
     ld2 = max(x * x + y * y, 1e-6)
-    curvature = 2.0 * y / ld2
-    sin_beta = float(np.clip(curvature * length_m / 2.0, -0.99, 0.99))
-    return math.atan(2.0 * math.tan(math.asin(sin_beta)))
+    tan_beta = length_m * y / max(ld2 + length_m * x, 1e-6)
+    return math.atan(2.0 * tan_beta)
 
 
 class LongitudinalPID:
@@ -85,11 +89,15 @@ class LongitudinalPID:
     def control(self, target_speed: float, speed: float) -> tuple[float, float]:
         cfg = self.cfg
         error = target_speed - speed
-        self.integral = float(
-            np.clip(
-                self.integral + error * cfg.control_dt_s, -cfg.integral_limit, cfg.integral_limit
+        # conditional integration (anti-windup): only near the target, not during ramps
+        if abs(error) < cfg.integral_band_mps:
+            self.integral = float(
+                np.clip(
+                    self.integral + error * cfg.control_dt_s,
+                    -cfg.integral_limit,
+                    cfg.integral_limit,
+                )
             )
-        )
         deriv = 0.0 if self.prev_error is None else (error - self.prev_error) / cfg.control_dt_s
         self.prev_error = error
         accel = cfg.kp * error + cfg.ki * self.integral + cfg.kd * deriv

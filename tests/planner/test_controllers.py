@@ -1,0 +1,84 @@
+"""Closed-loop tracking of the shared controllers on the simulator's vehicle model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from highway_env.road.lane import StraightLane
+from highway_env.road.road import Road, RoadNetwork
+
+from drivevla.planner.controllers import TrajectoryController, path_point_at
+from drivevla.sim_bridge.embedded.actors import EgoVehicle
+from drivevla.sim_bridge.frames import world_to_ego
+from drivevla.sim_bridge.types import Decision, EgoState
+
+DT = 0.1
+
+
+def _vehicle(speed: float) -> EgoVehicle:
+    net = RoadNetwork()
+    net.add_lane("a", "b", StraightLane([-1000, 0], [1000, 0]))
+    return EgoVehicle(Road(network=net), np.zeros(2), 0.0, speed)
+
+
+def _state(v: EgoVehicle) -> EgoState:
+    return EgoState(float(v.position[0]), float(v.position[1]), float(v.heading), float(v.speed))
+
+
+def _track(path_fn, speed_fn, v0: float, seconds: float):
+    """Drive the vehicle model with decisions built from a reference path; returns the
+    ego states over time. ``path_fn(s) -> world xy`` by arc length; ``speed_fn(t)``."""
+    car = _vehicle(v0)
+    ctrl = TrajectoryController()
+    states, s_ref = [], 0.0
+    for k in range(int(seconds / DT)):
+        t = k * DT
+        # nearest reference arc length near the previous one
+        cands = s_ref + np.linspace(-2.0, 6.0, 161)
+        d = np.linalg.norm(np.array([path_fn(c) for c in cands]) - car.position, axis=1)
+        s_ref = float(cands[int(np.argmin(d))])
+        v_t = speed_fn(t)
+        ahead = s_ref + v_t * 0.5 * np.arange(1, 7)
+        wps = world_to_ego(np.array([path_fn(a) for a in ahead]), car.position, car.heading)
+        decision = Decision(wps, np.full(6, v_t))
+        car.apply_control(ctrl.control(decision, _state(car)), DT)
+        car.step(DT)
+        states.append((t, car.position.copy(), car.speed))
+    return states
+
+
+def test_straight_line_tracking_and_speed_step():
+    states = _track(lambda s: np.array([s, 0.0]), lambda t: 15.0, v0=10.0, seconds=15.0)
+    settled = [s for s in states if s[0] > 6.0]
+    assert max(abs(p[1]) for _, p, _ in settled) < 0.05
+    assert max(abs(v - 15.0) for *_, v in settled) < 0.3
+
+
+@pytest.mark.parametrize("radius, speed", [(30.0, 8.0), (12.0, 5.0)])
+def test_circle_tracking_error_is_bounded(radius, speed):
+    centre = np.array([0.0, radius])  # a left-hand circle starting at the origin heading +x
+
+    def path(s):
+        a = s / radius - math.pi / 2
+        return centre + radius * np.array([math.cos(a), math.sin(a)])
+
+    states = _track(path, lambda t: speed, v0=speed, seconds=20.0)
+    errors = [abs(np.linalg.norm(p - centre) - radius) for t, p, _ in states if t > 4.0]
+    assert max(errors) < 0.5
+    assert float(np.mean(errors)) < 0.25
+    assert abs(states[-1][2] - speed) < 0.3
+
+
+def test_stop_decision_holds_the_brake():
+    car = _vehicle(0.2)
+    ctrl = TrajectoryController()
+    control = ctrl.control(Decision(np.zeros((6, 2)), np.zeros(6)), _state(car))
+    assert control.brake == 1.0 and control.throttle == 0.0
+
+
+def test_path_point_extrapolates_beyond_the_waypoints():
+    wps = np.array([[1.0, 0.0], [2.0, 0.0]])
+    assert np.allclose(path_point_at(wps, 5.0), [5.0, 0.0])
+    assert np.allclose(path_point_at(np.array([[0.0, 1.0], [0.0, 2.0]]), 1.5), [0.0, 1.5])
