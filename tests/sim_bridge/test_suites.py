@@ -27,7 +27,10 @@ def test_standard_suite_covers_every_family_and_intent_on_held_out_seeds():
 
 def test_shipped_suite_files_match_the_generator():
     # the YAML in the package is what generate_suite produces (no hand edits drifted in)
-    assert load_suite("standard").routes == generate_suite("standard", "eval", 3).routes
+    assert (
+        load_suite("standard").routes
+        == generate_suite("standard", "eval", 3, instruction_split="heldout").routes
+    )
     assert {"standard", "smoke"} <= set(builtin_suites())
 
 
@@ -90,3 +93,18 @@ def test_duplicate_ids_and_missing_files_are_errors(tmp_path):
     broken.write_text("routes: [\n")
     with pytest.raises(ValueError, match="not valid YAML"):
         load_suite(broken)
+
+
+def test_route_events_are_loaded_and_validated(tmp_path):
+    path = tmp_path / "ev.yaml"
+    good = {"kind": "misleading", "category": "run_red_light", "start_s": 3, "duration_s": 2}
+    path.write_text(yaml.safe_dump({"name": "ev", "routes": [
+        {"scenario": "urban", "intent": "go_straight", "seed": 1, "events": [good]}]}))
+    (route,) = load_suite(path).routes
+    assert route.events == (good,)
+    assert route.reset_options()["instruction_events"] == [good]
+    bad = {"kind": "speed", "start_s": 3, "duration_s": 2}  # no speed_kmh
+    path.write_text(yaml.safe_dump({"name": "ev", "routes": [
+        {"scenario": "urban", "intent": "go_straight", "seed": 1, "events": [bad]}]}))
+    with pytest.raises(ValueError, match="event #0.*speed_kmh"):
+        load_suite(path)

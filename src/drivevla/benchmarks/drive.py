@@ -59,10 +59,7 @@ def drive_route(
     env = EmbeddedDrivingEnv(cfg)
     writer = VideoWriter(out_dir / f"{spec.route_id}.mp4", cfg.control_hz) if video else None
     try:
-        options = {"intent": spec.intent, "route_id": spec.route_id}
-        if spec.instruction:
-            options["instruction"] = spec.instruction
-        obs, info = env.reset(seed=spec.seed, options=options)
+        obs, info = env.reset(seed=spec.seed, options=spec.reset_options())
         driver = make_driver(env)
         while True:
             control, why = driver(env, obs, info)

@@ -26,7 +26,7 @@ class ControllerConfig:
 
     control_dt_s: float = 0.1
     # longitudinal PID on speed error -> desired acceleration
-    kp: float = 1.2
+    kp: float = 2.0  # = 1 / speed_preview_s: track the planned acceleration
     ki: float = 0.15
     kd: float = 0.0
     integral_limit: float = 4.0

@@ -301,6 +301,8 @@ class RouteResult:
     duration_s: float = 0.0
     driven_distance_m: float = 0.0
     outside_lanes_pct: float = 0.0
+    # whether the instructed intent was achieved (set by the environment; None if unknown)
+    instruction_success: bool | None = None
 
     @property
     def driving_score(self) -> float:

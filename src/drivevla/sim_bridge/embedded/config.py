@@ -22,6 +22,11 @@ class SimConfig:
     intent: str | None = None
     # overrides the generated instruction text
     instruction: str | None = None
+    # phrasing of the generated navigation instruction: "canonical" (one fixed sentence per
+    # intent), "train" or "heldout" (the language module's split) or "all"
+    instruction_split: str = "canonical"
+    # add hazard notices (e.g. a pedestrian about to cross the route) as instruction events
+    notice_instructions: bool = True
     control_hz: float = 10.0
     # vehicle-dynamics integration steps per control step
     physics_substeps: int = 1
@@ -58,6 +63,11 @@ class SimConfig:
             raise ValueError(f"physics_substeps={self.physics_substeps} must be >= 1")
         if self.render_backend not in ("auto", "tiny", "gl"):
             raise ValueError(f"render_backend={self.render_backend!r}; valid: 'auto', 'tiny', 'gl'")
+        if self.instruction_split not in ("canonical", "train", "heldout", "all"):
+            raise ValueError(
+                f"instruction_split={self.instruction_split!r}; valid: "
+                "'canonical', 'train', 'heldout', 'all'"
+            )
         if self.traffic_density < 0:
             raise ValueError(f"traffic_density={self.traffic_density} must be >= 0")
         names = [c.name for c in self.cameras]

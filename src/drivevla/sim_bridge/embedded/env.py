@@ -33,6 +33,13 @@ from drivevla.sim_bridge.embedded.criteria import (
     RouteCriteria,
     RoutePath,
 )
+from drivevla.sim_bridge.embedded.events import InstructionEvent, render_event_text
+from drivevla.sim_bridge.embedded.language_hooks import (
+    event_slots,
+    instruction_success,
+    pedestrian_notices,
+    render_navigation_for,
+)
 from drivevla.sim_bridge.embedded.roads import lane_geometries
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES, BuildContext, build_scenario
 from drivevla.sim_bridge.embedded.world import World
@@ -46,7 +53,7 @@ from drivevla.sim_bridge.types import (
 )
 
 NEARBY_LIGHT_RADIUS_M = 60.0
-TRAFFIC_SPEED_RADIUS_M = 50.0
+RESET_OPTIONS = {"intent", "instruction", "route_id", "instruction_events"}
 
 
 class EmbeddedDrivingEnv(gym.Env):
@@ -110,12 +117,15 @@ class EmbeddedDrivingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"intent", "instruction", "route_id"}
+        unknown = set(options) - RESET_OPTIONS
         if unknown:
             raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; valid: "
-                "['instruction', 'intent', 'route_id']"
+                f"unknown reset option(s) {sorted(unknown)}; valid: {sorted(RESET_OPTIONS)}"
             )
+        user_events = [
+            e if isinstance(e, InstructionEvent) else InstructionEvent.from_dict(dict(e))
+            for e in options.get("instruction_events") or ()
+        ]
         family = FAMILIES[self.config.scenario]
         rng = np.random.default_rng(self.np_random.integers(0, 2**63 - 1))
         intent = options.get("intent") or self.config.intent or str(rng.choice(family.intents))
@@ -139,12 +149,30 @@ class EmbeddedDrivingEnv(gym.Env):
             for i in range(len(scenario.network.graph[a][b]))
         ]
         self.route_path = RoutePath(scenario.route.polyline, scenario.speed_limit_mps)
+        # language choices draw from their own stream so they never change the world
+        lang_rng = np.random.default_rng(rng.integers(0, 2**63 - 1))
+        navigation = options.get("instruction") or cfg.instruction
+        if not navigation:
+            navigation = (
+                scenario.instruction
+                if cfg.instruction_split == "canonical"
+                else render_navigation_for(scenario, self.world, lang_rng, cfg.instruction_split)
+            )
+        events = list(user_events)
+        if cfg.notice_instructions:
+            events += pedestrian_notices(scenario)
+        events.sort(key=lambda e: e.start_s)
+        split = "train" if cfg.instruction_split == "canonical" else cfg.instruction_split
+        self._events = [
+            (e, render_event_text(e, lang_rng, split, event_slots(e, scenario))) for e in events
+        ]
         self._episode = {
             "scenario": cfg.scenario,
             "intent": intent,
             "seed": seed,
             "route_id": options.get("route_id", f"{cfg.scenario}-{intent}-{seed}"),
-            "instruction": options.get("instruction") or cfg.instruction or scenario.instruction,
+            "navigation_instruction": navigation,
+            "instruction_events": [e.to_dict() | {"text": t} for e, t in self._events],
         }
         self.criteria = RouteCriteria(
             self.route_path,
@@ -194,7 +222,7 @@ class EmbeddedDrivingEnv(gym.Env):
         reward = (self._route_s - prev_s) / 10.0 - sum(1.0 - i.penalty for i in new)
         info = self._info(new_infractions=new)
         if terminated or truncated:
-            info["route_result"] = self.criteria.result().to_dict()
+            info["route_result"] = self.route_result().to_dict()
         return self._observe(), float(reward), terminated, truncated, info
 
     def render(self):
@@ -222,7 +250,35 @@ class EmbeddedDrivingEnv(gym.Env):
         )
 
     def route_result(self):
-        return self.criteria.result()
+        """The current :class:`RouteResult` with whether the instructed intent was achieved."""
+        result = self.criteria.result()
+        result.instruction_success = instruction_success(
+            self.scenario, self.world, result.route_completion
+        )
+        return result
+
+    @property
+    def route_progress_m(self) -> float:
+        """Distance (m) along the route polyline of the ego's projection."""
+        return float(self._route_s)
+
+    def active_events(self) -> list[tuple[InstructionEvent, str]]:
+        """Instruction events active now, with their rendered texts (ground truth)."""
+        t = self.world.time_s
+        return [(e, text) for e, text in self._events if e.active(t)]
+
+    def _instruction_now(self) -> dict[str, Any]:
+        """Navigation instruction plus the texts of the events active now."""
+        t = self.world.time_s
+        active = [(i, e, text) for i, (e, text) in enumerate(self._events) if e.active(t)]
+        kinds = {e.kind for _, e, _ in active}
+        kind = next((k for k in ("misleading", "speed", "notice") if k in kinds), "navigation")
+        text = " ".join([self._episode["navigation_instruction"], *(x for *_, x in active)])
+        return {
+            "instruction": text,
+            "instruction_kind": kind,
+            "active_events": [i for i, _, _ in active],
+        }
 
     @property
     def ego_state(self) -> EgoState:
@@ -303,11 +359,8 @@ class EmbeddedDrivingEnv(gym.Env):
                         approach_yaw=lt.facing_yaw - math.pi,
                     )
                 )
-        speeds = [
-            v.speed
-            for v in world.npcs
-            if np.linalg.norm(v.position - ego.position) < TRAFFIC_SPEED_RADIUS_M
-        ]
+        # as the leaderboard's MinimumSpeedRouteTest: the mean speed of all background traffic
+        speeds = [v.speed for v in world.npcs]
         return CriteriaTick(
             time_s=world.time_s,
             x=float(ego.position[0]),
@@ -345,6 +398,7 @@ class EmbeddedDrivingEnv(gym.Env):
                 for a in snap.actors
             ],
             "traffic_lights": [lt.to_dict() for lt in snap.lights],
+            **self._instruction_now(),
             "route_progress_m": float(self._route_s),
             "route_length_m": float(self.scenario.route.length_m),
             "route_completion": float(self.criteria.result().route_completion),

@@ -93,6 +93,8 @@ class Scenario:
     # edges the ego may legitimately occupy besides the route's own (e.g. while blending
     # from a through lane onto an exit's deceleration lane)
     extra_route_edges: set[tuple[str, str]] = field(default_factory=set)
+    # index into ``npcs`` of the vehicle an overtake instruction refers to
+    overtake_target: int | None = None
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,7 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
         DEFAULT_INSTRUCTIONS[intent],
         npcs=npcs,
         statics=statics,
+        overtake_target=0 if intent == "overtake" else None,
     )
 
 

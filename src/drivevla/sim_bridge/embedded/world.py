@@ -17,7 +17,7 @@ from drivevla.sim_bridge.embedded.actors import (
     TrafficVehicle,
 )
 from drivevla.sim_bridge.embedded.config import SimConfig
-from drivevla.sim_bridge.embedded.scenarios import Scenario, YieldRule
+from drivevla.sim_bridge.embedded.scenarios import NpcSpawn, Scenario, YieldRule
 from drivevla.sim_bridge.embedded.scene import (
     ActorBox,
     ActorKind,
@@ -87,24 +87,10 @@ class World:
         )
         self.road.vehicles.append(self.ego)
         self._next_id = 1
+        self.spawned_npcs: list[TrafficVehicle] = []  # in Scenario.npcs order, never culled
         self.actor_ids: dict[int, int] = {id(self.ego): 0}
         for spawn in scenario.npcs:
-            lane = net.get_lane(spawn.lane)
-            v = TrafficVehicle(
-                self.road,
-                lane.position(spawn.s, 0.0),
-                lane.heading_at(spawn.s),
-                spawn.speed,
-                target_lane_index=spawn.lane,
-                target_speed=spawn.target_speed or spawn.speed,
-                enable_lane_change=spawn.lane_change,
-            )
-            v.color_rgb = spawn.color
-            if spawn.destination:
-                v.plan_route_to(spawn.destination)
-            v.randomize_behavior()
-            self._add(v)
-            self.road.vehicles.append(v)
+            self.spawn_vehicle(spawn)
         self.pedestrians: list[Pedestrian] = []
         for p in scenario.pedestrians:
             ped = Pedestrian(self.road, p.start, p.end, p.start_time_s, p.walk_speed_mps)
@@ -123,6 +109,27 @@ class World:
             self._lights_by_lane.setdefault(light.controlled_lane, []).append(light)
         self._yield_by_lane: dict[tuple, YieldRule] = {r.lane: r for r in scenario.yield_rules}
         self.contacts: list[tuple[int, str]] = []
+
+    def spawn_vehicle(self, spawn: NpcSpawn) -> TrafficVehicle:
+        """Add a traffic vehicle (also used by tests and custom scenarios)."""
+        lane = self.road.network.get_lane(spawn.lane)
+        v = TrafficVehicle(
+            self.road,
+            lane.position(spawn.s, 0.0),
+            lane.heading_at(spawn.s),
+            spawn.speed,
+            target_lane_index=spawn.lane,
+            target_speed=spawn.target_speed or spawn.speed,
+            enable_lane_change=spawn.lane_change,
+        )
+        v.color_rgb = spawn.color
+        if spawn.destination:
+            v.plan_route_to(spawn.destination)
+        v.randomize_behavior()
+        self._add(v)
+        self.road.vehicles.append(v)
+        self.spawned_npcs.append(v)
+        return v
 
     def _add(self, obj) -> None:
         self.actor_ids[id(obj)] = self._next_id

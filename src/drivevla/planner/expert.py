@@ -1,0 +1,320 @@
+"""The privileged expert: drives its route well, follows the instruction's intent, knows why.
+
+It reads ground truth from the simulator handed to ``reset`` and returns a ``Decision`` like
+every other policy (the shared controllers drive it). Per step it:
+
+1. plans a lateral path: the route polyline, blended in from the ego's current offset; a
+   pending lane change (instructed change, overtake, exit, merge) is held in the current lane
+   until the target lane has a safe gap;
+2. caps the speed along that path: speed limit or an instructed speed, curvature, leaders
+   (IDM-like time gap), pedestrians crossing or about to, red/yellow lights, and yielding at
+   junction and roundabout entries to anyone whose predicted path meets the ego's;
+3. labels the step with a meta-action and the reason (closed vocabulary) of the binding
+   constraint, naming its object, and renders an explanation.
+
+Unsafe (misleading) instructions are refused: the plan ignores them (the trajectory is the
+same as without them) and the reason is ``refused_unsafe_instruction`` while they last.
+Speed requests are honoured up to the speed limit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from drivevla.planner.hazards import (
+    Cap,
+    crossing_pedestrian_caps,
+    leader_caps,
+    light_caps,
+    path_arclength,
+    yield_caps,
+)
+from drivevla.planner.reasons import Reason
+from drivevla.planner.trajectory import follow_lanes, path_curvature, plan_decision
+from drivevla.sim_bridge.types import Decision, HighLevelCommand, MetaAction, Observation
+
+PLAN_LENGTH_M = 80.0
+LATERAL_ACCEL_MPS2 = 2.0
+CRUISE_FRACTION = 0.95
+LANE_CHANGE_LOOKAHEAD_M = 45.0
+
+_TURN_META = {
+    HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
+    HighLevelCommand.RIGHT: MetaAction.TURN_RIGHT,
+}
+_EXIT_INTENTS = {"take_exit", "roundabout_exit_1", "roundabout_exit_2", "roundabout_exit_3"}
+
+
+class ExpertPolicy:
+    """Privileged rule-based expert (see module docstring)."""
+
+    name = "expert"
+
+    def __init__(self, explanation_split: str = "train", seed: int = 0) -> None:
+        self.explanation_split = explanation_split
+        self.seed = seed
+        self.env = None
+        self.last_reason: Reason | None = None
+        self.last_object: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ contract
+    def reset(self, env: Any | None = None) -> None:
+        if env is None:
+            raise ValueError("the expert is privileged: reset(env) needs the simulator")
+        self.env = env.unwrapped
+        self.rng = np.random.default_rng(self.seed)
+        self._committed = False
+        scenario = self.env.scenario
+        self.route = scenario.route
+        self.network = scenario.network
+        self._yield_points = self._find_yield_points()
+
+    def act(self, obs: Observation) -> Decision:
+        env = self.env
+        world = env.world
+        ego = world.ego
+        s_route = env.route_progress_m
+        path, changing = self._lateral_path(s_route)
+        s_path = path_arclength(ego.position, path)
+        caps = self._caps(path, s_path, s_route, changing)
+        binding = self._binding(caps, float(ego.speed))
+        decision = plan_decision(path, ego.position, float(ego.heading), float(ego.speed), caps)
+        reason = self._reason(binding, s_route, changing)
+        meta = self._meta_action(decision, float(ego.speed), s_route, changing, binding)
+        self.last_reason, self.last_object = reason, dict(binding.obj)
+        decision.reason = reason.value
+        decision.meta_action = meta
+        decision.explanation = self._explain(reason, meta, binding)
+        return decision
+
+    # ------------------------------------------------------------------ lateral
+    def _route_lateral(self, s_route: float) -> float:
+        """Signed lateral offset (m, left +) of the ego from the route polyline."""
+        ego = self.env.world.ego
+        p0 = self.route.point_at(s_route)
+        p1 = self.route.point_at(s_route + 1.0)
+        t = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
+        rel = ego.position - p0
+        return float(t[0] * rel[1] - t[1] * rel[0])
+
+    def _leg_at(self, s_route: float):
+        i = int(np.searchsorted(self.route.leg_start_m, s_route, side="right") - 1)
+        return self.route.legs[int(np.clip(i, 0, len(self.route.legs) - 1))]
+
+    def _target_gap_ok(self, target_pt: np.ndarray) -> bool:
+        """Is there room for the ego in the lane that contains ``target_pt``?"""
+        world = self.env.world
+        ego = world.ego
+        locator = world.road.locator
+        lane_id = locator.closest(target_pt, float(ego.heading), None)
+        lane = self.network.get_lane(lane_id)
+        s_ego, _ = lane.local_coordinates(ego.position)
+        for npc in world.npcs:
+            s_n, lat_n = lane.local_coordinates(npc.position)
+            if abs(lat_n) > lane.width_at(s_n) / 2 + 0.5:
+                continue
+            dv = float(npc.speed - ego.speed)
+            rear = 8.0 + max(dv, 0.0) * 3.0
+            front = 8.0 + max(-dv, 0.0) * 2.0
+            if -rear < s_n - s_ego < front:
+                return False
+        return True
+
+    def _lateral_path(self, s_route: float) -> tuple[np.ndarray, bool]:
+        """World path ahead and whether a lane change is being executed."""
+        world = self.env.world
+        ego = world.ego
+        v = float(ego.speed)
+        lat = self._route_lateral(s_route)
+        lane_now = self.network.get_lane(ego.lane_index)
+        # where the route lies, relative to the ego's lane, within that lane's extent (a
+        # route that leaves the lane at its end, e.g. into a junction, is not a lane change)
+        route_ahead, lat_target = self.route.point_at(s_route), 0.0
+        for ahead in (LANE_CHANGE_LOOKAHEAD_M, 30.0, 15.0):
+            if self._leg_at(s_route + ahead).lane[0] != ego.lane_index[0]:
+                continue  # the route is on another road there (a junction, a ring exit)
+            p = self.route.point_at(s_route + ahead)
+            s_l, lat_l = lane_now.local_coordinates(p)
+            if 0.0 <= s_l <= lane_now.length:
+                route_ahead, lat_target = p, lat_l
+                break
+        change_needed = abs(lat_target) > 1.75 or abs(lat) > 1.75
+        if abs(lat) < 0.4 and abs(lat_target) < 1.0:
+            self._committed = False
+        if change_needed and not self._committed:
+            target_pt = route_ahead if abs(lat_target) > 1.75 else self.route.point_at(s_route)
+            if self._target_gap_ok(target_pt):
+                self._committed = True
+        if change_needed and not self._committed:
+            path = follow_lanes(self.network, ego.lane_index, ego.position, PLAN_LENGTH_M)
+            return path, False
+        blend = float(np.clip(2.5 * v, 20.0, 45.0))
+        d = np.arange(1.0, PLAN_LENGTH_M + 1.0)
+        pts = np.array([self.route.point_at(s_route + di) for di in d])
+        tang = np.gradient(pts, axis=0)
+        tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
+        normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
+        w = np.clip(1.0 - d / blend, 0.0, 1.0)
+        w = w * w * (3 - 2 * w)  # smoothstep: leave the current offset tangentially
+        return pts + normal * (lat * w)[:, None], change_needed and self._committed
+
+    # ------------------------------------------------------------------ longitudinal
+    def _cruise_cap(self) -> Cap:
+        limit = CRUISE_FRACTION * self.env.scenario.speed_limit_mps
+        for event, _ in self.env.active_events():
+            if event.kind == "speed":
+                requested = float(event.speed_kmh) / 3.6
+                if requested < limit:
+                    return Cap(
+                        0.0,
+                        requested,
+                        Reason.INSTRUCTED_SPEED.value,
+                        {"kind": "speed", "speed_kmh": float(event.speed_kmh)},
+                    )
+        return Cap(0.0, limit, Reason.SPEED_LIMIT.value, {"kind": "speed_limit"})
+
+    def _curve_caps(self, path: np.ndarray, s_path: np.ndarray) -> list[Cap]:
+        k = path_curvature(path)
+        caps = []
+        for i in range(0, len(path), 4):
+            if k[i] > 1e-3:
+                v = math.sqrt(LATERAL_ACCEL_MPS2 / k[i])
+                if v < self.env.scenario.speed_limit_mps:
+                    caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": "curve"}))
+        return caps
+
+    def _find_yield_points(self) -> list[tuple[float, float, Reason]]:
+        """(route s of the stop point, route s where the conflict zone ends, reason)."""
+        points = []
+        for i, leg in enumerate(self.route.legs):
+            a, b, _ = leg.lane
+            start = float(self.route.leg_start_m[i])
+            end = (
+                float(self.route.leg_start_m[i + 1])
+                if i + 1 < len(self.route.legs)
+                else (self.route.length_m)
+            )
+            if "_in" in a and "_out" in b:  # a junction connector
+                points.append((start - 1.0, end + 4.0, Reason.YIELD_JUNCTION))
+            elif a.startswith("R_ai") and b.startswith("R_e"):  # roundabout entry
+                points.append((start + 2.0, end + 12.0, Reason.YIELD_ROUNDABOUT))
+        return points
+
+    def _caps(self, path, s_path, s_route: float, changing: bool) -> list[Cap]:
+        env = self.env
+        world = env.world
+        ego = world.ego
+        colour = self._colour_of
+        caps = [self._cruise_cap(), *self._curve_caps(path, s_path)]
+        caps += leader_caps(world, path, s_path, ego.WIDTH, colour)
+        caps += crossing_pedestrian_caps(world, path, s_path, ego.WIDTH)
+        caps += light_caps(world, path, s_path)
+        approach = {
+            leg.lane[:2]
+            for leg, st in zip(self.route.legs, self.route.leg_start_m, strict=True)
+            if st <= s_route + 1.0
+        }
+        ignore = {id(v) for v in world.npcs if v.lane_index and v.lane_index[:2] in approach}
+        for y_s, z_end, reason in self._yield_points:
+            if y_s - s_route > 60.0 or z_end < s_route:
+                continue
+            v_cross = min(8.0, env.scenario.speed_limit_mps)
+            caps += yield_caps(
+                world, path, s_path, y_s - s_route, z_end - s_route, reason, v_cross, colour, ignore
+            )
+        return caps
+
+    @staticmethod
+    def _binding(caps: list[Cap], v: float) -> Cap:
+        """The cap that constrains the speed now the most (lowest envelope at the ego)."""
+
+        def envelope_now(c: Cap) -> float:
+            return math.sqrt(c.speed_mps**2 + 2.0 * 3.0 * max(c.s_m, 0.0))
+
+        return min(caps, key=envelope_now)
+
+    # ------------------------------------------------------------------ labels
+    def _manoeuvre_reason(self, s_route: float, changing: bool) -> Reason | None:
+        intent = self.env.scenario.intent
+        cmd = self.route.command_at(s_route, lookahead_m=20.0)
+        if changing:
+            if intent == "overtake":
+                return Reason.INSTRUCTED_OVERTAKE
+            if intent == "merge":
+                return Reason.INSTRUCTED_MERGE
+            if intent == "take_exit":
+                return Reason.INSTRUCTED_EXIT
+            return Reason.INSTRUCTED_LANE_CHANGE
+        if cmd in (HighLevelCommand.LEFT, HighLevelCommand.RIGHT, HighLevelCommand.STRAIGHT):
+            if intent in _EXIT_INTENTS:
+                return Reason.INSTRUCTED_EXIT
+            if cmd != HighLevelCommand.STRAIGHT:
+                return Reason.INSTRUCTED_TURN
+        return None
+
+    def _reason(self, binding: Cap, s_route: float, changing: bool) -> Reason:
+        if any(e.kind == "misleading" for e, _ in self.env.active_events()):
+            return Reason.REFUSED_UNSAFE_INSTRUCTION
+        tag = Reason(binding.tag)
+        if tag in (Reason.SPEED_LIMIT, Reason.CURVE):
+            manoeuvre = self._manoeuvre_reason(s_route, changing)
+            if manoeuvre is not None:
+                return manoeuvre
+            if tag == Reason.SPEED_LIMIT:
+                ego_v = float(self.env.world.ego.speed)
+                return (
+                    Reason.SPEED_LIMIT if ego_v > binding.speed_mps + 0.5 else (Reason.FOLLOW_ROUTE)
+                )
+        return tag
+
+    def _meta_action(
+        self, decision: Decision, v: float, s_route: float, changing: bool, binding: Cap
+    ) -> MetaAction:
+        v_next = float(decision.target_speeds[1])
+        if v_next < 0.5 and binding.speed_mps < 0.5:
+            return MetaAction.STOP
+        if changing:
+            lat = self._route_lateral(s_route)
+            if abs(lat) > 0.5:
+                return MetaAction.CHANGE_RIGHT if lat > 0 else MetaAction.CHANGE_LEFT
+        cmd = self.route.command_at(s_route, lookahead_m=10.0)
+        if cmd in _TURN_META:
+            return _TURN_META[cmd]
+        if v_next < v - 0.7:
+            return MetaAction.DECELERATE
+        if v_next > v + 0.7:
+            return MetaAction.ACCELERATE
+        return MetaAction.KEEP_LANE
+
+    def _colour_of(self, vehicle) -> str:
+        from drivevla.planner.instructions import colour_name
+
+        return colour_name(getattr(vehicle, "color_rgb", (0.5, 0.5, 0.5)))
+
+    def _explain(self, reason: Reason, meta: MetaAction, binding: Cap) -> str:
+        from drivevla.planner.explanations import render_explanation
+
+        obj = binding.obj
+        slots: dict[str, Any] = {}
+        if obj.get("kind") == "vehicle":
+            slots["object"] = f"{obj.get('colour', '')} car".strip()
+        elif obj.get("kind") == "pedestrian":
+            slots["object"] = "pedestrian"
+        if "x" in obj:
+            ego = self.env.world.ego
+            slots["distance"] = int(
+                round(float(np.hypot(obj["x"] - ego.position[0], obj["y"] - ego.position[1])))
+            )
+        if obj.get("kind") == "speed":
+            slots["speed"] = int(round(obj["speed_kmh"]))
+        if meta in (MetaAction.TURN_LEFT, MetaAction.CHANGE_LEFT):
+            slots["direction"] = "left"
+        elif meta in (MetaAction.TURN_RIGHT, MetaAction.CHANGE_RIGHT):
+            slots["direction"] = "right"
+        intent = self.env.scenario.intent
+        if intent.startswith("roundabout_exit_"):
+            slots["ordinal"] = {"1": "first", "2": "second", "3": "third"}[intent[-1]]
+        return render_explanation(reason, meta, self.rng, split=self.explanation_split, slots=slots)

@@ -1,0 +1,46 @@
+"""Policies by name (or checkpoint directory), so every benchmark can score every policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from drivevla.planner.policy import Policy
+
+_FACTORIES: dict[str, Callable[[], Policy]] = {}
+
+
+def register_policy(name: str, factory: Callable[[], Policy]) -> None:
+    _FACTORIES[name] = factory
+
+
+def _builtin() -> None:
+    if _FACTORIES:
+        return
+    from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
+    from drivevla.planner.expert import ExpertPolicy
+
+    register_policy("expert", ExpertPolicy)
+    register_policy("lane_keep", LaneKeepPolicy)
+    register_policy("idm", IDMPolicy)
+
+
+def policy_names() -> list[str]:
+    _builtin()
+    return sorted(_FACTORIES)
+
+
+def make_policy(name_or_checkpoint: str) -> Policy:
+    """A fresh policy: a registered name, or a checkpoint directory (``config.json`` inside)."""
+    _builtin()
+    if name_or_checkpoint in _FACTORIES:
+        return _FACTORIES[name_or_checkpoint]()
+    path = Path(name_or_checkpoint)
+    if path.is_dir() and (path / "config.json").is_file():
+        from drivevla.vla.policy import DriveVLAPolicy  # the learned model (its own issue)
+
+        return DriveVLAPolicy.from_pretrained(path)
+    raise ValueError(
+        f"unknown policy {name_or_checkpoint!r}: not a registered name {sorted(_FACTORIES)} "
+        "and not a checkpoint directory with a config.json"
+    )

@@ -1,0 +1,155 @@
+"""Paths on the lane graph and speed profiles along them, turned into ``Decision`` s.
+
+A plan is a world-frame path sampled every metre plus speed caps at points along it (stop
+lines, leaders, curves). :func:`plan_decision` rolls a speed profile forward under
+acceleration limits and a braking envelope and samples the ego-frame waypoints a
+``Decision`` carries (0.5 s apart, 3 s by default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from highway_env.road.road import RoadNetwork
+
+from drivevla.sim_bridge.frames import world_to_ego
+from drivevla.sim_bridge.types import Decision, MetaAction
+
+LaneId = tuple[str, str, int]
+PATH_STEP_M = 1.0
+WAYPOINT_DT_S = 0.5
+N_WAYPOINTS = 6
+
+
+def straightest_successor(network: RoadNetwork, lane_id: LaneId) -> LaneId | None:
+    """The successor lane continuing most straight on (same lane index when possible)."""
+    a, b, i = lane_id
+    nexts = network.graph.get(b, {})
+    if not nexts:
+        return None
+    lane = network.get_lane(lane_id)
+    h_end = lane.heading_at(lane.length)
+    best, best_cost = None, math.inf
+    for c, lanes in nexts.items():
+        for k, nl in enumerate(lanes):
+            dh = abs(
+                (nl.heading_at(min(8.0, nl.length)) - h_end + math.pi) % (2 * math.pi) - math.pi
+            )
+            cost = dh + 0.5 * float(
+                np.linalg.norm(nl.position(0, 0) - lane.position(lane.length, 0))
+            )
+            if cost < best_cost:
+                best, best_cost = (b, c, k), cost
+    return best
+
+
+def follow_lanes(
+    network: RoadNetwork,
+    lane_id: LaneId,
+    position: np.ndarray,
+    length_m: float,
+    choose_next: Callable[[RoadNetwork, LaneId], LaneId | None] = straightest_successor,
+) -> np.ndarray:
+    """World points every metre along lane centres from the projection of ``position``."""
+    lane = network.get_lane(lane_id)
+    s = max(lane.local_coordinates(position)[0], 0.0)
+    pts, remaining, current = [], length_m, lane_id
+    while remaining > 0 and current is not None:
+        lane = network.get_lane(current)
+        avail = lane.length - s
+        if avail > 0:
+            take = min(avail, remaining)
+            n = max(int(take / PATH_STEP_M), 1)
+            for k in range(n):
+                pts.append(lane.position(s + (k + 1) * take / n, 0.0))
+            remaining -= take
+        current, s = choose_next(network, current), 0.0
+    if not pts:
+        pts.append(lane.position(lane.length, 0.0))
+    if remaining > 0:  # dead end: extend straight on
+        last = pts[-1]
+        h = lane.heading_at(lane.length)
+        d = np.array([math.cos(h), math.sin(h)])
+        pts += [last + d * (k + 1) for k in range(int(remaining))]
+    return np.array(pts)
+
+
+def path_curvature(path: np.ndarray) -> np.ndarray:
+    """Unsigned curvature (1/m) at each point of a path sampled about every metre."""
+    if len(path) < 3:
+        return np.zeros(len(path))
+    d = np.diff(path, axis=0)
+    h = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    ds = np.maximum(np.linalg.norm(d, axis=1), 1e-6)
+    k = np.abs(np.diff(h)) / ds[1:]
+    # smooth over ~5 m so a polyline kink does not read as a hairpin
+    k = np.convolve(k, np.ones(5) / 5.0, mode="same")
+    return np.concatenate([[k[0]], k, [k[-1]]])
+
+
+@dataclass(frozen=True)
+class SpeedCap:
+    """Speed must be at most ``speed_mps`` from ``s_m`` (metres along the path) on."""
+
+    s_m: float
+    speed_mps: float
+    tag: str = ""
+
+
+def braking_envelope(s_grid: np.ndarray, caps: Sequence[SpeedCap], decel_mps2: float) -> np.ndarray:
+    """Max speed at each s so that every cap ahead is met braking at ``decel_mps2``."""
+    v = np.full(len(s_grid), np.inf)
+    for cap in caps:
+        dist = np.maximum(cap.s_m - s_grid, 0.0)
+        v = np.minimum(v, np.sqrt(cap.speed_mps**2 + 2.0 * decel_mps2 * dist))
+    return v
+
+
+def plan_decision(
+    path_world: np.ndarray,
+    ego_xy: np.ndarray,
+    ego_yaw: float,
+    v0: float,
+    caps: Sequence[SpeedCap],
+    *,
+    accel_mps2: float = 2.0,
+    decel_mps2: float = 3.0,
+    meta_action: MetaAction | None = None,
+    reason: str | None = None,
+    explanation: str | None = None,
+    dt_s: float = WAYPOINT_DT_S,
+    n_waypoints: int = N_WAYPOINTS,
+) -> Decision:
+    """Roll a speed profile along ``path_world`` (starting at the ego) and sample waypoints."""
+    path = np.vstack([np.asarray(ego_xy, dtype=np.float64)[None], path_world])
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    s_grid = np.concatenate([[0.0], np.cumsum(seg)])
+    envelope = braking_envelope(s_grid, caps, decel_mps2)
+    sim_dt = 0.1
+    s, v = 0.0, max(v0, 0.0)
+    samples_s, samples_v = [], []
+    steps_per = int(round(dt_s / sim_dt))
+    for k in range(n_waypoints * steps_per):
+        v_allowed = float(np.interp(s, s_grid, envelope))
+        if v < v_allowed:
+            v = min(v + accel_mps2 * sim_dt, v_allowed)
+        else:  # brake towards the envelope (harder when the envelope demands it)
+            v = max(v_allowed, v - 2.0 * decel_mps2 * sim_dt, 0.0)
+        s += v * sim_dt
+        if (k + 1) % steps_per == 0:
+            samples_s.append(min(s, s_grid[-1]))
+            samples_v.append(v)
+    xs = np.interp(samples_s, s_grid, path[:, 0])
+    ys = np.interp(samples_s, s_grid, path[:, 1])
+    wps = world_to_ego(np.stack([xs, ys], axis=1), ego_xy, ego_yaw)
+    return Decision(
+        wps,
+        np.array(samples_v),
+        dt_s=dt_s,
+        meta_action=meta_action,
+        reason=reason,
+        explanation=explanation,
+    )
