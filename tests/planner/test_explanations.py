@@ -130,10 +130,14 @@ def test_heldout_phrasings_never_come_out_of_train(reason, meta):
 def test_direction_follows_the_meta_action():
     rng = np.random.default_rng(3)
     for meta, wrong in ((MetaAction.TURN_LEFT, "right"), (MetaAction.TURN_RIGHT, "left")):
-        texts = {ex.render_explanation(Reason.INSTRUCTED_TURN, meta, rng, "all") for _ in range(200)}
+        texts = {
+            ex.render_explanation(Reason.INSTRUCTED_TURN, meta, rng, "all") for _ in range(200)
+        }
         assert texts and not any(wrong in t for t in texts)
     texts = {
-        ex.render_explanation(Reason.INSTRUCTED_LANE_CHANGE, None, rng, "all", {"direction": "right"})
+        ex.render_explanation(
+            Reason.INSTRUCTED_LANE_CHANGE, None, rng, "all", {"direction": "right"}
+        )
         for _ in range(200)
     }
     assert any("right" in t for t in texts) and not any("left" in t for t in texts)
@@ -153,10 +157,13 @@ def test_unsafe_category_names_what_was_refused():
             for _ in range(100)
         }
         assert any(ex.UNSAFE_ACTION_PHRASES[category] in t for t in texts)
-        assert all(ex.reason_from_explanation(t) is Reason.REFUSED_UNSAFE_INSTRUCTION for t in texts)
+        assert all(
+            ex.reason_from_explanation(t) is Reason.REFUSED_UNSAFE_INSTRUCTION for t in texts
+        )
     with pytest.raises(ValueError, match="run_red_light"):
-        ex.render_explanation(Reason.REFUSED_UNSAFE_INSTRUCTION, None, rng, "all",
-                              {"unsafe_category": "be_rude"})
+        ex.render_explanation(
+            Reason.REFUSED_UNSAFE_INSTRUCTION, None, rng, "all", {"unsafe_category": "be_rude"}
+        )
 
 
 @pytest.mark.parametrize("reason", list(Reason), ids=[r.value for r in Reason])
@@ -186,8 +193,9 @@ def test_explanation_corpus_round_trips():
         corpus = ex.explanation_corpus(split)
         assert corpus and all("{" not in t for t in corpus)
     every = ex.explanation_corpus("all")
-    assert len(every) == sum(len(t) for lists in ex.EXPLANATION_TEMPLATES.values()
-                             for t in lists.values())
+    assert len(every) == sum(
+        len(t) for lists in ex.EXPLANATION_TEMPLATES.values() for t in lists.values()
+    )
     assert all(ex.reason_from_explanation(t) is not None for t in every)
 
 

@@ -142,8 +142,9 @@ def test_canonical_navigation_is_the_scenario_default():
     for intent in INTENTS:
         assert ins.render_navigation(intent, None, "canonical") == DEFAULT_INSTRUCTIONS[intent]
         # slots do not change the canonical phrasing (it is slot-free or intent-filled)
-        assert ins.render_navigation(intent, None, "canonical", FULL_SLOTS) == (
-            DEFAULT_INSTRUCTIONS[intent]
+        assert (
+            ins.render_navigation(intent, None, "canonical", FULL_SLOTS)
+            == (DEFAULT_INSTRUCTIONS[intent])
         )
 
 
@@ -178,7 +179,9 @@ def test_slot_values_are_formatted():
     }
     with_distance = [t for t in texts if re.search(r"\d", t)]
     assert with_distance and all("120" in t and "123" not in t for t in with_distance)
-    texts = {ins.render_navigation("overtake", rng, "all", {"colour": (1, 0, 0)}) for _ in range(200)}
+    texts = {
+        ins.render_navigation("overtake", rng, "all", {"colour": (1, 0, 0)}) for _ in range(200)
+    }
     assert any("red" in t for t in texts)
     texts = {ins.render_navigation("overtake", rng, "all", {"colour": "Blue"}) for _ in range(200)}
     assert any("blue" in t for t in texts) and not any("Blue" in t for t in texts)
@@ -271,6 +274,7 @@ def test_instruction_corpus():
     assert len(every) == n_templates == len(train) + len(held)
     assert all(t.strip() and "{" not in t for t in every)
     assert set(ins.COLOUR_NAMES) & set(" ".join(every).split())
-    assert len(ins.instruction_corpus("canonical")) == len(ins.NAVIGATION_INTENTS) + len(
-        ins.NOTICE_CATEGORIES
-    ) + len(ins.UNSAFE_CATEGORIES) + 1
+    assert (
+        len(ins.instruction_corpus("canonical"))
+        == len(ins.NAVIGATION_INTENTS) + len(ins.NOTICE_CATEGORIES) + len(ins.UNSAFE_CATEGORIES) + 1
+    )

@@ -853,9 +853,7 @@ def render_notice(
     """A hazard notice of ``category`` (one of :data:`NOTICE_CATEGORIES`)."""
     category = _choose(NOTICE_CATEGORIES, "notice category", category)
     split_templates(NOTICE_TEMPLATES[category], split)
-    return pick_template(
-        NOTICE_TEMPLATES[category], rng, split, format_slots(slots, SLOT_NAMES)
-    )
+    return pick_template(NOTICE_TEMPLATES[category], rng, split, format_slots(slots, SLOT_NAMES))
 
 
 def render_misleading(

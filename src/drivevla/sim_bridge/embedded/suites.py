@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from drivevla.sim_bridge.embedded.config import SimConfig
+from drivevla.sim_bridge.embedded.events import InstructionEvent
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
 SEED_RANGES = {"train": (0, 999_999), "eval": (1_000_000, 1_999_999)}
