@@ -49,6 +49,8 @@ def test_hitting_a_vehicle_costs_factor_0_6():
     result = _drive(env, controller)
     assert _kinds(result) == [InfractionType.COLLISION_VEHICLE]
     assert result.infraction_penalty == pytest.approx(0.6)
+    # a crash stops the ego: it does not drive through the car it hit
+    assert env.world.ego.position[0] < env.world.spawned_npcs[0].position[0]
     assert result.driving_score == pytest.approx(result.route_completion * 0.6)
     assert 0 < result.route_completion < 100
 

@@ -604,7 +604,8 @@ _YIELD = (
     r"wait\w* for (a |the )?(gap|gaps|traffic|cross traffic|ring traffic)|"
     r"gap in (the )?traffic|cross ?traffic|crossing traffic|oncoming traffic|circulating|"
     r"wait\w* to (enter|join|pull out)|"
-    r"until (the )?(\w+ )?(junction|intersection|crossroads|roundabout|ring|traffic) (is )?clears?)\b"
+    r"until (the )?(\w+ )?(junction|intersection|crossroads|roundabout|ring|traffic) "
+    r"(is )?clears?)\b"
 )
 _ROUNDABOUT = r"\b(roundabouts?|ring|circle|circulating)\b"
 _SPEED_WORD = (

@@ -366,7 +366,9 @@ class EmbeddedDrivingEnv(gym.Env):
             x=float(ego.position[0]),
             y=float(ego.position[1]),
             yaw=float(ego.heading),
-            speed_mps=float(ego.speed),
+            speed_mps=float(
+                ego.speed if world.impact_speed_mps is None else world.impact_speed_mps
+            ),
             ego_length=ego.LENGTH,
             ego_width=ego.WIDTH,
             collisions=list(world.contacts),

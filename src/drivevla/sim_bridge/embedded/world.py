@@ -109,6 +109,7 @@ class World:
             self._lights_by_lane.setdefault(light.controlled_lane, []).append(light)
         self._yield_by_lane: dict[tuple, YieldRule] = {r.lane: r for r in scenario.yield_rules}
         self.contacts: list[tuple[int, str]] = []
+        self.impact_speed_mps: float | None = None  # ego speed at a crash this step
 
     def spawn_vehicle(self, spawn: NpcSpawn) -> TrafficVehicle:
         """Add a traffic vehicle (also used by tests and custom scenarios)."""
@@ -188,9 +189,18 @@ class World:
                 v.act()
         for ped in self.pedestrians:
             ped.update(self.time_s, dt)
+        ego_before = (self.ego.position.copy(), self.ego.heading)
+        self.impact_speed_mps = None
         self.road.step(dt)
         self.time_s += dt
         self.contacts = self._ego_contacts()
+        if any(kind in ("vehicle", "static") for _, kind in self.contacts):
+            # a crash: the ego does not drive through cars or guard rails; it stops where
+            # the contact happened (no restitution, as a crude inelastic impact)
+            self.ego.position, self.ego.heading = ego_before
+            self.impact_speed_mps = float(self.ego.speed)
+            self.ego.speed = 0.0
+            self.ego.on_state_update()
         self._cull()
 
     def _ego_contacts(self) -> list[tuple[int, str]]:
