@@ -188,6 +188,13 @@ def test_slot_values_are_formatted():
     assert any("red" in t for t in texts)
     texts = {ins.render_navigation("overtake", rng, "all", {"colour": "Blue"}) for _ in range(200)}
     assert any("blue" in t for t in texts) and not any("Blue" in t for t in texts)
+    assert ins.format_slots({"distance": 0, "speed": 0}, ins.SLOT_NAMES) == {
+        "distance": "10",
+        "speed": "0",
+    }
+    for bad in ({"distance": -1}, {"speed": float("nan")}, {"exit_number": 0}, {"ordinal": 11}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ins.format_slots(bad, ins.SLOT_NAMES)
     assert ins._round_distance(4) == 10
     assert ins._round_distance(347) == 350
     assert ins._round_distance(1260) == 1300

@@ -14,12 +14,12 @@ from :data:`SLOT_NAMES`:
 =============== ===================================================== =====================
 slot            caller passes                                          rendered as
 =============== ===================================================== =====================
-``distance``    metres (number)                                        rounded, "120"
+``distance``    metres (number >= 0)                                   rounded, "120"
 ``ordinal``     ``1..10`` or a word                                    "second"
 ``exit_number`` positive integer                                       "2"
 ``colour``      a colour name, or an RGB triple (0-1 or 0-255)         "blue" (colour_name)
 ``side``        ``"left"`` / ``"right"``                                "left"
-``speed``       km/h (number)                                          "50"
+``speed``       km/h (number >= 0)                                     "50"
 =============== ===================================================== =====================
 
 A renderer picks only among the templates whose slots are all available, so a caller may
@@ -730,13 +730,14 @@ def _round_distance(metres: float) -> int:
     return int(round(metres / step) * step)
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, positive: bool = False) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"slot {name!r} needs a number, got {value!r}") from exc
-    if not math.isfinite(x) or x <= 0.0:
-        raise ValueError(f"slot {name!r} needs a finite number > 0, got {value!r}")
+    if not math.isfinite(x) or x < 0.0 or (positive and x == 0.0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"slot {name!r} needs a finite number {bound}, got {value!r}")
     return x
 
 
@@ -781,7 +782,7 @@ def format_slots(slots: Mapping[str, Any] | None, allowed: Sequence[str]) -> dic
         elif name == "speed":
             out[name] = str(int(round(_number(name, value))))
         elif name == "exit_number":
-            out[name] = str(int(round(_number(name, value))))
+            out[name] = str(max(1, int(round(_number(name, value, positive=True)))))
         elif name == "ordinal":
             out[name] = _ordinal(value)
         elif name == "colour":
@@ -882,6 +883,7 @@ def render_speed_request(
     says the request goes that way.
     """
     split_templates(SPEED_TEMPLATES, split)
+    _number("speed", speed_kmh, positive=True)
     values = format_slots({"speed": speed_kmh}, ("speed",))
     allow = set(SPEED_TEMPLATES) - _SPEED_DOWN_ONLY - _SPEED_UP_ONLY
     if current_kmh is not None:
