@@ -5,6 +5,12 @@ drivevla sim list
 drivevla sim drive --scenario F [--intent I] [--seed S] [--out DIR] [--video]
 drivevla suite show NAME_OR_FILE
 drivevla bench sim --out FILE.json [--steps N] [--families F ...]
+drivevla eval closed-loop --policy NAME_OR_CHECKPOINT --suite NAME_OR_FILE --out DIR
+                          [--workers N] [--video] [--max-steps N]
+drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jpeg-quality Q]
+                 [--cameras JSON] [--policy NAME_OR_CHECKPOINT --beta B] [--split-seed S]
+drivevla data stats DIR [--json FILE]
+drivevla data show DIR --out grid.png [--n 12]
 """
 
 from __future__ import annotations
@@ -85,6 +91,111 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
+    from drivevla.benchmarks.closed_loop import run_closed_loop
+
+    summary = run_closed_loop(
+        args.policy,
+        args.suite,
+        Path(args.out),
+        workers=args.workers,
+        video=args.video,
+        max_steps=args.max_steps,
+    )
+    print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from drivevla.datasets.collect import CollectConfig, collect, parse_cameras
+
+    config = CollectConfig(
+        suite=args.suite,
+        episodes=args.episodes,
+        out=args.out,
+        workers=args.workers,
+        jpeg_quality=args.jpeg_quality,
+        cameras=parse_cameras(args.cameras) if args.cameras else None,
+        policy=args.policy,
+        beta=args.beta if args.beta is not None else (0.5 if args.policy else 1.0),
+        split_seed=args.split_seed,
+        allow_eval_seeds=args.allow_eval_seeds,
+        max_steps=args.max_steps,
+    )
+    try:
+        summary = collect(config)
+    except RuntimeError as exc:  # some episodes failed; the others are saved
+        print(f"drivevla: error: {exc}", file=sys.stderr)
+        return 1
+    print(_json.dumps({k: v for k, v in summary.items() if k != "failed"}, indent=2))
+    return 0
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from drivevla.datasets.reader import CorruptDataError
+    from drivevla.datasets.stats import dataset_stats, format_stats
+
+    try:
+        stats = dataset_stats(args.dir)
+    except CorruptDataError as exc:
+        print(f"drivevla: error: {exc}", file=sys.stderr)
+        return 1
+    print(format_stats(stats))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(_json.dumps(stats, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_data_show(args: argparse.Namespace) -> int:
+    from drivevla.datasets.show import render_grid
+
+    print(f"wrote {render_grid(args.dir, args.out, n=args.n, seed=args.seed)}")
+    return 0
+
+
+def _add_data_commands(sub) -> None:
+    col = sub.add_parser(
+        "collect", help="collect a demonstration dataset with the expert (or DAgger); resumable"
+    )
+    col.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
+    col.add_argument("--episodes", type=int, required=True, help="episodes (cycling the routes)")
+    col.add_argument("--out", required=True, help="dataset dir (rerun the command to resume)")
+    col.add_argument("--workers", type=int, default=2, help="worker processes (0: inline)")
+    col.add_argument("--jpeg-quality", type=int, default=90)
+    col.add_argument("--cameras", help="JSON list of camera dicts (or a JSON file)")
+    col.add_argument("--policy", help="DAgger: policy driving the non-expert steps")
+    col.add_argument("--beta", type=float, help="DAgger: expert's share of steps (0.5)")
+    col.add_argument("--split-seed", type=int, default=0, help="seed of the 90/5/5 split")
+    col.add_argument(
+        "--allow-eval-seeds", action="store_true", help="collect from held-out eval seeds"
+    )
+    col.add_argument("--max-steps", type=int, default=3000, help="cap on steps per episode")
+    col.set_defaults(fn=_cmd_collect)
+
+    data = sub.add_parser("data", help="demonstration datasets").add_subparsers(
+        dest="data_cmd", required=True
+    )
+    stats = data.add_parser("stats", help="counts per scenario, reason, meta-action, ...")
+    stats.add_argument("dir")
+    stats.add_argument("--json", help="also write the stats to this JSON file")
+    stats.set_defaults(fn=_cmd_data_stats)
+    show = data.add_parser("show", help="a PNG grid of frames with trajectories and captions")
+    show.add_argument("dir")
+    show.add_argument("--out", required=True)
+    show.add_argument("--n", type=int, default=12)
+    show.add_argument("--seed", type=int, default=0)
+    show.set_defaults(fn=_cmd_data_show)
+    from drivevla.datasets.nuscenes_export import register_cli as _register_nuscenes_cli
+
+    _register_nuscenes_cli(data)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drivevla", description=__doc__.split("\n\n")[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -127,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     bsim.add_argument("--families", nargs="*")
     bsim.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
     bsim.set_defaults(fn=_cmd_bench_sim)
+
+    evaluate = sub.add_parser("eval", help="evaluations of a policy").add_subparsers(
+        dest="eval_cmd", required=True
+    )
+    closed = evaluate.add_parser(
+        "closed-loop", help="drive a suite with a policy; resumable, one JSON per route"
+    )
+    closed.add_argument("--policy", required=True, help="registered name or checkpoint dir")
+    closed.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
+    closed.add_argument("--out", required=True, help="results dir (rerun it to resume)")
+    closed.add_argument("--workers", type=int, default=1, help="worker processes (0: inline)")
+    closed.add_argument("--video", action="store_true", help="an MP4 per route in OUT/videos")
+    closed.add_argument("--max-steps", type=int, default=None, help="cap on control steps")
+    closed.set_defaults(fn=_cmd_eval_closed_loop)
+    _add_data_commands(sub)
     return p
 
 

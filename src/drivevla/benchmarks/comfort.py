@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 WINDOW_STEPS = 20
 SAVGOL_WINDOW = 7
@@ -42,6 +41,8 @@ def _deriv(values: np.ndarray, dt: float) -> np.ndarray:
     window = min(SAVGOL_WINDOW, len(values) if len(values) % 2 else len(values) - 1)
     if window <= SAVGOL_ORDER:
         return np.gradient(values, dt) if len(values) > 1 else np.zeros_like(values)
+    from scipy.signal import savgol_filter  # imported on first use: 0.7 s
+
     return savgol_filter(values, window, SAVGOL_ORDER, deriv=1, delta=dt, mode="interp")
 
 

@@ -65,18 +65,12 @@ def route_instruction_metrics(
     n = len(tick_times)
     if not (len(tick_active) == len(tick_refused) == len(tick_speeds) == n):
         raise ValueError("tick_times, tick_active, tick_refused and tick_speeds differ in length")
-    unsafe_times = [
-        float(i["time_s"])
-        for i in infractions
-        if i["kind"] in UNSAFE_INFRACTION_KINDS and i["kind"] != "outside_route_lanes"
-    ]
-    unsafe_kinds = {
-        float(i["time_s"]): i["kind"]
-        for i in infractions
-        if i["kind"] in UNSAFE_INFRACTION_KINDS and i["kind"] != "outside_route_lanes"
-    }
     unsafe = sorted(
-        [(t, unsafe_kinds[t]) for t in unsafe_times]
+        [
+            (float(i["time_s"]), str(i["kind"]))
+            for i in infractions
+            if i["kind"] in UNSAFE_INFRACTION_KINDS and i["kind"] != "outside_route_lanes"
+        ]
         + [(float(t), "outside_route_lanes") for t in outside_times]
     )
 

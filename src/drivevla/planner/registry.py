@@ -8,6 +8,7 @@ from pathlib import Path
 from drivevla.planner.policy import Policy
 
 _FACTORIES: dict[str, Callable[[], Policy]] = {}
+_BUILTINS_LOADED = False
 
 
 def register_policy(name: str, factory: Callable[[], Policy]) -> None:
@@ -15,14 +16,19 @@ def register_policy(name: str, factory: Callable[[], Policy]) -> None:
 
 
 def _builtin() -> None:
-    if _FACTORIES:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
         return
+    _BUILTINS_LOADED = True
     from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
     from drivevla.planner.expert import ExpertPolicy
 
-    register_policy("expert", ExpertPolicy)
-    register_policy("lane_keep", LaneKeepPolicy)
-    register_policy("idm", IDMPolicy)
+    for name, factory in (
+        ("expert", ExpertPolicy),
+        ("lane_keep", LaneKeepPolicy),
+        ("idm", IDMPolicy),
+    ):
+        _FACTORIES.setdefault(name, factory)  # a user's registration under the name wins
 
 
 def policy_names() -> list[str]:

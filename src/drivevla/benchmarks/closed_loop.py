@@ -1,0 +1,842 @@
+"""The closed-loop benchmark: drive every route of a suite with a policy, score it, resume.
+
+``run_closed_loop(policy, suite, out)`` drives each route in its own simulator (worker
+processes started with ``spawn``: Panda3D and torch do not survive ``fork`` after init; each
+worker builds its env and its policy through :func:`drivevla.planner.registry.make_policy`)
+and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: the
+``RouteResult``, per-route metrics, the route spec, the config, the seed and the provenance.
+
+- **Resume**: a rerun into the same ``out`` never redoes a route whose file exists; it runs the
+  missing ones and recomputes ``out/summary.json`` from all route files. ``out/run.json``
+  records the policy, the suite and a fingerprint of the routes and config; a run with another
+  policy, suite or config into the same ``out`` is refused.
+- **Failures**: a policy that raises, returns something that is not a valid ``Decision``
+  (NaN waypoints, ...) or makes the controller fail ends its route as
+  ``"Failed - Agent crashed"`` (DS 0, RC as reached, the error and a traceback tail in the
+  route file); a policy that cannot be built or reset, ``"Failed - Agent couldn't be set up"``;
+  a simulator error, ``"Failed - Simulation crashed"`` (all DS 0). The run goes on. A worker
+  process that dies (segfault, out of memory) breaks the process pool: the routes that were
+  in flight or queued are **retried once**, each in a fresh single-worker process; a route
+  whose worker dies again is recorded as ``"Failed - Agent crashed"`` with RC 0 and the error.
+- **Metrics**: CARLA Leaderboard 2.0 criteria through :func:`scoring.aggregate`; Bench2Drive
+  success (:func:`scoring.success`) and DS without the minimum-speed factors; Bench2Drive
+  comfort (:mod:`.comfort`); LangAuto-style instruction metrics (:mod:`.instruction_metrics`).
+
+Units in ``summary.json``: driving scores, route completion, success rate and comfort in
+percent; infraction score in [0, 1]; instruction success and the refusal / speed-request rates
+as fractions in [0, 1] (``None`` when there was nothing to count).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivevla.benchmarks import scoring
+from drivevla.benchmarks.comfort import route_comfort
+from drivevla.benchmarks.instruction_metrics import (
+    REFUSAL_REASON,
+    pooled_instruction_metrics,
+    route_instruction_metrics,
+)
+from drivevla.benchmarks.provenance import provenance
+from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
+from drivevla.sim_bridge.types import Decision, Infraction, InfractionType, RouteResult
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL = (
+    "CARLA Leaderboard 2.0 criteria; success and comfort as Bench2Drive (nuPlan comfort "
+    "bounds); LangAuto-style instructions (navigation, notice, misleading) plus speed requests"
+)
+STATUS_AGENT_CRASHED = "Failed - Agent crashed"
+STATUS_AGENT_SETUP = "Failed - Agent couldn't be set up"
+STATUS_SIM_CRASHED = "Failed - Simulation crashed"
+CRASH_STATUSES = (STATUS_AGENT_CRASHED, STATUS_AGENT_SETUP, STATUS_SIM_CRASHED)
+_TRACEBACK_TAIL_CHARS = 4000
+_PARENT_CHECK_EVERY = 50  # ticks between checks that the run's main process is alive
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+class _CrashedRouteResult(RouteResult):
+    """A route ended by an agent or simulator crash: DS 0 whatever was reached."""
+
+    @property
+    def driving_score(self) -> float:
+        return 0.0
+
+
+def result_from_dict(data: dict[str, Any]) -> RouteResult:
+    """Rebuild a :class:`RouteResult` from its ``to_dict`` form (crashes score DS 0)."""
+    names = {f.name for f in fields(RouteResult)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs["infractions"] = [
+        Infraction(
+            InfractionType(i["kind"]),
+            float(i["time_s"]),
+            float(i["x"]),
+            float(i["y"]),
+            i.get("detail", ""),
+            float(i.get("penalty", 1.0)),
+        )
+        for i in data.get("infractions", [])
+    ]
+    cls = _CrashedRouteResult if data.get("status") in CRASH_STATUSES else RouteResult
+    return cls(**kwargs)
+
+
+def driving_score_no_min_speed(result: RouteResult) -> float:
+    """DS with the minimum-speed factors removed (Bench2Drive's convention)."""
+    if isinstance(result, _CrashedRouteResult):
+        return 0.0
+    penalty = 1.0
+    for i in result.infractions:
+        if i.kind != InfractionType.MIN_SPEED:
+            penalty *= i.penalty
+    return max(result.route_completion * penalty, 0.0)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(_clean(data), fh, indent=2, allow_nan=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------- one route
+
+
+@dataclass(frozen=True)
+class RouteJob:
+    spec: RouteSpec
+    policy: str
+    policy_factory: Any  # a picklable factory registered in the parent process, or None
+    out: str
+    suite: str
+    video: bool = False
+    base_config: dict[str, Any] | None = None
+    max_steps: int | None = None
+    parent_pid: int | None = None
+    # versions and hardware measured once by the run (workers need not import torch for it)
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def route_file(self) -> Path:
+        return Path(self.out) / "routes" / f"{self.spec.route_id}.json"
+
+
+class InvalidDecisionError(ValueError):
+    """The policy returned something the controller cannot safely drive."""
+
+
+def check_decision(decision: Any) -> None:
+    if not isinstance(decision, Decision):
+        raise InvalidDecisionError(f"policy returned {type(decision).__name__}, not a Decision")
+    wp = np.asarray(decision.waypoints, dtype=np.float64)
+    sp = np.asarray(decision.target_speeds, dtype=np.float64)
+    if wp.ndim != 2 or wp.shape[1] != 2 or sp.shape != (wp.shape[0],):
+        raise InvalidDecisionError(
+            f"Decision has waypoints {wp.shape} and target_speeds {sp.shape}; need (T, 2), (T,)"
+        )
+    if not (np.isfinite(wp).all() and np.isfinite(sp).all()):
+        raise InvalidDecisionError("Decision has NaN or inf waypoints or target speeds")
+
+
+def _error_record(phase: str, exc: BaseException, step: int | None, t: float | None) -> dict:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        "phase": phase,
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback_tail": tb[-_TRACEBACK_TAIL_CHARS:],
+        "step": step,
+        "time_s": t,
+    }
+
+
+class _Trace:
+    """Per-tick record of a drive for the comfort and instruction metrics."""
+
+    def __init__(self) -> None:
+        self.pose: list[tuple[float, float, float, float]] = []  # x, y, yaw, speed per obs
+        self.times: list[float] = []  # per decision
+        self.active: list[list[int]] = []
+        self.refused: list[bool] = []
+        self.speeds: list[float] = []
+        self.outside_times: list[float] = []
+        self._outside_m = 0.0
+
+    def observe(self, info: dict[str, Any]) -> None:
+        ego = info["ego"]
+        self.pose.append((ego["x"], ego["y"], ego["yaw"], ego["speed_mps"]))
+
+    def decided(self, info: dict[str, Any], decision: Decision) -> None:
+        self.times.append(float(info["time_s"]))
+        self.active.append([int(i) for i in info.get("active_events", [])])
+        self.refused.append(
+            str(getattr(decision.reason, "value", decision.reason)) == REFUSAL_REASON
+        )
+        self.speeds.append(float(info["ego"]["speed_mps"]))
+
+    def stepped(self, env: Any, info: dict[str, Any]) -> None:
+        # the criteria record outside-lanes once per route; the trace needs when it happened
+        outside_m = float(getattr(env.criteria, "_outside_m", 0.0))
+        if outside_m > self._outside_m + 1e-9:
+            self.outside_times.append(float(info["time_s"]))
+        self._outside_m = outside_m
+
+
+def _video_frame(env: Any, obs: dict, info: dict, observation: Any, decision: Decision) -> Any:
+    from drivevla.benchmarks.video import compose_frame
+    from drivevla.sim_bridge.frames import ego_to_world
+
+    ego = observation.ego
+    traj = ego_to_world(decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
+    cams = obs.get("cameras") or {}
+    cam = next(iter(cams.values())) if cams else None
+    reason = getattr(decision.reason, "value", decision.reason)
+    v = info["ego"]["speed_mps"]
+    captions = [
+        f"Instruction [{info.get('instruction_kind', 'navigation')}]: {info['instruction']}",
+        f"Explanation: {decision.explanation or '-'}" + (f"  [{reason}]" if reason else ""),
+        f"t={info['time_s']:.1f} s  v={v:.1f} m/s ({v * 3.6:.0f} km/h)  "
+        f"RC={info['route_completion']:.0f}%",
+    ]
+    return compose_frame(cam, env.render_bev(trajectory_world=traj), captions)
+
+
+def _parent_gone(parent_pid: int | None) -> bool:
+    return parent_pid is not None and os.getppid() != parent_pid
+
+
+def drive_route(job: RouteJob) -> dict[str, Any]:
+    """Drive one route with the job's policy, score it and write its route file.
+
+    Errors of the policy, the controller or the simulator end the route as a failure (see the
+    module docstring); only errors writing the file propagate. Returns the record."""
+    from drivevla.planner import registry
+    from drivevla.planner.policy import Agent
+    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+
+    spec = job.spec
+    t0 = time.perf_counter()
+    cfg = spec.sim_config(job.base_config)
+    if job.max_steps and cfg.max_steps is None:
+        cfg = cfg.replace(max_steps=int(job.max_steps))
+    trace = _Trace()
+    error: dict[str, Any] | None = None
+    status: str | None = None
+    env = writer = None
+    info: dict[str, Any] = {}
+    result: dict[str, Any]
+    try:
+        env = EmbeddedDrivingEnv(cfg)
+        obs, info = env.reset(seed=spec.seed, options=spec.reset_options())
+        try:
+            if job.policy_factory is not None:
+                registry.policy_names()  # the built-in names first (the registry loads them
+                registry.register_policy(job.policy, job.policy_factory)  # only when empty)
+            agent = Agent(registry.make_policy(job.policy))
+            agent.reset(env)
+        except Exception as exc:
+            error, status = _error_record("setup", exc, 0, info.get("time_s")), STATUS_AGENT_SETUP
+        if job.video and error is None:
+            from drivevla.benchmarks.video import VideoWriter
+
+            writer = VideoWriter(
+                Path(job.out) / "videos" / f".{spec.route_id}.tmp.mp4", cfg.control_hz
+            )
+        terminated = truncated = False
+        while error is None:
+            trace.observe(info)
+            try:
+                observation = env.make_observation(obs, info)
+            except Exception as exc:
+                error = _error_record("observation", exc, info["step"], info["time_s"])
+                status = STATUS_SIM_CRASHED
+                break
+            try:
+                control, decision = agent.step(observation)
+                check_decision(decision)
+            except Exception as exc:
+                error = _error_record("agent", exc, info["step"], info["time_s"])
+                status = STATUS_AGENT_CRASHED
+                break
+            trace.decided(info, decision)
+            if writer is not None:
+                writer.add(_video_frame(env, obs, info, observation, decision))
+            try:
+                obs, _, terminated, truncated, info = env.step(control)
+            except Exception as exc:
+                error = _error_record("simulation", exc, info["step"], info["time_s"])
+                status = STATUS_SIM_CRASHED
+                break
+            trace.stepped(env, info)
+            if info["step"] % _PARENT_CHECK_EVERY == 0 and _parent_gone(job.parent_pid):
+                os._exit(3)  # the run was killed: leave no file, the rerun redoes this route
+            if terminated or truncated:
+                break
+        if error is None:
+            trace.observe(info)  # the final pose
+            if truncated and not terminated:
+                env.criteria.terminate("step limit reached")
+        elif not env.criteria.done:
+            env.criteria.terminate(status.removeprefix("Failed - "))
+        result = env.route_result().to_dict()
+    except Exception as exc:  # the env could not be built or reset
+        error, status = _error_record("simulation", exc, None, None), STATUS_SIM_CRASHED
+        result = _empty_result(spec, status)
+    finally:
+        if env is not None:
+            env.close()
+        if writer is not None:
+            writer.close()
+            final = Path(job.out) / "videos" / f"{spec.route_id}.mp4"
+            os.replace(writer.path, final)
+    if status in CRASH_STATUSES:
+        result["status"] = status
+        result["driving_score"] = 0.0
+    if error is not None:
+        logger.warning("route %s: %s: %s", spec.route_id, status, error["message"])
+    record = _route_record(job, cfg.to_dict(), result, trace, info, error)
+    record["wall_time_s"] = time.perf_counter() - t0
+    write_json_atomic(job.route_file, record)
+    return record
+
+
+def _empty_result(spec: RouteSpec, status: str) -> dict[str, Any]:
+    return _CrashedRouteResult(
+        spec.route_id,
+        spec.scenario,
+        spec.intent,
+        spec.seed,
+        0.0,
+        0.0,
+        1.0,
+        status=status,
+        instruction_success=False,
+    ).to_dict()
+
+
+def _route_record(
+    job: RouteJob,
+    config: dict[str, Any] | None,
+    result: dict[str, Any],
+    trace: _Trace,
+    info: dict[str, Any],
+    error: dict[str, Any] | None,
+) -> dict[str, Any]:
+    rr = result_from_dict(result)
+    pose = np.asarray(trace.pose, dtype=np.float64).reshape(-1, 4)
+    dt = 1.0 / float((config or {}).get("control_hz", 10.0))
+    events = list(info.get("instruction_events", []))
+    metrics = {
+        "driving_score": rr.driving_score,
+        "driving_score_no_min_speed": driving_score_no_min_speed(rr),
+        "route_completion": rr.route_completion,
+        "infraction_penalty": rr.infraction_penalty,
+        "success": scoring.success(rr),
+        "comfort": route_comfort(pose[:, 0], pose[:, 1], pose[:, 2], pose[:, 3], dt=dt),
+        "instruction_success": result.get("instruction_success"),
+        "instruction": route_instruction_metrics(
+            events,
+            trace.times,
+            trace.active,
+            trace.refused,
+            trace.speeds,
+            result.get("infractions", []),
+            trace.outside_times,
+        ),
+        "n_ticks": len(trace.times),
+    }
+    return {
+        "protocol": PROTOCOL,
+        "policy": job.policy,
+        "suite": job.suite,
+        "route": job.spec.to_dict(),
+        "status": result["status"],
+        "result": result,
+        "metrics": metrics,
+        "error": error,
+        "instruction_events": events,
+        "navigation_instruction": info.get("navigation_instruction"),
+        "config": config,
+        "seed": job.spec.seed,
+        "provenance": _route_provenance(job),
+    }
+
+
+def _route_provenance(job: RouteJob) -> dict[str, Any]:
+    if job.provenance is None:
+        return provenance()
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return {**job.provenance, "created_utc": now, "pid": os.getpid()}
+
+
+def _failure_record(
+    job: RouteJob, exc: BaseException, why: str, status: str = STATUS_AGENT_CRASHED
+) -> dict[str, Any]:
+    """Record a route whose worker could not report (it died): RC 0, the error kept."""
+    result = _empty_result(job.spec, status)
+    error = _error_record("worker", exc, None, None)
+    error["message"] = f"{why}: {error['message']}"
+    record = _route_record(job, None, result, _Trace(), {}, error)
+    write_json_atomic(job.route_file, record)
+    return record
+
+
+# ---------------------------------------------------------------------------------- the pool
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the main process's business; it cancels queued routes and lets running ones end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+
+def _run_isolated(job: RouteJob) -> dict[str, Any]:
+    """Retry a route in a fresh single-worker process; a second death records a failure."""
+    try:
+        with ProcessPoolExecutor(
+            1, mp_context=mp.get_context("spawn"), initializer=_worker_init
+        ) as pool:
+            return pool.submit(drive_route, job).result()
+    except BrokenProcessPool as exc:
+        return _failure_record(job, exc, "the worker process died twice on this route")
+    except Exception as exc:  # the harness, not the policy: see drive_route
+        return _failure_record(job, exc, "the route's worker failed", STATUS_SIM_CRASHED)
+
+
+def _execute(jobs: list[RouteJob], workers: int, on_done) -> list[RouteJob]:
+    """Run the jobs; ``on_done(record)`` for each. Returns the jobs retried after pool breaks."""
+    if workers <= 0:  # in-process (debugging): no isolation from crashes of the policy
+        for job in jobs:
+            on_done(drive_route(job))
+        return []
+    broken: list[RouteJob] = []
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=mp.get_context("spawn"),
+        initializer=_worker_init,
+    )
+    try:
+        futures = {pool.submit(drive_route, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                record = fut.result()
+            except BrokenProcessPool:
+                broken.append(job)
+                continue
+            except Exception as exc:  # the harness, not the policy (drive_route catches those)
+                record = _failure_record(job, exc, "the route's worker failed", STATUS_SIM_CRASHED)
+            on_done(record)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if broken:
+        logger.warning(
+            "a worker process died; retrying %d route(s) once, each in a fresh process: %s",
+            len(broken),
+            ", ".join(j.spec.route_id for j in broken),
+        )
+        with ThreadPoolExecutor(max(1, workers)) as threads:
+            for record in threads.map(_run_isolated, broken):
+                on_done(record)
+    return broken
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def _policy_identity(policy: str) -> str:
+    path = Path(policy)
+    return str(path.resolve()) if path.is_dir() else policy
+
+
+def _resolve_factory(policy: str) -> Any:
+    """The parent's factory for ``policy`` when a worker cannot know it by name (it was
+    registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
+    import pickle
+
+    from drivevla.planner import registry
+
+    names = registry.policy_names()
+    if policy not in names:
+        path = Path(policy)
+        if path.is_dir() and (path / "config.json").is_file():
+            return None
+        raise ValueError(
+            f"unknown policy {policy!r}: not a registered name {names} "
+            "and not a checkpoint directory with a config.json"
+        )
+    # the registry has no public getter; a worker gets the factory itself (pickled by
+    # reference) so that policies registered at run time exist there too
+    factory = getattr(registry, "_FACTORIES", {}).get(policy)
+    if factory is None:
+        return None
+    try:
+        pickle.dumps(factory)
+    except Exception as exc:
+        if getattr(factory, "__module__", "").startswith("drivevla."):
+            return None  # a built-in: the worker's registry knows it by name
+        raise ValueError(
+            f"policy {policy!r} is registered with a factory worker processes cannot import "
+            f"({exc}); register a module-level class or function"
+        ) from exc
+    return factory
+
+
+def _fingerprint(suite: Suite, base_config: dict | None, max_steps: int | None) -> str:
+    blob = json.dumps(
+        {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        old = json.loads(run_file.read_text(encoding="utf-8"))
+        if (old.get("policy"), old.get("suite")) != (meta["policy"], meta["suite"]):
+            raise ValueError(
+                f"{out} holds results of policy {old.get('policy')!r} on suite "
+                f"{old.get('suite')!r}; this run is policy {meta['policy']!r} on suite "
+                f"{meta['suite']!r}. Use another --out directory (or delete {out})."
+            )
+        if old.get("fingerprint") != meta["fingerprint"]:
+            raise ValueError(
+                f"{out} holds results of suite {meta['suite']!r} with other routes, config or "
+                "max_steps than this run; use another --out directory (or delete it)."
+            )
+        return
+    routes_dir = out / "routes"
+    if routes_dir.is_dir() and any(routes_dir.glob("*.json")):
+        raise ValueError(f"{out} holds route results but no {RUN_FILE}; use another --out")
+    write_json_atomic(run_file, meta)
+
+
+def _load_records(out: Path, suite: Suite) -> dict[str, dict[str, Any]]:
+    records = {}
+    for spec in suite.routes:
+        path = out / "routes" / f"{spec.route_id}.json"
+        if not path.is_file():
+            continue
+        try:
+            records[spec.route_id] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:  # cannot happen with atomic writes
+            logger.warning("ignoring unreadable route file %s (%s); rerunning it", path, exc)
+    return records
+
+
+def run_closed_loop(
+    policy: str,
+    suite: str | Path,
+    out: Path,
+    workers: int = 1,
+    video: bool = False,
+    base_config: dict | None = None,
+    max_steps: int | None = None,
+    *,
+    progress: bool = True,
+    print_table: bool = True,
+) -> dict:
+    """Drive every route of ``suite`` with ``policy`` (see the module docstring).
+
+    ``workers``: worker processes (0 runs in this process, without crash isolation).
+    Returns the summary (also written to ``out/summary.json``)."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    suite_obj = load_suite(suite)
+    factory = _resolve_factory(policy)
+    meta_provenance = provenance()
+    meta = {
+        "policy": _policy_identity(policy),
+        "suite": suite_obj.name,
+        "suite_source": str(suite),
+        "fingerprint": _fingerprint(suite_obj, base_config, max_steps),
+        "base_config": base_config,
+        "max_steps": max_steps,
+        "protocol": PROTOCOL,
+        **meta_provenance,
+    }
+    _claim_out_dir(out, meta)
+    done = _load_records(out, suite_obj)
+    todo = [s for s in suite_obj.routes if s.route_id not in done]
+    if done:
+        logger.info("%s: %d route(s) already done, %d to run", out, len(done), len(todo))
+    jobs = [
+        RouteJob(
+            spec,
+            policy,
+            factory,
+            str(out),
+            suite_obj.name,
+            video,
+            base_config,
+            max_steps,
+            os.getpid() if workers > 0 else None,
+            meta_provenance,
+        )
+        for spec in todo
+    ]
+    scores = [r["metrics"]["driving_score"] for r in done.values()]
+    bar = tqdm(
+        total=len(suite_obj.routes),
+        initial=len(done),
+        desc=f"closed-loop {policy}",
+        unit="route",
+        disable=not progress,
+    )
+
+    def on_done(record: dict[str, Any]) -> None:
+        scores.append(record["metrics"]["driving_score"])
+        bar.update(1)
+        bar.set_postfix(DS=f"{statistics.fmean(scores):.1f}")
+
+    if scores:
+        bar.set_postfix(DS=f"{statistics.fmean(scores):.1f}")
+    try:
+        retried = _execute(jobs, workers, on_done) if jobs else []
+    finally:
+        bar.close()
+    records = _load_records(out, suite_obj)
+    missing = [s.route_id for s in suite_obj.routes if s.route_id not in records]
+    if missing:
+        raise RuntimeError(f"route file(s) missing after the run: {missing}")
+    summary = summarize([records[s.route_id] for s in suite_obj.routes])
+    summary.update(
+        {
+            "policy": meta["policy"],
+            "suite": suite_obj.name,
+            "config": {
+                "suite_source": str(suite),
+                "base_config": base_config,
+                "max_steps": max_steps,
+                "fingerprint": meta["fingerprint"],
+            },
+            "seeds": [s.seed for s in suite_obj.routes],
+            "provenance": provenance(),
+            "run": {
+                "wall_time_s": time.perf_counter() - t0,
+                "routes_run": len(jobs),
+                "routes_skipped": len(done),
+                "routes_retried_after_worker_death": [j.spec.route_id for j in retried],
+                "workers": workers,
+                "video": video,
+            },
+        }
+    )
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    if print_table:
+        print(format_table(summary))
+    return summary
+
+
+# ---------------------------------------------------------------------------------- summary
+
+UNITS = {
+    "driving_score": "percent (0-100)",
+    "route_completion": "percent (0-100)",
+    "infraction_score": "factor (0-1)",
+    "success_rate": "percent of routes",
+    "comfort": "percent of 2 s windows within the nuPlan bounds, mean over routes",
+    "instruction_success": "fraction of routes",
+    "unsafe_refusal_rate": "fraction of misleading events",
+    "false_refusal_rate": "fraction of ticks outside misleading events",
+    "speed_request_success": "fraction of speed requests",
+    "infractions_per_km": "count / km driven (route km x RC)",
+}
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _std(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+
+
+def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every metric over a set of route records (a suite, or one family of it)."""
+    results = [result_from_dict(r["result"]) for r in records]
+    agg = scoring.aggregate(results)
+    ds_nms = [driving_score_no_min_speed(r) for r in results]
+    comfort = [
+        r["metrics"]["comfort"]["comfort"]
+        for r in records
+        if r["metrics"]["comfort"]["comfort"] is not None
+    ]
+    by_intent: dict[str, list[bool]] = {}
+    for r in records:
+        ok = r["metrics"]["instruction_success"]
+        if ok is None and r["status"] in CRASH_STATUSES:
+            ok = False
+        if ok is not None:
+            by_intent.setdefault(r["route"]["intent"], []).append(bool(ok))
+    flat = [v for vs in by_intent.values() for v in vs]
+    pooled = pooled_instruction_metrics([r["metrics"]["instruction"] for r in records])
+    return {
+        "n_routes": len(records),
+        "driving_score": agg["driving_score_mean"],
+        "driving_score_std": agg["driving_score_std"],
+        "driving_score_no_min_speed": _mean(ds_nms),
+        "driving_score_no_min_speed_std": _std(ds_nms),
+        "route_completion": agg["route_completion_mean"],
+        "route_completion_std": agg["route_completion_std"],
+        "infraction_score": agg["infraction_penalty_mean"],
+        "infraction_score_std": agg["infraction_penalty_std"],
+        "success_rate": agg["success_rate_pct"],
+        "n_success": agg["n_success"],
+        "km_driven": agg["km_driven"],
+        "infraction_counts": agg["infraction_counts"],
+        "infractions_per_km": agg["infractions_per_km"],
+        "comfort": _mean(comfort),
+        "comfort_n_routes": len(comfort),
+        "instruction_success": {
+            "overall": _mean([float(v) for v in flat]),
+            "per_intent": {k: _mean([float(v) for v in vs]) for k, vs in sorted(by_intent.items())},
+            "n_routes": len(flat),
+        },
+        **pooled,
+        "statuses": agg["statuses"],
+        "leaderboard": agg,
+    }
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The suite summary from its route records (as written to ``out/routes``)."""
+    if not records:
+        raise ValueError("summarize() needs at least one route record")
+    overall = _block(records)
+    families: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        families.setdefault(r["route"]["scenario"], []).append(r)
+    per_family = {f: _block(rs) for f, rs in sorted(families.items())}
+    for block in per_family.values():
+        block.pop("leaderboard")
+    failed = [
+        {
+            "route_id": r["route"]["id"],
+            "status": r["status"],
+            "error": (r["error"] or {}).get("message"),
+            "error_type": (r["error"] or {}).get("type"),
+            "phase": (r["error"] or {}).get("phase"),
+        }
+        for r in records
+        if r.get("error") is not None or r["status"] in CRASH_STATUSES
+    ]
+    routes = [
+        {
+            "route_id": r["route"]["id"],
+            "family": r["route"]["scenario"],
+            "intent": r["route"]["intent"],
+            "seed": r["route"]["seed"],
+            "status": r["status"],
+            "driving_score": r["metrics"]["driving_score"],
+            "driving_score_no_min_speed": r["metrics"]["driving_score_no_min_speed"],
+            "route_completion": r["metrics"]["route_completion"],
+            "infraction_score": r["metrics"]["infraction_penalty"],
+            "success": r["metrics"]["success"],
+            "comfort": r["metrics"]["comfort"]["comfort"],
+            "instruction_success": r["metrics"]["instruction_success"],
+            "unsafe_refusal_rate": r["metrics"]["instruction"]["unsafe_refusal_rate"],
+        }
+        for r in records
+    ]
+    return {
+        "protocol": PROTOCOL,
+        "protocols": {
+            "driving": scoring.PROTOCOL,
+            "driving_score_no_min_speed": "Bench2Drive: DS with the minimum-speed factors removed",
+            "success": "Bench2Drive: Completed/Perfect and no infraction but minimum speed",
+            "comfort": "Bench2Drive comfort, nuPlan bounds, 20-step windows, Savitzky-Golay 7/2",
+            "instructions": "LangAuto-style navigation / notice / misleading, plus speed requests",
+        },
+        "min_speed_penalty": overall["leaderboard"]["min_speed_penalty"],
+        "units": UNITS,
+        **overall,
+        "per_family": per_family,
+        "n_failed": len(failed),
+        "failed_routes": failed,
+        "routes": routes,
+    }
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """One row per family and the overall row (DS, DS without min speed, RC, IS, ...)."""
+    head = (
+        f"{'family':<14}{'n':>4}{'DS':>8}{'DS-noMS':>9}{'RC':>8}{'IS':>7}{'succ%':>8}"
+        f"{'comfort':>9}{'instr%':>8}{'refuse%':>9}{'falseref%':>11}"
+    )
+    rows = [head, "-" * len(head)]
+
+    def row(name: str, b: dict[str, Any]) -> str:
+        return (
+            f"{name:<14}{b['n_routes']:>4}{_fmt(b['driving_score']):>8}"
+            f"{_fmt(b['driving_score_no_min_speed']):>9}{_fmt(b['route_completion']):>8}"
+            f"{_fmt(b['infraction_score'], digits=3):>7}{_fmt(b['success_rate']):>8}"
+            f"{_fmt(b['comfort']):>9}{_fmt(b['instruction_success']['overall'], 100):>8}"
+            f"{_fmt(b['unsafe_refusal_rate'], 100):>9}{_fmt(b['false_refusal_rate'], 100, 2):>11}"
+        )
+
+    rows += [row(f, b) for f, b in summary["per_family"].items()]
+    rows += ["-" * len(head), row("overall", summary)]
+    lines = "\n".join(rows)
+    lines += (
+        f"\npolicy {summary.get('policy')}  suite {summary.get('suite')}  "
+        f"failed routes {summary['n_failed']}  "
+        f"misleading events {summary['n_misleading_events']}  "
+        f"speed requests {summary['n_speed_requests']} "
+        f"(success {_fmt(summary['speed_request_success'], 100)}%)  "
+        f"min-speed penalty in DS: {summary['min_speed_penalty']}"
+    )
+    return lines

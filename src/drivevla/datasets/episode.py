@@ -1,0 +1,301 @@
+"""Record one demonstration episode: drive it, encode its frames and write its Parquet shard.
+
+Runs in a worker process of :func:`drivevla.datasets.collect.collect` (see that module for
+seeds, resume and DAgger). Per frame it records every camera as JPEG, the ego state, the
+control applied, the route, the instruction, the expert's labels (plan, meta-action, reason,
+reason object, explanation) and the actors within ``ACTOR_RADIUS_M``; after the episode it
+computes the future trajectory from the poses actually driven.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, episode_file, feature_names
+
+ACTOR_RADIUS_M = 60.0
+ROW_GROUP_FRAMES = 64  # rows per Parquet row group: random access reads one group
+_PARENT_CHECK_EVERY = 25  # control steps between checks that the main process is alive
+_DAGGER_STREAM = 0xDA66E2  # separates the DAgger coin flips from every other seeded stream
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    index: int
+    episode_id: str
+    route: dict[str, Any]
+    seed: int
+    sim_config: dict[str, Any]
+    jpeg_quality: int
+    out: str
+    policy: str | None = None
+    beta: float = 1.0
+    parent_pid: int | None = None
+
+    @property
+    def file(self) -> str:
+        return episode_file(self.index, self.episode_id)
+
+
+# ---------------------------------------------------------------------------------- geometry
+
+
+def future_waypoints(
+    poses: np.ndarray, n_frames: int, stride: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Future ego positions in each frame's ego frame, from the poses actually driven.
+
+    ``poses``: (N, 3) world ``x, y, yaw`` of every observation of the episode (the frames and
+    the final observation after the last step); ``stride``: control steps per
+    ``FUTURE_DT_S``. Returns ``(waypoints (n_frames, FUTURE_STEPS, 2) float64, valid
+    (n_frames,) int32)``; waypoints past ``valid`` are NaN. A fractional stride interpolates
+    positions linearly between observations."""
+    from drivevla.sim_bridge.frames import world_to_ego
+
+    poses = np.asarray(poses, dtype=np.float64)
+    last = len(poses) - 1
+    out = np.full((n_frames, FUTURE_STEPS, 2), np.nan)
+    valid = np.zeros(n_frames, dtype=np.int32)
+    for i in range(n_frames):
+        pts = []
+        for k in range(1, FUTURE_STEPS + 1):
+            j = i + k * stride
+            if j > last + 1e-9:
+                break
+            j0 = int(math.floor(j + 1e-9))
+            frac = j - j0
+            if frac < 1e-9 or j0 >= last:
+                pts.append(poses[min(j0, last), :2])
+            else:
+                pts.append((1.0 - frac) * poses[j0, :2] + frac * poses[j0 + 1, :2])
+        if pts:
+            valid[i] = len(pts)
+            out[i, : len(pts)] = world_to_ego(np.array(pts), poses[i, :2], poses[i, 2])
+    return out, valid
+
+
+def _actors_json(actors: list[Any], ego_xy: np.ndarray, ego_yaw: float) -> str:
+    """Actors within ACTOR_RADIUS_M in the ego frame, rounded to 1 mm / 1 mrad / 1 mm/s."""
+    from drivevla.planner.instructions import colour_name
+    from drivevla.sim_bridge.frames import world_to_ego, wrap_angle
+
+    out = []
+    for a in actors:
+        d = math.hypot(a.x - ego_xy[0], a.y - ego_xy[1])
+        if d > ACTOR_RADIUS_M:
+            continue
+        x, y = world_to_ego(np.array([a.x, a.y]), ego_xy, ego_yaw)
+        out.append(
+            {
+                "id": int(a.actor_id),
+                "kind": a.kind.value,
+                "x": round(float(x), 3),
+                "y": round(float(y), 3),
+                "yaw": round(float(wrap_angle(a.yaw - ego_yaw)), 3),
+                "length": round(float(a.length), 3),
+                "width": round(float(a.width), 3),
+                "speed": round(float(a.speed_mps), 3),
+                "colour": colour_name(a.color),
+            }
+        )
+    out.sort(key=lambda o: math.hypot(o["x"], o["y"]))
+    return json.dumps(out, separators=(",", ":"))
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
+        return value.value
+    return value
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 RGB image (PIL, 4:2:0 chroma subsampling)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+def _plan_6(decision: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The decision's first 3 s at 0.5 s (resampled by time if its ``dt_s`` differs)."""
+    wp = np.asarray(decision.waypoints, dtype=np.float64)
+    sp = np.asarray(decision.target_speeds, dtype=np.float64)
+    if abs(float(decision.dt_s) - FUTURE_DT_S) < 1e-9 and len(wp) >= FUTURE_STEPS:
+        return wp[:FUTURE_STEPS], sp[:FUTURE_STEPS]
+    t_src = float(decision.dt_s) * np.arange(1, len(wp) + 1)
+    t = FUTURE_DT_S * np.arange(1, FUTURE_STEPS + 1)
+    wps = np.stack([np.interp(t, t_src, wp[:, 0]), np.interp(t, t_src, wp[:, 1])], axis=1)
+    return wps, np.interp(t, t_src, sp)
+
+
+# ---------------------------------------------------------------------------------- one episode
+
+
+def _parent_gone(parent_pid: int | None) -> bool:
+    return parent_pid is not None and os.getppid() != parent_pid
+
+
+def collect_episode(job: EpisodeJob) -> dict[str, Any]:
+    """Drive one episode, write its shard (tmp + rename) and return its ``episodes.jsonl`` line.
+
+    The line is appended by the caller, after this returns (so after the rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from drivevla.benchmarks.provenance import versions
+    from drivevla.datasets.reader import arrow_schema
+    from drivevla.planner.expert import ExpertPolicy
+    from drivevla.planner.policy import Agent
+    from drivevla.planner.registry import make_policy
+    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+    from drivevla.sim_bridge.embedded.suites import RouteSpec
+    from drivevla.sim_bridge.types import HighLevelCommand
+
+    t0 = time.perf_counter()
+    spec = RouteSpec(
+        job.route["id"],
+        job.route["scenario"],
+        job.route["intent"],
+        job.seed,
+        job.route.get("instruction"),
+        dict(job.route.get("config") or {}),
+        tuple(job.route.get("events") or ()),
+    )
+    from drivevla.sim_bridge.embedded.config import SimConfig
+
+    cfg = SimConfig.from_dict(job.sim_config)
+    cameras = [c.name for c in cfg.cameras]
+    commands = list(HighLevelCommand)
+    cols: dict[str, list[Any]] = {name: [] for name in feature_names(cameras)}
+    poses: list[tuple[float, float, float]] = []
+    kind_counts: collections.Counter[str] = collections.Counter()
+    env = EmbeddedDrivingEnv(cfg)
+    try:
+        obs, info = env.reset(seed=job.seed, options=spec.reset_options())
+        expert_policy = ExpertPolicy(explanation_split="train", seed=job.seed)
+        expert = Agent(expert_policy)
+        expert.reset(env)
+        learner = None
+        if job.policy is not None and job.beta < 1.0:
+            learner = Agent(make_policy(job.policy))
+            learner.reset(env)
+        coin = np.random.default_rng([job.seed, _DAGGER_STREAM])
+        terminated = truncated = False
+        while True:
+            ego = info["ego"]
+            poses.append((ego["x"], ego["y"], ego["yaw"]))
+            observation = env.make_observation(obs, info)
+            control, decision = expert.step(observation)
+            driver = "expert"
+            if learner is not None:
+                l_control, _ = learner.step(observation)
+                if coin.random() >= job.beta:
+                    control, driver = l_control, learner.policy.name
+            wps, speeds = _plan_6(decision)
+            ego_xy = np.array([ego["x"], ego["y"]])
+            c = cols
+            c["episode_id"].append(job.episode_id)
+            c["frame_index"].append(info["step"])
+            c["timestamp_s"].append(float(info["time_s"]))
+            c["scenario"].append(info["scenario"])
+            c["intent"].append(info["intent"])
+            for name in cameras:
+                c[f"image.{name}"].append(encode_jpeg(obs["cameras"][name], job.jpeg_quality))
+            c["ego.x"].append(float(ego["x"]))
+            c["ego.y"].append(float(ego["y"]))
+            c["ego.yaw"].append(float(ego["yaw"]))
+            c["ego.speed"].append(float(obs["ego"][0]))
+            c["ego.accel"].append(float(obs["ego"][1]))
+            c["ego.yaw_rate"].append(float(obs["ego"][2]))
+            c["ego.steer"].append(float(obs["ego"][3]))
+            c["control.throttle"].append(float(control.throttle))
+            c["control.steer"].append(float(control.steer))
+            c["control.brake"].append(float(control.brake))
+            c["route.targets"].append(np.asarray(obs["route"], dtype=np.float32).ravel())
+            c["route.command"].append(commands[int(obs["command"])].value)
+            c["route.progress"].append(float(info["route_progress_m"]))
+            c["instruction"].append(info["instruction"])
+            c["instruction.kind"].append(info["instruction_kind"])
+            c["instruction.navigation"].append(info["navigation_instruction"])
+            c["expert.waypoints"].append(wps.astype(np.float32).ravel())
+            c["expert.target_speeds"].append(speeds.astype(np.float32))
+            c["expert.meta_action"].append(json_ready(decision.meta_action) or "")
+            c["expert.reason"].append(str(decision.reason or ""))
+            c["expert.reason_object"].append(
+                json.dumps(json_ready(expert_policy.last_object), sort_keys=True)
+            )
+            c["expert.explanation"].append(decision.explanation or "")
+            c["actors"].append(_actors_json(env.world.snapshot().actors, ego_xy, float(ego["yaw"])))
+            c["driver"].append(driver)
+            kind_counts[info["instruction_kind"]] += 1
+            obs, _, terminated, truncated, info = env.step(control)
+            if info["step"] % _PARENT_CHECK_EVERY == 0 and _parent_gone(job.parent_pid):
+                os._exit(3)  # the collection was killed: leave nothing, the rerun redoes this
+            if terminated or truncated:
+                break
+        ego = info["ego"]
+        poses.append((ego["x"], ego["y"], ego["yaw"]))  # the final pose: a future, not a frame
+        if truncated and not terminated:
+            env.criteria.terminate("step limit reached")
+        route_result = env.route_result().to_dict()
+        navigation = info["navigation_instruction"]
+    finally:
+        env.close()
+    n_frames = len(cols["episode_id"])
+    stride = FUTURE_DT_S * cfg.control_hz
+    future, valid = future_waypoints(np.array(poses), n_frames, stride)
+    cols["future.waypoints"] = [w.astype(np.float32).ravel() for w in future]
+    cols["future.valid"] = valid.tolist()
+    schema = arrow_schema(cameras)
+    table = pa.Table.from_pydict({name: cols[name] for name in schema.names}, schema=schema)
+    final = Path(job.out) / job.file
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_FRAMES)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    if _parent_gone(job.parent_pid):
+        tmp.unlink(missing_ok=True)
+        os._exit(3)
+    os.replace(tmp, final)
+    return {
+        "episode_id": job.episode_id,
+        "scenario": spec.scenario,
+        "intent": spec.intent,
+        "seed": job.seed,
+        "n_frames": n_frames,
+        "file": job.file,
+        "config": cfg.to_dict(),
+        "route_result": json_ready(route_result),
+        "instruction": navigation,
+        "instruction_kind_counts": dict(sorted(kind_counts.items())),
+        "driver": job.policy if job.policy is not None and job.beta < 1.0 else "expert",
+        "beta": float(job.beta),
+        "versions": versions(),
+        # optional fields of this collector (see format.EPISODE_FIELDS)
+        "episode_index": job.index,
+        "route_id": spec.route_id,
+        "bytes": final.stat().st_size,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+    }

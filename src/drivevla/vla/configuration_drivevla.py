@@ -1,0 +1,130 @@
+"""DriveVLA configuration: the single source of truth saved as ``config.json`` beside the
+weights (lerobot style). Unknown keys are errors that list the valid ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKBONE_FAMILIES = ("default", "idefics3", "qwen2_vl", "qwen2_5_vl")
+HEADS = ("gru", "regression")
+NAVIGATION_MODES = ("language", "target_point")
+
+
+def default_lm() -> dict[str, Any]:
+    """A small Llama-architecture decoder, trained from scratch by us (transformers config)."""
+    return {
+        "hidden_size": 192,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 512,
+        "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True,
+    }
+
+
+@dataclass
+class DriveVLAConfig:
+    """Architecture, inputs, outputs and loss weights of a DriveVLA policy."""
+
+    # "default": timm vision encoder + projector + a causal LM built from ``lm``;
+    # otherwise a pretrained VLM family loaded from ``pretrained_path`` (or a tiny config)
+    backbone_family: str = "default"
+    vision_model: str = "resnet10t"  # timm model name (default family), no pretrained weights
+    pretrained_path: str | None = None  # local directory of a pretrained VLM (no hub access)
+    # a tiny config of the pretrained family's real classes (tests, smoke runs): used when
+    # pretrained_path is None for a non-default family
+    vlm_config: dict[str, Any] = field(default_factory=dict)
+    # LoRA (peft) on the pretrained language model: rank 0 = full fine-tuning
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    freeze_vision: bool = False
+    lm: dict[str, Any] = field(default_factory=default_lm)
+    cameras: tuple[str, ...] = ("front",)
+    image_height: int = 96
+    image_width: int = 160
+    # "language": the instruction is the only navigation input (LangAuto); "target_point":
+    # the route target points are given too
+    navigation_mode: str = "language"
+    use_instruction: bool = True  # False: the ablation without the instruction
+    route_targets: int = 5
+    n_action_queries: int = 4
+    head: str = "gru"
+    future_steps: int = 6
+    future_dt_s: float = 0.5
+    n_meta_actions: int = 8
+    n_reasons: int = 15
+    max_instruction_tokens: int = 40
+    max_explanation_tokens: int = 32
+    tokenizer_vocab_size: int = 1024
+    # ego-state normalisation: speed m/s, accel m/s^2, yaw rate rad/s, steer
+    ego_scale: tuple[float, ...] = (10.0, 3.0, 0.5, 1.0)
+    waypoint_scale_m: float = 10.0
+    # loss weights
+    w_waypoints: float = 1.0
+    w_speeds: float = 0.5
+    w_meta: float = 0.2
+    w_reason: float = 0.2
+    w_explanation: float = 0.3
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("backbone_family", self.backbone_family, BACKBONE_FAMILIES),
+            ("head", self.head, HEADS),
+            ("navigation_mode", self.navigation_mode, NAVIGATION_MODES),
+        )
+        for key, value, valid in checks:
+            if value not in valid:
+                raise ValueError(f"{key}={value!r}; valid: {list(valid)}")
+        if self.image_height < 32 or self.image_width < 32:
+            raise ValueError(
+                f"image size {self.image_height}x{self.image_width} is too small (min 32x32)"
+            )
+        if not self.cameras:
+            raise ValueError("at least one camera is needed")
+        self.cameras = tuple(self.cameras)
+        self.lora_targets = tuple(self.lora_targets)
+        self.ego_scale = tuple(float(x) for x in self.ego_scale)
+
+    @classmethod
+    def valid_keys(cls) -> list[str]:
+        return sorted(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriveVLAConfig:
+        unknown = set(data) - set(cls.valid_keys())
+        if unknown:
+            raise ValueError(
+                f"unknown DriveVLA config key(s) {sorted(unknown)}; valid keys: {cls.valid_keys()}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["cameras"] = list(self.cameras)
+        d["ego_scale"] = list(self.ego_scale)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+    def save(self, directory: str | Path) -> None:
+        path = Path(directory) / "config.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DriveVLAConfig:
+        path = Path(directory) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no config.json in {directory}: not a DriveVLA checkpoint")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.pop("model_type", None)
+        return cls.from_dict(data)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> DriveVLAConfig:
+        return DriveVLAConfig.from_dict({**self.to_dict(), **overrides})

@@ -1,0 +1,197 @@
+"""DriveVLA network: vision encoder -> projector -> causal language model over one sequence
+
+    [camera tokens] [<bos> instruction] [ego state] ([route targets]) [action queries]
+    [<expl> explanation ... <eos>]
+
+The action decoder reads the hidden states of the learned action queries and predicts the
+waypoints, target speeds, meta-action and reason in one forward pass (no autoregressive
+decoding on the action path). The reasoning head is the language model itself: it generates
+the explanation after ``<expl>``, continuing from the KV cache of the same forward pass, only
+when asked. Explanations therefore can never delay or change the action outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from drivevla.vla.backbones import Backbone, build_backbone
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.processor_drivevla import EOS, EXPL, PAD
+
+
+@dataclass
+class ActionOutput:
+    waypoints: torch.Tensor  # (B, T, 2) metres, ego frame
+    speeds: torch.Tensor  # (B, T) m/s
+    meta_logits: torch.Tensor  # (B, n_meta)
+    reason_logits: torch.Tensor  # (B, n_reasons)
+    cache: Any = None  # KV cache of the prefix + queries (for explanations)
+    prefix_len: int = 0
+    attention_mask: torch.Tensor | None = None
+
+
+class RegressionHead(nn.Module):
+    """MLP from the pooled action queries to all waypoints and speeds at once."""
+
+    def __init__(self, d: int, n_queries: int, steps: int, tp_dim: int) -> None:
+        super().__init__()
+        self.steps = steps
+        self.mlp = nn.Sequential(nn.Linear(d * n_queries + tp_dim, 256), nn.GELU(),
+                                 nn.Linear(256, steps * 3))
+
+    def forward(self, queries: torch.Tensor, target_point: torch.Tensor | None):
+        x = queries.flatten(1)
+        if target_point is not None:
+            x = torch.cat([x, target_point], dim=-1)
+        out = self.mlp(x).view(-1, self.steps, 3)
+        return out[..., :2], out[..., 2]
+
+
+class GRUHead(nn.Module):
+    """TransFuser-style autoregressive GRU over waypoint *offsets* (cheap, still one pass of
+    the backbone): each step sees the previous waypoint and (target-point mode) the target."""
+
+    def __init__(self, d: int, n_queries: int, steps: int, tp_dim: int, hidden: int = 128
+                 ) -> None:
+        super().__init__()
+        self.steps = steps
+        self.init = nn.Linear(d * n_queries, hidden)
+        self.cell = nn.GRUCell(2 + tp_dim, hidden)
+        self.out = nn.Linear(hidden, 3)
+
+    def forward(self, queries: torch.Tensor, target_point: torch.Tensor | None):
+        h = torch.tanh(self.init(queries.flatten(1)))
+        wp = queries.new_zeros(queries.shape[0], 2)
+        wps, speeds = [], []
+        for _ in range(self.steps):
+            x = wp if target_point is None else torch.cat([wp, target_point], dim=-1)
+            h = self.cell(x, h)
+            o = self.out(h)
+            wp = wp + o[:, :2]
+            wps.append(wp)
+            speeds.append(o[:, 2])
+        return torch.stack(wps, dim=1), torch.stack(speeds, dim=1)
+
+
+class DriveVLAModel(nn.Module):
+    def __init__(self, config: DriveVLAConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone: Backbone = build_backbone(config, vocab_size)
+        d = self.backbone.hidden_size
+        self.ego_proj = nn.Sequential(nn.Linear(4, d), nn.GELU(), nn.Linear(d, d))
+        tp_dim = 0
+        if config.navigation_mode == "target_point":
+            tp_dim = 2 * config.route_targets
+            self.route_proj = nn.Sequential(nn.Linear(tp_dim, d), nn.GELU(), nn.Linear(d, d))
+        self.action_queries = nn.Parameter(torch.randn(config.n_action_queries, d) * 0.02)
+        head_cls = GRUHead if config.head == "gru" else RegressionHead
+        self.head = head_cls(d, config.n_action_queries, config.future_steps, tp_dim)
+        self.meta_head = nn.Linear(d, config.n_meta_actions)
+        self.reason_head = nn.Linear(d, config.n_reasons)
+
+    # ------------------------------------------------------------------ sequence
+    def _sequence(self, batch: dict[str, torch.Tensor]):
+        """Embeddings and attention mask of prefix + action queries."""
+        cfg = self.config
+        prefix, prefix_mask = self.backbone.embed_prefix(batch)
+        b = prefix.shape[0]
+        parts = [prefix, self.ego_proj(batch["ego"])[:, None]]
+        masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
+        if cfg.navigation_mode == "target_point":
+            parts.append(self.route_proj(batch["route"].flatten(1))[:, None])
+            masks.append(prefix_mask.new_ones(b, 1))
+        parts.append(self.action_queries[None].expand(b, -1, -1).to(prefix.dtype))
+        masks.append(prefix_mask.new_ones(b, cfg.n_action_queries))
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    def _actions(self, hidden_q: torch.Tensor, batch: dict[str, torch.Tensor]):
+        cfg = self.config
+        tp = batch["route"].flatten(1) if cfg.navigation_mode == "target_point" else None
+        wps, speeds = self.head(hidden_q.float(), tp)
+        pooled = hidden_q.float().mean(dim=1)
+        return (wps * cfg.waypoint_scale_m, speeds * cfg.ego_scale[0],
+                self.meta_head(pooled), self.reason_head(pooled))
+
+    def act(self, batch: dict[str, torch.Tensor], use_cache: bool = False) -> ActionOutput:
+        """The action path: one forward pass over prefix + queries."""
+        embeds, mask = self._sequence(batch)
+        hidden, cache = self.backbone.run(embeds, mask, use_cache=use_cache)
+        q = self.config.n_action_queries
+        wps, speeds, meta, reason = self._actions(hidden[:, -q:], batch)
+        return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """(loss, logs) on a training batch (see DriveVLAProcessor.batch_from_samples)."""
+        cfg = self.config
+        embeds, mask = self._sequence(batch)
+        n_ctx = embeds.shape[1]
+        expl_ids = batch["explanation_ids"]
+        expl_in = torch.cat([torch.full_like(expl_ids[:, :1], EXPL), expl_ids[:, :-1]], dim=1)
+        expl_mask_in = torch.cat([torch.ones_like(batch["explanation_mask"][:, :1]),
+                                  batch["explanation_mask"][:, :-1]], dim=1)
+        full = torch.cat([embeds, self.backbone.embed_tokens(expl_in).to(embeds.dtype)], dim=1)
+        full_mask = torch.cat([mask, expl_mask_in.to(mask.dtype)], dim=1)
+        hidden, _ = self.backbone.run(full, full_mask, use_cache=False)
+        q = cfg.n_action_queries
+        wps, speeds, meta, reason = self._actions(hidden[:, n_ctx - q:n_ctx], batch)
+        wmask = batch["waypoint_mask"]
+        denom = wmask.sum().clamp(min=1.0)
+        l_wp = ((wps - batch["target_waypoints"]).abs().sum(-1) * wmask).sum() / denom
+        l_sp = ((speeds - batch["target_speeds"]).abs() * wmask).sum() / denom
+        l_meta = F.cross_entropy(meta, batch["meta_action"])
+        l_reason = F.cross_entropy(reason, batch["reason"])
+        logits = self.backbone.lm_logits(hidden[:, n_ctx:]).float()
+        target = expl_ids.masked_fill(batch["explanation_mask"] == 0, -100)
+        l_expl = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                 ignore_index=-100)
+        loss = (cfg.w_waypoints * l_wp + cfg.w_speeds * l_sp + cfg.w_meta * l_meta
+                + cfg.w_reason * l_reason + cfg.w_explanation * l_expl)
+        logs = {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),
+                "l1_speed_mps": float(l_sp.detach()), "ce_meta": float(l_meta.detach()),
+                "ce_reason": float(l_reason.detach()), "ce_explanation": float(l_expl.detach()),
+                "meta_acc": float((meta.argmax(-1) == batch["meta_action"]).float().mean()),
+                "reason_acc": float((reason.argmax(-1) == batch["reason"]).float().mean())}
+        return loss, logs
+
+    # ------------------------------------------------------------------ reasoning head
+    @torch.no_grad()
+    def generate_explanation(self, out: ActionOutput, max_new_tokens: int | None = None
+                             ) -> list[list[int]]:
+        """Greedy explanation tokens continuing from the action pass's KV cache.
+
+        The cache is copied first, so the action outputs (and any later use of ``out``)
+        are untouched."""
+        if out.cache is None:
+            raise ValueError("act(..., use_cache=True) is needed before generating an explanation")
+        import copy
+
+        cache = copy.deepcopy(out.cache)
+        b = out.waypoints.shape[0]
+        device = out.waypoints.device
+        mask = out.attention_mask
+        token = torch.full((b, 1), EXPL, dtype=torch.long, device=device)
+        done = torch.zeros(b, dtype=torch.bool, device=device)
+        result: list[list[int]] = [[] for _ in range(b)]
+        for _ in range(max_new_tokens or self.config.max_explanation_tokens):
+            mask = torch.cat([mask, mask.new_ones(b, 1)], dim=1)
+            emb = self.backbone.embed_tokens(token)
+            hidden, cache = self.backbone.run(emb, mask, past_key_values=cache, use_cache=True)
+            logits = self.backbone.lm_logits(hidden[:, -1])
+            logits[:, PAD] = float("-inf")
+            token = logits.argmax(-1, keepdim=True)
+            for i in range(b):
+                if not done[i]:
+                    if int(token[i]) == EOS:
+                        done[i] = True
+                    else:
+                        result[i].append(int(token[i]))
+            if bool(done.all()):
+                break
+        return result

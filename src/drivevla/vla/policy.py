@@ -1,0 +1,147 @@
+"""``DriveVLAPolicy``: the learned policy under the common contract.
+
+    policy = DriveVLAPolicy.from_pretrained("checkpoints/drivevla-tiny")   # no network
+    decision = policy.act(observation)       # one forward pass, no text generation
+    text = policy.explain()                  # on demand, from the same forward's KV cache
+
+A checkpoint directory holds ``config.json`` + ``model.safetensors`` + ``tokenizer.json`` +
+``processor_config.json``. Loading checks every tensor: missing, unexpected or mismatched
+tensors are errors that name them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from drivevla.planner.reasons import Reason
+from drivevla.sim_bridge.types import Decision, MetaAction, Observation
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+WEIGHTS_NAME = "model.safetensors"
+_META = list(MetaAction)
+_REASONS = list(Reason)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded (missing files, missing or mismatched tensors)."""
+
+
+class DriveVLAPolicy:
+    """Processor + model; ``act`` returns a :class:`Decision` (ego frame, 0.5 s steps)."""
+
+    def __init__(self, model: DriveVLAModel, processor: DriveVLAProcessor,
+                 name: str = "drivevla", explain_every: int = 0) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.config = model.config
+        self.name = name
+        # explanations on a slower clock: 0 = only on demand via explain()
+        self.explain_every = explain_every
+        self._last: ActionOutput | None = None
+        self._tick = 0
+        self._last_explanation: str | None = None
+
+    # ------------------------------------------------------------------ contract
+    def reset(self, env: Any | None = None) -> None:
+        self._last, self._tick, self._last_explanation = None, 0, None
+
+    @torch.inference_mode()
+    def act(self, obs: Observation) -> Decision:
+        batch = self.processor.from_observations([obs])
+        out = self.model.act(batch, use_cache=True)
+        self._last = out
+        wps = out.waypoints[0].double().numpy()
+        speeds = np.clip(out.speeds[0].double().numpy(), 0.0, None)
+        if not (np.isfinite(wps).all() and np.isfinite(speeds).all()):
+            raise FloatingPointError("the model produced NaN/inf waypoints or speeds")
+        meta = _META[int(out.meta_logits[0].argmax())]
+        reason = _REASONS[int(out.reason_logits[0].argmax())]
+        explanation = None
+        if self.explain_every and self._tick % self.explain_every == 0:
+            self._last_explanation = self.explain()
+        if self.explain_every:
+            explanation = self._last_explanation
+        self._tick += 1
+        return Decision(wps, speeds, dt_s=self.config.future_dt_s, meta_action=meta,
+                        explanation=explanation, reason=reason.value)
+
+    @torch.inference_mode()
+    def explain(self, obs: Observation | None = None) -> str:
+        """The explanation of the latest decision (or of ``obs``, acting on it first).
+
+        Generation continues from a copy of the action pass's KV cache: it never changes
+        the decision already returned."""
+        if obs is not None:
+            self.act(obs)
+        if self._last is None:
+            raise RuntimeError("explain() needs an observation first (call act or pass obs)")
+        ids = self.model.generate_explanation(self._last)
+        return self.processor.decode(ids[0])
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory)
+        self.processor.save(directory)
+        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        # tied embeddings share storage: safetensors stores a tensor once
+        lm_head = "backbone.lm.lm_head.weight"
+        if lm_head in state and self.config.lm.get("tie_word_embeddings", False):
+            state.pop(lm_head)
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", **{
+            k: json.dumps(v) for k, v in (extra or {}).items()}})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> DriveVLAPolicy:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"checkpoint directory {str(directory)!r} does not exist")
+        config = DriveVLAConfig.load(directory)
+        processor = DriveVLAProcessor.load(directory, config)
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise CheckpointError(f"{weights} is missing")
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from exc
+        model = DriveVLAModel(config, processor.vocab_size)
+        load_state_checked(model, state, str(weights))
+        return cls(model, processor, **kwargs)
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str
+                       ) -> None:
+    """Load ``state`` into ``model``; any missing, unexpected or mis-shaped tensor is an error."""
+    expected = model.state_dict()
+    tied = {k for k in expected if k.endswith("lm_head.weight")}
+    missing = sorted(k for k in expected if k not in state and k not in tied)
+    unexpected = sorted(k for k in state if k not in expected)
+    mismatched = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model "
+                        f"{tuple(expected[k].shape)}"
+                        for k in state if k in expected and state[k].shape != expected[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected[:8]}")
+    if mismatched:
+        problems.append(f"mismatched shapes {mismatched[:8]}")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+    if hasattr(model, "backbone") and hasattr(model.backbone, "lm"):
+        model.backbone.lm.tie_weights()

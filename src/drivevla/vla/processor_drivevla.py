@@ -1,0 +1,223 @@
+"""DriveVLA processor: everything between raw inputs and tensors, kept out of the network
+(lerobot style) and saved with the checkpoint, so the exported graph is pure tensor math.
+
+- a byte-level BPE tokenizer (Hugging Face ``tokenizers``) trained offline on our instruction
+  and explanation corpora (``train_tokenizer``), saved as ``tokenizer.json``;
+- image pre-processing: resize every camera to the model's input size, scale to [0, 1];
+- ego-state normalisation and route targets;
+- validation of observations with errors that name the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from drivevla.sim_bridge.types import Observation
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
+PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
+MAX_INSTRUCTION_CHARS = 400
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE tokenizer trained on ``corpus`` (deterministic for a given corpus)."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(sorted(set(corpus)), trainer=trainer)
+    return tok
+
+
+def default_corpus() -> list[str]:
+    """Every instruction and explanation phrasing we render, with representative slots."""
+    from drivevla.planner.explanations import explanation_corpus
+    from drivevla.planner.instructions import instruction_corpus
+
+    return instruction_corpus("all") + explanation_corpus("all")
+
+
+class DriveVLAProcessor:
+    """Turns observations (or dataset samples) into model tensors and token ids into text."""
+
+    def __init__(self, config: DriveVLAConfig, tokenizer: Tokenizer) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def build(cls, config: DriveVLAConfig, corpus: list[str] | None = None) -> DriveVLAProcessor:
+        return cls(config, train_tokenizer(corpus or default_corpus(),
+                                           config.tokenizer_vocab_size))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    # ------------------------------------------------------------------ text
+    def encode_instruction(self, text: str) -> tuple[list[int], list[int]]:
+        """(ids, mask) of fixed length ``max_instruction_tokens``: <bos> text, padded."""
+        n = self.config.max_instruction_tokens
+        if not self.config.use_instruction:
+            text = ""
+        ids = [BOS, *self.tokenizer.encode(text).ids][:n]
+        mask = [1] * len(ids) + [0] * (n - len(ids))
+        return ids + [PAD] * (n - len(ids)), mask
+
+    def encode_explanation(self, text: str) -> tuple[list[int], list[int]]:
+        """(ids, mask) of length ``max_explanation_tokens + 1``: text, <eos>, padded.
+
+        The model predicts these after the <expl> token that follows the action queries."""
+        n = self.config.max_explanation_tokens + 1
+        ids = [*self.tokenizer.encode(text).ids][: n - 1] + [EOS]
+        mask = [1] * len(ids) + [0] * (n - len(ids))
+        return ids + [PAD] * (n - len(ids)), mask
+
+    def decode(self, ids: list[int]) -> str:
+        ids = [i for i in ids if i not in (PAD, BOS, EXPL)]
+        if EOS in ids:
+            ids = ids[: ids.index(EOS)]
+        return self.tokenizer.decode(ids).strip()
+
+    # ------------------------------------------------------------------ images / state
+    def images_to_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3, H, W) uint8 or float [0,1] -> float (B, N, 3, h, w) at the model size."""
+        b, n = images.shape[:2]
+        x = images.reshape(b * n, *images.shape[2:]).float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        size = (self.config.image_height, self.config.image_width)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return x.reshape(b, n, 3, *size)
+
+    def normalise_ego(self, ego: torch.Tensor) -> torch.Tensor:
+        return ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)
+
+    # ------------------------------------------------------------------ observations
+    def validate(self, obs: Observation) -> None:
+        """Errors name the bad input: cameras, image shapes, instruction, ego state."""
+        for name in self.config.cameras:
+            if name not in obs.images:
+                raise ValueError(
+                    f"camera {name!r} is missing from the observation; the model needs "
+                    f"{list(self.config.cameras)}, got {sorted(obs.images)}"
+                )
+            img = np.asarray(obs.images[name])
+            if img.ndim != 3 or img.shape[2] != 3:
+                raise ValueError(
+                    f"camera {name!r}: image shape {img.shape} is not (H, W, 3) RGB"
+                )
+            if img.dtype != np.uint8:
+                raise ValueError(f"camera {name!r}: image dtype {img.dtype}, expected uint8")
+            if img.shape[0] < 16 or img.shape[1] < 16:
+                raise ValueError(f"camera {name!r}: image {img.shape[:2]} is too small")
+        if not isinstance(obs.instruction, str) or not obs.instruction.strip():
+            raise ValueError("the instruction is empty: the model needs a navigation instruction")
+        if len(obs.instruction) > MAX_INSTRUCTION_CHARS:
+            raise ValueError(
+                f"the instruction is {len(obs.instruction)} characters long; at most "
+                f"{MAX_INSTRUCTION_CHARS} are accepted"
+            )
+        ego = obs.ego
+        values = [ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, ego.steer]
+        if not all(math.isfinite(float(v)) for v in values):
+            raise ValueError(f"ego state has NaN or inf: speed/accel/yaw_rate/steer = {values}")
+        if self.config.navigation_mode == "target_point":
+            tp = np.asarray(obs.route.target_points)
+            if tp.shape != (self.config.route_targets, 2) or not np.isfinite(tp).all():
+                raise ValueError(
+                    f"route target points must be finite ({self.config.route_targets}, 2), "
+                    f"got {tp.shape}"
+                )
+
+    def from_observations(self, observations: list[Observation]) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch of observations (validated first)."""
+        for obs in observations:
+            self.validate(obs)
+        images = torch.stack([
+            torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
+                         for c in self.config.cameras])
+            for o in observations
+        ])
+        ego = torch.tensor([[o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps, o.ego.steer]
+                            for o in observations], dtype=torch.float32)
+        ids, masks = zip(*(self.encode_instruction(o.instruction) for o in observations),
+                         strict=True)
+        route = torch.tensor(np.stack([np.asarray(o.route.target_points, dtype=np.float32)
+                                       for o in observations]))
+        batch = {
+            "images": self.images_to_tensor(images),
+            "ego": self.normalise_ego(ego),
+            "route": route / self.config.waypoint_scale_m,
+            "instruction_ids": torch.tensor(ids, dtype=torch.long),
+            "instruction_mask": torch.tensor(masks, dtype=torch.long),
+        }
+        return self._add_instruction_text(batch, [o.instruction for o in observations])
+
+    def _add_instruction_text(self, batch: dict[str, Any], texts: list[str]) -> dict[str, Any]:
+        """Pretrained VLM families tokenise the raw instruction with their own tokenizer:
+        ``instruction_text`` (a list of str, not a tensor) is added for them only."""
+        if self.config.backbone_family != "default":
+            batch["instruction_text"] = [t if self.config.use_instruction else "" for t in texts]
+        return batch
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.tokenizer.save(str(directory / "tokenizer.json"))
+        (directory / "processor_config.json").write_text(json.dumps({
+            "processor": "DriveVLAProcessor",
+            "special_tokens": SPECIAL_TOKENS,
+            "image_size": [self.config.image_height, self.config.image_width],
+            "ego_scale": list(self.config.ego_scale),
+            "waypoint_scale_m": self.config.waypoint_scale_m,
+        }, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path, config: DriveVLAConfig) -> DriveVLAProcessor:
+        path = Path(directory) / "tokenizer.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no tokenizer.json in {directory}: the checkpoint is incomplete"
+            )
+        return cls(config, Tokenizer.from_file(str(path)))
+
+    def batch_from_samples(self, samples: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Model inputs and targets from a collated dataset batch (see datasets.torch_dataset)."""
+        images = samples["images"]
+        if images.dim() == 4:  # (B, 3, H, W): one camera
+            images = images[:, None]
+        ids, masks = zip(*(self.encode_instruction(t) for t in samples["instruction"]),
+                         strict=True)
+        eids, emasks = zip(*(self.encode_explanation(t) for t in samples["explanation"]),
+                           strict=True)
+        batch = {
+            "images": self.images_to_tensor(images),
+            "ego": self.normalise_ego(samples["ego"].float()),
+            "route": samples["route"].float() / self.config.waypoint_scale_m,
+            "instruction_ids": torch.tensor(ids, dtype=torch.long),
+            "instruction_mask": torch.tensor(masks, dtype=torch.long),
+            "explanation_ids": torch.tensor(eids, dtype=torch.long),
+            "explanation_mask": torch.tensor(emasks, dtype=torch.long),
+            "target_waypoints": samples["target_waypoints"].float(),
+            "target_speeds": samples["target_speeds"].float(),
+            "waypoint_mask": samples["waypoint_mask"].float(),
+            "meta_action": samples["meta_action"].long(),
+            "reason": samples["reason"].long(),
+        }
+        return self._add_instruction_text(batch, list(samples["instruction"]))

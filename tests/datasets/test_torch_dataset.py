@@ -1,0 +1,96 @@
+"""The torch Dataset: documented shapes and dtypes, collate, targets, splits, corrupt frames."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from drivevla.datasets.reader import CorruptDataError, open_dataset
+from drivevla.datasets.torch_dataset import FrameDataset, collate
+from drivevla.planner.reasons import Reason
+from drivevla.sim_bridge.types import MetaAction
+
+SHAPES = {
+    "images": ((1, 3, 48, 64), torch.float32),
+    "ego": ((4,), torch.float32),
+    "route": ((5, 2), torch.float32),
+    "command": ((), torch.int64),
+    "target_waypoints": ((6, 2), torch.float32),
+    "target_speeds": ((6,), torch.float32),
+    "waypoint_mask": ((6,), torch.float32),
+    "meta_action": ((), torch.int64),
+    "reason": ((), torch.int64),
+    "frame_index": ((), torch.int64),
+}
+
+
+def test_items_and_batches_have_the_documented_shapes(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None)
+    assert len(ds) == open_dataset(tiny_dataset).n_frames
+    item = ds[3]
+    for key, (shape, dtype) in SHAPES.items():
+        assert tuple(item[key].shape) == shape and item[key].dtype == dtype, key
+    assert isinstance(item["instruction"], str) and item["instruction"]
+    assert isinstance(item["explanation"], str) and item["explanation"]
+    assert 0.0 <= item["images"].min() and item["images"].max() <= 1.0
+    assert item["images"].std() > 0.01  # a real picture, not a blank
+    assert 0 <= int(item["meta_action"]) < len(MetaAction)
+    assert 0 <= int(item["reason"]) < len(Reason)
+    assert item["waypoint_mask"].sum() == 6  # the expert's plan is always complete
+
+    loader = DataLoader(ds, batch_size=5, shuffle=True, collate_fn=collate)
+    batch = next(iter(loader))
+    for key, (shape, dtype) in SHAPES.items():
+        assert tuple(batch[key].shape) == (5, *shape) and batch[key].dtype == dtype, key
+    assert isinstance(batch["instruction"], list) and len(batch["instruction"]) == 5
+    assert isinstance(batch["explanation"], list)
+
+
+def test_future_targets_are_masked_at_the_end_of_an_episode(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None, target="future")
+    n0 = open_dataset(tiny_dataset).episodes[0]["n_frames"]
+    first, last = ds[0], ds[n0 - 1]
+    assert first["waypoint_mask"].tolist() == [1.0] * 6
+    assert last["waypoint_mask"].sum() == 0 and last["target_waypoints"].abs().sum() == 0
+    # mean speed over the first 0.5 s is close to the ego's speed
+    assert abs(float(first["target_speeds"][0]) - float(first["ego"][0])) < 3.0
+    assert torch.isfinite(ds[n0 - 3]["target_waypoints"]).all()
+
+
+def test_splits_partition_the_frames(tiny_dataset):
+    sizes = [len(FrameDataset(tiny_dataset, split=s)) for s in ("train", "val", "test")]
+    assert sum(sizes) == len(FrameDataset(tiny_dataset, split=None))
+    with pytest.raises(ValueError, match="valid"):
+        FrameDataset(tiny_dataset, split="everything")
+
+
+def test_transform_hook_is_applied(tiny_dataset):
+    seen = []
+
+    def transform(item):
+        seen.append(item["frame_index"])
+        item["images"] = item["images"] * 0.0
+        return item
+
+    ds = FrameDataset(tiny_dataset, split=None, transform=transform)
+    assert ds[2]["images"].abs().sum() == 0 and len(seen) == 1
+
+
+def test_a_corrupt_jpeg_raises_or_is_skipped(tiny_copy):
+    victim = open_dataset(tiny_copy).shards()[0]
+    table = pq.read_table(victim)
+    images = table.column("image.front").to_pylist()
+    images[4] = b"\xff\xd8garbage"
+    i = table.schema.get_field_index("image.front")
+    pq.write_table(
+        table.set_column(i, table.schema.field(i), pa.array(images, pa.binary())), victim
+    )
+    ds = FrameDataset(tiny_copy, split=None)
+    with pytest.raises(CorruptDataError, match="row 4"):
+        ds[4]
+    skipping = FrameDataset(tiny_copy, split=None, skip_corrupt=True)
+    assert int(skipping[4]["frame_index"]) == 5  # the next frame stands in
+    assert skipping.dataset.skipped.rows == 1

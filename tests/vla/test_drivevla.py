@@ -1,0 +1,176 @@
+"""DriveVLA (default family): training signal, persistence, the action/explanation split,
+and errors that name bad inputs and bad checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drivevla.sim_bridge.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import DriveVLAModel
+from drivevla.vla.policy import CheckpointError, DriveVLAPolicy
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+TINY = {"image_height": 48, "image_width": 80, "vision_model": "resnet10t",
+        "lm": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "intermediate_size": 128,
+               "max_position_embeddings": 128, "tie_word_embeddings": True},
+        "max_instruction_tokens": 16, "max_explanation_tokens": 12,
+        "tokenizer_vocab_size": 300}
+CORPUS = ["Turn left at the next junction.", "Take the second exit at the roundabout.",
+          "Slowing down: the red car ahead is braking.", "Stopping: the light is red.",
+          "Following the route.", "I won't run the red light; carrying on safely."] * 5
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    cfg = DriveVLAConfig.from_dict(TINY)
+    proc = DriveVLAProcessor.build(cfg, CORPUS)
+    return cfg, proc
+
+
+def _samples(b: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "images": torch.randint(0, 255, (b, 1, 3, 60, 100), dtype=torch.uint8, generator=g),
+        "ego": torch.rand(b, 4, generator=g),
+        "route": torch.rand(b, 5, 2, generator=g) * 20,
+        "instruction": [CORPUS[i % 2] for i in range(b)],
+        "explanation": [CORPUS[2 + i % 3] for i in range(b)],
+        "target_waypoints": torch.cumsum(torch.rand(b, 6, 2, generator=g) * 3, dim=1),
+        "target_speeds": torch.rand(b, 6, generator=g) * 10,
+        "waypoint_mask": torch.ones(b, 6),
+        "meta_action": torch.randint(0, 8, (b,), generator=g),
+        "reason": torch.randint(0, 15, (b,), generator=g),
+    }
+
+
+def _obs(**kw):
+    spec = CameraSpec(name="front", width=100, height=60)
+    img = np.random.default_rng(1).integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    base = dict(images={"front": img}, cameras={"front": spec},
+                ego=EgoState(0.0, 0.0, 0.0, 5.0), instruction="Turn left at the next junction.",
+                route=RouteInfo(np.zeros((5, 2)), HighLevelCommand.LANE_FOLLOW, "turn_left", 50.0),
+                timestamp_s=0.0)
+    base.update(kw)
+    return Observation(**base)
+
+
+def test_overfitting_a_tiny_batch_drives_the_loss_down_10x(parts):
+    cfg, proc = parts
+    torch.manual_seed(0)
+    model = DriveVLAModel(cfg, proc.vocab_size)
+    batch = proc.batch_from_samples(_samples(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(300):
+        loss, _ = model(batch)
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 10
+
+
+def test_save_load_gives_identical_outputs(parts, tmp_path):
+    cfg, proc = parts
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    obs = _obs()
+    before = policy.act(obs)
+    policy.save_pretrained(tmp_path / "ckpt")
+    loaded = DriveVLAPolicy.from_pretrained(tmp_path / "ckpt")
+    after = loaded.act(obs)
+    assert np.array_equal(before.waypoints, after.waypoints)
+    assert np.array_equal(before.target_speeds, after.target_speeds)
+    assert before.meta_action == after.meta_action and before.reason == after.reason
+    assert policy.explain() == loaded.explain()
+
+
+def test_action_path_unchanged_when_an_explanation_is_generated_in_between(parts):
+    cfg, proc = parts
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    a, b = _obs(), _obs(ego=EgoState(0.0, 0.0, 0.0, 9.0))
+    plain = [policy.act(a), policy.act(b)]
+    first = policy.act(a)
+    text = policy.explain()
+    second = policy.act(b)
+    assert isinstance(text, str)
+    assert np.array_equal(plain[0].waypoints, first.waypoints)
+    assert np.array_equal(plain[1].waypoints, second.waypoints)
+    assert np.array_equal(plain[1].target_speeds, second.target_speeds)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"images": {"front": np.zeros((60, 100), dtype=np.uint8)}}, "not \\(H, W, 3\\)"),
+    ({"images": {"front": np.zeros((60, 100, 4), dtype=np.uint8)}}, "not \\(H, W, 3\\)"),
+    ({"images": {"rear": np.zeros((60, 100, 3), dtype=np.uint8)}}, "camera 'front' is missing"),
+    ({"instruction": "  "}, "instruction is empty"),
+    ({"instruction": "turn left " * 100}, "characters long"),
+    ({"ego": EgoState(0.0, 0.0, 0.0, float("nan"))}, "NaN"),
+])
+def test_bad_inputs_are_named(parts, change, match):
+    cfg, proc = parts
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    obs = _obs()
+    for k, v in change.items():
+        object.__setattr__(obs, k, v)
+    with pytest.raises(ValueError, match=match):
+        policy.act(obs)
+
+
+def test_wrong_image_size_is_resized_not_silently_misread(parts):
+    cfg, proc = parts
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    img = np.random.default_rng(2).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    obs = _obs(images={"front": img}, cameras={"front": CameraSpec(width=160, height=90)})
+    decision = policy.act(obs)
+    assert decision.waypoints.shape == (6, 2)
+
+
+def test_checkpoint_with_missing_or_mismatched_tensors_is_named(parts, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    cfg, proc = parts
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    policy.save_pretrained(tmp_path / "ok")
+    state = load_file(str(tmp_path / "ok" / "model.safetensors"))
+    key = "head.out.weight"
+    broken = dict(state)
+    broken.pop(key)
+    policy.save_pretrained(tmp_path / "missing")
+    save_file(broken, str(tmp_path / "missing" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="missing tensors.*head.out.weight"):
+        DriveVLAPolicy.from_pretrained(tmp_path / "missing")
+    bad = dict(state)
+    bad[key] = torch.zeros(3, 3)
+    policy.save_pretrained(tmp_path / "mismatch")
+    save_file(bad, str(tmp_path / "mismatch" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="mismatched shapes.*head.out.weight"):
+        DriveVLAPolicy.from_pretrained(tmp_path / "mismatch")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        DriveVLAPolicy.from_pretrained(tmp_path / "nope")
+    (tmp_path / "ok" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        DriveVLAPolicy.from_pretrained(tmp_path / "ok")
+
+
+def test_unknown_config_key_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown DriveVLA config key.*'heads'.*valid keys"):
+        DriveVLAConfig.from_dict({"heads": "gru"})
+    with pytest.raises(ValueError, match="head='mlp'"):
+        DriveVLAConfig.from_dict({"head": "mlp"})
+
+
+@pytest.mark.parametrize("head, mode", [("regression", "language"), ("gru", "target_point")])
+def test_heads_and_navigation_modes_run(parts, head, mode):
+    cfg, proc = parts
+    cfg2 = cfg.with_overrides({"head": head, "navigation_mode": mode})
+    model = DriveVLAModel(cfg2, proc.vocab_size)
+    loss, logs = model(proc.batch_from_samples(_samples(2)))
+    assert torch.isfinite(loss) and logs["l1_waypoints_m"] > 0
+    no_instr = cfg.with_overrides({"use_instruction": False})
+    ids, mask = DriveVLAProcessor(no_instr, proc.tokenizer).encode_instruction("Turn left.")
+    assert sum(mask) == 1  # only <bos>: the ablation sees no instruction
