@@ -5,6 +5,8 @@ drivevla sim list
 drivevla sim drive --scenario F [--intent I] [--seed S] [--out DIR] [--video]
 drivevla suite show NAME_OR_FILE
 drivevla bench sim --out FILE.json [--steps N] [--families F ...]
+drivevla bench latency --policy NAME_OR_CHECKPOINT --out FILE.json [--threads 2] [--steps 300]
+                       [--warmup 20] [--scenario urban] [--explain-every 10] [--seed 0]
 drivevla eval closed-loop --policy NAME_OR_CHECKPOINT --suite NAME_OR_FILE --out DIR
                           [--workers N] [--video] [--max-steps N]
 drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jpeg-quality Q]
@@ -63,7 +65,8 @@ def _cmd_sim_drive(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from drivevla.benchmarks.demo import run_demo
 
-    run_demo(Path(args.out), args.suite, video=not args.no_video)
+    run_demo(Path(args.out), args.suite, video=not args.no_video, policy=args.policy,
+             workers=args.workers)
     return 0
 
 
@@ -91,6 +94,24 @@ def _cmd_bench_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_latency(args: argparse.Namespace) -> int:
+    from drivevla.benchmarks.latency import format_table, run_latency
+
+    result = run_latency(
+        args.policy,
+        Path(args.out),
+        threads=args.threads,
+        steps=args.steps,
+        warmup=args.warmup,
+        scenario=args.scenario,
+        explain_every=args.explain_every,
+        seed=args.seed,
+    )
+    print(format_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
     from drivevla.benchmarks.closed_loop import run_closed_loop
 
@@ -101,6 +122,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         workers=args.workers,
         video=args.video,
         max_steps=args.max_steps,
+        explain_every=args.explain_every,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
     return 0
@@ -194,6 +216,9 @@ def _add_data_commands(sub) -> None:
     from drivevla.datasets.nuscenes_export import register_cli as _register_nuscenes_cli
 
     _register_nuscenes_cli(data)
+    from drivevla.vla.train import add_cli as _add_train_cli
+
+    _add_train_cli(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--suite", default="smoke")
     demo.add_argument("--no-video", action="store_true")
+    demo.add_argument("--policy", default="drivevla-tiny", help="name or checkpoint dir")
+    demo.add_argument("--workers", type=int, default=2, help="worker processes (0: inline)")
     demo.set_defaults(fn=_cmd_demo)
 
     sim = sub.add_parser("sim", help="the embedded simulator").add_subparsers(
@@ -238,6 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
     bsim.add_argument("--families", nargs="*")
     bsim.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
     bsim.set_defaults(fn=_cmd_bench_sim)
+    blat = bench.add_parser(
+        "latency", help="per-tick latency of a policy in closed loop (ms, p50/p90/p99, Hz)"
+    )
+    blat.add_argument("--policy", required=True, help="registered name or checkpoint dir")
+    blat.add_argument("--out", required=True, help="result JSON file")
+    blat.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    blat.add_argument("--steps", type=int, default=300, help="measured control ticks")
+    blat.add_argument("--warmup", type=int, default=20, help="ticks run before measuring")
+    blat.add_argument("--scenario", default="urban", help="scenario family")
+    blat.add_argument(
+        "--explain-every", type=int, default=10,
+        help="time explain() every N ticks, off the action path (0: never)",
+    )
+    blat.add_argument("--seed", type=int, default=0, help="seed of the first route")
+    blat.set_defaults(fn=_cmd_bench_latency)
 
     evaluate = sub.add_parser("eval", help="evaluations of a policy").add_subparsers(
         dest="eval_cmd", required=True
@@ -251,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     closed.add_argument("--workers", type=int, default=1, help="worker processes (0: inline)")
     closed.add_argument("--video", action="store_true", help="an MP4 per route in OUT/videos")
     closed.add_argument("--max-steps", type=int, default=None, help="cap on control steps")
+    closed.add_argument(
+        "--explain-every",
+        type=int,
+        default=10,
+        help="ticks between explanations of a learned policy, each checked against the "
+        "expert's reason (faithfulness); 0: none",
+    )
     closed.set_defaults(fn=_cmd_eval_closed_loop)
     _add_data_commands(sub)
     return p

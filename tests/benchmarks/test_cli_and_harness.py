@@ -36,26 +36,25 @@ def test_bench_sim_writes_json_with_provenance(tmp_path, capsys):
     assert "steps/s" in capsys.readouterr().out
 
 
-def test_demo_writes_report_and_resumes(tmp_path):
+def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
     suite = tmp_path / "one.yaml"
-    suite.write_text(
-        yaml.safe_dump(
-            {
-                "name": "one",
-                "routes": [
-                    {"id": "r1", "scenario": "roundabout", "intent": "roundabout_exit_1", "seed": 3}
-                ],
-            }
-        )
-    )
+    routes = [{"id": "r1", "scenario": "roundabout", "intent": "roundabout_exit_1", "seed": 3,
+               "config": {"max_steps": 40}}]
+    suite.write_text(yaml.safe_dump({"name": "one", "routes": routes}))
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--suite", str(suite), "--no-video"]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["routes"][0]["id"] == "r1"
-    assert 0.0 <= report["driving_score_mean"] <= 100.0
-    route_file = out / "r1.json"
+    args = ["demo", "--out", str(out), "--suite", str(suite), "--policy", str(tiny_checkpoint),
+            "--workers", "0"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["routes"][0]["route_id"] == "r1"
+    assert summary["n_explanations"] == 4  # ticks 0, 10, 20, 30 of 40
+    report = (out / "report.md").read_text()
+    assert "| r1 |" in report and "faithfulness" in report
+    video = out / "videos" / "r1.mp4"
+    assert video.stat().st_size > 1000
+    route_file = out / "routes" / "r1.json"
     stamp = route_file.stat().st_mtime_ns
-    assert main(["demo", "--out", str(out), "--suite", str(suite), "--no-video"]) == 0
+    assert main(args) == 0
     assert route_file.stat().st_mtime_ns == stamp  # a finished route is not driven again
 
 

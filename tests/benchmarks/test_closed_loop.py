@@ -164,7 +164,8 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     assert resumed["run"]["routes_skipped"] == len(finished)
     assert resumed["run"]["routes_run"] == len(QUICK_ROUTES) - len(finished)
 
-    reference = _run("expert", suite, tmp_path / "reference", workers=2)
+    # the CLI's default explanation clock (the expert has no explain(): nothing changes)
+    reference = _run("expert", suite, tmp_path / "reference", workers=2, explain_every=10)
     assert reference["run"]["routes_run"] == len(QUICK_ROUTES)
     assert _metrics_only(resumed) == _metrics_only(reference)
     assert resumed["n_routes"] == len(QUICK_ROUTES) and resumed["n_failed"] == 0
@@ -326,3 +327,42 @@ def test_driving_score_without_min_speed_and_crash_scores_zero():
     assert driving_score_no_min_speed(r) == pytest.approx(80 * 0.7)
     crashed = result_from_dict({**base, "status": STATUS_AGENT_CRASHED})
     assert crashed.driving_score == 0.0 and driving_score_no_min_speed(crashed) == 0.0
+
+
+# ----------------------------------------------------------------------------- explanations
+
+
+def test_explanations_are_scored_against_the_expert_and_never_change_the_drive(
+    tmp_path, tiny_checkpoint
+):
+    ckpt = tiny_checkpoint
+    cams = {"cameras": [{"name": "front", "width": 96, "height": 64, "fov_deg": 90.0}]}
+    suite = tmp_path / "cam.yaml"
+    suite.write_text(yaml.safe_dump({"name": "cam", "routes": [
+        {**QUICK_ROUTES[1], "config": cams}]}), encoding="utf-8")
+    quiet = _run(str(ckpt), suite, tmp_path / "quiet", workers=0, max_steps=25)
+    talk = _run(str(ckpt), suite, tmp_path / "talk", workers=0, max_steps=25, explain_every=4)
+    r_quiet = json.loads((tmp_path / "quiet" / "routes" / "int-right.json").read_text())
+    r_talk = json.loads((tmp_path / "talk" / "routes" / "int-right.json").read_text())
+    # generating explanations (and running the shadow expert) leaves the drive untouched
+    assert r_quiet["result"] == r_talk["result"]
+    assert r_quiet["metrics"]["comfort"] == r_talk["metrics"]["comfort"]
+    ticks = r_talk["metrics"]["n_ticks"]
+    ex = r_talk["metrics"]["explanations"]
+    assert ticks > 4
+    assert ex["n_explained"] == -(-ticks // 4)  # ticks 0, 4, 8, ...
+    assert ex["n_ticks_compared"] == ticks
+    assert r_quiet["metrics"]["explanations"]["n_explained"] == 0
+    for sample in ex["samples"]:
+        assert isinstance(sample["text"], str) and sample["expert_reason"]
+        assert sample["faithful"] == (sample["named_reason"] == sample["expert_reason"])
+    assert talk["n_explanations"] == ex["n_explained"]
+    assert talk["explanation_faithfulness"] == ex["n_faithful"] / ex["n_explained"]
+    assert quiet["explanation_faithfulness"] is None
+    assert 0.0 <= talk["reason_head_agreement"] <= 1.0
+
+
+def test_policies_without_explain_are_not_scored_for_faithfulness(tmp_path):
+    suite = _write_suite(tmp_path, "one", QUICK_ROUTES[1:2])
+    summary = _run("expert", suite, tmp_path / "out", workers=0, max_steps=20, explain_every=2)
+    assert summary["n_explanations"] == 0 and summary["explanation_faithfulness"] is None

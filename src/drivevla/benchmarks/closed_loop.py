@@ -29,6 +29,7 @@ as fractions in [0, 1] (``None`` when there was nothing to count).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -36,84 +37,46 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import signal
 import statistics
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drivevla._workers import init_worker
 from drivevla.benchmarks import scoring
+from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exported)
+    CRASH_STATUSES,
+    PROTOCOL,
+    STATUS_AGENT_CRASHED,
+    STATUS_AGENT_SETUP,
+    STATUS_SIM_CRASHED,
+    _CrashedRouteResult,
+    driving_score_no_min_speed,
+    format_table,
+    result_from_dict,
+    summarize,
+)
 from drivevla.benchmarks.comfort import route_comfort
 from drivevla.benchmarks.instruction_metrics import (
     REFUSAL_REASON,
-    pooled_instruction_metrics,
     route_instruction_metrics,
 )
 from drivevla.benchmarks.provenance import provenance
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
-from drivevla.sim_bridge.types import Decision, Infraction, InfractionType, RouteResult
+from drivevla.sim_bridge.types import Decision
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL = (
-    "CARLA Leaderboard 2.0 criteria; success and comfort as Bench2Drive (nuPlan comfort "
-    "bounds); LangAuto-style instructions (navigation, notice, misleading) plus speed requests"
-)
-STATUS_AGENT_CRASHED = "Failed - Agent crashed"
-STATUS_AGENT_SETUP = "Failed - Agent couldn't be set up"
-STATUS_SIM_CRASHED = "Failed - Simulation crashed"
-CRASH_STATUSES = (STATUS_AGENT_CRASHED, STATUS_AGENT_SETUP, STATUS_SIM_CRASHED)
 _TRACEBACK_TAIL_CHARS = 4000
 _PARENT_CHECK_EVERY = 50  # ticks between checks that the run's main process is alive
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
-
-
-# ---------------------------------------------------------------------------------- records
-
-
-class _CrashedRouteResult(RouteResult):
-    """A route ended by an agent or simulator crash: DS 0 whatever was reached."""
-
-    @property
-    def driving_score(self) -> float:
-        return 0.0
-
-
-def result_from_dict(data: dict[str, Any]) -> RouteResult:
-    """Rebuild a :class:`RouteResult` from its ``to_dict`` form (crashes score DS 0)."""
-    names = {f.name for f in fields(RouteResult)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    kwargs["infractions"] = [
-        Infraction(
-            InfractionType(i["kind"]),
-            float(i["time_s"]),
-            float(i["x"]),
-            float(i["y"]),
-            i.get("detail", ""),
-            float(i.get("penalty", 1.0)),
-        )
-        for i in data.get("infractions", [])
-    ]
-    cls = _CrashedRouteResult if data.get("status") in CRASH_STATUSES else RouteResult
-    return cls(**kwargs)
-
-
-def driving_score_no_min_speed(result: RouteResult) -> float:
-    """DS with the minimum-speed factors removed (Bench2Drive's convention)."""
-    if isinstance(result, _CrashedRouteResult):
-        return 0.0
-    penalty = 1.0
-    for i in result.infractions:
-        if i.kind != InfractionType.MIN_SPEED:
-            penalty *= i.penalty
-    return max(result.route_completion * penalty, 0.0)
 
 
 def _clean(value: Any) -> Any:
@@ -158,6 +121,9 @@ class RouteJob:
     parent_pid: int | None = None
     # versions and hardware measured once by the run (workers need not import torch for it)
     provenance: dict[str, Any] | None = None
+    # every this many ticks a policy with ``explain()`` explains itself, and the explanation
+    # is checked against the expert's reason at that tick (0: never)
+    explain_every: int = 0
 
     @property
     def route_file(self) -> Path:
@@ -204,6 +170,8 @@ class _Trace:
         self.speeds: list[float] = []
         self.outside_times: list[float] = []
         self._outside_m = 0.0
+        self.explanations: list[dict[str, Any]] = []
+        self.reason_agree: list[bool] = []  # the policy's reason head vs the expert, per tick
 
     def observe(self, info: dict[str, Any]) -> None:
         ego = info["ego"]
@@ -223,6 +191,65 @@ class _Trace:
         if outside_m > self._outside_m + 1e-9:
             self.outside_times.append(float(info["time_s"]))
         self._outside_m = outside_m
+
+
+class _Explainer:
+    """Faithfulness of a learned policy's explanations: a shadow privileged expert runs
+    beside the policy on every tick (it keeps its own state; its controls are never applied)
+    and, every ``every`` ticks, the policy's explanation is generated and the reason it names
+    (:func:`reason_from_explanation`) compared with the expert's reason at that tick."""
+
+    def __init__(self, policy: Any, env: Any, every: int) -> None:
+        from drivevla.planner.expert import ExpertPolicy
+
+        self.policy, self.every = policy, every
+        self.expert = ExpertPolicy()
+        self.expert.reset(env)
+        self.tick = 0
+        self.text: str | None = None
+
+    def __call__(self, observation: Any, decision: Decision, info: dict, trace: _Trace
+                 ) -> Decision:
+        from drivevla.planner.explanations import reason_from_explanation
+
+        expert_reason = _reason_value(self.expert.act(observation).reason)
+        trace.reason_agree.append(_reason_value(decision.reason) == expert_reason)
+        if self.tick % self.every == 0:
+            t0 = time.perf_counter()
+            self.text = str(self.policy.explain())
+            ms = (time.perf_counter() - t0) * 1e3
+            named = reason_from_explanation(self.text)
+            trace.explanations.append({
+                "time_s": float(info["time_s"]),
+                "text": self.text,
+                "named_reason": None if named is None else named.value,
+                "expert_reason": expert_reason,
+                "reason_head": _reason_value(decision.reason),
+                "faithful": named is not None and named.value == expert_reason,
+                "latency_ms": ms,
+            })
+        self.tick += 1
+        if decision.explanation is None and self.text is not None:
+            decision = dataclasses.replace(decision, explanation=self.text)
+        return decision
+
+
+def _reason_value(reason: Any) -> str | None:
+    return None if reason is None else str(getattr(reason, "value", reason))
+
+
+def _explanation_metrics(trace: _Trace) -> dict[str, Any]:
+    ex = trace.explanations
+    n_faithful = sum(e["faithful"] for e in ex)
+    return {
+        "n_explained": len(ex),
+        "n_faithful": n_faithful,
+        "faithfulness": n_faithful / len(ex) if ex else None,
+        "n_ticks_compared": len(trace.reason_agree),
+        "n_reason_head_agree": sum(trace.reason_agree),
+        "mean_latency_ms": statistics.fmean(e["latency_ms"] for e in ex) if ex else None,
+        "samples": ex[:: max(1, len(ex) // 12)][:12],
+    }
 
 
 def _video_frame(env: Any, obs: dict, info: dict, observation: Any, decision: Decision) -> Any:
@@ -265,7 +292,7 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     trace = _Trace()
     error: dict[str, Any] | None = None
     status: str | None = None
-    env = writer = None
+    env = writer = explainer = None
     info: dict[str, Any] = {}
     result: dict[str, Any]
     try:
@@ -277,6 +304,8 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
                 registry.register_policy(job.policy, job.policy_factory)  # only when empty)
             agent = Agent(registry.make_policy(job.policy))
             agent.reset(env)
+            if job.explain_every > 0 and callable(getattr(agent.policy, "explain", None)):
+                explainer = _Explainer(agent.policy, env, job.explain_every)
         except Exception as exc:
             error, status = _error_record("setup", exc, 0, info.get("time_s")), STATUS_AGENT_SETUP
         if job.video and error is None:
@@ -302,6 +331,13 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
                 status = STATUS_AGENT_CRASHED
                 break
             trace.decided(info, decision)
+            if explainer is not None:
+                try:
+                    decision = explainer(observation, decision, info, trace)
+                except Exception as exc:
+                    error = _error_record("explanation", exc, info["step"], info["time_s"])
+                    status = STATUS_AGENT_CRASHED
+                    break
             if writer is not None:
                 writer.add(_video_frame(env, obs, info, observation, decision))
             try:
@@ -387,6 +423,7 @@ def _route_record(
             trace.outside_times,
         ),
         "n_ticks": len(trace.times),
+        "explanations": _explanation_metrics(trace),
     }
     return {
         "protocol": PROTOCOL,
@@ -428,9 +465,7 @@ def _failure_record(
 
 
 def _worker_init() -> None:
-    # Ctrl-C is the main process's business; it cancels queued routes and lets running ones end
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+    init_worker()
 
 
 def _run_isolated(job: RouteJob) -> dict[str, Any]:
@@ -579,6 +614,7 @@ def run_closed_loop(
     video: bool = False,
     base_config: dict | None = None,
     max_steps: int | None = None,
+    explain_every: int = 0,
     *,
     progress: bool = True,
     print_table: bool = True,
@@ -621,6 +657,7 @@ def run_closed_loop(
             max_steps,
             os.getpid() if workers > 0 else None,
             meta_provenance,
+            explain_every,
         )
         for spec in todo
     ]
@@ -657,6 +694,7 @@ def run_closed_loop(
                 "suite_source": str(suite),
                 "base_config": base_config,
                 "max_steps": max_steps,
+                "explain_every": explain_every,
                 "fingerprint": meta["fingerprint"],
             },
             "seeds": [s.seed for s in suite_obj.routes],
@@ -675,168 +713,3 @@ def run_closed_loop(
     if print_table:
         print(format_table(summary))
     return summary
-
-
-# ---------------------------------------------------------------------------------- summary
-
-UNITS = {
-    "driving_score": "percent (0-100)",
-    "route_completion": "percent (0-100)",
-    "infraction_score": "factor (0-1)",
-    "success_rate": "percent of routes",
-    "comfort": "percent of 2 s windows within the nuPlan bounds, mean over routes",
-    "instruction_success": "fraction of routes",
-    "unsafe_refusal_rate": "fraction of misleading events",
-    "false_refusal_rate": "fraction of ticks outside misleading events",
-    "speed_request_success": "fraction of speed requests",
-    "infractions_per_km": "count / km driven (route km x RC)",
-}
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
-def _std(values: list[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
-
-
-def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every metric over a set of route records (a suite, or one family of it)."""
-    results = [result_from_dict(r["result"]) for r in records]
-    agg = scoring.aggregate(results)
-    ds_nms = [driving_score_no_min_speed(r) for r in results]
-    comfort = [
-        r["metrics"]["comfort"]["comfort"]
-        for r in records
-        if r["metrics"]["comfort"]["comfort"] is not None
-    ]
-    by_intent: dict[str, list[bool]] = {}
-    for r in records:
-        ok = r["metrics"]["instruction_success"]
-        if ok is None and r["status"] in CRASH_STATUSES:
-            ok = False
-        if ok is not None:
-            by_intent.setdefault(r["route"]["intent"], []).append(bool(ok))
-    flat = [v for vs in by_intent.values() for v in vs]
-    pooled = pooled_instruction_metrics([r["metrics"]["instruction"] for r in records])
-    return {
-        "n_routes": len(records),
-        "driving_score": agg["driving_score_mean"],
-        "driving_score_std": agg["driving_score_std"],
-        "driving_score_no_min_speed": _mean(ds_nms),
-        "driving_score_no_min_speed_std": _std(ds_nms),
-        "route_completion": agg["route_completion_mean"],
-        "route_completion_std": agg["route_completion_std"],
-        "infraction_score": agg["infraction_penalty_mean"],
-        "infraction_score_std": agg["infraction_penalty_std"],
-        "success_rate": agg["success_rate_pct"],
-        "n_success": agg["n_success"],
-        "km_driven": agg["km_driven"],
-        "infraction_counts": agg["infraction_counts"],
-        "infractions_per_km": agg["infractions_per_km"],
-        "comfort": _mean(comfort),
-        "comfort_n_routes": len(comfort),
-        "instruction_success": {
-            "overall": _mean([float(v) for v in flat]),
-            "per_intent": {k: _mean([float(v) for v in vs]) for k, vs in sorted(by_intent.items())},
-            "n_routes": len(flat),
-        },
-        **pooled,
-        "statuses": agg["statuses"],
-        "leaderboard": agg,
-    }
-
-
-def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The suite summary from its route records (as written to ``out/routes``)."""
-    if not records:
-        raise ValueError("summarize() needs at least one route record")
-    overall = _block(records)
-    families: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        families.setdefault(r["route"]["scenario"], []).append(r)
-    per_family = {f: _block(rs) for f, rs in sorted(families.items())}
-    for block in per_family.values():
-        block.pop("leaderboard")
-    failed = [
-        {
-            "route_id": r["route"]["id"],
-            "status": r["status"],
-            "error": (r["error"] or {}).get("message"),
-            "error_type": (r["error"] or {}).get("type"),
-            "phase": (r["error"] or {}).get("phase"),
-        }
-        for r in records
-        if r.get("error") is not None or r["status"] in CRASH_STATUSES
-    ]
-    routes = [
-        {
-            "route_id": r["route"]["id"],
-            "family": r["route"]["scenario"],
-            "intent": r["route"]["intent"],
-            "seed": r["route"]["seed"],
-            "status": r["status"],
-            "driving_score": r["metrics"]["driving_score"],
-            "driving_score_no_min_speed": r["metrics"]["driving_score_no_min_speed"],
-            "route_completion": r["metrics"]["route_completion"],
-            "infraction_score": r["metrics"]["infraction_penalty"],
-            "success": r["metrics"]["success"],
-            "comfort": r["metrics"]["comfort"]["comfort"],
-            "instruction_success": r["metrics"]["instruction_success"],
-            "unsafe_refusal_rate": r["metrics"]["instruction"]["unsafe_refusal_rate"],
-        }
-        for r in records
-    ]
-    return {
-        "protocol": PROTOCOL,
-        "protocols": {
-            "driving": scoring.PROTOCOL,
-            "driving_score_no_min_speed": "Bench2Drive: DS with the minimum-speed factors removed",
-            "success": "Bench2Drive: Completed/Perfect and no infraction but minimum speed",
-            "comfort": "Bench2Drive comfort, nuPlan bounds, 20-step windows, Savitzky-Golay 7/2",
-            "instructions": "LangAuto-style navigation / notice / misleading, plus speed requests",
-        },
-        "min_speed_penalty": overall["leaderboard"]["min_speed_penalty"],
-        "units": UNITS,
-        **overall,
-        "per_family": per_family,
-        "n_failed": len(failed),
-        "failed_routes": failed,
-        "routes": routes,
-    }
-
-
-def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * scale:.{digits}f}"
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """One row per family and the overall row (DS, DS without min speed, RC, IS, ...)."""
-    head = (
-        f"{'family':<14}{'n':>4}{'DS':>8}{'DS-noMS':>9}{'RC':>8}{'IS':>7}{'succ%':>8}"
-        f"{'comfort':>9}{'instr%':>8}{'refuse%':>9}{'falseref%':>11}"
-    )
-    rows = [head, "-" * len(head)]
-
-    def row(name: str, b: dict[str, Any]) -> str:
-        return (
-            f"{name:<14}{b['n_routes']:>4}{_fmt(b['driving_score']):>8}"
-            f"{_fmt(b['driving_score_no_min_speed']):>9}{_fmt(b['route_completion']):>8}"
-            f"{_fmt(b['infraction_score'], digits=3):>7}{_fmt(b['success_rate']):>8}"
-            f"{_fmt(b['comfort']):>9}{_fmt(b['instruction_success']['overall'], 100):>8}"
-            f"{_fmt(b['unsafe_refusal_rate'], 100):>9}{_fmt(b['false_refusal_rate'], 100, 2):>11}"
-        )
-
-    rows += [row(f, b) for f, b in summary["per_family"].items()]
-    rows += ["-" * len(head), row("overall", summary)]
-    lines = "\n".join(rows)
-    lines += (
-        f"\npolicy {summary.get('policy')}  suite {summary.get('suite')}  "
-        f"failed routes {summary['n_failed']}  "
-        f"misleading events {summary['n_misleading_events']}  "
-        f"speed requests {summary['n_speed_requests']} "
-        f"(success {_fmt(summary['speed_request_success'], 100)}%)  "
-        f"min-speed penalty in DS: {summary['min_speed_penalty']}"
-    )
-    return lines

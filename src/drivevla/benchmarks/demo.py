@@ -1,78 +1,65 @@
-"""``drivevla demo``: drive a handful of routes of different families, each with its
-spoken-style instruction, and write videos and a short report.
+"""``drivevla demo``: drivevla-tiny (the trained default model shipped in the package) drives
+a handful of routes of different families in the embedded simulator, each with a
+spoken-style instruction, and writes per-route videos (front camera, BEV with the planned
+trajectory, instruction and explanation captions) and a short report with the scores.
 
-Until the learned model ships, the driver is the rule-based route follower (it does not
-yield at junctions, so some routes show infractions; that is what the scores say).
-Routes already finished in ``out`` are kept and not driven again.
+The drive is the closed-loop benchmark (:func:`run_closed_loop`) on the ``smoke`` suite, so
+the report's numbers are the benchmark's (LB2.0 driving score, route completion, instruction
+success, explanation faithfulness). Routes already finished in ``out`` are kept: rerun the
+command to resume.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from tqdm import tqdm
+from drivevla.benchmarks.closed_loop import run_closed_loop
 
-from drivevla.benchmarks.drive import drive_route, rule_based_driver
-from drivevla.benchmarks.provenance import provenance
-from drivevla.sim_bridge.embedded.scenarios import DEFAULT_INSTRUCTIONS
-from drivevla.sim_bridge.embedded.suites import load_suite
-
-logger = logging.getLogger(__name__)
+DEFAULT_POLICY = "drivevla-tiny"
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = "| route | instruction | DS | RC % | penalty | status |\n|---|---|---:|---:|---:|---|"
-    body = [
-        f"| {r['route']['id']} | {r['instruction']} | {r['result']['driving_score']:.1f} | "
-        f"{r['result']['route_completion']:.1f} | {r['result']['infraction_penalty']:.3f} | "
-        f"{r['result']['status']} |"
-        for r in rows
+def _fmt(value: float | None, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value * scale:.1f}"
+
+
+def _route_rows(out: Path, summary: dict[str, Any]) -> list[str]:
+    rows = ["| route | instruction | DS | RC % | status | explanation (sample) |",
+            "|---|---|---:|---:|---|---|"]
+    for r in summary["routes"]:
+        rec = json.loads((out / "routes" / f"{r['route_id']}.json").read_text(encoding="utf-8"))
+        samples = rec["metrics"].get("explanations", {}).get("samples") or [{}]
+        text = samples[len(samples) // 2].get("text") or "-"
+        rows.append(
+            f"| {r['route_id']} | {rec.get('navigation_instruction') or '-'} | "
+            f"{r['driving_score']:.1f} | {r['route_completion']:.1f} | {r['status']} | "
+            f"{text} |"
+        )
+    return rows
+
+
+def run_demo(out: Path, suite_name: str = "smoke", video: bool = True,
+             policy: str = DEFAULT_POLICY, workers: int = 2) -> dict[str, Any]:
+    out = Path(out)
+    summary = run_closed_loop(policy, suite_name, out, workers=workers, video=video,
+                              explain_every=10, print_table=False)
+    md = [
+        f"# drivevla demo: `{policy}` on suite `{summary['suite']}`",
+        "",
+        *_route_rows(out, summary),
+        "",
+        f"Driving score {_fmt(summary['driving_score'])} (LB2.0; "
+        f"{_fmt(summary['driving_score_no_min_speed'])} without the minimum-speed factor), "
+        f"route completion {_fmt(summary['route_completion'])} %, instruction success "
+        f"{_fmt(summary['instruction_success']['overall'], 100)} %, explanation "
+        f"faithfulness {_fmt(summary['explanation_faithfulness'], 100)} % "
+        f"({summary['n_explanations']} explanations).",
+        "",
+        "Videos: `videos/<route>.mp4`. Scores per route: `routes/<route>.json`; everything, "
+        "with config, seeds, versions and hardware: `summary.json`.",
     ]
-    return "\n".join([head, *body])
-
-
-def run_demo(out: Path, suite_name: str = "smoke", video: bool = True) -> dict[str, Any]:
-    suite = load_suite(suite_name)
-    out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for spec in tqdm(suite.routes, desc="demo routes", unit="route"):
-        done = out / f"{spec.route_id}.json"
-        if done.exists():
-            rec = json.loads(done.read_text(encoding="utf-8"))
-        else:
-            rec = drive_route(spec, rule_based_driver(), out, video=video)
-        rec["instruction"] = spec.instruction or DEFAULT_INSTRUCTIONS[spec.intent]
-        records.append(rec)
-    ds = [r["result"]["driving_score"] for r in records]
-    rc = [r["result"]["route_completion"] for r in records]
-    report = {
-        "suite": suite.name,
-        "policy": "rule-based route follower (scripted; the learned model replaces it)",
-        "driving_score_mean": float(np.mean(ds)),
-        "route_completion_mean": float(np.mean(rc)),
-        "routes": [
-            {"id": r["route"]["id"], "instruction": r["instruction"], **r["result"]}
-            for r in records
-        ],
-        "seed": [r["seed"] for r in records],
-        "config": records[0]["config"] if records else {},
-        **provenance(),
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    md = (
-        f"# drivevla demo: suite `{suite.name}`\n\nDriver: {report['policy']}.\n\n"
-        f"{_table(records)}\n\nMean driving score {report['driving_score_mean']:.1f}, "
-        f"mean route completion {report['route_completion_mean']:.1f} %.\n"
-    )
-    (out / "report.md").write_text(md, encoding="utf-8")
-    print(_table(records))
-    print(
-        f"\nmean DS {report['driving_score_mean']:.1f}  mean RC "
-        f"{report['route_completion_mean']:.1f}%  -> {out}/report.md"
-        + ("  (videos: *.mp4)" if video else "")
-    )
-    return report
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    print("\n".join(md[2:-2]))
+    print(f"\nreport: {out / 'report.md'}" + (f"  videos: {out / 'videos'}" if video else ""))
+    return summary

@@ -47,13 +47,13 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivevla._workers import init_worker
 from drivevla.datasets.episode import EpisodeJob, collect_episode, json_ready
 from drivevla.datasets.format import (
     EPISODES_PATH,
@@ -372,8 +372,7 @@ def write_info(out: Path, plan: _Plan, config: CollectConfig, finished: dict[str
 
 
 def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's business
-    os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+    init_worker()
 
 
 def collect(config: CollectConfig) -> dict[str, Any]:

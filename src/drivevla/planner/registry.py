@@ -15,6 +15,13 @@ def register_policy(name: str, factory: Callable[[], Policy]) -> None:
     _FACTORIES[name] = factory
 
 
+def _drivevla_tiny() -> Policy:
+    """drivevla-tiny, the trained default model shipped inside the package."""
+    from drivevla.vla.policy import load_default_policy
+
+    return load_default_policy()
+
+
 def _builtin() -> None:
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
@@ -27,6 +34,7 @@ def _builtin() -> None:
         ("expert", ExpertPolicy),
         ("lane_keep", LaneKeepPolicy),
         ("idm", IDMPolicy),
+        ("drivevla-tiny", _drivevla_tiny),
     ):
         _FACTORIES.setdefault(name, factory)  # a user's registration under the name wins
 

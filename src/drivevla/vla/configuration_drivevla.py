@@ -35,7 +35,8 @@ class DriveVLAConfig:
     # "default": timm vision encoder + projector + a causal LM built from ``lm``;
     # otherwise a pretrained VLM family loaded from ``pretrained_path`` (or a tiny config)
     backbone_family: str = "default"
-    vision_model: str = "resnet10t"  # timm model name (default family), no pretrained weights
+    # timm model name (default family), randomly initialised: we train it on our data
+    vision_model: str = "mobilenetv3_small_100"
     pretrained_path: str | None = None  # local directory of a pretrained VLM (no hub access)
     # a tiny config of the pretrained family's real classes (tests, smoke runs): used when
     # pretrained_path is None for a non-default family
@@ -60,8 +61,8 @@ class DriveVLAConfig:
     future_dt_s: float = 0.5
     n_meta_actions: int = 8
     n_reasons: int = 15
-    max_instruction_tokens: int = 40
-    max_explanation_tokens: int = 32
+    max_instruction_tokens: int = 36
+    max_explanation_tokens: int = 24
     tokenizer_vocab_size: int = 1024
     # ego-state normalisation: speed m/s, accel m/s^2, yaw rate rad/s, steer
     ego_scale: tuple[float, ...] = (10.0, 3.0, 0.5, 1.0)

@@ -25,6 +25,7 @@ from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 WEIGHTS_NAME = "model.safetensors"
+DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
 _META = list(MetaAction)
 _REASONS = list(Reason)
 
@@ -121,6 +122,25 @@ class DriveVLAPolicy:
         model = DriveVLAModel(config, processor.vocab_size)
         load_state_checked(model, state, str(weights))
         return cls(model, processor, **kwargs)
+
+
+def default_checkpoint_dir() -> Path:
+    """Directory of drivevla-tiny inside the installed package."""
+    from importlib import resources
+
+    return Path(str(resources.files("drivevla") / "checkpoints" / DEFAULT_CHECKPOINT))
+
+
+def load_default_policy(**kwargs: Any) -> DriveVLAPolicy:
+    path = default_checkpoint_dir()
+    if not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"the default model is missing from the package ({path}); reinstall drivevla or "
+            "pass a checkpoint directory"
+        )
+    policy = DriveVLAPolicy.from_pretrained(path, **kwargs)
+    policy.name = DEFAULT_CHECKPOINT
+    return policy
 
 
 def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str

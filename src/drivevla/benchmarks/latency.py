@@ -1,0 +1,334 @@
+"""Per-tick latency of a policy driving the embedded simulator in closed loop.
+
+    drivevla bench latency --policy NAME_OR_CHECKPOINT_DIR --out FILE.json
+                           [--threads 2] [--steps 300] [--warmup 20] [--scenario urban]
+                           [--explain-every 10] [--seed 0]
+
+The policy drives routes of one scenario family (cameras on: the simulator's default front
+camera, 320x180) through :class:`drivevla.planner.policy.Agent`, exactly as in the closed-loop
+evaluation. Every control tick is timed with ``time.perf_counter``, part by part:
+
+- ``observation``: ``env.make_observation(obs, info)`` (building the typed observation);
+- ``action``: ``policy.act(observation)``, the action path (for DriveVLA one forward pass,
+  no text generation);
+- ``controller``: the shared trajectory controller turning the decision into a control;
+- ``act_plus_observation``: observation + action of the same tick (what an agent needs from
+  a new camera frame to a decision);
+- ``agent_tick``: observation + action + controller;
+- ``sim_step``: ``env.step`` (the simulator, not the agent; for reference only).
+
+Explanations run on a slower clock and never delay the action path: every ``explain_every``
+measured ticks (ticks 0, N, 2N, ...), after the tick's control has been chosen, the benchmark
+calls ``policy.explain()`` (when the policy has one) and times it separately. The explanation
+continues from the action pass's cached state and never changes the decision already
+returned, so its time is reported on its own and is not part of any action-path number. A
+policy's own explanation clock (``DriveVLAPolicy.explain_every``) is switched off so that
+``act`` never generates text.
+
+The first ``warmup`` ticks (explanations included) are run and discarded. A route that ends
+before ``steps`` measured ticks is followed by the next route of the family (the next intent,
+the next seed); resets are not timed. Reported per part: count, mean, p50, p90, p99 and max in
+milliseconds; for the action path and for act+observation also the achieved rate in Hz at the
+median and at p99 (1000 / p50, 1000 / p99) and the share of ticks within one control period.
+``torch.set_num_threads(threads)`` is applied when torch is loaded (a checkpoint policy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from drivevla.benchmarks.provenance import provenance
+
+BENCHMARK = "latency"
+PARTS = (
+    "observation",
+    "action",
+    "controller",
+    "act_plus_observation",
+    "agent_tick",
+    "sim_step",
+)
+RATE_PARTS = ("action", "act_plus_observation")
+
+
+class _TimedPolicy:
+    """A policy proxy that times ``act`` (the Agent calls it; nothing else is timed)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.name = getattr(policy, "name", type(policy).__name__)
+        self.last_s = 0.0
+
+    def reset(self, env: Any | None = None) -> None:
+        self.policy.reset(env)
+
+    def act(self, obs: Any) -> Any:
+        t0 = time.perf_counter()
+        decision = self.policy.act(obs)
+        self.last_s = time.perf_counter() - t0
+        return decision
+
+
+class _TimedController:
+    """A controller proxy that times ``control``."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self.last_s = 0.0
+
+    def reset(self) -> None:
+        self.controller.reset()
+
+    def control(self, decision: Any, ego: Any) -> Any:
+        t0 = time.perf_counter()
+        control = self.controller.control(decision, ego)
+        self.last_s = time.perf_counter() - t0
+        return control
+
+
+def latency_stats(seconds: list[float] | np.ndarray) -> dict[str, Any]:
+    """count, mean, p50, p90, p99, max in milliseconds (None for an empty series)."""
+    arr = np.asarray(seconds, dtype=np.float64) * 1e3
+    if arr.size == 0:
+        return {"count": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+    return {
+        "count": int(arr.size),
+        "mean": float(arr.mean()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(arr.max()),
+    }
+
+
+def _rate(stats: dict[str, Any], seconds: list[float], period_ms: float) -> dict[str, Any]:
+    def hz(ms: float | None) -> float | None:
+        return None if not ms else 1000.0 / ms
+
+    arr = np.asarray(seconds) * 1e3
+    return {
+        "hz_at_p50": hz(stats["p50"]),
+        "hz_at_p99": hz(stats["p99"]),
+        "control_period_ms": period_ms,
+        "share_within_control_period": float((arr <= period_ms).mean()) if arr.size else None,
+    }
+
+
+def _validate(threads: int, steps: int, warmup: int, explain_every: int, scenario: str) -> None:
+    from drivevla.sim_bridge.embedded.scenarios import FAMILIES
+
+    if scenario not in FAMILIES:
+        raise ValueError(f"unknown scenario {scenario!r}; valid: {sorted(FAMILIES)}")
+    if threads < 1:
+        raise ValueError(f"threads={threads} must be >= 1")
+    if steps < 1:
+        raise ValueError(f"steps={steps} must be >= 1")
+    if warmup < 0:
+        raise ValueError(f"warmup={warmup} must be >= 0")
+    if explain_every < 0:
+        raise ValueError(f"explain_every={explain_every} must be >= 0 (0: no explanations)")
+
+
+def _model_device(policy: Any) -> str:
+    model = getattr(policy, "model", None)
+    try:
+        return str(next(model.parameters()).device)
+    except (AttributeError, StopIteration, TypeError):
+        return "cpu"
+
+
+def run_latency(
+    policy: str,
+    out: Path | str | None = None,
+    *,
+    threads: int = 2,
+    steps: int = 300,
+    warmup: int = 20,
+    scenario: str = "urban",
+    explain_every: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark for ``policy`` (a registered name or a checkpoint directory).
+
+    Returns the result dict and, when ``out`` is given, writes it there as JSON. Errors:
+    ``ValueError`` for an unknown policy, scenario or a bad setting (before anything runs)."""
+    _validate(threads, steps, warmup, explain_every, scenario)
+    from drivevla.planner.controllers import TrajectoryController
+    from drivevla.planner.policy import Agent
+    from drivevla.planner.registry import make_policy
+    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+    from drivevla.sim_bridge.embedded.scenarios import FAMILIES
+
+    inner = make_policy(policy)  # ValueError naming the registered names for a bad name
+    if hasattr(inner, "explain_every"):
+        inner.explain_every = 0  # the benchmark owns the explanation clock, act() never explains
+    explain = getattr(inner, "explain", None)
+    can_explain = callable(explain)
+    torch = sys.modules.get("torch")
+    torch_threads = previous_threads = None
+    if torch is not None:
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        torch_threads = torch.get_num_threads()
+
+    timed_policy = _TimedPolicy(inner)
+    timed_controller = _TimedController(TrajectoryController())
+    agent = Agent(timed_policy, timed_controller)  # type: ignore[arg-type]
+
+    env = EmbeddedDrivingEnv({"scenario": scenario})
+    intents = list(FAMILIES[scenario].intents)
+    series: dict[str, list[float]] = {p: [] for p in PARTS}
+    explain_s: list[float] = []
+    episodes: list[dict[str, Any]] = []
+    total = warmup + steps
+    tick = 0  # ticks run so far, warm-up included
+    bar = tqdm(
+        total=total, desc=f"bench latency {timed_policy.name}", unit="tick", disable=not progress
+    )
+    if warmup:
+        bar.set_postfix_str("warm-up")
+    try:
+        while tick < total:
+            ep = len(episodes)
+            intent = intents[ep % len(intents)]
+            obs, info = env.reset(seed=seed + ep, options={"intent": intent})
+            agent.reset(env)
+            episodes.append({"intent": intent, "seed": seed + ep, "ticks": 0})
+            while tick < total:
+                measured = tick - warmup  # < 0 during the warm-up
+                if measured == 0:
+                    bar.set_postfix_str("measuring")
+                clock = measured if measured >= 0 else tick
+                t0 = time.perf_counter()
+                observation = env.make_observation(obs, info)
+                t_obs = time.perf_counter() - t0
+                control, _decision = agent.step(observation)
+                t_agent = time.perf_counter() - t0
+                if can_explain and explain_every and clock % explain_every == 0:
+                    # the slower clock: after the control is chosen, never on the action path
+                    t1 = time.perf_counter()
+                    explain()
+                    if measured >= 0:
+                        explain_s.append(time.perf_counter() - t1)
+                t2 = time.perf_counter()
+                obs, _, terminated, truncated, info = env.step(control)
+                t_sim = time.perf_counter() - t2
+                if measured >= 0:
+                    series["observation"].append(t_obs)
+                    series["action"].append(timed_policy.last_s)
+                    series["controller"].append(timed_controller.last_s)
+                    series["act_plus_observation"].append(t_obs + timed_policy.last_s)
+                    series["agent_tick"].append(t_agent)
+                    series["sim_step"].append(t_sim)
+                    episodes[-1]["ticks"] += 1
+                tick += 1
+                bar.update(1)
+                if terminated or truncated:
+                    break
+    finally:
+        bar.close()
+        env.close()
+        if previous_threads is not None:
+            torch.set_num_threads(previous_threads)  # a library call leaves the process as it was
+
+    period_ms = 1000.0 / env.config.control_hz
+    timings = {p: latency_stats(series[p]) for p in PARTS}
+    rates = {p: _rate(timings[p], series[p], period_ms) for p in RATE_PARTS}
+    result = {
+        "benchmark": BENCHMARK,
+        "unit": "milliseconds per control tick (time.perf_counter); rates in Hz",
+        "config": {
+            "policy": policy,
+            "policy_name": timed_policy.name,
+            "policy_class": type(inner).__name__,
+            "scenario": scenario,
+            "intents": intents,
+            "steps": steps,
+            "warmup": warmup,
+            "explain_every": explain_every,
+            "threads": threads,
+            "torch_num_threads": torch_threads,
+            "device": _model_device(inner),
+            "cameras": [c.__dict__ for c in env.config.cameras],
+            "control_hz": env.config.control_hz,
+            "sim_config": env.config.to_dict(),
+        },
+        "seed": seed,
+        "steps": len(series["action"]),
+        "episodes": episodes,
+        "timings_ms": timings,
+        "rates_hz": rates,
+        "explanation": {
+            "available": can_explain,
+            "every_n_ticks": explain_every,
+            "clock": "measured ticks 0, N, 2N, ... after the control is chosen; not part of "
+            "the action path",
+            "expected_count": _expected_explanations(steps, explain_every) if can_explain else 0,
+            "timings_ms": latency_stats(explain_s),
+        },
+        "samples_ms": {
+            **{p: [round(s * 1e3, 4) for s in series[p]] for p in PARTS},
+            "explanation": [round(s * 1e3, 4) for s in explain_s],
+        },
+        **provenance(),
+    }
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def _expected_explanations(steps: int, explain_every: int) -> int:
+    return math.ceil(steps / explain_every) if explain_every else 0
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The timings as a table (ms), then the achieved rates."""
+    cfg = result["config"]
+
+    def f(x: float | None, spec: str) -> str:
+        return format(x, spec) if x is not None else "-"
+
+    rows = [(p, result["timings_ms"][p]) for p in PARTS]
+    rows.append(("explanation", result["explanation"]["timings_ms"]))
+    lines = [
+        f"policy {cfg['policy_name']} ({cfg['policy']}), scenario {cfg['scenario']}, "
+        f"{result['steps']} ticks after {cfg['warmup']} warm-up, threads {cfg['threads']}, "
+        f"device {cfg['device']}",
+        f"{'part (ms)':<22}{'n':>6}{'mean':>10}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}",
+    ]
+    for name, s in rows:
+        lines.append(
+            f"{name:<22}{s['count']:>6}"
+            + "".join(f"{f(s[k], '.2f'):>10}" for k in ("mean", "p50", "p90", "p99", "max"))
+        )
+    period = f"<= {1000.0 / cfg['control_hz']:.0f} ms"
+    lines.append(f"{'rate (Hz)':<22}{'at p50':>10}{'at p99':>10}{period:>14}")
+    for name, r in result["rates_hz"].items():
+        share = r["share_within_control_period"]
+        lines.append(
+            f"{name:<22}{f(r['hz_at_p50'], '.1f'):>10}{f(r['hz_at_p99'], '.1f'):>10}"
+            f"{f(None if share is None else 100 * share, '.1f') + ' %':>14}"
+        )
+    ex = result["explanation"]
+    if not ex["available"]:
+        lines.append("explanations: the policy has no explain()")
+    elif not ex["every_n_ticks"]:
+        lines.append("explanations: off (--explain-every 0)")
+    else:
+        lines.append(
+            f"explanations every {ex['every_n_ticks']} ticks, off the action path "
+            "(not included in any rate)"
+        )
+    return "\n".join(lines)

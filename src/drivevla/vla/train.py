@@ -1,0 +1,639 @@
+"""Training DriveVLA: ``drivevla train --data DIR --out DIR [--set key=value ...]``.
+
+- **Data.** Every frame of the datasets' ``train`` split is decoded once, resized to the
+  model's input size and kept in memory as uint8 (a 60k-frame dataset at 96x160 is 2.8 GB);
+  the decoded frames are cached beside the dataset (``DIR/cache``) so retraining skips the
+  JPEG work. Labels are the expert's plan (``target="expert"``), so DAgger data, where the
+  driven path is not the expert's, is labelled correctly. Rare reasons (refusals, lane
+  changes, yields) are over-sampled with weights ``frequency ** -balance_reasons``.
+- **Optimisation.** accelerate (CPU by default; GPUs and several processes through
+  ``accelerate launch`` / torchrun), AdamW, linear warm-up then cosine decay, gradient
+  clipping, bf16/fp16 on GPU (``--mixed-precision``), gradient checkpointing and LoRA through
+  the model config (``--set gradient_checkpointing=true --set lora_rank=8``).
+- **Outputs.** ``OUT`` ends as a checkpoint (``config.json``, ``model.safetensors``,
+  ``tokenizer.json``, ``processor_config.json``) plus ``train_info.json`` (train and model
+  config, seed, data, versions, hardware, measured speed, validation metrics) and TensorBoard
+  logs in ``OUT/logs``. ``OUT/checkpoints/step-N`` hold resumable states (weights, optimiser,
+  schedule, sampler and RNG): rerunning the same command resumes from the newest one.
+- **DAgger** (``--dagger K``): after the first ``steps`` the current policy drives
+  ``dagger_episodes`` training routes in the simulator, the expert (running beside it)
+  relabels every frame, the new frames join the training set and training goes on for
+  ``dagger_steps``; K rounds. One cosine schedule spans all rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+
+if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
+    import torch
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.pt"
+INFO_FILE = "train_info.json"
+CACHE_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the model itself is described by :class:`DriveVLAConfig`)."""
+
+    data: tuple[str, ...] = ()
+    out: str = "runs/train"
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (GPU)
+    balance_reasons: float = 0.5  # 0: uniform sampling over frames
+    log_every: int = 25
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    val_frames: int = 2048  # validation frames evaluated at the end (0: none)
+    cache_dir: str | None = None  # None: DIR/cache of each dataset (if writable)
+    # DAgger
+    dagger: int = 0
+    dagger_steps: int = 1000
+    dagger_episodes: int = 40
+    dagger_beta: float = 0.3  # expert share of the applied controls while collecting
+    dagger_suite: str = "train"
+    dagger_workers: int = 2
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    progress: bool = True
+    model: dict[str, Any] = field(default_factory=dict)  # DriveVLAConfig overrides
+
+    def __post_init__(self) -> None:
+        self.data = tuple(str(d) for d in self.data)
+        if not self.data:
+            raise ValueError("no training data: pass --data DIR (a drivevla dataset)")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; valid: no, bf16, fp16")
+        for name in ("steps", "batch_size", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.dagger < 0 or self.dagger_steps < 1 or self.dagger_episodes < 1:
+            raise ValueError("dagger rounds must be >= 0, dagger_steps and _episodes >= 1")
+        if not 0.0 <= self.dagger_beta <= 1.0:
+            raise ValueError(f"dagger_beta={self.dagger_beta} must be in [0, 1]")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps + self.dagger * self.dagger_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"] = list(self.data)
+        return d
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+@dataclass
+class FrameTensors:
+    """Frames of one or more datasets held in memory at the model's input size."""
+
+    images: torch.Tensor  # (N, C, 3, h, w) uint8
+    ego: torch.Tensor  # (N, 4) raw units
+    route: torch.Tensor  # (N, 5, 2) metres
+    target_waypoints: torch.Tensor  # (N, 6, 2)
+    target_speeds: torch.Tensor  # (N, 6)
+    waypoint_mask: torch.Tensor  # (N, 6)
+    meta_action: torch.Tensor  # (N,) -100: no label
+    reason: torch.Tensor  # (N,)
+    instruction: list[str]
+    explanation: list[str]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @staticmethod
+    def concat(parts: list[FrameTensors]) -> FrameTensors:
+        import torch
+
+        if len(parts) == 1:
+            return parts[0]
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(FrameTensors):
+            values = [getattr(p, f.name) for p in parts]
+            kw[f.name] = (torch.cat(values) if isinstance(values[0], torch.Tensor)
+                          else [x for v in values for x in v])
+        return FrameTensors(**kw)
+
+    def take(self, index: torch.Tensor) -> dict[str, Any]:
+        """A collated-like batch for :meth:`DriveVLAProcessor.batch_from_samples`."""
+        idx = index.tolist()
+        return {
+            "images": self.images[index],
+            "ego": self.ego[index],
+            "route": self.route[index],
+            "target_waypoints": self.target_waypoints[index],
+            "target_speeds": self.target_speeds[index],
+            "waypoint_mask": self.waypoint_mask[index],
+            "meta_action": self.meta_action[index],
+            "reason": self.reason[index],
+            "instruction": [self.instruction[i] for i in idx],
+            "explanation": [self.explanation[i] for i in idx],
+        }
+
+
+def _cache_key(root: Path, split: str, cameras: tuple[str, ...], size: tuple[int, int]) -> str:
+    episodes = root / "meta" / "episodes.jsonl"
+    stamp = episodes.stat().st_mtime_ns if episodes.is_file() else 0
+    blob = json.dumps([CACHE_VERSION, str(root.resolve()), split, cameras, size, stamp])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
+                cache_dir: str | None = None, progress: bool = True) -> FrameTensors:
+    """Decode and resize every frame of ``split`` (cached as a ``.pt`` file beside the data)."""
+    import torch
+    from tqdm import tqdm
+
+    from drivevla.datasets.torch_dataset import FrameDataset
+
+    root = Path(root)
+    size = (config.image_height, config.image_width)
+    key = _cache_key(root, split, tuple(config.cameras), size)
+    cache = Path(cache_dir) if cache_dir else root / "cache"
+    path = cache / f"frames-{split}-{size[0]}x{size[1]}-{key}.pt"
+    if path.is_file():
+        try:
+            data = torch.load(path, weights_only=True)
+            return FrameTensors(**data)
+        except Exception as exc:  # a torn cache file is rebuilt, never trusted
+            logger.warning("ignoring unreadable frame cache %s (%s)", path, exc)
+    ds = FrameDataset(root, split=None if split == "all" else split,
+                      cameras=list(config.cameras), target="expert")
+    n = len(ds)
+    if n == 0:
+        raise ValueError(f"{root}: split {split!r} has no frames")
+    images = torch.empty((n, len(config.cameras), 3, *size), dtype=torch.uint8)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=0,
+                                         collate_fn=_collate_resized(size))
+    labels: dict[str, list[Any]] = {}
+    i = 0
+    for batch in tqdm(loader, desc=f"decode {root.name}/{split}", unit="batch",
+                      disable=not progress):
+        b = batch["images"].shape[0]
+        images[i:i + b] = batch.pop("images")
+        for k, v in batch.items():
+            labels.setdefault(k, []).append(v)
+        i += b
+    data = {
+        "images": images,
+        **{k: torch.cat(labels[k]) for k in ("ego", "route", "target_waypoints",
+                                             "target_speeds", "waypoint_mask", "meta_action",
+                                             "reason")},
+        "instruction": [s for part in labels["instruction"] for s in part],
+        "explanation": [s for part in labels["explanation"] for s in part],
+    }
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.warning("could not write the frame cache %s (%s); going on without", path, exc)
+    return FrameTensors(**data)
+
+
+def _collate_resized(size: tuple[int, int]):
+    import torch
+    import torch.nn.functional as F
+
+    from drivevla.datasets.torch_dataset import collate
+
+    def fn(items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate(items)
+        imgs = batch["images"]  # (B, C, 3, H, W) float [0, 1]
+        b, c = imgs.shape[:2]
+        x = imgs.flatten(0, 1)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
+        keep = ("images", "ego", "route", "target_waypoints", "target_speeds", "waypoint_mask",
+                "meta_action", "reason", "instruction", "explanation")
+        return {k: batch[k] for k in keep}
+
+    return fn
+
+
+def sampling_weights(reasons: torch.Tensor, exponent: float) -> torch.Tensor:
+    """Per-frame weights ``freq(reason) ** -exponent`` (unlabelled frames count as a class)."""
+    import torch
+
+    if exponent <= 0:
+        return torch.ones(len(reasons), dtype=torch.double)
+    _, inverse, counts = torch.unique(reasons, return_inverse=True, return_counts=True)
+    freq = counts.double() / counts.sum()
+    return freq[inverse] ** (-exponent)
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def fn(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps)
+        cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cos
+
+    return fn
+
+
+def _build_processor(model_config: DriveVLAConfig, frames: FrameTensors):
+    """The default family's BPE tokenizer: trained on the training phrasings (never on the
+    held-out ones) plus the dataset's own instructions and explanations."""
+    from drivevla.planner.explanations import explanation_corpus
+    from drivevla.planner.instructions import instruction_corpus
+    from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+    corpus = (instruction_corpus("train") + explanation_corpus("all")
+              + sorted(set(frames.instruction)) + sorted(set(frames.explanation)))
+    return DriveVLAProcessor.build(model_config, corpus)
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    root = out / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        import torch
+        from accelerate import Accelerator
+
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
+                                       log_with="tensorboard", project_dir=str(self.out))
+        self.model_config = DriveVLAConfig().with_overrides(cfg.model)
+        self._check_out_dir()
+
+    # ------------------------------------------------------------------ run identity
+    def _identity(self) -> dict[str, Any]:
+        d = self.cfg.to_dict()
+        # "out" is where the run lives, not what it is: a moved or copied run dir resumes
+        for k in ("out", "progress", "log_every", "save_every", "keep_checkpoints", "threads",
+                  "dagger_workers", "cache_dir"):
+            d.pop(k)
+        # as run.json reads back (tuples in model overrides become lists): no false "changes"
+        return json.loads(json.dumps({"train": d, "model": self.model_config.to_dict()}))
+
+    def _check_out_dir(self) -> None:
+        path = self.out / "run.json"
+        ident = self._identity()
+        if path.is_file():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old != ident:
+                changed = sorted(
+                    f"{sec}.{k}" for sec in ident for k in set(ident[sec]) | set(old.get(sec, {}))
+                    if ident[sec].get(k) != old.get(sec, {}).get(k))
+                raise ValueError(
+                    f"{self.out} holds a training run with another config (differs in "
+                    f"{changed}); use another --out directory to start a new run"
+                )
+        elif self.accelerator.is_main_process:
+            path.write_text(json.dumps(ident, indent=2), encoding="utf-8")
+
+    # ------------------------------------------------------------------ data
+    def _load(self, roots: list[str], split: str) -> FrameTensors | None:
+        parts = []
+        for root in roots:
+            try:
+                parts.append(load_frames(root, split, self.model_config, self.cfg.cache_dir,
+                                         self.cfg.progress and self.accelerator.is_main_process))
+            except ValueError as exc:
+                if split == "train":
+                    raise
+                logger.info("no %s frames in %s (%s)", split, root, exc)
+        return FrameTensors.concat(parts) if parts else None
+
+    def _dagger_dirs(self) -> list[Path]:
+        return [self.out / "dagger" / f"round-{k}" for k in range(1, self.cfg.dagger + 1)]
+
+    def _collect_round(self, k: int, policy_dir: Path) -> Path:
+        from drivevla.datasets.collect import CollectConfig, collect
+
+        cams = _dataset_cameras(self.cfg.data[0], self.model_config.cameras)
+        target = self._dagger_dirs()[k - 1]
+        suite_file = self._round_suite(k)
+        logger.info("DAgger round %d: the policy drives %d episodes (expert share %.2f)",
+                    k, self.cfg.dagger_episodes, self.cfg.dagger_beta)
+        collect(CollectConfig(suite=str(suite_file), episodes=self.cfg.dagger_episodes,
+                              out=str(target), workers=self.cfg.dagger_workers, cameras=cams,
+                              policy=str(policy_dir.resolve()), beta=self.cfg.dagger_beta,
+                              split_seed=self.cfg.seed, show_progress=self.cfg.progress))
+        return target
+
+    def _round_suite(self, k: int) -> Path:
+        """``dagger_episodes`` routes of ``dagger_suite`` drawn without replacement (seeded by
+        the run seed and round), so that every round covers the families in proportion."""
+        import random
+
+        from drivevla.sim_bridge.embedded.suites import load_suite
+
+        data = load_suite(self.cfg.dagger_suite).to_dict()
+        rng = random.Random(f"{self.cfg.seed}-dagger-{k}")
+        n = min(self.cfg.dagger_episodes, len(data["routes"]))
+        picked = sorted(rng.sample(range(len(data["routes"])), n))
+        data["routes"] = [data["routes"][i] for i in picked]
+        data["name"] = f"{data['name']}-dagger-round-{k}"
+        path = self.out / "dagger" / f"round-{k}.suite.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        return path
+
+    # ------------------------------------------------------------------ main loop
+    def train(self) -> dict[str, Any]:
+        import torch
+        from tqdm import tqdm
+
+        from drivevla.vla.modeling_drivevla import DriveVLAModel
+        from drivevla.vla.policy import DriveVLAPolicy
+
+        cfg, acc = self.cfg, self.accelerator
+        torch.manual_seed(cfg.seed)
+        t_start = time.perf_counter()
+        frames = self._load(list(cfg.data), "train")
+        assert frames is not None
+        # DAgger rounds already collected by an earlier (interrupted) run of this command
+        rounds_done = [d for d in self._dagger_dirs() if (d / "meta" / "info.json").is_file()]
+        ckpts = _checkpoints(self.out)
+        resume = ckpts[-1] if ckpts else None
+        if resume is not None:
+            from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+            processor = DriveVLAProcessor.load(resume, self.model_config)
+        else:
+            processor = _build_processor(self.model_config, frames)
+        model = DriveVLAModel(self.model_config, processor.vocab_size)
+        n_params = sum(p.numel() for p in model.parameters())
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2]
+        no_decay = [p for p in trainable if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        model, opt, sched = acc.prepare(model, opt, sched)
+        gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
+        step = 0
+        if resume is not None:
+            state = torch.load(resume / STATE_FILE, weights_only=False)
+            from safetensors.torch import load_file
+
+            from drivevla.vla.policy import load_state_checked
+
+            load_state_checked(acc.unwrap_model(model),
+                               load_file(str(resume / "model.safetensors")), str(resume))
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            step = int(state["step"])
+            logger.info("resuming %s from %s (step %d)", self.out, resume, step)
+        for d in rounds_done:
+            if step > cfg.steps + (int(d.name.split("-")[1]) - 1) * cfg.dagger_steps:
+                frames = FrameTensors.concat([frames, self._load([str(d)], "all")])
+        weights = sampling_weights(frames.reason, cfg.balance_reasons)
+        acc.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
+        bar = tqdm(total=cfg.total_steps, initial=step, desc="train", unit="step",
+                   disable=not (cfg.progress and acc.is_main_process))
+        t_loop, steps_timed = time.perf_counter(), 0
+        logs: dict[str, float] = {}
+        model.train()
+        while step < cfg.total_steps:
+            boundary = self._round_boundary(step)
+            if boundary is not None:  # a DAgger round starts here
+                self._save(model, processor, opt, sched, gen, step, acc)
+                ckpt = _checkpoints(self.out)[-1]
+                new = self._collect_round(boundary, ckpt)
+                frames = FrameTensors.concat([frames, self._load([str(new)], "all")])
+                weights = sampling_weights(frames.reason, cfg.balance_reasons)
+                model.train()
+            index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
+            batch = processor.batch_from_samples(frames.take(index))
+            batch = {k: v.to(acc.device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+            with acc.autocast():
+                loss, logs = model(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"step {step}: the loss is {float(loss)}; logs {logs}")
+            acc.backward(loss)
+            if cfg.grad_clip > 0:
+                acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            steps_timed += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.total_steps:
+                logs["lr"] = sched.get_last_lr()[0]
+                logs["samples_per_s"] = (steps_timed * cfg.batch_size
+                                         / max(time.perf_counter() - t_loop, 1e-9))
+                acc.log({f"train/{k}": v for k, v in logs.items()}, step=step)
+                bar.set_postfix(loss=f"{logs['loss']:.3f}", ade=f"{logs['l1_waypoints_m']:.2f}",
+                                reason=f"{logs['reason_acc']:.2f}")
+            if step % cfg.save_every == 0 and step < cfg.total_steps:
+                self._save(model, processor, opt, sched, gen, step, acc)
+        bar.close()
+        self._save(model, processor, opt, sched, gen, step, acc)
+        policy = DriveVLAPolicy(acc.unwrap_model(model), processor)
+        val = self._validate(policy)
+        if val:
+            acc.log({f"val/{k}": v for k, v in val.items()}, step=step)
+        acc.end_training()
+        info = self._write_info(policy, n_params, frames, val, t_start, t_loop, steps_timed)
+        return info
+
+    def _round_boundary(self, step: int) -> int | None:
+        cfg = self.cfg
+        for k in range(1, cfg.dagger + 1):
+            if step == cfg.steps + (k - 1) * cfg.dagger_steps:
+                return k
+        return None
+
+    def _save(self, model, processor, opt, sched, gen, step: int, acc) -> None:
+        import torch
+
+        from drivevla.vla.policy import DriveVLAPolicy
+
+        acc.wait_for_everyone()
+        if not acc.is_main_process:
+            return
+        root = self.out / "checkpoints"
+        target = root / f"step-{step:06d}"
+        tmp = root / f".step-{step:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        unwrapped = acc.unwrap_model(model)
+        was_training = unwrapped.training
+        DriveVLAPolicy(unwrapped, processor).save_pretrained(tmp)
+        unwrapped.train(was_training)
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "step": step}, tmp / STATE_FILE)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        # the DAgger policies stay: their datasets name them
+        for old in _checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
+            if not self._is_round_start(old):
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _is_round_start(self, path: Path) -> bool:
+        step = int(path.name.split("-")[1])
+        return self._round_boundary(step) is not None
+
+    def _validate(self, policy) -> dict[str, float]:
+        """Open-loop metrics on the datasets' ``val`` split (first ``val_frames`` frames)."""
+        import torch
+
+        with torch.no_grad():
+            return self._validate_frames(policy)
+
+    def _validate_frames(self, policy) -> dict[str, float]:
+        import torch
+
+        if self.cfg.val_frames <= 0:
+            return {}
+        frames = self._load(list(self.cfg.data), "val")
+        if frames is None:
+            return {}
+        model = policy.model.eval()
+        sums: dict[str, float] = {}
+        n = min(len(frames), self.cfg.val_frames)
+        for start in range(0, n, 128):
+            index = torch.arange(start, min(n, start + 128))
+            batch = policy.processor.batch_from_samples(frames.take(index))
+            batch = {k: v.to(self.accelerator.device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+            out = model.act(batch)
+            err = (out.waypoints - batch["target_waypoints"]).norm(dim=-1)
+            m = batch["waypoint_mask"]
+            b = len(index)
+            ade = float((err * m).sum() / m.sum().clamp(min=1))
+            sums["ade_m"] = sums.get("ade_m", 0.0) + ade * b
+            sums["fde_m"] = sums.get("fde_m", 0.0) + float(err[:, -1].mean()) * b
+            sums["speed_l1_mps"] = sums.get("speed_l1_mps", 0.0) + float(
+                ((out.speeds - batch["target_speeds"]).abs() * m).sum() / m.sum().clamp(min=1)) * b
+            for key, logits, target in (("meta_acc", out.meta_logits, batch["meta_action"]),
+                                        ("reason_acc", out.reason_logits, batch["reason"])):
+                ok = target != -100
+                acc = float((logits.argmax(-1)[ok] == target[ok]).float().mean()) if ok.any() else 0
+                sums[key] = sums.get(key, 0.0) + acc * b
+        return {k: v / n for k, v in sums.items()} | {"frames": float(n)}
+
+    def _write_info(self, policy, n_params, frames, val, t_start, t_loop, steps_timed) -> dict:
+        from drivevla.benchmarks.provenance import provenance
+
+        loop_s = time.perf_counter() - t_loop
+        info = {
+            "train_config": self.cfg.to_dict(),
+            "model_config": self.model_config.to_dict(),
+            "seed": self.cfg.seed,
+            "parameters": n_params,
+            "data": {"datasets": list(self.cfg.data),
+                     "dagger_datasets": [str(d) for d in self._dagger_dirs() if d.is_dir()],
+                     "train_frames": len(frames)},
+            "wall_time_s": time.perf_counter() - t_start,
+            "loop_time_s_this_run": loop_s,
+            "samples_per_s_this_run": steps_timed * self.cfg.batch_size / max(loop_s, 1e-9),
+            "validation": val,
+            "provenance": provenance(),
+        }
+        if self.accelerator.is_main_process:
+            policy.save_pretrained(self.out, extra={"train": {"steps": self.cfg.total_steps,
+                                                              "seed": self.cfg.seed}})
+            (self.out / INFO_FILE).write_text(json.dumps(info, indent=2, default=str),
+                                              encoding="utf-8")
+        return info
+
+
+def _dataset_cameras(root: str, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """The camera rig of the training data (DAgger must render the same cameras)."""
+    from drivevla.datasets.reader import open_dataset
+
+    specs = {s.name: s for s in open_dataset(root).camera_specs}
+    return tuple(dataclasses.asdict(specs[n]) for n in names)
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse (numbers, lists, true/false)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    DriveVLAConfig().with_overrides(out)  # unknown keys / bad values fail here, early
+    return out
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a DriveVLA policy on demonstration datasets")
+    d = TrainConfig.__dataclass_fields__
+    p.add_argument("--data", action="append", required=True,
+                   help="a drivevla dataset directory (repeat for several)")
+    p.add_argument("--out", required=True, help="output checkpoint dir (rerun to resume)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override, e.g. --set head=regression "
+                        f"(keys: {', '.join(DriveVLAConfig.valid_keys())})")
+    for name in ("steps", "batch_size", "warmup_steps", "seed", "log_every", "save_every",
+                 "keep_checkpoints", "val_frames", "dagger_steps", "dagger_episodes",
+                 "dagger_workers", "threads"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
+    for name in ("lr", "weight_decay", "balance_reasons", "dagger_beta", "grad_clip"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
+    p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
+    p.add_argument("--dagger-suite", default="train")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    kw = {k: v for k, v in vars(args).items() if k in fields and k not in ("data", "model")}
+    cfg = TrainConfig(data=tuple(args.data), model=parse_overrides(args.set),
+                      progress=not args.no_progress, **kw)
+    info = Trainer(cfg).train()
+    val = info.get("validation") or {}
+    print(f"trained {cfg.total_steps} steps in {info['wall_time_s'] / 60:.1f} min "
+          f"({info['samples_per_s_this_run']:.0f} samples/s); checkpoint: {cfg.out}")
+    if val:
+        print("validation: " + "  ".join(f"{k}={v:.3f}" for k, v in val.items()))
+    return 0

@@ -1,0 +1,427 @@
+"""``drivevla train``: checkpoints that load and drive, bit-exact resume, refused config
+changes, reason balancing, the frame cache, a DAgger round and the CLI.
+
+Everything runs a tiny model (32x48 images, a one-layer LM) for a few steps on the tiny
+dataset of tests/conftest.py; torch runs on one thread (much faster on a busy small CPU)."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drivevla.vla import train as train_mod
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.train import (
+    TrainConfig,
+    Trainer,
+    load_frames,
+    parse_overrides,
+    sampling_weights,
+)
+
+TINY_SUITE = Path(__file__).parents[1] / "datasets" / "tiny_suite.yaml"
+TINY = {"image_height": 32, "image_width": 48, "vision_model": "resnet10t",
+        "lm": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "intermediate_size": 64,
+               "max_position_embeddings": 128, "tie_word_embeddings": True},
+        "max_instruction_tokens": 16, "max_explanation_tokens": 12,
+        "tokenizer_vocab_size": 300}
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
+VAL_EPISODE = "000005"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def frame_cache(tmp_path_factory) -> Path:
+    """One frame cache for the module (never the shared dataset's own ``cache`` dir)."""
+    return tmp_path_factory.mktemp("frame-cache")
+
+
+def _cfg(data, out, cache, **kw) -> TrainConfig:
+    base = dict(data=(str(data),), out=str(out), steps=4, batch_size=4, warmup_steps=1,
+                save_every=100, val_frames=0, progress=False, model=dict(TINY),
+                cache_dir=str(cache))
+    return TrainConfig(**{**base, **kw})
+
+
+def _move_episodes(root: Path, ids: list[str], to: str) -> None:
+    """Reassign episodes to split ``to`` in meta/info.json."""
+    path = root / "meta" / "info.json"
+    info = json.loads(path.read_text())
+    for name, members in info["splits"].items():
+        info["splits"][name] = [e for e in members if e not in ids]
+    info["splits"][to] = sorted(info["splits"][to] + ids)
+    path.write_text(json.dumps(info))
+
+
+def _n_frames(root: Path, split: str | None) -> int:
+    from drivevla.datasets.torch_dataset import FrameDataset
+
+    return len(FrameDataset(root, split=split, cameras=["front"]))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def with_val(tiny_dataset, tmp_path_factory) -> Path:
+    """The tiny dataset with one episode in the val split."""
+    dst = tmp_path_factory.mktemp("with-val") / "ds"
+    shutil.copytree(tiny_dataset, dst)
+    _move_episodes(dst, [VAL_EPISODE], "val")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def run_a(with_val, frame_cache, tmp_path_factory):
+    """4 steps, a resumable checkpoint every 2, validation on 8 frames."""
+    out = tmp_path_factory.mktemp("run-a") / "out"
+    cfg = _cfg(with_val, out, frame_cache, steps=4, save_every=2, val_frames=8)
+    info = Trainer(cfg).train()
+    return cfg, out, info
+
+
+# ------------------------------------------------------------------------ checkpoint
+
+
+def _sim_observation():
+    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+
+    env = EmbeddedDrivingEnv(scenario="intersection", intent="turn_left", max_steps=40,
+                             cameras=[{"name": "front", "width": 64, "height": 48}])
+    obs, info = env.reset(seed=12)
+    return env, obs, info
+
+
+def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
+    from safetensors import safe_open
+
+    from drivevla.planner.policy import Agent
+    from drivevla.vla.policy import DriveVLAPolicy
+
+    cfg, out, returned = run_a
+    for name in (*CHECKPOINT_FILES, "train_info.json", "run.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["train_config"] == cfg.to_dict()
+    assert info["model_config"] == DriveVLAConfig().with_overrides(TINY).to_dict()
+    assert info["seed"] == 0
+    assert {"versions", "hardware"} <= set(info["provenance"])
+    assert info["data"] == {"datasets": [str(with_val)], "dagger_datasets": [],
+                            "train_frames": _n_frames(with_val, "train")}
+    assert info["data"]["train_frames"] < _n_frames(with_val, None)  # val frames held out
+    val = info["validation"]
+    assert val["frames"] == 8.0
+    assert set(val) == {"ade_m", "fde_m", "speed_l1_mps", "meta_acc", "reason_acc", "frames"}
+    assert all(np.isfinite(v) and v >= 0 for v in val.values())
+    assert returned["validation"] == val
+
+    # resumable states at steps 2 and 4; the final weights are step 4's, and training moved them
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == ["step-000002", "step-000004"]
+    final, mid = _weights(out), _weights(out / "checkpoints" / "step-000002")
+    last = _weights(out / "checkpoints" / "step-000004")
+    assert final.keys() == last.keys()
+    assert all(torch.equal(final[k], last[k]) for k in final)
+    assert any(not torch.equal(final[k], mid[k]) for k in final)
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["train"]) == {"steps": 4, "seed": 0}
+
+    policy = DriveVLAPolicy.from_pretrained(out)
+    assert policy.config.image_height == 32 and policy.config.lm["hidden_size"] == 32
+    assert info["parameters"] == sum(p.numel() for p in policy.model.parameters())
+    env, obs, sim_info = _sim_observation()
+    try:
+        agent = Agent(policy)
+        agent.reset(env)
+        for _ in range(3):
+            observation = env.make_observation(obs, sim_info)
+            control, decision = agent.step(observation)
+            assert decision.waypoints.shape == (6, 2) and np.isfinite(decision.waypoints).all()
+            assert decision.target_speeds.shape == (6,) and (decision.target_speeds >= 0).all()
+            assert 0.0 <= control.throttle <= 1.0 and -1.0 <= control.steer <= 1.0
+            obs, _, terminated, truncated, sim_info = env.step(control)
+            assert not (terminated or truncated)
+        assert isinstance(policy.explain(), str)
+    finally:
+        env.close()
+
+
+def test_resume_from_the_middle_checkpoint_is_bit_exact(run_a, tmp_path, monkeypatch, caplog):
+    cfg, out, _ = run_a
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "model.safetensors").unlink()
+    (copy / "train_info.json").unlink()
+    shutil.rmtree(copy / "checkpoints" / "step-000004")
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("a resumed run must reuse the checkpoint's tokenizer")
+
+    monkeypatch.setattr(train_mod, "_build_processor", no_rebuild)
+    caplog.set_level(logging.INFO, logger="drivevla.vla.train")
+    Trainer(dataclasses.replace(cfg, out=str(copy))).train()
+    assert any("resuming" in r.getMessage() and "(step 2)" in r.getMessage()
+               for r in caplog.records)
+    a, b = _weights(out), _weights(copy)
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"resumed weights differ from the uninterrupted run: {differ[:5]}"
+    assert json.loads((copy / "train_info.json").read_text())["validation"] == json.loads(
+        (out / "train_info.json").read_text())["validation"]
+
+
+# ------------------------------------------------------------------------ refused inputs
+
+
+def test_another_config_in_the_same_out_dir_is_refused_by_name(tiny_dataset, frame_cache,
+                                                                tmp_path):
+    cfg = _cfg(tiny_dataset, tmp_path / "out", frame_cache)
+    Trainer(cfg)
+    run_json = (tmp_path / "out" / "run.json").read_text()
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        Trainer(dataclasses.replace(cfg, lr=2e-3))
+    with pytest.raises(ValueError, match=r"model\.image_height"):
+        Trainer(dataclasses.replace(cfg, model={**TINY, "image_height": 64}))
+    with pytest.raises(ValueError, match=r"train\.steps"):
+        Trainer(dataclasses.replace(cfg, steps=5))
+    assert (tmp_path / "out" / "run.json").read_text() == run_json
+    # how a run is watched or where it lives is not what it is
+    Trainer(dataclasses.replace(cfg, progress=True, log_every=7, save_every=3, threads=1,
+                                keep_checkpoints=5, cache_dir=str(tmp_path / "other")))
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "out", moved)
+    Trainer(dataclasses.replace(cfg, out=str(moved)))
+
+
+def test_tuple_model_overrides_do_not_read_as_a_changed_config(tiny_dataset, frame_cache,
+                                                               tmp_path):
+    cfg = _cfg(tiny_dataset, tmp_path / "out", frame_cache,
+               model={**TINY, "cameras": ("front",), "ego_scale": (10.0, 3.0, 0.5, 1.0)})
+    Trainer(cfg)
+    Trainer(cfg)  # run.json stores lists: the same tuples must compare equal
+
+
+def test_parse_overrides_types_and_unknown_keys():
+    got = parse_overrides(["head=regression", "lora_rank=8", "freeze_vision=true",
+                           'lm={"hidden_size": 32, "num_hidden_layers": 1}', "w_meta=0.5"])
+    assert got == {"head": "regression", "lora_rank": 8, "freeze_vision": True,
+                   "lm": {"hidden_size": 32, "num_hidden_layers": 1}, "w_meta": 0.5}
+    with pytest.raises(ValueError, match="no_such_key"):
+        parse_overrides(["lora_rank=2", "no_such_key=3"])
+    with pytest.raises(ValueError, match="head"):
+        parse_overrides(["head=transformer"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["lora_rank"])
+
+
+def test_unknown_model_override_in_the_train_config_is_named(tiny_dataset, frame_cache,
+                                                             tmp_path):
+    with pytest.raises(ValueError, match="bogus_key"):
+        Trainer(_cfg(tiny_dataset, tmp_path / "out", frame_cache,
+                     model={**TINY, "bogus_key": 1}))
+
+
+def test_empty_training_data_is_refused(tiny_copy, frame_cache, tmp_path):
+    with pytest.raises(ValueError, match="no training data"):
+        TrainConfig(data=(), out=str(tmp_path / "x"))
+    for bad in ({"steps": 0}, {"batch_size": 0}, {"mixed_precision": "fp8"},
+                {"dagger_beta": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _cfg(tiny_copy, tmp_path / "x", frame_cache, **bad)
+    # a dataset whose train split is empty: every episode moved to val
+    _move_episodes(tiny_copy, [f"{i:06d}" for i in range(6)], "val")
+    with pytest.raises(ValueError, match="split 'train' has no frames"):
+        Trainer(_cfg(tiny_copy, tmp_path / "out", frame_cache)).train()
+
+
+# ------------------------------------------------------------------------ sampling
+
+
+def test_sampling_weights_favour_rare_reasons():
+    reasons = torch.tensor([0] * 8 + [3] * 4 + [7] * 1 + [-100] * 2)
+    w = sampling_weights(reasons, 0.5)
+    assert w.shape == (15,) and w.dtype == torch.double
+    w0, w3, w7, wu = float(w[0]), float(w[8]), float(w[12]), float(w[13])
+    assert w7 > wu > w3 > w0  # rarer class, larger weight; unlabelled frames are a class
+    assert (w[:8] == w0).all() and (w[8:12] == w3).all() and (w[13:] == wu).all()
+    assert w7 / w0 == pytest.approx(8 ** 0.5) and w3 / w0 == pytest.approx(2 ** 0.5)
+    # exponent 1: every class gets the same total probability mass
+    w1 = sampling_weights(reasons, 1.0)
+    totals = [float(w1[reasons == r].sum()) for r in (0, 3, 7, -100)]
+    assert totals == pytest.approx([totals[0]] * 4)
+    # exponent 0 (and below): uniform
+    for e in (0.0, -1.0):
+        u = sampling_weights(reasons, e)
+        assert torch.equal(u, torch.ones(15, dtype=torch.double))
+    # the sampler draws rare frames far more often than their share with balancing on
+    g = torch.Generator().manual_seed(0)
+    draws = torch.multinomial(w1, 4000, replacement=True, generator=g)
+    assert float((reasons[draws] == 7).float().mean()) == pytest.approx(0.25, abs=0.04)
+
+
+# ------------------------------------------------------------------------ frame cache
+
+
+def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from drivevla.datasets import torch_dataset
+    from drivevla.datasets.torch_dataset import FrameDataset
+
+    config = DriveVLAConfig.from_dict(TINY)
+    cache = tmp_path / "cache"
+    frames = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
+    files = list(cache.glob("frames-train-32x48-*.pt"))
+    assert len(files) == 1
+    assert not list(cache.glob("*.tmp"))
+    assert not (tiny_dataset / "cache").exists()
+
+    ds = FrameDataset(tiny_dataset, split="train", cameras=["front"], target="expert")
+    assert len(frames) == len(ds) and frames.images.shape == (len(ds), 1, 3, 32, 48)
+    assert frames.images.dtype == torch.uint8
+    for i in (0, len(ds) // 2, len(ds) - 1):
+        item = ds[i]
+        for key in ("ego", "route", "target_waypoints", "target_speeds", "waypoint_mask"):
+            assert torch.equal(getattr(frames, key)[i], item[key]), key
+        assert int(frames.meta_action[i]) == int(item["meta_action"])
+        assert int(frames.reason[i]) == int(item["reason"])
+        assert frames.instruction[i] == item["instruction"]
+        assert frames.explanation[i] == item["explanation"]
+        small = F.interpolate(item["images"], size=(32, 48), mode="bilinear",
+                              align_corners=False, antialias=True)
+        expect = (small * 255).round().clamp(0, 255).to(torch.uint8)
+        assert (frames.images[i].int() - expect.int()).abs().max() <= 1
+
+    # the second call reads the cache: decoding is not even possible any more
+    class NoDecode:
+        def __init__(self, *a, **k):
+            raise AssertionError("the frames were decoded again instead of read from cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch_dataset, "FrameDataset", NoDecode)
+        again = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
+    _assert_same_frames(frames, again)
+
+    # a torn cache file is ignored and rebuilt
+    files[0].write_bytes(b"not a torch file")
+    rebuilt = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
+    _assert_same_frames(frames, rebuilt)
+    torch.load(files[0], weights_only=True)  # readable again
+
+    # another image size is another cache entry
+    other = DriveVLAConfig.from_dict({**TINY, "image_height": 40})
+    assert load_frames(tiny_dataset, "train", other, cache_dir=str(cache),
+                       progress=False).images.shape[-2:] == (40, 48)
+    assert len(list(cache.glob("frames-train-*.pt"))) == 2
+
+
+def test_an_extended_dataset_invalidates_the_cache(tiny_copy, tmp_path):
+    config = DriveVLAConfig.from_dict(TINY)
+    first = load_frames(tiny_copy, "all", config, progress=False)  # default: DIR/cache
+    assert len(list((tiny_copy / "cache").glob("frames-all-*.pt"))) == 1
+    # appending episodes rewrites meta/episodes.jsonl: the old cache must not be reused
+    episodes = tiny_copy / "meta" / "episodes.jsonl"
+    st = episodes.stat()
+    os.utime(episodes, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    second = load_frames(tiny_copy, "all", config, progress=False)
+    assert len(list((tiny_copy / "cache").glob("frames-all-*.pt"))) == 2
+    _assert_same_frames(first, second)
+
+
+def _assert_same_frames(a, b) -> None:
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, torch.Tensor):
+            assert torch.equal(x, y), f.name
+        else:
+            assert x == y, f.name
+
+
+# ------------------------------------------------------------------------ DAgger
+
+
+def test_one_dagger_round_adds_policy_driven_frames(tiny_dataset, frame_cache, tmp_path):
+    import pyarrow.parquet as pq
+
+    from drivevla.datasets.reader import open_dataset
+
+    out = tmp_path / "out"
+    cfg = _cfg(tiny_dataset, out, frame_cache, steps=1, dagger=1, dagger_steps=2,
+               dagger_episodes=1, dagger_beta=0.3, dagger_workers=0, keep_checkpoints=1,
+               dagger_suite=str(TINY_SUITE))
+    info = Trainer(cfg).train()
+
+    round_dir = out / "dagger" / "round-1"
+    ds = open_dataset(round_dir)
+    assert len(ds.episode_ids) == 1
+    drivers = collections.Counter(
+        d for shard in ds.shards() for d in pq.read_table(shard, columns=["driver"])
+        .column("driver").to_pylist())
+    assert set(drivers) == {"drivevla", "expert"}, drivers
+    assert drivers["drivevla"] > drivers["expert"]  # beta 0.3: the policy drives most steps
+    # the policy that drove is the round-start checkpoint, kept despite keep_checkpoints=1
+    start = out / "checkpoints" / "step-000001"
+    assert all((start / name).is_file() for name in CHECKPOINT_FILES)
+    collection = json.loads((round_dir / "meta" / "info.json").read_text())["collection"]
+    assert collection["config"]["policy"] == str(start.resolve())
+    assert collection["config"]["beta"] == 0.3
+    suite = json.loads((out / "dagger" / "round-1.suite.json").read_text())
+    assert len(suite["routes"]) == 1 and suite["routes"][0]["config"]["max_steps"] == 40
+
+    written = json.loads((out / "train_info.json").read_text())
+    assert written["data"]["dagger_datasets"] == [str(round_dir)]
+    base = _n_frames(tiny_dataset, "train")
+    assert written["data"]["train_frames"] == base + ds.n_frames > base
+    assert info["data"] == written["data"]
+    assert written["train_config"]["dagger"] == 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "step-000001", "step-000003"]
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def test_cli_train(tiny_dataset, frame_cache, tmp_path, capsys):
+    from drivevla.cli import main
+
+    out = tmp_path / "out"
+    lm = json.dumps(TINY["lm"])
+    sets = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in TINY.items() if k != "lm"] + [f"lm={lm}"]
+    argv = ["train", "--data", str(tiny_dataset), "--out", str(out), "--steps", "2",
+            "--batch-size", "2", "--warmup-steps", "1", "--val-frames", "0", "--threads", "1",
+            "--cache-dir", str(frame_cache), "--no-progress"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["train_config"]["steps"] == 2 and info["train_config"]["batch_size"] == 2
+    assert info["model_config"] == DriveVLAConfig().with_overrides(TINY).to_dict()
+    assert all((out / name).is_file() for name in CHECKPOINT_FILES)
+
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "bad"),
+                 "--set", "no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
