@@ -162,11 +162,14 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     from drivevla.datasets.stats import dataset_stats, format_stats
 
     try:
-        stats = dataset_stats(args.dir)
+        stats = dataset_stats(args.dir, skip_corrupt=args.skip_corrupt)
     except CorruptDataError as exc:
-        print(f"drivevla: error: {exc}", file=sys.stderr)
+        print(f"drivevla: error: {exc} (--skip-corrupt skips it)", file=sys.stderr)
         return 1
     print(format_stats(stats))
+    skipped = stats["skipped"]
+    if skipped["files"] or skipped["rows"]:
+        print(f"skipped as corrupt: {skipped['files']} shard(s), {skipped['rows']} frame(s)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(_json.dumps(stats, indent=2), encoding="utf-8")
@@ -206,6 +209,8 @@ def _add_data_commands(sub) -> None:
     stats = data.add_parser("stats", help="counts per scenario, reason, meta-action, ...")
     stats.add_argument("dir")
     stats.add_argument("--json", help="also write the stats to this JSON file")
+    stats.add_argument("--skip-corrupt", action="store_true",
+                       help="skip corrupt shards and report how many, instead of failing")
     stats.set_defaults(fn=_cmd_data_stats)
     show = data.add_parser("show", help="a PNG grid of frames with trajectories and captions")
     show.add_argument("dir")

@@ -45,3 +45,19 @@ def test_cli_stats_json_and_show_png(tiny_dataset, tmp_path, capsys):
     with Image.open(png) as im:
         assert im.format == "PNG"
         assert im.width >= 4 * 320 and im.height > 2 * 240  # 4 columns, 2 rows of tiles
+
+
+def test_cli_stats_on_a_corrupt_shard_names_it_or_skips_and_reports(tiny_copy, capsys):
+    from drivevla.cli import main
+    from drivevla.datasets.reader import open_dataset
+
+    ds = open_dataset(tiny_copy)
+    victim = ds.shards()[1]
+    n_victim = ds.episode(ds.episode_ids[1])["n_frames"]
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert main(["data", "stats", str(tiny_copy)]) == 1
+    err = capsys.readouterr().err
+    assert str(victim) in err and "--skip-corrupt" in err
+    assert main(["data", "stats", str(tiny_copy), "--skip-corrupt"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped as corrupt: 1 shard(s), {n_victim} frame(s)" in out

@@ -174,3 +174,21 @@ def test_heads_and_navigation_modes_run(parts, head, mode):
     no_instr = cfg.with_overrides({"use_instruction": False})
     ids, mask = DriveVLAProcessor(no_instr, proc.tokenizer).encode_instruction("Turn left.")
     assert sum(mask) == 1  # only <bos>: the ablation sees no instruction
+
+
+def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
+    cfg, proc = parts
+    torch.manual_seed(0)
+    model = DriveVLAModel(cfg.with_overrides({"ego_dropout": 1.0}), proc.vocab_size)
+    batch = proc.batch_from_samples(_samples(2))
+    other = dict(batch, ego=batch["ego"] + 3.0)
+    model.train()
+    with torch.no_grad():
+        a, b = model.act(batch), model.act(other)
+    assert torch.equal(a.waypoints, b.waypoints)  # every ego state dropped
+    model.eval()
+    with torch.no_grad():
+        a, b = model.act(batch), model.act(other)
+    assert not torch.allclose(a.waypoints, b.waypoints)  # inference always sees it
+    with pytest.raises(ValueError, match="ego_dropout"):
+        cfg.with_overrides({"ego_dropout": 1.5})

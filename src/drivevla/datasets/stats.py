@@ -21,9 +21,12 @@ _FRAME_COLUMNS = {
 }
 
 
-def dataset_stats(root: str | Path) -> dict[str, Any]:
-    """Counts of a dataset: frames, episodes, bytes (shards + metadata), per-label counts."""
-    ds = open_dataset(root)
+def dataset_stats(root: str | Path, skip_corrupt: bool = False) -> dict[str, Any]:
+    """Counts of a dataset: frames, episodes, bytes (shards + metadata), per-label counts.
+
+    A corrupt shard raises :class:`CorruptDataError` naming it; with ``skip_corrupt`` it is
+    left out of the frame-label counts and reported under ``skipped``."""
+    ds = open_dataset(root, skip_corrupt=skip_corrupt)
     root = Path(root)
     episodes = ds.episodes
     per_scenario = collections.Counter(e["scenario"] for e in episodes)
@@ -34,6 +37,8 @@ def dataset_stats(root: str | Path) -> dict[str, Any]:
     frame_counts = {k: collections.Counter() for k in _FRAME_COLUMNS}
     for e in episodes:
         table = ds.read_episode(e["episode_id"], list(_FRAME_COLUMNS.values()))
+        if table is None:  # corrupt and skipped (counted in ds.skipped)
+            continue
         for key, column in _FRAME_COLUMNS.items():
             frame_counts[key].update(table.column(column).to_pylist())
     shard_bytes = sum(p.stat().st_size for p in ds.shards())
@@ -55,6 +60,8 @@ def dataset_stats(root: str | Path) -> dict[str, Any]:
         "episodes_per_intent": dict(sorted(per_intent.items())),
         "frames_per_scenario": dict(sorted(frames_per_scenario.items())),
         **{f"frames_per_{k}": dict(v.most_common()) for k, v in frame_counts.items()},
+        "skipped": {"files": ds.skipped.files, "rows": ds.skipped.rows,
+                    "errors": list(ds.skipped.errors)},
     }
 
 

@@ -67,6 +67,9 @@ class DriveVLAConfig:
     # ego-state normalisation: speed m/s, accel m/s^2, yaw rate rad/s, steer
     ego_scale: tuple[float, ...] = (10.0, 3.0, 0.5, 1.0)
     waypoint_scale_m: float = 10.0
+    # training only: probability of hiding the ego state from a sample (against the inertia
+    # problem: a stopped car that learns "I was stopped, so I stay stopped")
+    ego_dropout: float = 0.0
     # loss weights
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
@@ -90,6 +93,8 @@ class DriveVLAConfig:
             )
         if not self.cameras:
             raise ValueError("at least one camera is needed")
+        if not 0.0 <= self.ego_dropout <= 1.0:
+            raise ValueError(f"ego_dropout={self.ego_dropout} must be in [0, 1]")
         self.cameras = tuple(self.cameras)
         self.lora_targets = tuple(self.lora_targets)
         self.ego_scale = tuple(float(x) for x in self.ego_scale)

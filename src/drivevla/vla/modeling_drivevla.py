@@ -101,7 +101,11 @@ class DriveVLAModel(nn.Module):
         cfg = self.config
         prefix, prefix_mask = self.backbone.embed_prefix(batch)
         b = prefix.shape[0]
-        parts = [prefix, self.ego_proj(batch["ego"])[:, None]]
+        ego = batch["ego"]
+        if self.training and cfg.ego_dropout > 0:
+            keep = torch.rand(b, 1, device=ego.device) >= cfg.ego_dropout
+            ego = ego * keep.to(ego.dtype)
+        parts = [prefix, self.ego_proj(ego)[:, None]]
         masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
         if cfg.navigation_mode == "target_point":
             parts.append(self.route_proj(batch["route"].flatten(1))[:, None])
