@@ -1,0 +1,35 @@
+"""drivevla-tiny ships inside the package: it loads offline, fits the size budget and acts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drivevla.planner.registry import make_policy
+from drivevla.vla.policy import default_checkpoint_dir
+
+
+def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
+    path = default_checkpoint_dir()
+    assert (path / "model.safetensors").stat().st_size <= 25 * 2**20
+    card = (path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "drivevla train" in card and "drivevla eval closed-loop" in card
+    policy = make_policy("drivevla-tiny")
+    assert policy.name == "drivevla-tiny" and policy.config.navigation_mode == "language"
+
+    from drivevla.planner.policy import Agent
+    from drivevla.sim_bridge.embedded.config import SimConfig
+    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+
+    env = EmbeddedDrivingEnv(SimConfig(scenario="highway", intent="cruise"))
+    try:
+        obs, info = env.reset(seed=5)
+        agent = Agent(policy)
+        agent.reset(env)
+        for _ in range(3):
+            control, decision = agent.step(env.make_observation(obs, info))
+            assert np.isfinite(decision.waypoints).all() and decision.waypoints.shape == (6, 2)
+            assert decision.reason is not None
+            obs, _, terminated, truncated, info = env.step(control)
+        assert isinstance(policy.explain(), str)
+    finally:
+        env.close()
