@@ -1,6 +1,6 @@
 """The ``drivevla`` command.
 
-drivevla demo [--out DIR] [--suite NAME_OR_FILE] [--no-video]
+drivevla demo [--out DIR] [--suite NAME_OR_FILE] [--no-video] [--policy NAME_OR_CHECKPOINT]
 drivevla sim list
 drivevla sim drive --scenario F [--intent I] [--seed S] [--out DIR] [--video]
 drivevla suite show NAME_OR_FILE
@@ -8,11 +8,14 @@ drivevla bench sim --out FILE.json [--steps N] [--families F ...]
 drivevla bench latency --policy NAME_OR_CHECKPOINT --out FILE.json [--threads 2] [--steps 300]
                        [--warmup 20] [--scenario urban] [--explain-every 10] [--seed 0]
 drivevla eval closed-loop --policy NAME_OR_CHECKPOINT --suite NAME_OR_FILE --out DIR
-                          [--workers N] [--video] [--max-steps N]
+                          [--workers N] [--video] [--max-steps N] [--explain-every 10]
 drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jpeg-quality Q]
                  [--cameras JSON] [--policy NAME_OR_CHECKPOINT --beta B] [--split-seed S]
-drivevla data stats DIR [--json FILE]
+drivevla data stats DIR [--json FILE] [--skip-corrupt]
 drivevla data show DIR --out grid.png [--n 12]
+drivevla data export-nuscenes DIR OUT [--version V] [--no-sweeps]
+drivevla train --data DIR [--data DIR ...] --out DIR [--steps N] [--set KEY=VALUE ...]
+               [--dagger K --dagger-episodes E --dagger-steps S --dagger-beta B]
 """
 
 from __future__ import annotations
