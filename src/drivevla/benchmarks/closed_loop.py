@@ -34,7 +34,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 import statistics
@@ -68,6 +67,7 @@ from drivevla.benchmarks.instruction_metrics import (
     route_instruction_metrics,
 )
 from drivevla.benchmarks.provenance import provenance
+from drivevla.jsonio import write_json_atomic
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
 from drivevla.sim_bridge.types import Decision
 
@@ -77,32 +77,6 @@ _TRACEBACK_TAIL_CHARS = 4000
 _PARENT_CHECK_EVERY = 50  # ticks between checks that the run's main process is alive
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(_clean(data), fh, indent=2, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------- one route

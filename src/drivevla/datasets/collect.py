@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla._workers import init_worker
-from drivevla.datasets.episode import EpisodeJob, collect_episode, json_ready
+from drivevla.datasets.episode import EpisodeJob, collect_episode
 from drivevla.datasets.format import (
     EPISODES_PATH,
     FEATURES,
@@ -64,6 +64,7 @@ from drivevla.datasets.format import (
     ROUTE_TARGETS,
     SCHEMA_VERSION,
 )
+from drivevla.jsonio import json_ready, write_json_atomic
 
 __all__ = [
     "CollectConfig",
@@ -142,16 +143,6 @@ def episode_id_of(index: int) -> str:
 
 
 # ---------------------------------------------------------------------------------- the run
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(json_ready(data), fh, indent=2, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
@@ -367,7 +358,7 @@ def write_info(out: Path, plan: _Plan, config: CollectConfig, finished: dict[str
         },
         "provenance": provenance(),
     }
-    _write_json_atomic(out / INFO_PATH, info)
+    write_json_atomic(out / INFO_PATH, info)
     return info
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, episode_file, feature_names
+from drivevla.jsonio import json_ready
 
 ACTOR_RADIUS_M = 60.0
 ROW_GROUP_FRAMES = 64  # rows per Parquet row group: random access reads one group
@@ -110,22 +111,6 @@ def _actors_json(actors: list[Any], ego_xy: np.ndarray, ego_yaw: float) -> str:
         )
     out.sort(key=lambda o: math.hypot(o["x"], o["y"]))
     return json.dumps(out, separators=(",", ":"))
-
-
-def json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "value") and isinstance(value.value, str):  # enums
-        return value.value
-    return value
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:

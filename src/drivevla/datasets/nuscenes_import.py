@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from drivevla.datasets.format import FUTURE_STEPS
+from drivevla.datasets.nuscenes_export import NUSCENES_TABLES
 from drivevla.sim_bridge.frames import world_to_ego, wrap_angle
 from drivevla.sim_bridge.types import EgoState, HighLevelCommand
 
@@ -58,21 +59,7 @@ log = logging.getLogger(__name__)
 COMMAND_LATERAL_THRESHOLD_M = 2.0  # VAD: |lateral offset| >= 2 m at the last future step
 POSE_CHANNEL = "LIDAR_TOP"
 KIND_PREFIXES = {"vehicle": ("vehicle.",), "pedestrian": ("human.pedestrian.",)}
-REQUIRED_TABLES = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
+REQUIRED_TABLES = NUSCENES_TABLES  # what NuScenes.__init__ reads
 DEVKIT_INSTALL = (
     "pip install --no-deps nuscenes-devkit==1.2.0 && "
     "pip install opencv-python-headless scikit-learn pyquaternion cachetools"
