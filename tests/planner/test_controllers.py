@@ -82,3 +82,17 @@ def test_path_point_extrapolates_beyond_the_waypoints():
     wps = np.array([[1.0, 0.0], [2.0, 0.0]])
     assert np.allclose(path_point_at(wps, 5.0), [5.0, 0.0])
     assert np.allclose(path_point_at(np.array([[0.0, 1.0], [0.0, 2.0]]), 1.5), [0.0, 1.5])
+
+
+def test_path_curvature_of_a_circle_and_of_a_path_clamped_at_its_goal():
+    from drivevla.planner.trajectory import path_curvature
+
+    t = np.linspace(0.0, np.pi, 300)
+    circle = np.stack([12.0 * np.cos(t), 12.0 * np.sin(t)], axis=1)
+    k = path_curvature(circle)
+    assert np.median(k) == pytest.approx(1 / 12.0, rel=0.02)
+    # a straight path that stops at the goal (points repeated there, as a route clamps them)
+    # is straight: the repeated points must not read as a hairpin
+    line = np.stack([np.arange(30.0), np.zeros(30)], axis=1)
+    clamped = np.concatenate([line, np.repeat(line[-1:], 15, axis=0)])
+    assert path_curvature(clamped).max() < 1e-6

@@ -135,6 +135,28 @@ def test_yield_at_the_junction_to_cross_traffic():
     assert result.instruction_success
 
 
+def test_no_yield_to_oncoming_traffic_going_straight():
+    # green throughout; an oncoming car goes straight through the junction on the next lane
+    # as the ego crosses it: the paths never meet, so the ego must not wait for it
+    env = EmbeddedDrivingEnv(
+        {
+            **QUIET,
+            "scenario": "urban",
+            "intent": "go_straight",
+            "light_offset_s": 0.0,
+            "light_cycle_s": [60.0, 3.0, 5.0],
+        }
+    )
+
+    def oncoming(env):
+        _approaching(env, ("B_out3", "A_in1", 0), 40.0, 8.0, "A_t3")
+
+    decisions, infos, result = _run(env, setup=oncoming)
+    assert Reason.YIELD_JUNCTION.value not in _reasons(decisions)
+    assert min(i["ego"]["speed_mps"] for i in infos[20:]) > 3.0
+    assert not any(i.kind.value.startswith("collisions") for i in result.infractions)
+
+
 def test_yield_at_the_roundabout_to_ring_traffic():
     env = EmbeddedDrivingEnv({**QUIET, "scenario": "roundabout", "intent": "roundabout_exit_2"})
 

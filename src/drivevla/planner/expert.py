@@ -37,7 +37,7 @@ from drivevla.planner.trajectory import follow_lanes, path_curvature, plan_decis
 from drivevla.sim_bridge.types import Decision, HighLevelCommand, MetaAction, Observation
 
 PLAN_LENGTH_M = 80.0
-LATERAL_ACCEL_MPS2 = 2.0
+LATERAL_ACCEL_MPS2 = 3.0
 CRUISE_FRACTION = 0.95
 LANE_CHANGE_LOOKAHEAD_M = 45.0
 

@@ -195,6 +195,9 @@ def predict_vehicle(vehicle, network, times: np.ndarray) -> np.ndarray:
     )
 
 
+_PARALLEL_COS = math.cos(math.radians(20.0))
+
+
 def yield_caps(
     world,
     path: np.ndarray,
@@ -231,6 +234,8 @@ def yield_caps(
     # when would the ego occupy each zone point (first and last time within 3 m)?
     t_enter = np.interp(zone_s - 3.0 - ego.LENGTH / 2, ego_s, times, right=np.inf)
     t_leave = np.interp(zone_s + 3.0 + ego.LENGTH / 2, ego_s, times, right=np.inf)
+    zone_dir = np.gradient(zone_pts, axis=0) if len(zone_pts) > 1 else np.ones((1, 2))
+    zone_dir /= np.maximum(np.linalg.norm(zone_dir, axis=1, keepdims=True), 1e-6)
     for npc in world.npcs:
         if id(npc) in ignore or npc.crashed:
             continue
@@ -239,6 +244,16 @@ def yield_caps(
         pred = predict_vehicle(npc, world.road.network, times)
         d = np.linalg.norm(pred[:, None, :] - zone_pts[None, :, :], axis=2)  # (T, Z)
         close = d < 3.0 + npc.WIDTH / 2
+        if close.any():
+            # a vehicle moving parallel (or opposite) to the ego's path at the conflict point,
+            # e.g. oncoming traffic going straight on the next lane, conflicts only when the
+            # footprints would overlap, not merely within 3 m (below a lane width)
+            step = np.gradient(pred, axis=0)
+            norm = np.linalg.norm(step, axis=1, keepdims=True)
+            heading = np.array([math.cos(npc.heading), math.sin(npc.heading)])
+            npc_dir = np.where(norm > 1e-3, step / np.maximum(norm, 1e-6), heading)  # (T, 2)
+            parallel = np.abs(npc_dir @ zone_dir.T) > _PARALLEL_COS  # (T, Z)
+            close &= ~parallel | (d < (ego.WIDTH + npc.WIDTH) / 2 + 0.5)
         if not close.any():
             continue
         for ti, zi in zip(*np.nonzero(close), strict=True):

@@ -82,9 +82,19 @@ def path_curvature(path: np.ndarray) -> np.ndarray:
     if len(path) < 3:
         return np.zeros(len(path))
     d = np.diff(path, axis=0)
-    h = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
-    ds = np.maximum(np.linalg.norm(d, axis=1), 1e-6)
-    k = np.abs(np.diff(h)) / ds[1:]
+    ds = np.linalg.norm(d, axis=1)
+    h = np.arctan2(d[:, 1], d[:, 0])
+    # repeated points (a path clamped at the route's goal) have no heading: carry the last
+    # one, so the end of a route does not read as a hairpin
+    valid = ds > 1e-3
+    if not valid.any():
+        return np.zeros(len(path))
+    idx = np.maximum.accumulate(np.where(valid, np.arange(len(ds)), 0))
+    first = int(np.argmax(valid))
+    idx[:first] = first
+    h = np.unwrap(h[idx])
+    k = np.abs(np.diff(h)) / np.maximum(ds[1:], 1e-6)
+    k[~valid[1:]] = 0.0
     # smooth over ~5 m so a polyline kink does not read as a hairpin
     k = np.convolve(k, np.ones(5) / 5.0, mode="same")
     return np.concatenate([[k[0]], k, [k[-1]]])
