@@ -26,6 +26,8 @@ def json_ready(value: Any) -> Any:
         return None
     if hasattr(value, "value") and isinstance(value.value, str):  # enums
         return value.value
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 

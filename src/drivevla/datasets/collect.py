@@ -63,6 +63,7 @@ from drivevla.datasets.format import (
     INFO_PATH,
     ROUTE_TARGETS,
     SCHEMA_VERSION,
+    read_episode_log,
 )
 from drivevla.jsonio import json_ready, write_json_atomic
 
@@ -259,23 +260,9 @@ def plan_collection(config: CollectConfig) -> _Plan:
 def _load_finished(out: Path) -> tuple[dict[str, dict[str, Any]], bool]:
     """Finished episodes by id from ``episodes.jsonl``; True when the file needs rewriting
     (a partial last line, a duplicate, or a line whose shard is missing)."""
-    path = out / EPISODES_PATH
+    records, dirty = read_episode_log(out / EPISODES_PATH)
     finished: dict[str, dict[str, Any]] = {}
-    dirty = False
-    if not path.is_file():
-        return finished, False
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for n, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines) - 1:  # killed while appending: the episode is not finished
-                logger.warning("dropping a partial last line of %s", path)
-                dirty = True
-                continue
-            raise ValueError(f"{path}: line {n + 1} is not valid JSON") from None
+    for rec in records:
         if not (out / rec["file"]).is_file():
             logger.warning(
                 "episode %s has a line but no shard; collecting it again", rec["episode_id"]

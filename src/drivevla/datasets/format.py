@@ -20,7 +20,11 @@ coordinates are the simulator's right-handed world frame (see drivevla.sim_bridg
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 SCHEMA_VERSION = 1
 FUTURE_STEPS = 6  # 3 s ahead at 0.5 s: nuScenes open-loop scoring applies
@@ -29,6 +33,41 @@ ROUTE_TARGETS = 5
 EPISODES_PER_CHUNK = 1000
 INFO_PATH = "meta/info.json"
 EPISODES_PATH = "meta/episodes.jsonl"
+
+logger = logging.getLogger(__name__)
+
+
+class CorruptDataError(RuntimeError):
+    """A shard or an image of the dataset cannot be read; names the file, row and column."""
+
+    def __init__(
+        self, path: str | Path, row: int | None, detail: str, column: str | None = None
+    ) -> None:
+        self.path, self.row, self.column = str(path), row, column
+        where = "row unknown (the file cannot be parsed)" if row is None else f"row {row}"
+        col = f", column {column!r}" if column else ""
+        super().__init__(f"corrupt data in {path}: {where}{col}: {detail}")
+
+
+def read_episode_log(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of ``episodes.jsonl`` in file order (duplicates kept) and whether a partial
+    last line was dropped (a collection killed while appending: that episode is unfinished).
+    A bad line anywhere else raises :class:`CorruptDataError`. No file: no records."""
+    if not path.is_file():
+        return [], False
+    records: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if n == len(lines) - 1:
+                logger.warning("%s: ignoring a partial last line", path)
+                return records, True
+            raise CorruptDataError(path, n, f"line {n + 1} is not JSON: {exc}") from exc
+    return records, False
 
 
 @dataclass(frozen=True)

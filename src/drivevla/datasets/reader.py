@@ -24,23 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.datasets.format import EPISODES_PATH, FEATURES, INFO_PATH, feature_names
+from drivevla.datasets.format import (
+    EPISODES_PATH,
+    FEATURES,
+    INFO_PATH,
+    CorruptDataError,
+    feature_names,
+    read_episode_log,
+)
 
 logger = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = (("train", 0.90), ("val", 0.05), ("test", 0.05))
-
-
-class CorruptDataError(RuntimeError):
-    """A shard or an image of the dataset cannot be read; names the file, row and column."""
-
-    def __init__(
-        self, path: str | Path, row: int | None, detail: str, column: str | None = None
-    ) -> None:
-        self.path, self.row, self.column = str(path), row, column
-        where = "row unknown (the file cannot be parsed)" if row is None else f"row {row}"
-        col = f", column {column!r}" if column else ""
-        super().__init__(f"corrupt data in {path}: {where}{col}: {detail}")
 
 
 @dataclass
@@ -122,22 +117,9 @@ class DemoDataset:
         self._by_id = {e["episode_id"]: e for e in self.episodes}
 
     def _read_episodes(self) -> list[dict[str, Any]]:
-        path = self.root / EPISODES_PATH
-        if not path.is_file():
-            return []
-        by_id: dict[str, dict[str, Any]] = {}
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for n, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if n == len(lines) - 1:  # a collection killed while appending: not finished
-                    logger.warning("%s: ignoring a partial last line", path)
-                    continue
-                raise CorruptDataError(path, n, f"line {n + 1} is not JSON: {exc}") from exc
-            by_id[rec["episode_id"]] = rec  # a rewritten episode: the last line wins
+        records, _ = read_episode_log(self.root / EPISODES_PATH)
+        # a rewritten episode: the last line wins
+        by_id = {rec["episode_id"]: rec for rec in records}
         return sorted(by_id.values(), key=lambda e: e["episode_id"])
 
     # ------------------------------------------------------------------ metadata

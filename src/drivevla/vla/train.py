@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivevla.jsonio import write_json_atomic
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 
 if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
@@ -321,7 +322,7 @@ class Trainer:
                     f"{changed}); use another --out directory to start a new run"
                 )
         elif self.accelerator.is_main_process:
-            path.write_text(json.dumps(ident, indent=2), encoding="utf-8")
+            write_json_atomic(path, ident)
 
     # ------------------------------------------------------------------ data
     def _load(self, roots: list[str], split: str) -> FrameTensors | None:
@@ -367,8 +368,7 @@ class Trainer:
         data["routes"] = [data["routes"][i] for i in picked]
         data["name"] = f"{data['name']}-dagger-round-{k}"
         path = self.out / "dagger" / f"round-{k}.suite.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        write_json_atomic(path, data)
         return path
 
     # ------------------------------------------------------------------ main loop
@@ -571,8 +571,8 @@ class Trainer:
         if self.accelerator.is_main_process:
             policy.save_pretrained(self.out, extra={"train": {"steps": self.cfg.total_steps,
                                                               "seed": self.cfg.seed}})
-            (self.out / INFO_FILE).write_text(json.dumps(info, indent=2, default=str),
-                                              encoding="utf-8")
+            # versions and hardware may hold objects json does not know: written as text
+            write_json_atomic(self.out / INFO_FILE, json.loads(json.dumps(info, default=str)))
         return info
 
 
