@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -94,3 +95,28 @@ def test_a_corrupt_jpeg_raises_or_is_skipped(tiny_copy):
     skipping = FrameDataset(tiny_copy, split=None, skip_corrupt=True)
     assert int(skipping[4]["frame_index"]) == 5  # the next frame stands in
     assert skipping.dataset.skipped.rows == 1
+
+
+def test_heading_change_is_the_unwrapped_heading_since_the_episode_began(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None)
+    heading = ds.label_column("heading_change")
+    episodes = np.array([ds[i]["episode_id"] for i in range(len(ds))])
+    checked = 0
+    for eid in sorted(set(episodes)):
+        rows = np.flatnonzero(episodes == eid)
+        shard = next(tiny_dataset.glob(f"data/*/episode-{eid}.parquet"))
+        yaw = pq.read_table(shard, columns=["ego.yaw"]).column("ego.yaw").to_numpy()
+        expected = np.unwrap(yaw.astype(np.float64))
+        np.testing.assert_allclose(heading[rows], expected - expected[0], atol=1e-5)
+        assert heading[rows[0]] == 0.0
+        checked += 1
+    assert checked >= 3
+    assert float(ds[len(ds) - 1]["heading_change"]) == pytest.approx(heading[-1])
+    # the per-episode unwrapping itself (the tiny routes barely turn in 4 s): two episodes,
+    # the first turning left across the +-pi seam, the second starting anew
+    from drivevla.datasets.torch_dataset import _heading_change
+
+    yaw = np.array([3.0, 3.1, -3.1, -3.0, 0.5, 0.4, 0.2])
+    out = _heading_change(yaw, np.array([0, 0, 0, 0, 1, 1, 1]))
+    seam = 2 * np.pi - 6.2
+    np.testing.assert_allclose(out, [0, 0.1, 0.1 + seam, 0.2 + seam, 0, -0.1, -0.3], atol=1e-6)

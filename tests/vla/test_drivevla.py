@@ -192,3 +192,37 @@ def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
     assert not torch.allclose(a.waypoints, b.waypoints)  # inference always sees it
     with pytest.raises(ValueError, match="ego_dropout"):
         cfg.with_overrides({"ego_dropout": 1.5})
+
+
+def test_heading_feature_odometry_in_model_processor_and_policy(parts):
+    cfg, proc = parts
+    hcfg = cfg.with_overrides({"heading_feature": True, "ego_dropout": 1.0})
+    assert hcfg.ego_dim == 5 and cfg.ego_dim == 4
+    hproc = DriveVLAProcessor(hcfg, proc.tokenizer)
+    torch.manual_seed(0)
+    model = DriveVLAModel(hcfg, proc.vocab_size)
+    samples = _samples(2)
+    with pytest.raises(ValueError, match="heading change"):
+        hproc.batch_from_samples(samples)
+    batch = hproc.batch_from_samples({**samples, "heading_change": torch.tensor([0.0, 1.5])})
+    assert batch["ego"].shape == (2, 5)
+    assert batch["ego"][1, 4].item() == pytest.approx(1.0)  # normalised by 1.5 rad
+    turned = dict(batch, ego=batch["ego"].clone())
+    turned["ego"][:, 4] += 2.0
+    model.train()
+    with torch.no_grad():  # ego dropout hides the motion state, never the odometry
+        assert not torch.allclose(model.act(batch).waypoints, model.act(turned).waypoints)
+    # the policy integrates the heading tick to tick, across the +-pi seam
+    policy = DriveVLAPolicy(DriveVLAModel(hcfg, proc.vocab_size), hproc)
+    yaws = [3.0, 3.1, -3.1, -3.0, -3.0]  # +0.1, +0.0832 (across pi), +0.1, +0
+    for yaw in yaws:
+        policy.act(_obs(ego=EgoState(0.0, 0.0, yaw, 5.0)))
+    expected = 0.1 + (2 * np.pi - 6.2) + 0.1
+    assert policy._heading_change == pytest.approx(expected, abs=1e-9)
+    policy.explain(_obs(ego=EgoState(0.0, 0.0, -3.0, 5.0)))  # acting again on it adds nothing
+    assert policy._heading_change == pytest.approx(expected, abs=1e-9)
+    policy.reset()
+    policy.act(_obs(ego=EgoState(0.0, 0.0, 1.0, 5.0)))
+    assert policy._heading_change == 0.0
+    with pytest.raises(ValueError, match="yaw"):
+        policy.act(_obs(ego=EgoState(0.0, 0.0, float("nan"), 5.0)))

@@ -305,6 +305,7 @@ def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeyp
         item = ds[i]
         for key in ("ego", "route", "target_waypoints", "target_speeds", "waypoint_mask"):
             assert torch.equal(getattr(frames, key)[i], item[key]), key
+        assert float(frames.heading_change[i]) == float(item["heading_change"])
         assert int(frames.meta_action[i]) == int(item["meta_action"])
         assert int(frames.reason[i]) == int(item["reason"])
         assert frames.instruction[i] == item["instruction"]
@@ -329,6 +330,17 @@ def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeyp
     rebuilt = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
     _assert_same_frames(frames, rebuilt)
     torch.load(files[0], weights_only=True)  # readable again
+
+    # a cache written before the odometry input gains it, without decoding an image again
+    data = torch.load(files[0], weights_only=True)
+    del data["heading_change"]
+    torch.save(data, files[0])
+    with monkeypatch.context() as m:
+        m.setattr(torch_dataset.FrameDataset, "images", NoDecode)
+        upgraded = load_frames(tiny_dataset, "train", config, cache_dir=str(cache),
+                               progress=False)
+    _assert_same_frames(frames, upgraded)
+    assert "heading_change" in torch.load(files[0], weights_only=True)
 
     # another image size is another cache entry
     other = DriveVLAConfig.from_dict({**TINY, "image_height": 40})
@@ -425,3 +437,27 @@ def test_cli_train(tiny_dataset, frame_cache, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "bad"),
                  "--set", "no_such_key=1"]) == 2
     assert "no_such_key" in capsys.readouterr().err
+
+
+def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset, frame_cache,
+                                                                    tmp_path):
+    from drivevla.planner.policy import Agent
+    from drivevla.vla.policy import DriveVLAPolicy
+
+    out = tmp_path / "out"
+    Trainer(_cfg(tiny_dataset, out, frame_cache, steps=2,
+                 model={**TINY, "heading_feature": True})).train()
+    policy = DriveVLAPolicy.from_pretrained(out)
+    assert policy.config.heading_feature and policy.model.ego_proj[0].in_features == 5
+    env, obs, info = _sim_observation()
+    agent = Agent(policy)
+    agent.reset(env)
+    yaws = []
+    for _ in range(15):
+        observation = env.make_observation(obs, info)
+        yaws.append(observation.ego.yaw)
+        control, _ = agent.step(observation)
+        obs, _, _, _, info = env.step(control)
+    env.close()
+    expected = np.unwrap(np.array(yaws))
+    assert policy._heading_change == pytest.approx(expected[-1] - expected[0], abs=1e-9)

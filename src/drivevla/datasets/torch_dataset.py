@@ -8,6 +8,9 @@ key                shape, dtype              meaning
 ================== ========================= =================================================
 images             (N_cam, 3, H, W) float32  RGB in [0, 1], cameras in info.json order
 ego                (4,) float32              speed m/s, accel m/s^2, yaw rate rad/s, steer
+heading_change     () float32                ego heading now minus at the episode's first
+                                             frame, unwrapped (rad, counter-clockwise +): the
+                                             odometry a car has (a gyro), no map
 route              (5, 2) float32            route target points, ego frame (m)
 command            () int64                  index into HighLevelCommand
 instruction        str                       the instruction the driver saw
@@ -59,6 +62,7 @@ _TABLE_COLUMNS = (
     "ego.accel",
     "ego.yaw_rate",
     "ego.steer",
+    "ego.yaw",
     "route.targets",
     "route.command",
     "instruction",
@@ -71,6 +75,20 @@ _TABLE_COLUMNS = (
     "expert.explanation",
     "driver",
 )
+def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
+    """Per frame: unwrapped heading minus the heading of its episode's first row (the rows of
+    an episode are consecutive and in frame order)."""
+    out = np.zeros(len(yaw), np.float32)
+    if len(yaw) == 0:
+        return out
+    starts = np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
+    ends = np.append(starts[1:], len(yaw))
+    for a, b in zip(starts, ends, strict=True):
+        unwrapped = np.unwrap(yaw[a:b])
+        out[a:b] = unwrapped - unwrapped[0]
+    return out
+
+
 _COMMANDS = {c.value: c.index for c in HighLevelCommand}
 _META = {m.value: i for i, m in enumerate(MetaAction)}
 _REASONS = {r.value: r.index for r in Reason}
@@ -160,6 +178,9 @@ class FrameDataset(Dataset):
                 ],
                 axis=1,
             ),
+            "heading_change": _heading_change(
+                col["ego.yaw"].to_numpy().astype(np.float64), self.episode_of
+            ),
             "route": _flat(col["route.targets"], ROUTE_TARGETS * 2).reshape(n, ROUTE_TARGETS, 2),
             "command": np.array(
                 [_COMMANDS.get(c, IGNORE_INDEX) for c in col["route.command"].to_pylist()]
@@ -181,6 +202,13 @@ class FrameDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.episode_of)
+
+    def label_column(self, name: str) -> np.ndarray:
+        """A copy of one non-image column for every frame of the split (e.g. ``"ego"``,
+        ``"heading_change"``), in item order, without decoding images."""
+        if name not in self._columns:
+            raise KeyError(f"no column {name!r}; have {sorted(self._columns)}")
+        return np.array(self._columns[name], copy=True)
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen files themselves
         state = dict(self.__dict__)
@@ -247,6 +275,7 @@ class FrameDataset(Dataset):
         item = {
             "images": images,
             "ego": torch.from_numpy(c["ego"][index].copy()),
+            "heading_change": torch.tensor(float(c["heading_change"][index])),
             "route": torch.from_numpy(c["route"][index].copy()),
             "command": torch.tensor(int(c["command"][index]), dtype=torch.long),
             "instruction": c["instruction"][index],

@@ -28,6 +28,9 @@ def default_lm() -> dict[str, Any]:
     }
 
 
+HEADING_SCALE_RAD = 1.5  # normalisation of the heading-change input
+
+
 @dataclass
 class DriveVLAConfig:
     """Architecture, inputs, outputs and loss weights of a DriveVLA policy."""
@@ -70,6 +73,10 @@ class DriveVLAConfig:
     # training only: probability of hiding the ego state from a sample (against the inertia
     # problem: a stopped car that learns "I was stopped, so I stay stopped")
     ego_dropout: float = 0.0
+    # odometry input: the heading change since the route began (rad, unwrapped; a gyro's
+    # reading, no map), appended to the ego state. Lets a memoryless model tell how far it
+    # has come round a roundabout or through a turn.
+    heading_feature: bool = False
     # loss weights
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
@@ -98,6 +105,11 @@ class DriveVLAConfig:
         self.cameras = tuple(self.cameras)
         self.lora_targets = tuple(self.lora_targets)
         self.ego_scale = tuple(float(x) for x in self.ego_scale)
+
+    @property
+    def ego_dim(self) -> int:
+        """Width of the ego-state input: speed, accel, yaw rate, steer (+ heading change)."""
+        return 4 + int(self.heading_feature)
 
     @classmethod
     def valid_keys(cls) -> list[str]:

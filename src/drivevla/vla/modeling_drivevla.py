@@ -84,7 +84,7 @@ class DriveVLAModel(nn.Module):
         self.config = config
         self.backbone: Backbone = build_backbone(config, vocab_size)
         d = self.backbone.hidden_size
-        self.ego_proj = nn.Sequential(nn.Linear(4, d), nn.GELU(), nn.Linear(d, d))
+        self.ego_proj = nn.Sequential(nn.Linear(config.ego_dim, d), nn.GELU(), nn.Linear(d, d))
         tp_dim = 0
         if config.navigation_mode == "target_point":
             tp_dim = 2 * config.route_targets
@@ -103,8 +103,10 @@ class DriveVLAModel(nn.Module):
         b = prefix.shape[0]
         ego = batch["ego"]
         if self.training and cfg.ego_dropout > 0:
-            keep = torch.rand(b, 1, device=ego.device) >= cfg.ego_dropout
-            ego = ego * keep.to(ego.dtype)
+            # hides the motion state (speed, accel, yaw rate, steer); the odometry stays
+            keep = (torch.rand(b, 1, device=ego.device) >= cfg.ego_dropout).to(ego.dtype)
+            keep = torch.cat([keep.expand(b, 4), keep.new_ones(b, ego.shape[1] - 4)], dim=1)
+            ego = ego * keep
         parts = [prefix, self.ego_proj(ego)[:, None]]
         masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
         if cfg.navigation_mode == "target_point":

@@ -12,6 +12,7 @@ tensors are errors that name them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,31 @@ class DriveVLAPolicy:
         self._last: ActionOutput | None = None
         self._tick = 0
         self._last_explanation: str | None = None
+        self._yaw_last: float | None = None  # odometry: heading at the last tick
+        self._heading_change = 0.0  # unwrapped, since the route began
 
     # ------------------------------------------------------------------ contract
     def reset(self, env: Any | None = None) -> None:
         self._last, self._tick, self._last_explanation = None, 0, None
+        self._yaw_last, self._heading_change = None, 0.0
+
+    def _track_heading(self, obs: Observation) -> float:
+        """The heading change since the first observation after ``reset`` (a gyro's
+        integral: unwrapped tick to tick, so a full circle reads 2 pi). Acting twice on the
+        same observation adds nothing."""
+        yaw = float(obs.ego.yaw)
+        if not math.isfinite(yaw):
+            raise ValueError(f"ego yaw is {yaw}: the heading change cannot be tracked")
+        if self._yaw_last is not None:
+            d = yaw - self._yaw_last
+            self._heading_change += (d + math.pi) % (2 * math.pi) - math.pi
+        self._yaw_last = yaw
+        return self._heading_change
 
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
-        batch = self.processor.from_observations([obs])
+        heading = [self._track_heading(obs)] if self.config.heading_feature else None
+        batch = self.processor.from_observations([obs], heading)
         out = self.model.act(batch, use_cache=True)
         self._last = out
         wps = out.waypoints[0].double().numpy()

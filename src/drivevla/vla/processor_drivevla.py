@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from drivevla.sim_bridge.types import Observation
-from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.configuration_drivevla import HEADING_SCALE_RAD, DriveVLAConfig
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
@@ -105,8 +105,17 @@ class DriveVLAProcessor:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return x.reshape(b, n, 3, *size)
 
-    def normalise_ego(self, ego: torch.Tensor) -> torch.Tensor:
-        return ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)
+    def normalise_ego(self, ego: torch.Tensor, heading_change: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """(B, 4) raw ego state (+ (B,) heading change, rad) -> the model's ego input."""
+        x = ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)
+        if not self.config.heading_feature:
+            return x
+        if heading_change is None:
+            raise ValueError("this model reads the heading change since the route began "
+                             "(heading_feature=true); none was given")
+        h = heading_change.to(x.dtype).reshape(-1, 1) / HEADING_SCALE_RAD
+        return torch.cat([x, h], dim=1)
 
     # ------------------------------------------------------------------ observations
     def validate(self, obs: Observation) -> None:
@@ -145,10 +154,20 @@ class DriveVLAProcessor:
                     f"got {tp.shape}"
                 )
 
-    def from_observations(self, observations: list[Observation]) -> dict[str, torch.Tensor]:
-        """Model inputs for a batch of observations (validated first)."""
+    def from_observations(self, observations: list[Observation],
+                          heading_changes: list[float] | None = None
+                          ) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch of observations (validated first). ``heading_changes``:
+        per observation, the ego's heading change since its route began (rad), needed by a
+        model with ``heading_feature`` (:class:`DriveVLAPolicy` keeps it)."""
         for obs in observations:
             self.validate(obs)
+        heading = None
+        if heading_changes is not None:
+            heading = torch.tensor([float(h) for h in heading_changes], dtype=torch.float32)
+            if heading.shape != (len(observations),) or not torch.isfinite(heading).all():
+                raise ValueError(f"heading_changes must be {len(observations)} finite values, "
+                                 f"got {heading_changes!r}")
         images = torch.stack([
             torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
                          for c in self.config.cameras])
@@ -162,7 +181,7 @@ class DriveVLAProcessor:
                                        for o in observations]))
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(ego),
+            "ego": self.normalise_ego(ego, heading),
             "route": route / self.config.waypoint_scale_m,
             "instruction_ids": torch.tensor(ids, dtype=torch.long),
             "instruction_mask": torch.tensor(masks, dtype=torch.long),
@@ -208,7 +227,7 @@ class DriveVLAProcessor:
                            strict=True)
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(samples["ego"].float()),
+            "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change")),
             "route": samples["route"].float() / self.config.waypoint_scale_m,
             "instruction_ids": torch.tensor(ids, dtype=torch.long),
             "instruction_mask": torch.tensor(masks, dtype=torch.long),

@@ -114,6 +114,7 @@ class FrameTensors:
 
     images: torch.Tensor  # (N, C, 3, h, w) uint8
     ego: torch.Tensor  # (N, 4) raw units
+    heading_change: torch.Tensor  # (N,) rad since the episode's first frame
     route: torch.Tensor  # (N, 5, 2) metres
     target_waypoints: torch.Tensor  # (N, 6, 2)
     target_speeds: torch.Tensor  # (N, 6)
@@ -145,6 +146,7 @@ class FrameTensors:
         return {
             "images": self.images[index],
             "ego": self.ego[index],
+            "heading_change": self.heading_change[index],
             "route": self.route[index],
             "target_waypoints": self.target_waypoints[index],
             "target_speeds": self.target_speeds[index],
@@ -176,14 +178,17 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
     key = _cache_key(root, split, tuple(config.cameras), size)
     cache = Path(cache_dir) if cache_dir else root / "cache"
     path = cache / f"frames-{split}-{size[0]}x{size[1]}-{key}.pt"
+    ds_split = None if split == "all" else split
     if path.is_file():
         try:
             data = torch.load(path, weights_only=True)
+            if "heading_change" not in data:  # a cache from before the odometry input
+                data["heading_change"] = _heading_column(root, ds_split, config, len(data["ego"]))
+                _save_cache(path, data)
             return FrameTensors(**data)
         except Exception as exc:  # a torn cache file is rebuilt, never trusted
             logger.warning("ignoring unreadable frame cache %s (%s)", path, exc)
-    ds = FrameDataset(root, split=None if split == "all" else split,
-                      cameras=list(config.cameras), target="expert")
+    ds = FrameDataset(root, split=ds_split, cameras=list(config.cameras), target="expert")
     n = len(ds)
     if n == 0:
         raise ValueError(f"{root}: split {split!r} has no frames")
@@ -201,20 +206,39 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         i += b
     data = {
         "images": images,
-        **{k: torch.cat(labels[k]) for k in ("ego", "route", "target_waypoints",
-                                             "target_speeds", "waypoint_mask", "meta_action",
-                                             "reason")},
+        **{k: torch.cat(labels[k]) for k in ("ego", "heading_change", "route",
+                                             "target_waypoints", "target_speeds",
+                                             "waypoint_mask", "meta_action", "reason")},
         "instruction": [s for part in labels["instruction"] for s in part],
         "explanation": [s for part in labels["explanation"] for s in part],
     }
+    _save_cache(path, data)
+    return FrameTensors(**data)
+
+
+def _save_cache(path: Path, data: dict[str, Any]) -> None:
+    import torch
+
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save(data, tmp)
         os.replace(tmp, path)
     except OSError as exc:
         logger.warning("could not write the frame cache %s (%s); going on without", path, exc)
-    return FrameTensors(**data)
+
+
+def _heading_column(root: Path, split: str | None, config: DriveVLAConfig, n: int):
+    """The heading-change labels of a cached split, read without decoding any image."""
+    import torch
+
+    from drivevla.datasets.torch_dataset import FrameDataset
+
+    ds = FrameDataset(root, split=split, cameras=list(config.cameras), target="expert")
+    column = torch.from_numpy(ds.label_column("heading_change"))
+    if len(column) != n:
+        raise ValueError(f"{root}: the frame cache holds {n} frames, the data {len(column)}")
+    return column
 
 
 def _collate_resized(size: tuple[int, int]):
@@ -231,8 +255,8 @@ def _collate_resized(size: tuple[int, int]):
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
-        keep = ("images", "ego", "route", "target_waypoints", "target_speeds", "waypoint_mask",
-                "meta_action", "reason", "instruction", "explanation")
+        keep = ("images", "ego", "heading_change", "route", "target_waypoints", "target_speeds",
+                "waypoint_mask", "meta_action", "reason", "instruction", "explanation")
         return {k: batch[k] for k in keep}
 
     return fn
