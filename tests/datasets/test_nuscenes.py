@@ -22,6 +22,7 @@ from drivevla.datasets.format import (
     FUTURE_STEPS,
     INFO_PATH,
     SCHEMA_VERSION,
+    CorruptDataError,
     episode_file,
     feature_names,
 )
@@ -585,8 +586,13 @@ def test_export_errors_name_the_problem(exported, tmp_path):
         export_nuscenes(tmp_path / "nothing", tmp_path / "out")
     broken = tmp_path / "broken"
     shutil.copytree(root, broken)
+    good = (root / EPISODES_PATH).read_text().splitlines()[0]
+    (broken / EPISODES_PATH).write_text('{"episode_id": "ep-a"\n' + good + "\n")
+    with pytest.raises(CorruptDataError, match=r"episodes\.jsonl.*line 1 is not JSON"):
+        export_nuscenes(broken, tmp_path / "out")
+    # only a partial last line (a collection killed while appending): no finished episode
     (broken / EPISODES_PATH).write_text('{"episode_id": "ep-a"\n')
-    with pytest.raises(ValueError, match=r"episodes\.jsonl:1"):
+    with pytest.raises(ValueError, match=r"episodes\.jsonl lists no episodes"):
         export_nuscenes(broken, tmp_path / "out")
     with pytest.raises(ValueError, match="unknown episode"):
         export_nuscenes(root, tmp_path / "out", episodes=["ep-z"])

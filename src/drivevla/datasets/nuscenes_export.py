@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,18 @@ from typing import Any
 import numpy as np
 
 from drivevla.datasets.format import (
-    EPISODES_PATH,
-    FUTURE_DT_S,
     INFO_PATH,
     SCHEMA_VERSION,
-    episode_file,
+)
+from drivevla.datasets.nuscenes_episodes import (
+    KEYFRAME_DT_S,
+    SourceEpisode,
+    cameras_from_info,
+    control_hz,
+    episode_metas,
+    keyframe_stride,
+    read_episode,
+    read_json,
 )
 from drivevla.sim_bridge.frames import ego_to_camera_rotation, ego_to_world, wrap_angle
 from drivevla.sim_bridge.types import CameraSpec
@@ -65,6 +72,8 @@ __all__ = [
     "MAP_RESOLUTION_M",
     "CATEGORY_BY_KIND",
     "export_nuscenes",
+    "cameras_from_info",
+    "keyframe_stride",
     "make_token",
     "camera_channel",
     "yaw_quaternion",
@@ -91,7 +100,6 @@ NUSCENES_TABLES = (
     "map",
 )
 DEFAULT_VERSION = "v1.0-drivevla"
-KEYFRAME_DT_S = FUTURE_DT_S  # nuScenes annotates keyframes at 2 Hz
 MAP_RESOLUTION_M = 0.1  # the devkit's native map-mask resolution (MapMask assumes it)
 MAP_MARGIN_M = 50.0  # drivable-area raster extends this far beyond lanes and poses
 MAX_MAP_PIXELS = 400_000_000  # refuse rasters above ~400 MB (40 km^2 at 0.1 m)
@@ -165,161 +173,6 @@ def quaternion_from_matrix(rot: np.ndarray) -> list[float]:
     if qa[0] < 0:
         qa = -qa
     return [float(v) for v in qa]
-
-
-# --------------------------------------------------------------------------------------
-# reading our format
-
-
-@dataclass
-class _Episode:
-    episode_id: str
-    index: int  # position in the sorted episode list
-    scenario: str
-    intent: str
-    description: str
-    path: Path
-    timestamps_s: np.ndarray  # (N,)
-    xy: np.ndarray  # (N, 2) world
-    yaw: np.ndarray  # (N,)
-    images: dict[str, list[bytes]]  # camera name -> N JPEG blobs
-    actors: list[list[dict[str, Any]]]  # N lists, ego frame
-    start_us: int = 0
-    world_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{path} is missing: is this a drivevla dataset directory?"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def cameras_from_info(info: dict[str, Any]) -> dict[str, CameraSpec]:
-    """Camera specs of ``meta/info.json``: ``cameras`` as ``{name: spec}`` or ``[spec, ...]``.
-
-    Keys that are not :class:`CameraSpec` fields (e.g. derived intrinsics) are ignored.
-    """
-    raw = info.get("cameras")
-    if isinstance(raw, dict):
-        items = [{"name": name, **dict(spec)} for name, spec in raw.items()]
-    elif isinstance(raw, list):
-        items = [dict(spec) for spec in raw]
-    else:
-        raise ValueError(
-            f"info.json 'cameras' must be a dict name -> CameraSpec or a list of CameraSpec "
-            f"dicts, got {type(raw).__name__}"
-        )
-    valid = set(CameraSpec.__dataclass_fields__)
-    specs = {}
-    for item in items:
-        spec = CameraSpec.from_dict({k: v for k, v in item.items() if k in valid})
-        specs[spec.name] = spec
-    return specs
-
-
-def _control_hz(info: dict[str, Any], timestamps: np.ndarray | None) -> float:
-    for key in ("control_hz", "fps", "rate_hz"):
-        if isinstance(info.get(key), int | float) and info[key] > 0:
-            return float(info[key])
-    if timestamps is not None and len(timestamps) > 1:
-        return float(1.0 / np.median(np.diff(timestamps)))
-    raise ValueError("info.json has no control rate ('control_hz') and no timestamps to infer it")
-
-
-def keyframe_stride(control_hz: float) -> int:
-    """Frames per nuScenes keyframe interval (0.5 s); 5 at 10 Hz."""
-    stride = KEYFRAME_DT_S * control_hz
-    if round(stride) < 1 or abs(stride - round(stride)) > 1e-6:
-        raise ValueError(
-            f"control rate {control_hz} Hz has no whole number of frames per {KEYFRAME_DT_S} s "
-            "keyframe interval; nuScenes keyframes need a rate that is a multiple of 2 Hz"
-        )
-    return int(round(stride))
-
-
-def _read_episode(
-    dataset_dir: Path, meta: dict[str, Any], index: int, cameras: list[str]
-) -> _Episode:
-    import pyarrow.parquet as pq
-
-    eid = str(meta["episode_id"])
-    path = dataset_dir / str(meta.get("file") or episode_file(index, eid))
-    if not path.is_file():
-        raise FileNotFoundError(f"episode {eid!r}: shard {path} is missing")
-    wanted = ["frame_index", "timestamp_s", "ego.x", "ego.y", "ego.yaw", "actors"]
-    wanted += [f"image.{c}" for c in cameras]
-    schema_names = set(pq.read_schema(path).names)
-    missing = [c for c in wanted if c not in schema_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {sorted(schema_names)}")
-    extra = [c for c in ("scenario", "intent", "instruction") if c in schema_names]
-    table = pq.read_table(path, columns=wanted + extra).to_pydict()
-    order = np.argsort(np.asarray(table["frame_index"]), kind="stable")
-    if len(order) == 0:
-        raise ValueError(f"{path}: episode {eid!r} has no frames")
-    actors = []
-    for i in order:
-        try:
-            parsed = json.loads(table["actors"][i] or "[]")
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{path}: frame {table['frame_index'][i]}: 'actors' is not valid JSON ({exc})"
-            ) from exc
-        if not isinstance(parsed, list):
-            raise ValueError(f"{path}: frame {table['frame_index'][i]}: 'actors' is not a list")
-        actors.append(parsed)
-
-    def first(col: str, default: str) -> str:
-        return str(meta.get(col) or (table[col][0] if col in table else "") or default)
-
-    scenario = first("scenario", "unknown")
-    intent = first("intent", "")
-    instruction = str(meta.get("instruction") or (table.get("instruction") or [""])[0] or "")
-    return _Episode(
-        episode_id=eid,
-        index=index,
-        scenario=scenario,
-        intent=intent,
-        description=f"{scenario}, {intent}: {instruction}".strip().rstrip(":"),
-        path=path,
-        timestamps_s=np.asarray(table["timestamp_s"], dtype=np.float64)[order],
-        xy=np.stack(
-            [np.asarray(table["ego.x"], np.float64), np.asarray(table["ego.y"], np.float64)], 1
-        )[order],
-        yaw=np.asarray(table["ego.yaw"], dtype=np.float64)[order],
-        images={c: [table[f"image.{c}"][i] for i in order] for c in cameras},
-        actors=actors,
-    )
-
-
-def _episode_metas(dataset_dir: Path) -> list[dict[str, Any]]:
-    path = dataset_dir / EPISODES_PATH
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: is {dataset_dir} a drivevla dataset?")
-    metas: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not valid JSON ({exc})") from exc
-        if "episode_id" not in rec:
-            raise ValueError(f"{path}:{n}: no 'episode_id'")
-        if rec["episode_id"] in metas:
-            log.warning(
-                "%s:%d: episode %r listed twice; keeping the first", path, n, rec["episode_id"]
-            )
-            continue
-        metas[str(rec["episode_id"])] = rec
-    if not metas:
-        raise ValueError(f"{path} lists no episodes")
-    return list(metas.values())
 
 
 # --------------------------------------------------------------------------------------
@@ -418,10 +271,10 @@ class _MapPlan:
     size_px: tuple[int, int]  # (width, height)
     source: str  # "lanes" or "ego_corridor"
     polygons: list[np.ndarray] | None
-    episodes: list[_Episode]
+    episodes: list[SourceEpisode]
 
 
-def _plan_map(location: str, episodes: list[_Episode]) -> _MapPlan:
+def _plan_map(location: str, episodes: list[SourceEpisode]) -> _MapPlan:
     polygons = _lane_polygons(location)
     pts = [e.xy for e in episodes]
     for e in episodes:
@@ -513,7 +366,7 @@ def _link(records: list[dict[str, Any]]) -> None:
 
 
 def _export_episode(
-    ep: _Episode,
+    ep: SourceEpisode,
     tables: _Tables,
     out_dir: Path,
     specs: dict[str, CameraSpec],
@@ -627,7 +480,7 @@ def _export_episode(
 
 
 def _export_annotations(
-    ep: _Episode, tables: _Tables, keyframes: list[int], samples: list[dict[str, Any]]
+    ep: SourceEpisode, tables: _Tables, keyframes: list[int], samples: list[dict[str, Any]]
 ) -> None:
     eid = ep.episode_id
     per_frame = []  # per keyframe: list of (kind, world x, y, yaw, actor dict)
@@ -739,7 +592,7 @@ def export_nuscenes(
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     if not version or "/" in version or os.sep in version or version in (".", ".."):
         raise ValueError(f"version={version!r} must be a plain folder name, e.g. 'v1.0-drivevla'")
-    info = _read_json(dataset_dir / INFO_PATH)
+    info = read_json(dataset_dir / INFO_PATH)
     if int(info.get("schema_version", SCHEMA_VERSION)) != SCHEMA_VERSION:
         raise ValueError(
             f"{dataset_dir / INFO_PATH}: schema_version {info.get('schema_version')} is not "
@@ -752,7 +605,7 @@ def export_nuscenes(
     if table_dir.exists() and not overwrite:
         raise FileExistsError(f"{table_dir} exists; pass overwrite=True (--overwrite) to replace")
 
-    listed = _episode_metas(dataset_dir)
+    listed = episode_metas(dataset_dir)
     # the shard index (for episode_file) is the line order; the export order is by id
     index_of = {str(m["episode_id"]): i for i, m in enumerate(listed)}
     metas = sorted(listed, key=lambda m: str(m["episode_id"]))
@@ -766,17 +619,17 @@ def export_nuscenes(
         metas = [m for m in metas if str(m["episode_id"]) in wanted]
 
     eps = [
-        _read_episode(dataset_dir, m, index_of[str(m["episode_id"])], list(specs))
+        read_episode(dataset_dir, m, index_of[str(m["episode_id"])], list(specs))
         for m in tqdm(metas, desc="reading episodes", unit="ep", disable=len(metas) < 5)
     ]
-    stride = keyframe_stride(_control_hz(info, eps[0].timestamps_s))
+    stride = keyframe_stride(control_hz(info, eps[0].timestamps_s))
     start = EPOCH_US
     for ep in eps:
         ep.start_us = start
         duration = float(ep.timestamps_s[-1] - ep.timestamps_s[0])
         start += int(math.ceil(duration + EPISODE_GAP_S)) * 1_000_000
 
-    locations: dict[str, list[_Episode]] = {}
+    locations: dict[str, list[SourceEpisode]] = {}
     for ep in eps:
         locations.setdefault(ep.scenario, []).append(ep)
     plans = [_plan_map(loc, group) for loc, group in sorted(locations.items())]
