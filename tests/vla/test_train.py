@@ -382,7 +382,7 @@ def test_one_dagger_round_adds_policy_driven_frames(tiny_dataset, frame_cache, t
     out = tmp_path / "out"
     cfg = _cfg(tiny_dataset, out, frame_cache, steps=1, dagger=1, dagger_steps=2,
                dagger_episodes=1, dagger_beta=0.3, dagger_workers=0, keep_checkpoints=1,
-               dagger_suite=str(TINY_SUITE))
+               dagger_suite=str(TINY_SUITE), dagger_max_steps=25)
     info = Trainer(cfg).train()
 
     round_dir = out / "dagger" / "round-1"
@@ -399,6 +399,7 @@ def test_one_dagger_round_adds_policy_driven_frames(tiny_dataset, frame_cache, t
     collection = json.loads((round_dir / "meta" / "info.json").read_text())["collection"]
     assert collection["config"]["policy"] == str(start.resolve())
     assert collection["config"]["beta"] == 0.3
+    assert collection["config"]["max_steps"] == 25  # the cap of routes that set none
     suite = json.loads((out / "dagger" / "round-1.suite.json").read_text())
     assert len(suite["routes"]) == 1 and suite["routes"][0]["config"]["max_steps"] == 40
 
