@@ -11,11 +11,13 @@ drivevla eval closed-loop --policy NAME_OR_CHECKPOINT --suite NAME_OR_FILE --out
                           [--workers N] [--video] [--max-steps N] [--explain-every 10]
 drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jpeg-quality Q]
                  [--cameras JSON] [--policy NAME_OR_CHECKPOINT --beta B] [--split-seed S]
+                 [--max-steps N]
 drivevla data stats DIR [--json FILE] [--skip-corrupt]
 drivevla data show DIR --out grid.png [--n 12]
 drivevla data export-nuscenes DIR OUT [--version V] [--no-sweeps]
 drivevla train --data DIR [--data DIR ...] --out DIR [--steps N] [--set KEY=VALUE ...]
                [--dagger K --dagger-episodes E --dagger-steps S --dagger-beta B]
+               [--dagger-max-steps M]
 """
 
 from __future__ import annotations
