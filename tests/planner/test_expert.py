@@ -78,16 +78,22 @@ def test_slow_leader_names_the_car():
     assert not any(i.kind.value.startswith("collisions") for i in result.infractions)
 
 
-def test_red_light_stop_and_go():
-    env = EmbeddedDrivingEnv(
+def _urban_straight(light_offset_s: float, light_cycle_s: list[float], **config):
+    """The quiet urban street, going straight, with the signals timed as given."""
+    return EmbeddedDrivingEnv(
         {
             **QUIET,
             "scenario": "urban",
             "intent": "go_straight",
-            "light_offset_s": 43.0,
-            "light_cycle_s": [40.0, 3.0, 45.0],
+            "light_offset_s": light_offset_s,
+            "light_cycle_s": light_cycle_s,
+            **config,
         }
     )
+
+
+def test_red_light_stop_and_go():
+    env = _urban_straight(43.0, [40.0, 3.0, 45.0])
     decisions, infos, result = _run(env)
     assert Reason.RED_LIGHT.value in _reasons(decisions)
     assert any(d.meta_action == MetaAction.STOP for d in decisions)
@@ -96,16 +102,7 @@ def test_red_light_stop_and_go():
 
 
 def test_pedestrian_crossing_ahead():
-    env = EmbeddedDrivingEnv(
-        {
-            **QUIET,
-            "scenario": "urban",
-            "intent": "go_straight",
-            "pedestrians": True,
-            "light_offset_s": 0.0,
-            "light_cycle_s": [60.0, 3.0, 5.0],
-        }
-    )
+    env = _urban_straight(0.0, [60.0, 3.0, 5.0], pedestrians=True)
 
     def walk_now(env):
         ped = env.world.pedestrians[0]
@@ -138,15 +135,7 @@ def test_yield_at_the_junction_to_cross_traffic():
 def test_no_yield_to_oncoming_traffic_going_straight():
     # green throughout; an oncoming car goes straight through the junction on the next lane
     # as the ego crosses it: the paths never meet, so the ego must not wait for it
-    env = EmbeddedDrivingEnv(
-        {
-            **QUIET,
-            "scenario": "urban",
-            "intent": "go_straight",
-            "light_offset_s": 0.0,
-            "light_cycle_s": [60.0, 3.0, 5.0],
-        }
-    )
+    env = _urban_straight(0.0, [60.0, 3.0, 5.0])
 
     def oncoming(env):
         _approaching(env, ("B_out3", "A_in1", 0), 40.0, 8.0, "A_t3")

@@ -75,6 +75,8 @@ _TABLE_COLUMNS = (
     "expert.explanation",
     "driver",
 )
+
+
 def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
     """Per frame: unwrapped heading minus the heading of its episode's first row (the rows of
     an episode are consecutive and in frame order)."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from drivevla.planner.reasons import Reason
+from drivevla.sim_bridge.frames import wrap_angle
 from drivevla.sim_bridge.types import Decision, MetaAction, Observation
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
@@ -65,8 +66,7 @@ class DriveVLAPolicy:
         if not math.isfinite(yaw):
             raise ValueError(f"ego yaw is {yaw}: the heading change cannot be tracked")
         if self._yaw_last is not None:
-            d = yaw - self._yaw_last
-            self._heading_change += (d + math.pi) % (2 * math.pi) - math.pi
+            self._heading_change += wrap_angle(yaw - self._yaw_last)
         self._yaw_last = yaw
         return self._heading_change
 
