@@ -194,6 +194,23 @@ def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
         cfg.with_overrides({"ego_dropout": 1.5})
 
 
+def test_without_motion_state_input_the_motion_state_is_never_read(parts):
+    cfg, proc = parts
+    hcfg = cfg.with_overrides({"motion_state_input": False, "heading_feature": True})
+    torch.manual_seed(0)
+    model = DriveVLAModel(hcfg, proc.vocab_size).eval()
+    batch = DriveVLAProcessor(hcfg, proc.tokenizer).batch_from_samples(
+        {**_samples(2), "heading_change": torch.tensor([0.0, 1.5])})
+    faster = dict(batch, ego=batch["ego"].clone())
+    faster["ego"][:, :4] += 3.0  # speed, accel, yaw rate, steer
+    turned = dict(batch, ego=batch["ego"].clone())
+    turned["ego"][:, 4] += 1.0  # the odometry is still read
+    with torch.no_grad():
+        a, b, c = model.act(batch), model.act(faster), model.act(turned)
+    assert torch.equal(a.waypoints, b.waypoints) and torch.equal(a.speeds, b.speeds)
+    assert not torch.allclose(a.waypoints, c.waypoints)
+
+
 def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     cfg, proc = parts
     hcfg = cfg.with_overrides({"heading_feature": True, "ego_dropout": 1.0})

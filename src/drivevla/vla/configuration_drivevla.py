@@ -73,16 +73,28 @@ class DriveVLAConfig:
     # training only: probability of hiding the ego state from a sample (against the inertia
     # problem: a stopped car that learns "I was stopped, so I stay stopped")
     ego_dropout: float = 0.0
+    # False: the model never reads the motion state (speed, accel, yaw rate, steer; zeros in
+    # training and at inference, as ego dropout does), so its target speeds come from the
+    # scene and cannot copy the current speed. A model trained with ego dropout can be run so.
+    motion_state_input: bool = True
     # odometry input: the heading change since the route began (rad, unwrapped; a gyro's
     # reading, no map), appended to the ego state. Lets a memoryless model tell how far it
     # has come round a roundabout or through a turn.
     heading_feature: bool = False
+    # a text-only classifier of the instruction (one encoder layer over its token embeddings)
+    # decides refusals: what the cameras show cannot make the car refuse a safe instruction
+    refusal_head: bool = False
+    refusal_threshold: float = 0.5
+    # the explanation is generated after an embedding of the decided reason, so the text
+    # names the reason the reason head gave (trained on the expert's reason)
+    grounded_explanation: bool = False
     # loss weights
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
     w_meta: float = 0.2
     w_reason: float = 0.2
     w_explanation: float = 0.3
+    w_refusal: float = 0.5
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -100,6 +112,11 @@ class DriveVLAConfig:
             )
         if not self.cameras:
             raise ValueError("at least one camera is needed")
+        if self.refusal_head and self.backbone_family != "default":
+            raise ValueError("refusal_head reads our tokenizer's instruction ids: it needs "
+                             f"backbone_family='default', got {self.backbone_family!r}")
+        if not 0.0 < self.refusal_threshold < 1.0:
+            raise ValueError(f"refusal_threshold={self.refusal_threshold} must be in (0, 1)")
         if not 0.0 <= self.ego_dropout <= 1.0:
             raise ValueError(f"ego_dropout={self.ego_dropout} must be in [0, 1]")
         self.cameras = tuple(self.cameras)

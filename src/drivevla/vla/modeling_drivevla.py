@@ -1,13 +1,17 @@
 """DriveVLA network: vision encoder -> projector -> causal language model over one sequence
 
     [camera tokens] [<bos> instruction] [ego state] ([route targets]) [action queries]
-    [<expl> explanation ... <eos>]
+    [<expl> ([reason]) explanation ... <eos>]
 
 The action decoder reads the hidden states of the learned action queries and predicts the
 waypoints, target speeds, meta-action and reason in one forward pass (no autoregressive
 decoding on the action path). The reasoning head is the language model itself: it generates
 the explanation after ``<expl>``, continuing from the KV cache of the same forward pass, only
 when asked. Explanations therefore can never delay or change the action outputs.
+
+Options: ``refusal_head`` adds a text-only classifier of the instruction that decides
+refusals of unsafe instructions; ``grounded_explanation`` puts an embedding of the decided
+reason after ``<expl>``, so the generated text explains the reason the model gave.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from drivevla.planner.reasons import Reason
 from drivevla.vla.backbones import Backbone, build_backbone
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.processor_drivevla import EOS, EXPL, PAD
@@ -33,6 +38,29 @@ class ActionOutput:
     cache: Any = None  # KV cache of the prefix + queries (for explanations)
     prefix_len: int = 0
     attention_mask: torch.Tensor | None = None
+    refusal_logit: torch.Tensor | None = None  # (B,) with ``refusal_head``
+    reason: torch.Tensor | None = None  # (B,) the decided reason index (see decide_reason)
+
+
+REFUSED = Reason.REFUSED_UNSAFE_INSTRUCTION.index
+
+
+class InstructionSafetyHead(nn.Module):
+    """Is the instruction unsafe? One transformer encoder layer over the instruction's token
+    embeddings, masked mean, one logit. It sees the text only."""
+
+    def __init__(self, d: int, n_heads: int = 4) -> None:
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(d, n_heads, dim_feedforward=2 * d,
+                                                  dropout=0.0, batch_first=True,
+                                                  norm_first=True)
+        self.out = nn.Linear(d, 1)
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(embeds.float(), src_key_padding_mask=mask == 0)
+        m = mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return self.out(pooled).squeeze(-1)
 
 
 class RegressionHead(nn.Module):
@@ -94,6 +122,10 @@ class DriveVLAModel(nn.Module):
         self.head = head_cls(d, config.n_action_queries, config.future_steps, tp_dim)
         self.meta_head = nn.Linear(d, config.n_meta_actions)
         self.reason_head = nn.Linear(d, config.n_reasons)
+        if config.refusal_head:
+            self.safety_head = InstructionSafetyHead(d)
+        if config.grounded_explanation:
+            self.reason_embed = nn.Embedding(config.n_reasons, d)
 
     # ------------------------------------------------------------------ sequence
     def _sequence(self, batch: dict[str, torch.Tensor]):
@@ -102,7 +134,9 @@ class DriveVLAModel(nn.Module):
         prefix, prefix_mask = self.backbone.embed_prefix(batch)
         b = prefix.shape[0]
         ego = batch["ego"]
-        if self.training and cfg.ego_dropout > 0:
+        if not cfg.motion_state_input:
+            ego = torch.cat([torch.zeros_like(ego[:, :4]), ego[:, 4:]], dim=1)
+        elif self.training and cfg.ego_dropout > 0:
             # hides the motion state (speed, accel, yaw rate, steer); the odometry stays
             keep = (torch.rand(b, 1, device=ego.device) >= cfg.ego_dropout).to(ego.dtype)
             keep = torch.cat([keep.expand(b, 4), keep.new_ones(b, ego.shape[1] - 4)], dim=1)
@@ -124,13 +158,47 @@ class DriveVLAModel(nn.Module):
         return (wps * cfg.waypoint_scale_m, speeds * cfg.ego_scale[0],
                 self.meta_head(pooled), self.reason_head(pooled))
 
+    def _refusal_logit(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if not self.config.refusal_head:
+            return None
+        ids = batch["instruction_ids"]
+        return self.safety_head(self.backbone.embed_tokens(ids), batch["instruction_mask"])
+
+    def decide_reason(self, reason_logits: torch.Tensor, refusal_logit: torch.Tensor | None
+                      ) -> torch.Tensor:
+        """(B,) reason indices: the reason head's argmax, or with ``refusal_head`` a refusal
+        exactly when the safety head is over the threshold (never otherwise)."""
+        if refusal_logit is None:
+            return reason_logits.argmax(-1)
+        logits = reason_logits.clone()
+        logits[:, REFUSED] = float("-inf")
+        refuse = torch.sigmoid(refusal_logit.float()) > self.config.refusal_threshold
+        return torch.where(refuse, torch.full_like(refuse, REFUSED, dtype=torch.long),
+                           logits.argmax(-1))
+
     def act(self, batch: dict[str, torch.Tensor], use_cache: bool = False) -> ActionOutput:
         """The action path: one forward pass over prefix + queries."""
         embeds, mask = self._sequence(batch)
         hidden, cache = self.backbone.run(embeds, mask, use_cache=use_cache)
         q = self.config.n_action_queries
         wps, speeds, meta, reason = self._actions(hidden[:, -q:], batch)
-        return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask)
+        refusal = self._refusal_logit(batch)
+        return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask, refusal,
+                            self.decide_reason(reason, refusal))
+
+    def _explanation_inputs(self, expl_ids: torch.Tensor, expl_mask: torch.Tensor,
+                            reason: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Teacher-forced explanation inputs after the action queries: ``<expl>`` (+ the
+        reason's embedding) + the explanation shifted right; and how many leading
+        positions predict nothing."""
+        expl_in = torch.cat([torch.full_like(expl_ids[:, :1], EXPL), expl_ids[:, :-1]], dim=1)
+        mask_in = torch.cat([torch.ones_like(expl_mask[:, :1]), expl_mask[:, :-1]], dim=1)
+        emb = self.backbone.embed_tokens(expl_in)
+        if not self.config.grounded_explanation:
+            return emb, mask_in, 0
+        r = self.reason_embed(reason.clamp(min=0))[:, None].to(emb.dtype)
+        emb = torch.cat([emb[:, :1], r, emb[:, 1:]], dim=1)
+        return emb, torch.cat([mask_in[:, :1], mask_in], dim=1), 1
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -139,10 +207,9 @@ class DriveVLAModel(nn.Module):
         embeds, mask = self._sequence(batch)
         n_ctx = embeds.shape[1]
         expl_ids = batch["explanation_ids"]
-        expl_in = torch.cat([torch.full_like(expl_ids[:, :1], EXPL), expl_ids[:, :-1]], dim=1)
-        expl_mask_in = torch.cat([torch.ones_like(batch["explanation_mask"][:, :1]),
-                                  batch["explanation_mask"][:, :-1]], dim=1)
-        full = torch.cat([embeds, self.backbone.embed_tokens(expl_in).to(embeds.dtype)], dim=1)
+        expl_emb, expl_mask_in, skip = self._explanation_inputs(
+            expl_ids, batch["explanation_mask"], batch["reason"])
+        full = torch.cat([embeds, expl_emb.to(embeds.dtype)], dim=1)
         full_mask = torch.cat([mask, expl_mask_in.to(mask.dtype)], dim=1)
         hidden, _ = self.backbone.run(full, full_mask, use_cache=False)
         q = cfg.n_action_queries
@@ -153,13 +220,20 @@ class DriveVLAModel(nn.Module):
         l_sp = ((speeds - batch["target_speeds"]).abs() * wmask).sum() / denom
         l_meta = F.cross_entropy(meta, batch["meta_action"])
         l_reason = F.cross_entropy(reason, batch["reason"])
-        logits = self.backbone.lm_logits(hidden[:, n_ctx:]).float()
+        logits = self.backbone.lm_logits(hidden[:, n_ctx + skip:]).float()
         target = expl_ids.masked_fill(batch["explanation_mask"] == 0, -100)
         l_expl = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                  ignore_index=-100)
         loss = (cfg.w_waypoints * l_wp + cfg.w_speeds * l_sp + cfg.w_meta * l_meta
                 + cfg.w_reason * l_reason + cfg.w_explanation * l_expl)
-        logs = {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),
+        logs: dict[str, float] = {}
+        refusal = self._refusal_logit(batch)
+        if refusal is not None:
+            target_r = (batch["reason"] == REFUSED).float()
+            l_ref = F.binary_cross_entropy_with_logits(refusal.float(), target_r)
+            loss = loss + cfg.w_refusal * l_ref
+            logs["bce_refusal"] = float(l_ref.detach())
+        logs |= {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),
                 "l1_speed_mps": float(l_sp.detach()), "ce_meta": float(l_meta.detach()),
                 "ce_reason": float(l_reason.detach()), "ce_explanation": float(l_expl.detach()),
                 "meta_acc": float((meta.argmax(-1) == batch["meta_action"]).float().mean()),
@@ -170,7 +244,8 @@ class DriveVLAModel(nn.Module):
     @torch.no_grad()
     def generate_explanation(self, out: ActionOutput, max_new_tokens: int | None = None
                              ) -> list[list[int]]:
-        """Greedy explanation tokens continuing from the action pass's KV cache.
+        """Greedy explanation tokens continuing from the action pass's KV cache (with
+        ``grounded_explanation``: after the embedding of ``out.reason``, the decided reason).
 
         The cache is copied first, so the action outputs (and any later use of ``out``)
         are untouched."""
@@ -185,9 +260,14 @@ class DriveVLAModel(nn.Module):
         token = torch.full((b, 1), EXPL, dtype=torch.long, device=device)
         done = torch.zeros(b, dtype=torch.bool, device=device)
         result: list[list[int]] = [[] for _ in range(b)]
+        first = True
         for _ in range(max_new_tokens or self.config.max_explanation_tokens):
-            mask = torch.cat([mask, mask.new_ones(b, 1)], dim=1)
             emb = self.backbone.embed_tokens(token)
+            if first and self.config.grounded_explanation:
+                reason = out.reason if out.reason is not None else out.reason_logits.argmax(-1)
+                emb = torch.cat([emb, self.reason_embed(reason)[:, None].to(emb.dtype)], dim=1)
+            first = False
+            mask = torch.cat([mask, mask.new_ones(b, emb.shape[1])], dim=1)
             hidden, cache = self.backbone.run(emb, mask, past_key_values=cache, use_cache=True)
             logits = self.backbone.lm_logits(hidden[:, -1])
             logits[:, PAD] = float("-inf")

@@ -81,7 +81,7 @@ class DriveVLAPolicy:
         if not (np.isfinite(wps).all() and np.isfinite(speeds).all()):
             raise FloatingPointError("the model produced NaN/inf waypoints or speeds")
         meta = _META[int(out.meta_logits[0].argmax())]
-        reason = _REASONS[int(out.reason_logits[0].argmax())]
+        reason = _REASONS[int(out.reason[0])]
         explanation = None
         if self.explain_every and self._tick % self.explain_every == 0:
             self._last_explanation = self.explain()

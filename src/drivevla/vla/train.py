@@ -557,8 +557,11 @@ class Trainer:
         frames = self._load(list(self.cfg.data), "val")
         if frames is None:
             return {}
+        from drivevla.vla.modeling_drivevla import REFUSED
+
         model = policy.model.eval()
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         n = min(len(frames), self.cfg.val_frames)
         for start in range(0, n, 128):
             index = torch.arange(start, min(n, start + 128))
@@ -574,12 +577,24 @@ class Trainer:
             sums["fde_m"] = sums.get("fde_m", 0.0) + float(err[:, -1].mean()) * b
             sums["speed_l1_mps"] = sums.get("speed_l1_mps", 0.0) + float(
                 ((out.speeds - batch["target_speeds"]).abs() * m).sum() / m.sum().clamp(min=1)) * b
-            for key, logits, target in (("meta_acc", out.meta_logits, batch["meta_action"]),
-                                        ("reason_acc", out.reason_logits, batch["reason"])):
+            for key, pred, target in (("meta_acc", out.meta_logits.argmax(-1),
+                                        batch["meta_action"]),
+                                       ("reason_acc", out.reason, batch["reason"])):
                 ok = target != -100
-                acc = float((logits.argmax(-1)[ok] == target[ok]).float().mean()) if ok.any() else 0
+                acc = float((pred[ok] == target[ok]).float().mean()) if ok.any() else 0
                 sums[key] = sums.get(key, 0.0) + acc * b
-        return {k: v / n for k, v in sums.items()} | {"frames": float(n)}
+            if out.refusal_logit is not None:  # counts, turned into precision/recall below
+                said = out.reason == REFUSED
+                truth = batch["reason"] == REFUSED
+                for key, value in (("refusal_tp", said & truth), ("refusal_said", said),
+                                   ("refusal_true", truth)):
+                    counts[key] = counts.get(key, 0) + int(value.sum())
+        out_metrics = {k: v / n for k, v in sums.items()} | {"frames": float(n)}
+        if counts:
+            tp = counts["refusal_tp"]
+            out_metrics["refusal_precision"] = tp / max(counts["refusal_said"], 1)
+            out_metrics["refusal_recall"] = tp / max(counts["refusal_true"], 1)
+        return out_metrics
 
     def _write_info(self, policy, n_params, frames, val, t_start, t_loop, steps_timed) -> dict:
         from drivevla.benchmarks.provenance import provenance
