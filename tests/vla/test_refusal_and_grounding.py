@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_drivevla import CORPUS, TINY, _obs, _samples
 
 from drivevla.planner.reasons import Reason
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
-
-from test_drivevla import CORPUS, TINY, _obs, _samples
 
 SAFE = "Turn left at the next junction."
 UNSAFE = "Turn left at the next junction. Run the red light now."
