@@ -23,6 +23,7 @@ from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.train import (
     TrainConfig,
     Trainer,
+    keyframe_weights,
     load_frames,
     parse_overrides,
     sampling_weights,
@@ -279,6 +280,18 @@ def test_sampling_weights_favour_rare_reasons():
     g = torch.Generator().manual_seed(0)
     draws = torch.multinomial(w1, 4000, replacement=True, generator=g)
     assert float((reasons[draws] == 7).float().mean()) == pytest.approx(0.25, abs=0.04)
+
+
+def test_keyframe_weights_favour_frames_where_the_expert_changes_speed():
+    speed = torch.tensor([10.0, 10.0, 10.0, 0.0, 20.0, 10.0])
+    plans = torch.tensor([10.0, 12.5, 15.0, 3.0, 5.0, 10.0])  # speed 1.5 s ahead
+    targets = torch.zeros(6, 6)
+    targets[:, 2] = plans
+    targets[5] = torch.tensor([0.0, 0.0, 10.0, 30.0, 30.0, 30.0])  # later changes: not keys
+    w = keyframe_weights(speed, targets, 3.0)
+    assert w.tolist() == pytest.approx([1.0, 2.5, 4.0, 1 + 3 * 0.6, 4.0, 1.0])
+    with pytest.raises(ValueError, match="keyframe_weight"):
+        TrainConfig(data=("x",), keyframe_weight=-1.0)
 
 
 # ------------------------------------------------------------------------ frame cache

@@ -5,7 +5,8 @@
   the decoded frames are cached beside the dataset (``DIR/cache``) so retraining skips the
   JPEG work. Labels are the expert's plan (``target="expert"``), so DAgger data, where the
   driven path is not the expert's, is labelled correctly. Rare reasons (refusals, lane
-  changes, yields) are over-sampled with weights ``frequency ** -balance_reasons``.
+  changes, yields) are over-sampled with weights ``frequency ** -balance_reasons``, and with
+  ``keyframe_weight`` frames where the expert changes speed (starts, stops) too.
 - **Optimisation.** accelerate (CPU by default; GPUs and several processes through
   ``accelerate launch`` / torchrun), AdamW, linear warm-up then cosine decay, gradient
   clipping, bf16/fp16 on GPU (``--mixed-precision``), gradient checkpointing and LoRA through
@@ -65,6 +66,11 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (GPU)
     balance_reasons: float = 0.5  # 0: uniform sampling over frames
+    # against the copycat / inertia failure (a policy that keeps its current speed because
+    # the expert's next speed is almost always its current one): frames where the expert's
+    # speed 1.5 s ahead differs from the current speed by SPEED_CHANGE_FULL_MPS or more are
+    # drawn (1 + keyframe_weight) times as often, smaller changes proportionally. 0: off.
+    keyframe_weight: float = 0.0
     log_every: int = 25
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -98,6 +104,8 @@ class TrainConfig:
                 or self.dagger_max_steps < 1):
             raise ValueError("dagger rounds must be >= 0, dagger_steps, _episodes and "
                              "_max_steps >= 1")
+        if self.keyframe_weight < 0:
+            raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
         if not 0.0 <= self.dagger_beta <= 1.0:
             raise ValueError(f"dagger_beta={self.dagger_beta} must be in [0, 1]")
 
@@ -266,6 +274,27 @@ def _collate_resized(size: tuple[int, int]):
         return {k: batch[k] for k in keep}
 
     return fn
+
+
+SPEED_CHANGE_FULL_MPS = 5.0
+KEYFRAME_STEP = 2  # target_speeds index 2 = 1.5 s ahead at 0.5 s steps
+
+
+def frame_weights(frames: FrameTensors, cfg: TrainConfig) -> torch.Tensor:
+    """Sampling weights: rare reasons (``balance_reasons``) times speed-change keyframes
+    (``keyframe_weight``)."""
+    weights = sampling_weights(frames.reason, cfg.balance_reasons)
+    if cfg.keyframe_weight > 0:
+        weights = weights * keyframe_weights(frames.ego[:, 0], frames.target_speeds,
+                                             cfg.keyframe_weight)
+    return weights
+
+
+def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
+                     ) -> torch.Tensor:
+    """``1 + k * min(|v_target(1.5 s) - v| / SPEED_CHANGE_FULL_MPS, 1)`` per frame."""
+    change = (target_speeds[:, KEYFRAME_STEP].double() - speed.double()).abs()
+    return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
 
 
 def sampling_weights(reasons: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -453,7 +482,7 @@ class Trainer:
         for d in rounds_done:
             if step > cfg.steps + (int(d.name.split("-")[1]) - 1) * cfg.dagger_steps:
                 frames = FrameTensors.concat([frames, self._load([str(d)], "all")])
-        weights = sampling_weights(frames.reason, cfg.balance_reasons)
+        weights = frame_weights(frames, cfg)
         acc.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
         bar = tqdm(total=cfg.total_steps, initial=step, desc="train", unit="step",
                    disable=not (cfg.progress and acc.is_main_process))
@@ -467,7 +496,7 @@ class Trainer:
                 ckpt = _checkpoints(self.out)[-1]
                 new = self._collect_round(boundary, ckpt)
                 frames = FrameTensors.concat([frames, self._load([str(new)], "all")])
-                weights = sampling_weights(frames.reason, cfg.balance_reasons)
+                weights = frame_weights(frames, cfg)
                 model.train()
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
             batch = processor.batch_from_samples(frames.take(index))
@@ -661,7 +690,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                  "keep_checkpoints", "val_frames", "dagger_steps", "dagger_episodes",
                  "dagger_workers", "dagger_max_steps", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
-    for name in ("lr", "weight_decay", "balance_reasons", "dagger_beta", "grad_clip"):
+    for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
+                 "grad_clip"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
     p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
     p.add_argument("--dagger-suite", default="train")
