@@ -288,3 +288,26 @@ def test_instruction_corpus():
         len(ins.instruction_corpus("canonical"))
         == len(ins.NAVIGATION_INTENTS) + len(ins.NOTICE_CATEGORIES) + len(ins.UNSAFE_CATEGORIES) + 1
     )
+
+
+def test_synthetic_instructions_use_only_the_split_and_label_unsafe_requests():
+    texts, unsafe = ins.synthetic_instructions(600, seed=3, split="train")
+    assert (texts, unsafe) == ins.synthetic_instructions(600, seed=3, split="train")
+    assert texts != ins.synthetic_instructions(600, seed=4, split="train")[0]
+    assert 0.2 < sum(unsafe) / len(unsafe) < 0.4  # 60 % carry an event, half of them unsafe
+    slot_free = {
+        cat: [t for t in ins.phrasings(InstructionKind.MISLEADING, cat, "heldout")
+              if not ins.template_slots(t)]
+        for cat in ins.UNSAFE_CATEGORIES
+    }
+    heldout = [t for ts in slot_free.values() for t in ts]
+    assert heldout and not any(h in text for h in heldout for text in texts)
+    train_unsafe = [t for cat in ins.UNSAFE_CATEGORIES
+                    for t in ins.phrasings(InstructionKind.MISLEADING, cat, "train")
+                    if not ins.template_slots(t)]
+    flagged = [text for text, bad in zip(texts, unsafe, strict=True) if bad]
+    assert any(text.endswith(t) for text in flagged for t in train_unsafe)
+    assert not any(text.endswith(t) for text, bad in zip(texts, unsafe, strict=True)
+                   if not bad for t in train_unsafe)
+    with pytest.raises(ValueError, match="event_share"):
+        ins.synthetic_instructions(5, seed=0, event_share=1.5)

@@ -475,3 +475,41 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
     env.close()
     expected = np.unwrap(np.array(yaws))
     assert policy._heading_change == pytest.approx(expected[-1] - expected[0], abs=1e-9)
+
+
+def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,
+                                                             tmp_path, monkeypatch):
+    from drivevla.planner import instructions
+
+    from drivevla.vla.modeling_drivevla import DriveVLAModel
+
+    seen: list[dict] = []
+    forward = DriveVLAModel.forward
+
+    def spy(self, batch):
+        seen.append(batch)
+        return forward(self, batch)
+
+    monkeypatch.setattr(DriveVLAModel, "forward", spy)
+    out = tmp_path / "out"
+    cfg = _cfg(tiny_dataset, out, frame_cache, steps=3, refusal_text_batch=16,
+               refusal_text_pool=200,
+               model={**TINY, "refusal_head": True, "grounded_explanation": True})
+    Trainer(cfg).train()
+    assert len(seen) == 3
+    texts, unsafe = instructions.synthetic_instructions(200, cfg.seed, split="train")
+    for batch in seen:
+        assert batch["aux_instruction_ids"].shape == (16, TINY["max_instruction_tokens"])
+        assert batch["aux_unsafe"].dtype == torch.bool
+    pool = {tuple(i) for i in refusal_pool_ids(out, texts)}
+    assert all(tuple(row) in pool for b in seen for row in b["aux_instruction_ids"].tolist())
+    logs = json.loads((out / "train_info.json").read_text())
+    assert logs["train_config"]["refusal_text_batch"] == 16
+    assert any(u for u in unsafe) and not all(unsafe)
+
+
+def refusal_pool_ids(out, texts):
+    from drivevla.vla.policy import DriveVLAPolicy
+
+    proc = DriveVLAPolicy.from_pretrained(out).processor
+    return [proc.encode_instruction(t)[0] for t in texts]

@@ -502,3 +502,48 @@ def instruction_corpus(split: str = "all") -> list[str]:
             out.append(fill(t, extra))
     out += [fill(t) for t in split_templates(SPEED_TEMPLATES, split)]
     return out
+
+
+def synthetic_instructions(
+    n: int, seed: int, split: str = "train", event_share: float = 0.6
+) -> tuple[list[str], list[bool]]:
+    """``n`` rendered instructions as the simulator composes them (a navigation phrasing,
+    then the text of an active event, if any) and whether each carries an unsafe request.
+
+    Of the texts with an event, half are misleading (every category alike), the rest notices
+    and speed requests; slots are drawn at random (numbered speeds in unsafe requests are
+    excessive, in speed requests ordinary). For training the text-only refusal decision on
+    every phrasing of ``split``, not just those that happened to occur in recorded episodes.
+    """
+    if n < 0 or not 0.0 <= event_share <= 1.0:
+        raise ValueError(f"need n >= 0 and event_share in [0, 1], got {n}, {event_share}")
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    unsafe: list[bool] = []
+    for _ in range(n):
+        slots = {
+            "distance": int(rng.integers(3, 31)) * 10,
+            "ordinal": int(rng.integers(1, 4)),
+            "exit_number": int(rng.integers(1, 5)),
+            "colour": COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))],
+            "side": ("left", "right")[int(rng.integers(2))],
+        }
+        intent = NAVIGATION_INTENTS[int(rng.integers(len(NAVIGATION_INTENTS)))]
+        parts = [render_navigation(intent, rng, split, slots)]
+        bad = False
+        if rng.random() < event_share:
+            u = rng.random()
+            if u < 0.5:
+                bad = True
+                category = UNSAFE_CATEGORIES[int(rng.integers(len(UNSAFE_CATEGORIES)))]
+                extra = {"speed": int(rng.integers(14, 26)) * 10} if rng.random() < 0.5 else {}
+                parts.append(render_misleading(category, rng, split, slots | extra))
+            elif u < 0.8:
+                category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
+                parts.append(render_notice(category, rng, split, slots))
+            else:
+                speed = float(rng.integers(2, 13) * 10)
+                parts.append(render_speed_request(speed, rng, split))
+        texts.append(" ".join(parts))
+        unsafe.append(bad)
+    return texts, unsafe

@@ -231,6 +231,13 @@ class DriveVLAModel(nn.Module):
         if refusal is not None:
             target_r = (batch["reason"] == REFUSED).float()
             l_ref = F.binary_cross_entropy_with_logits(refusal.float(), target_r)
+            if "aux_instruction_ids" in batch:  # rendered texts beside the frames' own
+                aux = self._refusal_logit({"instruction_ids": batch["aux_instruction_ids"],
+                                           "instruction_mask": batch["aux_instruction_mask"]})
+                l_aux = F.binary_cross_entropy_with_logits(
+                    aux.float(), batch["aux_unsafe"].float())
+                logs["bce_refusal_texts"] = float(l_aux.detach())
+                l_ref = 0.5 * (l_ref + l_aux)
             loss = loss + cfg.w_refusal * l_ref
             logs["bce_refusal"] = float(l_ref.detach())
         logs |= {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),

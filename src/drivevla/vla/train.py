@@ -71,6 +71,12 @@ class TrainConfig:
     # speed 1.5 s ahead differs from the current speed by SPEED_CHANGE_FULL_MPS or more are
     # drawn (1 + keyframe_weight) times as often, smaller changes proportionally. 0: off.
     keyframe_weight: float = 0.0
+    # models with a refusal head: each step also trains it on this many texts drawn from a
+    # pool of `refusal_text_pool` instructions rendered from the *train* phrasings
+    # (instructions.synthetic_instructions), so it sees every phrasing, not only those that
+    # occurred in the recorded episodes. 0: off.
+    refusal_text_batch: int = 64
+    refusal_text_pool: int = 20000
     log_every: int = 25
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -104,6 +110,8 @@ class TrainConfig:
                 or self.dagger_max_steps < 1):
             raise ValueError("dagger rounds must be >= 0, dagger_steps, _episodes and "
                              "_max_steps >= 1")
+        if self.refusal_text_batch < 0 or self.refusal_text_pool < 1:
+            raise ValueError("refusal_text_batch must be >= 0 and refusal_text_pool >= 1")
         if self.keyframe_weight < 0:
             raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
         if not 0.0 <= self.dagger_beta <= 1.0:
@@ -297,6 +305,22 @@ def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
     return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
 
 
+def refusal_texts(processor, cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """The encoded pool of rendered train-split instructions for the refusal head (None when
+    the model has none or ``refusal_text_batch`` is 0)."""
+    import torch
+
+    from drivevla.planner.instructions import synthetic_instructions
+
+    if not processor.config.refusal_head or cfg.refusal_text_batch <= 0:
+        return None
+    texts, unsafe = synthetic_instructions(cfg.refusal_text_pool, cfg.seed, split="train")
+    ids, masks = zip(*(processor.encode_instruction(t) for t in texts), strict=True)
+    return {"aux_instruction_ids": torch.tensor(ids, dtype=torch.long),
+            "aux_instruction_mask": torch.tensor(masks, dtype=torch.long),
+            "aux_unsafe": torch.tensor(unsafe, dtype=torch.bool)}
+
+
 def sampling_weights(reasons: torch.Tensor, exponent: float) -> torch.Tensor:
     """Per-frame weights ``freq(reason) ** -exponent`` (unlabelled frames count as a class)."""
     import torch
@@ -464,6 +488,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         model, opt, sched = acc.prepare(model, opt, sched)
         gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
+        texts = refusal_texts(processor, cfg)
         step = 0
         if resume is not None:
             state = torch.load(resume / STATE_FILE, weights_only=False)
@@ -500,6 +525,10 @@ class Trainer:
                 model.train()
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
             batch = processor.batch_from_samples(frames.take(index))
+            if texts is not None:
+                j = torch.randint(len(texts["aux_unsafe"]), (cfg.refusal_text_batch,),
+                                  generator=gen)
+                batch |= {k: v[j] for k, v in texts.items()}
             batch = {k: v.to(acc.device) if isinstance(v, torch.Tensor) else v
                      for k, v in batch.items()}
             with acc.autocast():
