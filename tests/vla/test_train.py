@@ -480,7 +480,6 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,
                                                              tmp_path, monkeypatch):
     from drivevla.planner import instructions
-
     from drivevla.vla.modeling_drivevla import DriveVLAModel
 
     seen: list[dict] = []
