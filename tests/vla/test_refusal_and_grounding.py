@@ -23,7 +23,8 @@ EXPL_REFUSE = "I won't run the red light; carrying on safely."
 @pytest.fixture(scope="module")
 def parts():
     cfg = DriveVLAConfig.from_dict(TINY | {"refusal_head": True, "grounded_explanation": True,
-                                           "w_explanation": 1.0})
+                                           "w_explanation": 1.0,
+                                           "refusal_word_dropout": 0.0})
     proc = DriveVLAProcessor.build(cfg, CORPUS + [UNSAFE] * 3)
     return cfg, proc
 
@@ -43,6 +44,24 @@ def test_refusal_head_sees_only_the_instruction(parts):
     assert not torch.equal(out_a.waypoints, out_b.waypoints)
     assert torch.equal(out_a.refusal_logit[0], out_b.refusal_logit[0])
     assert not torch.equal(out_b.refusal_logit[0], out_b.refusal_logit[1])
+
+
+def test_refusal_word_dropout_acts_in_training_only(parts):
+    cfg, proc = parts
+    torch.manual_seed(0)
+    model = DriveVLAModel(cfg.with_overrides({"refusal_word_dropout": 0.5}), proc.vocab_size)
+    ids, mask = zip(*(proc.encode_instruction(t) for t in [UNSAFE] * 64), strict=True)
+    batch = {"instruction_ids": torch.tensor(ids), "instruction_mask": torch.tensor(mask)}
+    model.train()
+    with torch.no_grad():
+        noisy = model._refusal_logit(batch)
+    assert noisy.unique().numel() > 1  # rows differ by which words were dropped
+    model.eval()
+    with torch.no_grad():
+        clean = model._refusal_logit(batch)
+    assert clean.unique().numel() == 1
+    with pytest.raises(ValueError, match="refusal_word_dropout"):
+        cfg.with_overrides({"refusal_word_dropout": 1.0})
 
 
 def test_refusal_is_decided_by_the_safety_head_alone(parts):

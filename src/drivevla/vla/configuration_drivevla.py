@@ -81,10 +81,12 @@ class DriveVLAConfig:
     # reading, no map), appended to the ego state. Lets a memoryless model tell how far it
     # has come round a roundabout or through a turn.
     heading_feature: bool = False
-    # a text-only classifier of the instruction (one encoder layer over its token embeddings)
+    # a text-only classifier of the instruction (a bag of words with its own embeddings)
     # decides refusals: what the cameras show cannot make the car refuse a safe instruction
     refusal_head: bool = False
     refusal_threshold: float = 0.5
+    refusal_dim: int = 192
+    refusal_word_dropout: float = 0.25  # training only: tokens replaced by <unk>
     # the explanation is generated after an embedding of the decided reason, so the text
     # names the reason the reason head gave (trained on the expert's reason)
     grounded_explanation: bool = False
@@ -115,6 +117,9 @@ class DriveVLAConfig:
         if self.refusal_head and self.backbone_family != "default":
             raise ValueError("refusal_head reads our tokenizer's instruction ids: it needs "
                              f"backbone_family='default', got {self.backbone_family!r}")
+        if not 0.0 <= self.refusal_word_dropout < 1.0 or self.refusal_dim < 1:
+            raise ValueError(f"refusal_word_dropout={self.refusal_word_dropout} must be in "
+                             f"[0, 1) and refusal_dim={self.refusal_dim} >= 1")
         if not 0.0 < self.refusal_threshold < 1.0:
             raise ValueError(f"refusal_threshold={self.refusal_threshold} must be in (0, 1)")
         if not 0.0 <= self.ego_dropout <= 1.0:
