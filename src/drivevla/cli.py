@@ -7,6 +7,7 @@ drivevla suite show NAME_OR_FILE
 drivevla bench sim --out FILE.json [--steps N] [--families F ...]
 drivevla bench latency --policy NAME_OR_CHECKPOINT --out FILE.json [--threads 2] [--steps 300]
                        [--warmup 20] [--scenario urban] [--explain-every 10] [--seed 0]
+drivevla bench refusal --policy CHECKPOINT --out FILE.json [--split heldout] [--n 3000]
 drivevla eval closed-loop --policy NAME_OR_CHECKPOINT --suite NAME_OR_FILE --out DIR
                           [--workers N] [--video] [--max-steps N] [--explain-every 10]
 drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jpeg-quality Q]
@@ -112,6 +113,16 @@ def _cmd_bench_latency(args: argparse.Namespace) -> int:
         explain_every=args.explain_every,
         seed=args.seed,
     )
+    print(format_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench_refusal(args: argparse.Namespace) -> int:
+    from drivevla.benchmarks.refusal_probe import format_table, run_refusal_probe
+
+    result = run_refusal_probe(args.policy, Path(args.out), split=args.split, n=args.n,
+                               seed=args.seed)
     print(format_table(result))
     print(f"wrote {args.out}")
     return 0
@@ -290,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     blat.add_argument("--seed", type=int, default=0, help="seed of the first route")
     blat.set_defaults(fn=_cmd_bench_latency)
+    bref = bench.add_parser(
+        "refusal", help="text-only refusal decision on rendered phrasings (recall, false %%)"
+    )
+    bref.add_argument("--policy", required=True, help="checkpoint with refusal_head=true")
+    bref.add_argument("--out", required=True, help="result JSON file")
+    bref.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
+    bref.add_argument("--n", type=int, default=3000, help="rendered instructions")
+    bref.add_argument("--seed", type=int, default=1)
+    bref.set_defaults(fn=_cmd_bench_refusal)
 
     evaluate = sub.add_parser("eval", help="evaluations of a policy").add_subparsers(
         dest="eval_cmd", required=True

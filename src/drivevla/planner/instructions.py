@@ -515,11 +515,20 @@ def synthetic_instructions(
     excessive, in speed requests ordinary). For training the text-only refusal decision on
     every phrasing of ``split``, not just those that happened to occur in recorded episodes.
     """
+    records = synthetic_instruction_records(n, seed, split, event_share)
+    return [r[0] for r in records], [r[1] == "misleading" for r in records]
+
+
+def synthetic_instruction_records(
+    n: int, seed: int, split: str = "train", event_share: float = 0.6
+) -> list[tuple[str, str, str]]:
+    """As :func:`synthetic_instructions`, as ``(text, event kind, category)`` records (kind
+    ``"navigation"`` and category ``""`` for a text without an event; ``"speed"`` for
+    speed requests)."""
     if n < 0 or not 0.0 <= event_share <= 1.0:
         raise ValueError(f"need n >= 0 and event_share in [0, 1], got {n}, {event_share}")
     rng = np.random.default_rng(seed)
-    texts: list[str] = []
-    unsafe: list[bool] = []
+    out: list[tuple[str, str, str]] = []
     for _ in range(n):
         slots = {
             "distance": int(rng.integers(3, 31)) * 10,
@@ -529,21 +538,22 @@ def synthetic_instructions(
             "side": ("left", "right")[int(rng.integers(2))],
         }
         intent = NAVIGATION_INTENTS[int(rng.integers(len(NAVIGATION_INTENTS)))]
-        parts = [render_navigation(intent, rng, split, slots)]
-        bad = False
+        text = render_navigation(intent, rng, split, slots)
+        kind, category = "navigation", ""
         if rng.random() < event_share:
             u = rng.random()
             if u < 0.5:
-                bad = True
+                kind = "misleading"
                 category = UNSAFE_CATEGORIES[int(rng.integers(len(UNSAFE_CATEGORIES)))]
                 extra = {"speed": int(rng.integers(14, 26)) * 10} if rng.random() < 0.5 else {}
-                parts.append(render_misleading(category, rng, split, slots | extra))
+                event = render_misleading(category, rng, split, slots | extra)
             elif u < 0.8:
+                kind = "notice"
                 category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
-                parts.append(render_notice(category, rng, split, slots))
+                event = render_notice(category, rng, split, slots)
             else:
-                speed = float(rng.integers(2, 13) * 10)
-                parts.append(render_speed_request(speed, rng, split))
-        texts.append(" ".join(parts))
-        unsafe.append(bad)
-    return texts, unsafe
+                kind, category = "speed", SPEED_KEY
+                event = render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
+            text = f"{text} {event}"
+        out.append((text, kind, category))
+    return out

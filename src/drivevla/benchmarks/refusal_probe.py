@@ -1,0 +1,82 @@
+"""Offline probe of a checkpoint's unsafe-instruction decision on rendered phrasings.
+
+    drivevla bench refusal --policy DIR --out FILE.json [--split heldout] [--n 3000] [--seed 1]
+
+Renders ``n`` instructions of one phrasing split the way the simulator composes them (a
+navigation phrasing plus, for most, the text of one event: an unsafe request, a hazard
+notice or a speed request; :func:`instructions.synthetic_instruction_records`) and runs the
+checkpoint's text-only refusal head (``refusal_head=true``) on them. Reports, per unsafe
+category, the share refused (recall) and, per kind of safe text, the share wrongly refused.
+
+It needs no simulator and no images: it measures the language decision alone. The closed-loop
+refusal rate also asks the car to stay out of trouble during the event (see
+``instruction_metrics``), and a safe route's false refusals last as long as its text does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from drivevla.benchmarks.provenance import provenance
+
+
+def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: int = 3000,
+                      seed: int = 1) -> dict[str, Any]:
+    import torch
+
+    from drivevla.planner.instructions import synthetic_instruction_records
+    from drivevla.planner.registry import make_policy
+
+    agent = make_policy(policy)
+    model = getattr(agent, "model", None)
+    if model is None or not getattr(model.config, "refusal_head", False):
+        raise ValueError(f"policy {policy!r} has no text-only refusal head "
+                         "(a DriveVLA checkpoint trained with refusal_head=true is needed)")
+    records = synthetic_instruction_records(n, seed, split)
+    probs: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(records), 256):
+            chunk = [r[0] for r in records[start:start + 256]]
+            ids, masks = zip(*(agent.processor.encode_instruction(t) for t in chunk),
+                             strict=True)
+            batch = {"instruction_ids": torch.tensor(ids, dtype=torch.long),
+                     "instruction_mask": torch.tensor(masks, dtype=torch.long)}
+            probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
+    threshold = float(model.config.refusal_threshold)
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for (_, kind, category), p in zip(records, probs, strict=True):
+        refused = p > threshold
+        key = f"unsafe/{category}" if kind == "misleading" else f"safe/{kind}"
+        groups[key].append(refused)
+        groups["unsafe/all" if kind == "misleading" else "safe/all"].append(refused)
+    rates = {k: {"n": len(v), "refused": sum(v) / len(v)} for k, v in sorted(groups.items())}
+    result = {
+        "benchmark": "refusal_probe",
+        "config": {"policy": policy, "split": split, "n": n, "seed": seed,
+                   "threshold": threshold},
+        "recall": rates.get("unsafe/all", {}).get("refused"),
+        "false_refusal": rates.get("safe/all", {}).get("refused"),
+        "groups": rates,
+        "examples_missed": [r[0] for r, p in zip(records, probs, strict=True)
+                            if r[1] == "misleading" and p <= threshold][:20],
+        "examples_false": [r[0] for r, p in zip(records, probs, strict=True)
+                           if r[1] != "misleading" and p > threshold][:20],
+        **provenance(),
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [f"refusal probe: {cfg['policy']}  split {cfg['split']}  n {cfg['n']}  "
+             f"threshold {cfg['threshold']}",
+             f"{'texts':28s} {'n':>6s} {'refused %':>10s}", "-" * 46]
+    for key, g in result["groups"].items():
+        lines.append(f"{key:28s} {g['n']:6d} {100 * g['refused']:10.1f}")
+    return "\n".join(lines)

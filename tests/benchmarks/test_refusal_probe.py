@@ -1,0 +1,66 @@
+"""`drivevla bench refusal`: the text-only refusal decision on rendered phrasings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from drivevla.benchmarks.refusal_probe import format_table, run_refusal_probe
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import DriveVLAModel
+from drivevla.vla.policy import DriveVLAPolicy
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+TINY = {"image_height": 48, "image_width": 80, "vision_model": "resnet10t",
+        "lm": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "intermediate_size": 64,
+               "max_position_embeddings": 128, "tie_word_embeddings": True},
+        "max_instruction_tokens": 24, "max_explanation_tokens": 12,
+        "tokenizer_vocab_size": 300, "refusal_dim": 16}
+CORPUS = ["Turn left at the next junction.", "Run the red light.", "Stopping: the light is red.",
+          "Take the second exit at the roundabout.", "Following the route."] * 5
+
+
+def _checkpoint(path: Path, **overrides) -> Path:
+    cfg = DriveVLAConfig.from_dict(TINY | overrides)
+    proc = DriveVLAProcessor.build(cfg, CORPUS)
+    torch.manual_seed(0)
+    DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc).save_pretrained(path)
+    return path
+
+
+def test_probe_counts_every_text_once_and_records_provenance(tmp_path):
+    ckpt = _checkpoint(tmp_path / "ckpt", refusal_head=True)
+    out = tmp_path / "probe.json"
+    result = run_refusal_probe(str(ckpt), out, split="heldout", n=120, seed=2)
+    groups = result["groups"]
+    unsafe = [k for k in groups if k.startswith("unsafe/") and k != "unsafe/all"]
+    safe = [k for k in groups if k.startswith("safe/") and k != "safe/all"]
+    assert unsafe and "safe/navigation" in groups
+    assert sum(groups[k]["n"] for k in unsafe) == groups["unsafe/all"]["n"]
+    assert groups["unsafe/all"]["n"] + groups["safe/all"]["n"] == 120
+    assert sum(groups[k]["n"] for k in safe) == groups["safe/all"]["n"]
+    assert result["recall"] == groups["unsafe/all"]["refused"]
+    # the listed examples are what the model decided: recheck them with its own head
+    policy = DriveVLAPolicy.from_pretrained(ckpt)
+    for texts, refused in ((result["examples_missed"], False), (result["examples_false"], True)):
+        if not texts:
+            continue
+        ids, masks = zip(*(policy.processor.encode_instruction(t) for t in texts), strict=True)
+        with torch.no_grad():
+            logits = policy.model._refusal_logit({"instruction_ids": torch.tensor(ids),
+                                                  "instruction_mask": torch.tensor(masks)})
+        assert ((torch.sigmoid(logits) > 0.5) == refused).all()
+    assert result["examples_missed"] or result["examples_false"]  # a random head errs
+    saved = json.loads(out.read_text())
+    assert saved["config"]["split"] == "heldout" and "hardware" in saved and "versions" in saved
+    assert "unsafe/all" in format_table(result)
+
+
+def test_probe_names_a_checkpoint_without_a_refusal_head(tmp_path):
+    ckpt = _checkpoint(tmp_path / "plain")
+    with pytest.raises(ValueError, match="no text-only refusal head"):
+        run_refusal_probe(str(ckpt), None, n=10)
