@@ -16,6 +16,7 @@ drivevla collect --suite NAME_OR_FILE --episodes N --out DIR [--workers W] [--jp
 drivevla data stats DIR [--json FILE] [--skip-corrupt]
 drivevla data show DIR --out grid.png [--n 12]
 drivevla data export-nuscenes DIR OUT [--version V] [--no-sweeps]
+drivevla fit-refusal --policy DIR --out DIR2 [--steps 1500]
 drivevla train --data DIR [--data DIR ...] --out DIR [--steps N] [--set KEY=VALUE ...]
                [--dagger K --dagger-episodes E --dagger-steps S --dagger-beta B]
                [--dagger-max-steps M]
@@ -237,9 +238,11 @@ def _add_data_commands(sub) -> None:
     from drivevla.datasets.nuscenes_export import register_cli as _register_nuscenes_cli
 
     _register_nuscenes_cli(data)
+    from drivevla.vla.refusal_fit import add_cli as _add_refusal_fit_cli
     from drivevla.vla.train import add_cli as _add_train_cli
 
     _add_train_cli(sub)
+    _add_refusal_fit_cli(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

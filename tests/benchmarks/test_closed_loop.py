@@ -360,6 +360,17 @@ def test_explanations_are_scored_against_the_expert_and_never_change_the_drive(
     assert talk["explanation_faithfulness"] == ex["n_faithful"] / ex["n_explained"]
     assert quiet["explanation_faithfulness"] is None
     assert 0.0 <= talk["reason_head_agreement"] <= 1.0
+    # pooled over explanations vs averaged over routes: a long route dominates the first only
+    from copy import deepcopy
+
+    from drivevla.benchmarks.closed_loop_summary import summarize
+
+    long, short = deepcopy(r_talk), deepcopy(r_talk)
+    long["metrics"]["explanations"].update(n_explained=90, n_faithful=0)
+    short["metrics"]["explanations"].update(n_explained=10, n_faithful=10)
+    both = summarize([long, short])
+    assert both["explanation_faithfulness"] == pytest.approx(0.1)
+    assert both["explanation_faithfulness_route_mean"] == pytest.approx(0.5)
 
 
 def test_policies_without_explain_are_not_scored_for_faithfulness(tmp_path):

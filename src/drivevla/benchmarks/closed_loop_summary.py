@@ -79,6 +79,7 @@ UNITS = {
     "speed_request_success": "fraction of speed requests",
     "infractions_per_km": "count / km driven (route km x RC)",
     "explanation_faithfulness": "fraction of generated explanations naming the expert's reason",
+    "explanation_faithfulness_route_mean": "per-route faithfulness averaged over routes",
     "reason_head_agreement": "fraction of ticks the reason head says the expert's reason",
 }
 
@@ -140,6 +141,10 @@ def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
             sum(e.get("n_faithful", 0) for e in expl) / n_expl if n_expl else None
         ),
         "n_explanations": n_expl,
+        # the same per route, then averaged over routes (as DS is): a route stuck for
+        # thousands of ticks weighs as much as any other, not hundreds of times more
+        "explanation_faithfulness_route_mean": _mean(
+            [e["n_faithful"] / e["n_explained"] for e in expl if e.get("n_explained")]),
         "reason_head_agreement": (
             sum(e.get("n_reason_head_agree", 0) for e in expl) / n_ticks if n_ticks else None
         ),

@@ -305,16 +305,16 @@ def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
     return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
 
 
-def refusal_texts(processor, cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
-    """The encoded pool of rendered train-split instructions for the refusal head (None when
-    the model has none or ``refusal_text_batch`` is 0)."""
+def refusal_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor] | None:
+    """``pool`` instructions rendered from the train phrasings, encoded for the refusal head
+    (None when the model has none)."""
     import torch
 
     from drivevla.planner.instructions import synthetic_instructions
 
-    if not processor.config.refusal_head or cfg.refusal_text_batch <= 0:
+    if not processor.config.refusal_head:
         return None
-    texts, unsafe = synthetic_instructions(cfg.refusal_text_pool, cfg.seed, split="train")
+    texts, unsafe = synthetic_instructions(pool, seed, split="train")
     ids, masks = zip(*(processor.encode_instruction(t) for t in texts), strict=True)
     return {"aux_instruction_ids": torch.tensor(ids, dtype=torch.long),
             "aux_instruction_mask": torch.tensor(masks, dtype=torch.long),
@@ -488,7 +488,8 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         model, opt, sched = acc.prepare(model, opt, sched)
         gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
-        texts = refusal_texts(processor, cfg)
+        texts = (refusal_texts(processor, cfg.refusal_text_pool, cfg.seed)
+                 if cfg.refusal_text_batch > 0 else None)
         step = 0
         if resume is not None:
             state = torch.load(resume / STATE_FILE, weights_only=False)

@@ -1,0 +1,111 @@
+"""Fit (or refit) the text-only refusal head of a DriveVLA checkpoint, leaving every other
+tensor as it was:
+
+    drivevla fit-refusal --policy DIR --out DIR2 [--steps 1500] [--batch-size 64] [--seed 0]
+
+The refusal head reads the instruction only (its own embeddings, a bag of words), and
+nothing else in the network reads it: the waypoints, speeds, meta-action and reason logits of
+``DIR2`` are those of ``DIR``. So the head can be trained on its own, on instructions rendered
+from the *train* phrasings (:func:`instructions.synthetic_instructions`): to give a checkpoint
+trained without one a refusal decision, or to replace a head of another design. Any
+``safety_head.*`` tensors of ``DIR`` are discarded. ``DIR2/refusal_fit.json`` records the
+settings, the final loss, the source checkpoint, versions and hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Any
+
+from drivevla.jsonio import write_json_atomic
+
+HEAD_PREFIX = "safety_head."
+FIT_INFO = "refusal_fit.json"
+
+
+def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_size: int = 64,
+                     lr: float = 1e-3, seed: int = 0, pool: int = 20000) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    from drivevla.benchmarks.provenance import provenance
+    from drivevla.vla.configuration_drivevla import DriveVLAConfig
+    from drivevla.vla.modeling_drivevla import DriveVLAModel
+    from drivevla.vla.policy import (
+        WEIGHTS_NAME,
+        CheckpointError,
+        DriveVLAPolicy,
+        load_state_checked,
+    )
+    from drivevla.vla.processor_drivevla import DriveVLAProcessor
+    from drivevla.vla.train import refusal_texts
+
+    src, out = Path(src), Path(out)
+    if steps < 1 or batch_size < 1 or pool < 1:
+        raise ValueError("steps, batch_size and pool must be >= 1")
+    if src.resolve() == out.resolve():
+        raise ValueError("--out must differ from --policy: the source checkpoint is kept")
+    config = DriveVLAConfig.load(src).with_overrides({"refusal_head": True})
+    processor = DriveVLAProcessor.load(src, config)
+    weights = src / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    torch.manual_seed(seed)
+    model = DriveVLAModel(config, processor.vocab_size)
+    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith(HEAD_PREFIX)}
+    fresh = {k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIX)}
+    load_state_checked(model, {**state, **fresh}, str(weights))
+    head = model.safety_head
+
+    texts = refusal_texts(processor, pool, seed)
+    ids_t, mask_t = texts["aux_instruction_ids"], texts["aux_instruction_mask"]
+    y = texts["aux_unsafe"].float()
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    head.train()
+    losses: list[float] = []
+    from tqdm.auto import tqdm
+
+    for _ in tqdm(range(steps), desc="fit refusal head", unit="step"):
+        j = torch.randint(len(y), (batch_size,), generator=gen)
+        loss = F.binary_cross_entropy_with_logits(head(ids_t[j], mask_t[j]), y[j])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    policy = DriveVLAPolicy(model, processor)
+    policy.save_pretrained(out)
+    for extra in ("train_info.json", "MODEL_CARD.md"):
+        if (src / extra).is_file():
+            shutil.copy2(src / extra, out / extra)
+    tail = losses[-min(100, len(losses)):]
+    info = {"source": str(src), "steps": steps, "batch_size": batch_size, "lr": lr,
+            "seed": seed, "pool": pool, "split": "train",
+            "final_loss_mean_last_100": sum(tail) / len(tail),
+            "model_config": config.to_dict(), **provenance()}
+    write_json_atomic(out / FIT_INFO, info)
+    return info
+
+
+def add_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fit-refusal", help="train a checkpoint's text-only refusal head alone")
+    p.add_argument("--policy", required=True, help="source checkpoint directory (kept)")
+    p.add_argument("--out", required=True, help="new checkpoint directory")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
+    p.set_defaults(fn=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    info = fit_refusal_head(args.policy, args.out, steps=args.steps, batch_size=args.batch_size,
+                            lr=args.lr, seed=args.seed, pool=args.pool)
+    print(f"refusal head fitted ({info['steps']} steps, loss {info['final_loss_mean_last_100']:.4f}"
+          f" over the last steps); checkpoint: {args.out}")
+    return 0

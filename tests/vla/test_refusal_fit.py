@@ -1,0 +1,55 @@
+"""`drivevla fit-refusal`: the refusal head trained alone, every other tensor untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from test_drivevla import CORPUS, TINY, _obs
+
+from drivevla.planner.reasons import Reason
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import DriveVLAModel
+from drivevla.vla.policy import DriveVLAPolicy
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from drivevla.vla.refusal_fit import FIT_INFO, fit_refusal_head
+
+
+def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
+    cfg = DriveVLAConfig.from_dict(TINY | {"grounded_explanation": True})
+    proc = DriveVLAProcessor.build(cfg, CORPUS)
+    torch.manual_seed(0)
+    src = tmp_path / "src"
+    a = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    a.save_pretrained(src)
+    # a head of another design in the source is discarded, not loaded
+    state = load_file(str(src / "model.safetensors"))
+    save_file({**state, "safety_head.encoder.weight": torch.zeros(3)},
+              str(src / "model.safetensors"))
+    before = load_file(str(src / "model.safetensors"))
+
+    out = tmp_path / "out"
+    info = fit_refusal_head(src, out, steps=150, batch_size=32, pool=400)
+    after = load_file(str(out / "model.safetensors"))
+    assert load_file(str(src / "model.safetensors")).keys() == before.keys()  # source kept
+    head = {k for k in after if k.startswith("safety_head.")}
+    assert head and "safety_head.encoder.weight" not in after
+    for k, v in after.items():
+        if k not in head:
+            assert torch.equal(v, before[k]), k
+    saved = json.loads((out / FIT_INFO).read_text())
+    assert saved["steps"] == 150 and saved["source"] == str(src) and "hardware" in saved
+    assert info["final_loss_mean_last_100"] < 0.69  # better than chance
+
+    b = DriveVLAPolicy.from_pretrained(out)
+    assert b.config.refusal_head and not a.config.refusal_head
+    obs = _obs(instruction="Turn left at the next junction.")
+    da, db = a.act(obs), b.act(obs)
+    assert np.array_equal(da.waypoints, db.waypoints)
+    assert np.array_equal(da.target_speeds, db.target_speeds)
+    assert db.reason != Reason.REFUSED_UNSAFE_INSTRUCTION.value  # a safe instruction
+    with pytest.raises(ValueError, match="must differ"):
+        fit_refusal_head(src, src, steps=1)
