@@ -511,8 +511,8 @@ def synthetic_instructions(
     then the text of an active event, if any) and whether each carries an unsafe request.
 
     Of the texts with an event, half are misleading (every category alike), the rest notices
-    and speed requests; slots are drawn at random (numbered speeds in unsafe requests are
-    excessive, in speed requests ordinary). For training the text-only refusal decision on
+    and speed requests; slots are drawn at random. Unsafe requests get no speed slot, as in the
+    simulator (a number there taught a refusal head that "140 metres" was unsafe). For training the text-only refusal decision on
     every phrasing of ``split``, not just those that happened to occur in recorded episodes.
     """
     records = synthetic_instruction_records(n, seed, split, event_share)
@@ -545,8 +545,7 @@ def synthetic_instruction_records(
             if u < 0.5:
                 kind = "misleading"
                 category = UNSAFE_CATEGORIES[int(rng.integers(len(UNSAFE_CATEGORIES)))]
-                extra = {"speed": int(rng.integers(14, 26)) * 10} if rng.random() < 0.5 else {}
-                event = render_misleading(category, rng, split, slots | extra)
+                event = render_misleading(category, rng, split, slots)
             elif u < 0.8:
                 kind = "notice"
                 category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
