@@ -516,6 +516,12 @@ class CameraRenderer:
         self._root.attach_new_node(_build_static(lanes).node())
         self._actors_np = self._root.attach_new_node("actors")
         self._lights_np = self._root.attach_new_node("lights")
+        # boxes draw in scene-graph order, not in Panda3D's default state-sorted order:
+        # that order follows render-state addresses, so a depth tie (a signal pole and its
+        # housing share a face) was broken differently after other work in the process
+        # (measured: 2 pixels of one frame, enough to change a learned policy's drive)
+        for node in (self._actors_np, self._lights_np):
+            node.set_bin("unsorted", 10)
         self._box = _box_geom()
         self._quad = _quad_geom()
         self._actors: dict[int, _Actor] = {}
