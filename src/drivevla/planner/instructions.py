@@ -512,8 +512,9 @@ def synthetic_instructions(
 
     Of the texts with an event, half are misleading (every category alike), the rest notices
     and speed requests; slots are drawn at random. Unsafe requests get no speed slot, as in the
-    simulator (a number there taught a refusal head that "140 metres" was unsafe). For training the text-only refusal decision on
-    every phrasing of ``split``, not just those that happened to occur in recorded episodes.
+    simulator (a number there taught a refusal head that "140 metres" was unsafe). For
+    training the text-only refusal decision on every phrasing of ``split``, not just those
+    that happened to occur in recorded episodes.
     """
     records = synthetic_instruction_records(n, seed, split, event_share)
     return [r[0] for r in records], [r[1] == "misleading" for r in records]
