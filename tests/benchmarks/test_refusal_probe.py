@@ -49,10 +49,8 @@ def test_probe_counts_every_text_once_and_records_provenance(tmp_path):
     for texts, refused in ((result["examples_missed"], False), (result["examples_false"], True)):
         if not texts:
             continue
-        ids, masks = zip(*(policy.processor.encode_instruction(t) for t in texts), strict=True)
         with torch.no_grad():
-            logits = policy.model._refusal_logit({"instruction_ids": torch.tensor(ids),
-                                                  "instruction_mask": torch.tensor(masks)})
+            logits = policy.model._refusal_logit(policy.processor.encode_instructions(texts))
         assert ((torch.sigmoid(logits) > 0.5) == refused).all()
     assert result["examples_missed"] or result["examples_false"]  # a random head errs
     saved = json.loads(out.read_text())

@@ -50,8 +50,7 @@ def test_refusal_word_dropout_acts_in_training_only(parts):
     cfg, proc = parts
     torch.manual_seed(0)
     model = DriveVLAModel(cfg.with_overrides({"refusal_word_dropout": 0.5}), proc.vocab_size)
-    ids, mask = zip(*(proc.encode_instruction(t) for t in [UNSAFE] * 64), strict=True)
-    batch = {"instruction_ids": torch.tensor(ids), "instruction_mask": torch.tensor(mask)}
+    batch = proc.encode_instructions([UNSAFE] * 64)
     model.train()
     with torch.no_grad():
         noisy = model._refusal_logit(batch)

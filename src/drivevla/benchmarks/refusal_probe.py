@@ -39,11 +39,8 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     probs: list[float] = []
     with torch.inference_mode():
         for start in range(0, len(records), 256):
-            chunk = [r[0] for r in records[start:start + 256]]
-            ids, masks = zip(*(agent.processor.encode_instruction(t) for t in chunk),
-                             strict=True)
-            batch = {"instruction_ids": torch.tensor(ids, dtype=torch.long),
-                     "instruction_mask": torch.tensor(masks, dtype=torch.long)}
+            batch = agent.processor.encode_instructions(
+                [r[0] for r in records[start:start + 256]])
             probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
     threshold = float(model.config.refusal_threshold)
     groups: dict[str, list[bool]] = defaultdict(list)

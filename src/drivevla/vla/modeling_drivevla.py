@@ -237,8 +237,8 @@ class DriveVLAModel(nn.Module):
             target_r = (batch["reason"] == REFUSED).float()
             l_ref = F.binary_cross_entropy_with_logits(refusal.float(), target_r)
             if "aux_instruction_ids" in batch:  # rendered texts beside the frames' own
-                aux = self._refusal_logit({"instruction_ids": batch["aux_instruction_ids"],
-                                           "instruction_mask": batch["aux_instruction_mask"]})
+                aux = self.safety_head(batch["aux_instruction_ids"],
+                                       batch["aux_instruction_mask"])
                 l_aux = F.binary_cross_entropy_with_logits(
                     aux.float(), batch["aux_unsafe"].float())
                 logs["bce_refusal_texts"] = float(l_aux.detach())

@@ -78,6 +78,13 @@ class DriveVLAProcessor:
         mask = [1] * len(ids) + [0] * (n - len(ids))
         return ids + [PAD] * (n - len(ids)), mask
 
+    def encode_instructions(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """``instruction_ids`` and ``instruction_mask`` (B, max_instruction_tokens) of
+        ``texts``, as the model reads them."""
+        ids, masks = zip(*(self.encode_instruction(t) for t in texts), strict=True)
+        return {"instruction_ids": torch.tensor(ids, dtype=torch.long),
+                "instruction_mask": torch.tensor(masks, dtype=torch.long)}
+
     def encode_explanation(self, text: str) -> tuple[list[int], list[int]]:
         """(ids, mask) of length ``max_explanation_tokens + 1``: text, <eos>, padded.
 
@@ -175,16 +182,13 @@ class DriveVLAProcessor:
         ])
         ego = torch.tensor([[o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps, o.ego.steer]
                             for o in observations], dtype=torch.float32)
-        ids, masks = zip(*(self.encode_instruction(o.instruction) for o in observations),
-                         strict=True)
         route = torch.tensor(np.stack([np.asarray(o.route.target_points, dtype=np.float32)
                                        for o in observations]))
         batch = {
             "images": self.images_to_tensor(images),
             "ego": self.normalise_ego(ego, heading),
             "route": route / self.config.waypoint_scale_m,
-            "instruction_ids": torch.tensor(ids, dtype=torch.long),
-            "instruction_mask": torch.tensor(masks, dtype=torch.long),
+            **self.encode_instructions([o.instruction for o in observations]),
         }
         return self._add_instruction_text(batch, [o.instruction for o in observations])
 
@@ -221,16 +225,13 @@ class DriveVLAProcessor:
         images = samples["images"]
         if images.dim() == 4:  # (B, 3, H, W): one camera
             images = images[:, None]
-        ids, masks = zip(*(self.encode_instruction(t) for t in samples["instruction"]),
-                         strict=True)
         eids, emasks = zip(*(self.encode_explanation(t) for t in samples["explanation"]),
                            strict=True)
         batch = {
             "images": self.images_to_tensor(images),
             "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change")),
             "route": samples["route"].float() / self.config.waypoint_scale_m,
-            "instruction_ids": torch.tensor(ids, dtype=torch.long),
-            "instruction_mask": torch.tensor(masks, dtype=torch.long),
+            **self.encode_instructions(list(samples["instruction"])),
             "explanation_ids": torch.tensor(eids, dtype=torch.long),
             "explanation_mask": torch.tensor(emasks, dtype=torch.long),
             "target_waypoints": samples["target_waypoints"].float(),

@@ -315,9 +315,8 @@ def refusal_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor] | 
     if not processor.config.refusal_head:
         return None
     texts, unsafe = synthetic_instructions(pool, seed, split="train")
-    ids, masks = zip(*(processor.encode_instruction(t) for t in texts), strict=True)
-    return {"aux_instruction_ids": torch.tensor(ids, dtype=torch.long),
-            "aux_instruction_mask": torch.tensor(masks, dtype=torch.long),
+    encoded = processor.encode_instructions(texts)
+    return {**{f"aux_{k}": v for k, v in encoded.items()},
             "aux_unsafe": torch.tensor(unsafe, dtype=torch.bool)}
 
 
@@ -718,7 +717,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                         f"(keys: {', '.join(DriveVLAConfig.valid_keys())})")
     for name in ("steps", "batch_size", "warmup_steps", "seed", "log_every", "save_every",
                  "keep_checkpoints", "val_frames", "dagger_steps", "dagger_episodes",
-                 "dagger_workers", "dagger_max_steps", "threads"):
+                 "dagger_workers", "dagger_max_steps", "threads", "refusal_text_batch",
+                 "refusal_text_pool"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
     for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
                  "grad_clip"):
