@@ -120,3 +120,33 @@ def test_heading_change_is_the_unwrapped_heading_since_the_episode_began(tiny_da
     out = _heading_change(yaw, np.array([0, 0, 0, 0, 1, 1, 1]))
     seam = 2 * np.pi - 6.2
     np.testing.assert_allclose(out, [0, 0.1, 0.1 + seam, 0.2 + seam, 0, -0.1, -0.3], atol=1e-6)
+
+
+def test_lateral_offset_is_the_sideways_move_since_the_episode_began(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None)
+    lateral = ds.label_column("lateral_offset")
+    episodes = np.array([ds[i]["episode_id"] for i in range(len(ds))])
+    checked = 0
+    for eid in sorted(set(episodes)):
+        rows = np.flatnonzero(episodes == eid)
+        shard = next(tiny_dataset.glob(f"data/*/episode-{eid}.parquet"))
+        t = pq.read_table(shard, columns=["ego.x", "ego.y", "ego.yaw"])
+        x, y, yaw = (t.column(k).to_numpy().astype(np.float64) for k in ("ego.x", "ego.y",
+                                                                          "ego.yaw"))
+        # into the first frame's ego frame: its y is the offset (x forward, y left)
+        c, s = np.cos(yaw[0]), np.sin(yaw[0])
+        expected = -(x - x[0]) * s + (y - y[0]) * c
+        np.testing.assert_allclose(lateral[rows], expected, atol=1e-4)
+        assert lateral[rows[0]] == 0.0
+        checked += 1
+    assert checked >= 3
+    assert float(ds[len(ds) - 1]["lateral_offset"]) == pytest.approx(lateral[-1])
+    # two episodes: the first heading north (yaw pi/2) and moving over to the west (its
+    # left) by one lane, the second heading east and drifting right
+    from drivevla.datasets.torch_dataset import _lateral_offset
+
+    x = np.array([10.0, 10.0, 8.0, 6.5, 0.0, 5.0, 10.0])
+    y = np.array([0.0, 5.0, 10.0, 15.0, 0.0, 0.0, -1.0])
+    yaw = np.array([np.pi / 2, np.pi / 2, 2.0, 1.6, 0.0, 0.0, -0.1])
+    out = _lateral_offset(x, y, yaw, np.array([0, 0, 0, 0, 1, 1, 1]))
+    np.testing.assert_allclose(out, [0, 0, 2.0, 3.5, 0, 0, -1.0], atol=1e-6)

@@ -243,3 +243,35 @@ def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     assert policy._heading_change == 0.0
     with pytest.raises(ValueError, match="yaw"):
         policy.act(_obs(ego=EgoState(0.0, 0.0, float("nan"), 5.0)))
+
+
+def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
+    cfg, proc = parts
+    lcfg = cfg.with_overrides({"heading_feature": True, "lateral_feature": True,
+                               "ego_dropout": 1.0})
+    assert lcfg.ego_dim == 6 and cfg.with_overrides({"lateral_feature": True}).ego_dim == 5
+    lproc = DriveVLAProcessor(lcfg, proc.tokenizer)
+    samples = {**_samples(3), "heading_change": torch.zeros(3)}
+    with pytest.raises(ValueError, match="lateral offset"):
+        lproc.batch_from_samples(samples)
+    batch = lproc.batch_from_samples({**samples, "lateral_offset": torch.tensor([0, 3.5, -40])})
+    assert batch["ego"].shape == (3, 6)
+    # one lane is 1.0; far beyond four lanes (a turn, not a lane change) is clipped to 4
+    assert batch["ego"][:, 5].tolist() == pytest.approx([0.0, 1.0, -4.0])
+    torch.manual_seed(0)
+    model = DriveVLAModel(lcfg, proc.vocab_size).train()
+    moved = dict(batch, ego=batch["ego"].clone())
+    moved["ego"][:, 5] += 1.0
+    with torch.no_grad():  # ego dropout hides the motion state, never the odometry
+        assert not torch.allclose(model.act(batch).waypoints, model.act(moved).waypoints)
+    # the policy measures the move across the heading it started with: driving north
+    # (yaw pi/2) and moving 3.5 m west is one lane to the left, whatever the yaw is now
+    policy = DriveVLAPolicy(DriveVLAModel(lcfg, proc.vocab_size), lproc)
+    for x, y, yaw in [(100.0, 50.0, np.pi / 2), (100.0, 70.0, 1.8), (96.5, 90.0, np.pi / 2)]:
+        policy.act(_obs(ego=EgoState(x, y, yaw, 5.0)))
+    assert policy._track_lateral(_obs(ego=EgoState(96.5, 90.0, 1.0, 5.0))) == pytest.approx(3.5)
+    policy.reset()
+    policy.act(_obs(ego=EgoState(96.5, 90.0, 0.0, 5.0)))
+    assert policy._track_lateral(_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
+    with pytest.raises(ValueError, match="pose"):
+        policy.act(_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from drivevla.sim_bridge.frames import world_to_ego
 from drivevla.vla import train as train_mod
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.train import (
@@ -346,14 +347,14 @@ def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeyp
 
     # a cache written before the odometry input gains it, without decoding an image again
     data = torch.load(files[0], weights_only=True)
-    del data["heading_change"]
+    del data["heading_change"], data["lateral_offset"]
     torch.save(data, files[0])
     with monkeypatch.context() as m:
         m.setattr(torch_dataset.FrameDataset, "images", NoDecode)
         upgraded = load_frames(tiny_dataset, "train", config, cache_dir=str(cache),
                                progress=False)
     _assert_same_frames(frames, upgraded)
-    assert "heading_change" in torch.load(files[0], weights_only=True)
+    assert {"heading_change", "lateral_offset"} <= set(torch.load(files[0], weights_only=True))
 
     # another image size is another cache entry
     other = DriveVLAConfig.from_dict({**TINY, "image_height": 40})
@@ -460,21 +461,27 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
 
     out = tmp_path / "out"
     Trainer(_cfg(tiny_dataset, out, frame_cache, steps=2,
-                 model={**TINY, "heading_feature": True})).train()
+                 model={**TINY, "heading_feature": True, "lateral_feature": True})).train()
     policy = DriveVLAPolicy.from_pretrained(out)
-    assert policy.config.heading_feature and policy.model.ego_proj[0].in_features == 5
+    assert policy.config.heading_feature and policy.config.lateral_feature
+    assert policy.model.ego_proj[0].in_features == 6
     env, obs, info = _sim_observation()
     agent = Agent(policy)
     agent.reset(env)
-    yaws = []
+    yaws, poses = [], []
     for _ in range(15):
         observation = env.make_observation(obs, info)
         yaws.append(observation.ego.yaw)
+        poses.append((observation.ego.x, observation.ego.y, observation.ego.yaw))
         control, _ = agent.step(observation)
         obs, _, _, _, info = env.step(control)
     env.close()
     expected = np.unwrap(np.array(yaws))
     assert policy._heading_change == pytest.approx(expected[-1] - expected[0], abs=1e-9)
+    (x0, y0, yaw0), (x, y, _) = poses[0], poses[-1]
+    assert policy._start_pose == (x0, y0, yaw0)
+    offset = world_to_ego(np.array([x, y]), np.array([x0, y0]), yaw0)[1]
+    assert policy._track_lateral(observation) == pytest.approx(offset, abs=1e-9)
 
 
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,

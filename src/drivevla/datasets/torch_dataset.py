@@ -11,6 +11,8 @@ ego                (4,) float32              speed m/s, accel m/s^2, yaw rate ra
 heading_change     () float32                ego heading now minus at the episode's first
                                              frame, unwrapped (rad, counter-clockwise +): the
                                              odometry a car has (a gyro), no map
+lateral_offset     () float32                sideways displacement (m, left +) since the
+                                             episode's first frame, across its heading then
 route              (5, 2) float32            route target points, ego frame (m)
 command            () int64                  index into HighLevelCommand
 instruction        str                       the instruction the driver saw
@@ -50,6 +52,7 @@ from torch.utils.data import Dataset
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, ROUTE_TARGETS
 from drivevla.datasets.reader import CorruptDataError, DemoDataset, decode_jpeg, open_dataset
 from drivevla.planner.reasons import Reason
+from drivevla.sim_bridge.frames import lateral_offset
 from drivevla.sim_bridge.types import HighLevelCommand, MetaAction
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ _TABLE_COLUMNS = (
     "ego.yaw_rate",
     "ego.steer",
     "ego.yaw",
+    "ego.x",
+    "ego.y",
     "route.targets",
     "route.command",
     "instruction",
@@ -88,6 +93,19 @@ def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
     for a, b in zip(starts, ends, strict=True):
         unwrapped = np.unwrap(yaw[a:b])
         out[a:b] = unwrapped - unwrapped[0]
+    return out
+
+
+def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
+                    episode_of: np.ndarray) -> np.ndarray:
+    """Per frame: :func:`~drivevla.sim_bridge.frames.lateral_offset` from its episode's first
+    row (rows of an episode are consecutive and in frame order)."""
+    out = np.zeros(len(x), np.float32)
+    if len(x) == 0:
+        return out
+    starts = np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
+    first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
+    out[:] = lateral_offset(x, y, x[first], y[first], np.asarray(yaw[first]))
     return out
 
 
@@ -181,6 +199,11 @@ class FrameDataset(Dataset):
                 axis=1,
             ),
             "heading_change": _heading_change(
+                col["ego.yaw"].to_numpy().astype(np.float64), self.episode_of
+            ),
+            "lateral_offset": _lateral_offset(
+                col["ego.x"].to_numpy().astype(np.float64),
+                col["ego.y"].to_numpy().astype(np.float64),
                 col["ego.yaw"].to_numpy().astype(np.float64), self.episode_of
             ),
             "route": _flat(col["route.targets"], ROUTE_TARGETS * 2).reshape(n, ROUTE_TARGETS, 2),
@@ -278,6 +301,7 @@ class FrameDataset(Dataset):
             "images": images,
             "ego": torch.from_numpy(c["ego"][index].copy()),
             "heading_change": torch.tensor(float(c["heading_change"][index])),
+            "lateral_offset": torch.tensor(float(c["lateral_offset"][index])),
             "route": torch.from_numpy(c["route"][index].copy()),
             "command": torch.tensor(int(c["command"][index]), dtype=torch.long),
             "instruction": c["instruction"][index],

@@ -48,6 +48,7 @@ __all__ = [
     "world_to_carla_xy_yaw",
     "steer_to_wheel_angle",
     "wheel_angle_to_steer",
+    "lateral_offset",
 ]
 
 
@@ -72,6 +73,13 @@ def world_to_ego(points_xy: np.ndarray, ego_xy: np.ndarray, ego_yaw: float) -> n
     x = delta[..., 0] * c + delta[..., 1] * s
     y = -delta[..., 0] * s + delta[..., 1] * c
     return np.stack([x, y], axis=-1)
+
+
+def lateral_offset(x, y, x0: float, y0: float, yaw0: float):
+    """Sideways displacement (m, left +) of the point(s) ``(x, y)`` from ``(x0, y0)``, measured
+    across the heading ``yaw0`` there: how far a car has moved over since that pose (one lane
+    after a lane change on a straight road). Works on floats and numpy arrays."""
+    return -(x - x0) * np.sin(yaw0) + (y - y0) * np.cos(yaw0)
 
 
 def ego_to_world(points_xy: np.ndarray, ego_xy: np.ndarray, ego_yaw: float) -> np.ndarray:

@@ -29,6 +29,8 @@ def default_lm() -> dict[str, Any]:
 
 
 HEADING_SCALE_RAD = 1.5  # normalisation of the heading-change input
+LATERAL_SCALE_M = 3.5  # normalisation of the lateral-offset input: one lane width
+LATERAL_CLIP_M = 14.0  # beyond four lanes the offset says only "turned": clipped there
 
 
 @dataclass
@@ -81,6 +83,10 @@ class DriveVLAConfig:
     # reading, no map), appended to the ego state. Lets a memoryless model tell how far it
     # has come round a roundabout or through a turn.
     heading_feature: bool = False
+    # odometry input: how far the car has moved over since the route began (m, left +,
+    # across its heading then). A memoryless model cannot otherwise tell "change to the left
+    # lane" still to do from already done: the instruction stays the same all route.
+    lateral_feature: bool = False
     # a text-only classifier of the instruction (a bag of words with its own embeddings)
     # decides refusals: what the cameras show cannot make the car refuse a safe instruction
     refusal_head: bool = False
@@ -130,8 +136,9 @@ class DriveVLAConfig:
 
     @property
     def ego_dim(self) -> int:
-        """Width of the ego-state input: speed, accel, yaw rate, steer (+ heading change)."""
-        return 4 + int(self.heading_feature)
+        """Width of the ego-state input: speed, accel, yaw rate, steer (+ heading change)
+        (+ lateral offset)."""
+        return 4 + int(self.heading_feature) + int(self.lateral_feature)
 
     @classmethod
     def valid_keys(cls) -> list[str]:

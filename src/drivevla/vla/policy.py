@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.frames import wrap_angle
+from drivevla.sim_bridge.frames import lateral_offset, wrap_angle
 from drivevla.sim_bridge.types import Decision, MetaAction, Observation
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
@@ -52,11 +52,12 @@ class DriveVLAPolicy:
         self._last_explanation: str | None = None
         self._yaw_last: float | None = None  # odometry: heading at the last tick
         self._heading_change = 0.0  # unwrapped, since the route began
+        self._start_pose: tuple[float, float, float] | None = None  # x, y, yaw at the start
 
     # ------------------------------------------------------------------ contract
     def reset(self, env: Any | None = None) -> None:
         self._last, self._tick, self._last_explanation = None, 0, None
-        self._yaw_last, self._heading_change = None, 0.0
+        self._yaw_last, self._heading_change, self._start_pose = None, 0.0, None
 
     def _track_heading(self, obs: Observation) -> float:
         """The heading change since the first observation after ``reset`` (a gyro's
@@ -70,10 +71,22 @@ class DriveVLAPolicy:
         self._yaw_last = yaw
         return self._heading_change
 
+    def _track_lateral(self, obs: Observation) -> float:
+        """How far the ego has moved over (m, left +) since the first observation after
+        ``reset``, across the heading it had then."""
+        ego = obs.ego
+        pose = (float(ego.x), float(ego.y), float(ego.yaw))
+        if not all(math.isfinite(v) for v in pose):
+            raise ValueError(f"ego pose is {pose}: the lateral offset cannot be tracked")
+        if self._start_pose is None:
+            self._start_pose = pose
+        return float(lateral_offset(pose[0], pose[1], *self._start_pose))
+
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
         heading = [self._track_heading(obs)] if self.config.heading_feature else None
-        batch = self.processor.from_observations([obs], heading)
+        lateral = [self._track_lateral(obs)] if self.config.lateral_feature else None
+        batch = self.processor.from_observations([obs], heading, lateral)
         out = self.model.act(batch, use_cache=True)
         self._last = out
         wps = out.waypoints[0].double().numpy()

@@ -21,7 +21,12 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from drivevla.sim_bridge.types import Observation
-from drivevla.vla.configuration_drivevla import HEADING_SCALE_RAD, DriveVLAConfig
+from drivevla.vla.configuration_drivevla import (
+    HEADING_SCALE_RAD,
+    LATERAL_CLIP_M,
+    LATERAL_SCALE_M,
+    DriveVLAConfig,
+)
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
@@ -112,17 +117,23 @@ class DriveVLAProcessor:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return x.reshape(b, n, 3, *size)
 
-    def normalise_ego(self, ego: torch.Tensor, heading_change: torch.Tensor | None = None
-                      ) -> torch.Tensor:
-        """(B, 4) raw ego state (+ (B,) heading change, rad) -> the model's ego input."""
-        x = ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)
-        if not self.config.heading_feature:
-            return x
-        if heading_change is None:
-            raise ValueError("this model reads the heading change since the route began "
-                             "(heading_feature=true); none was given")
-        h = heading_change.to(x.dtype).reshape(-1, 1) / HEADING_SCALE_RAD
-        return torch.cat([x, h], dim=1)
+    def normalise_ego(self, ego: torch.Tensor, heading_change: torch.Tensor | None = None,
+                      lateral_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 4) raw ego state (+ (B,) heading change, rad) (+ (B,) lateral offset, m)
+        -> the model's ego input."""
+        parts = [ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)]
+        if self.config.heading_feature:
+            if heading_change is None:
+                raise ValueError("this model reads the heading change since the route began "
+                                 "(heading_feature=true); none was given")
+            parts.append(heading_change.to(ego.dtype).reshape(-1, 1) / HEADING_SCALE_RAD)
+        if self.config.lateral_feature:
+            if lateral_offset is None:
+                raise ValueError("this model reads the lateral offset since the route began "
+                                 "(lateral_feature=true); none was given")
+            lat = lateral_offset.to(ego.dtype).reshape(-1, 1)
+            parts.append(lat.clamp(-LATERAL_CLIP_M, LATERAL_CLIP_M) / LATERAL_SCALE_M)
+        return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ observations
     def validate(self, obs: Observation) -> None:
@@ -162,19 +173,17 @@ class DriveVLAProcessor:
                 )
 
     def from_observations(self, observations: list[Observation],
-                          heading_changes: list[float] | None = None
+                          heading_changes: list[float] | None = None,
+                          lateral_offsets: list[float] | None = None
                           ) -> dict[str, torch.Tensor]:
-        """Model inputs for a batch of observations (validated first). ``heading_changes``:
-        per observation, the ego's heading change since its route began (rad), needed by a
-        model with ``heading_feature`` (:class:`DriveVLAPolicy` keeps it)."""
+        """Model inputs for a batch of observations (validated first). ``heading_changes``
+        and ``lateral_offsets``: per observation, the ego's heading change (rad) and sideways
+        displacement (m) since its route began, needed by a model with ``heading_feature`` /
+        ``lateral_feature`` (:class:`DriveVLAPolicy` keeps them)."""
         for obs in observations:
             self.validate(obs)
-        heading = None
-        if heading_changes is not None:
-            heading = torch.tensor([float(h) for h in heading_changes], dtype=torch.float32)
-            if heading.shape != (len(observations),) or not torch.isfinite(heading).all():
-                raise ValueError(f"heading_changes must be {len(observations)} finite values, "
-                                 f"got {heading_changes!r}")
+        heading = _odometry(heading_changes, "heading_changes", len(observations))
+        lateral = _odometry(lateral_offsets, "lateral_offsets", len(observations))
         images = torch.stack([
             torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
                          for c in self.config.cameras])
@@ -186,7 +195,7 @@ class DriveVLAProcessor:
                                        for o in observations]))
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(ego, heading),
+            "ego": self.normalise_ego(ego, heading, lateral),
             "route": route / self.config.waypoint_scale_m,
             **self.encode_instructions([o.instruction for o in observations]),
         }
@@ -229,7 +238,8 @@ class DriveVLAProcessor:
                            strict=True)
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change")),
+            "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change"),
+                                      samples.get("lateral_offset")),
             "route": samples["route"].float() / self.config.waypoint_scale_m,
             **self.encode_instructions(list(samples["instruction"])),
             "explanation_ids": torch.tensor(eids, dtype=torch.long),
@@ -241,3 +251,13 @@ class DriveVLAProcessor:
             "reason": samples["reason"].long(),
         }
         return self._add_instruction_text(batch, list(samples["instruction"]))
+
+
+def _odometry(values: list[float] | None, name: str, n: int) -> torch.Tensor | None:
+    """``n`` finite per-observation odometry values as a tensor (None passes through)."""
+    if values is None:
+        return None
+    out = torch.tensor([float(v) for v in values], dtype=torch.float32)
+    if out.shape != (n,) or not torch.isfinite(out).all():
+        raise ValueError(f"{name} must be {n} finite values, got {values!r}")
+    return out

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
 INFO_FILE = "train_info.json"
 CACHE_VERSION = 1
+# per-frame odometry labels (the policy integrates them at run time); a cache written before
+# one existed gets it added from the data's label columns
+ODOMETRY_KEYS = ("heading_change", "lateral_offset")
 
 
 @dataclass
@@ -137,6 +140,7 @@ class FrameTensors:
     images: torch.Tensor  # (N, C, 3, h, w) uint8
     ego: torch.Tensor  # (N, 4) raw units
     heading_change: torch.Tensor  # (N,) rad since the episode's first frame
+    lateral_offset: torch.Tensor  # (N,) m moved over (left +) since the episode's first frame
     route: torch.Tensor  # (N, 5, 2) metres
     target_waypoints: torch.Tensor  # (N, 6, 2)
     target_speeds: torch.Tensor  # (N, 6)
@@ -169,6 +173,7 @@ class FrameTensors:
             "images": self.images[index],
             "ego": self.ego[index],
             "heading_change": self.heading_change[index],
+            "lateral_offset": self.lateral_offset[index],
             "route": self.route[index],
             "target_waypoints": self.target_waypoints[index],
             "target_speeds": self.target_speeds[index],
@@ -204,8 +209,9 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
     if path.is_file():
         try:
             data = torch.load(path, weights_only=True)
-            if "heading_change" not in data:  # a cache from before the odometry input
-                data["heading_change"] = _heading_column(root, ds_split, config, len(data["ego"]))
+            missing = [k for k in ODOMETRY_KEYS if k not in data]
+            if missing:  # a cache from before the odometry inputs
+                data.update(_label_columns(root, ds_split, config, len(data["ego"]), missing))
                 _save_cache(path, data)
             return FrameTensors(**data)
         except Exception as exc:  # a torn cache file is rebuilt, never trusted
@@ -228,7 +234,7 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         i += b
     data = {
         "images": images,
-        **{k: torch.cat(labels[k]) for k in ("ego", "heading_change", "route",
+        **{k: torch.cat(labels[k]) for k in ("ego", *ODOMETRY_KEYS, "route",
                                              "target_waypoints", "target_speeds",
                                              "waypoint_mask", "meta_action", "reason")},
         "instruction": [s for part in labels["instruction"] for s in part],
@@ -250,17 +256,19 @@ def _save_cache(path: Path, data: dict[str, Any]) -> None:
         logger.warning("could not write the frame cache %s (%s); going on without", path, exc)
 
 
-def _heading_column(root: Path, split: str | None, config: DriveVLAConfig, n: int):
-    """The heading-change labels of a cached split, read without decoding any image."""
+def _label_columns(root: Path, split: str | None, config: DriveVLAConfig, n: int,
+                   names: list[str]) -> dict[str, Any]:
+    """Label columns missing from a cached split, read without decoding any image."""
     import torch
 
     from drivevla.datasets.torch_dataset import FrameDataset
 
     ds = FrameDataset(root, split=split, cameras=list(config.cameras), target="expert")
-    column = torch.from_numpy(ds.label_column("heading_change"))
-    if len(column) != n:
-        raise ValueError(f"{root}: the frame cache holds {n} frames, the data {len(column)}")
-    return column
+    columns = {name: torch.from_numpy(ds.label_column(name)) for name in names}
+    for column in columns.values():
+        if len(column) != n:
+            raise ValueError(f"{root}: the frame cache holds {n} frames, the data {len(column)}")
+    return columns
 
 
 def _collate_resized(size: tuple[int, int]):
@@ -277,7 +285,7 @@ def _collate_resized(size: tuple[int, int]):
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
-        keep = ("images", "ego", "heading_change", "route", "target_waypoints", "target_speeds",
+        keep = ("images", "ego", *ODOMETRY_KEYS, "route", "target_waypoints", "target_speeds",
                 "waypoint_mask", "meta_action", "reason", "instruction", "explanation")
         return {k: batch[k] for k in keep}
 
