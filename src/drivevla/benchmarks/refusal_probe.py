@@ -44,7 +44,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
             probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
     threshold = float(model.config.refusal_threshold)
     groups: dict[str, list[bool]] = defaultdict(list)
-    for (_, kind, category), p in zip(records, probs, strict=True):
+    for (_, kind, category, _), p in zip(records, probs, strict=True):
         refused = p > threshold
         key = f"unsafe/{category}" if kind == "misleading" else f"safe/{kind}"
         groups[key].append(refused)

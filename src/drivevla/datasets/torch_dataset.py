@@ -21,6 +21,8 @@ target_speeds      (6,) float32              m/s
 waypoint_mask      (6,) float32              1 where the target exists
 meta_action        () int64                  index into MetaAction (-100: no label)
 reason             () int64                  index into Reason (-100: no label)
+intent             () int64                  index into instructions.NAVIGATION_INTENTS, the
+                                             route's navigation intent (-100: none of them)
 explanation        str                       the expert's explanation
 driver             str                       who drove the frame
 episode_id         str
@@ -51,6 +53,7 @@ from torch.utils.data import Dataset
 
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, ROUTE_TARGETS
 from drivevla.datasets.reader import CorruptDataError, DemoDataset, decode_jpeg, open_dataset
+from drivevla.planner.instructions import NAVIGATION_INTENTS
 from drivevla.planner.reasons import Reason
 from drivevla.sim_bridge.frames import lateral_offset
 from drivevla.sim_bridge.types import HighLevelCommand, MetaAction
@@ -70,6 +73,7 @@ _TABLE_COLUMNS = (
     "ego.y",
     "route.targets",
     "route.command",
+    "intent",
     "instruction",
     "future.waypoints",
     "future.valid",
@@ -112,6 +116,7 @@ def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
 _COMMANDS = {c.value: c.index for c in HighLevelCommand}
 _META = {m.value: i for i, m in enumerate(MetaAction)}
 _REASONS = {r.value: r.index for r in Reason}
+_INTENTS = {name: i for i, name in enumerate(NAVIGATION_INTENTS)}
 
 
 def _flat(column, width: int) -> np.ndarray:
@@ -221,6 +226,9 @@ class FrameDataset(Dataset):
             "reason": np.array(
                 [_REASONS.get(r, IGNORE_INDEX) for r in col["expert.reason"].to_pylist()]
             ),
+            "intent": np.array(
+                [_INTENTS.get(i, IGNORE_INDEX) for i in col["intent"].to_pylist()]
+            ),
             "explanation": col["expert.explanation"].to_pylist(),
             "driver": col["driver"].to_pylist(),
         }
@@ -310,6 +318,7 @@ class FrameDataset(Dataset):
             "waypoint_mask": torch.from_numpy(mask),
             "meta_action": torch.tensor(int(c["meta_action"][index]), dtype=torch.long),
             "reason": torch.tensor(int(c["reason"][index]), dtype=torch.long),
+            "intent": torch.tensor(int(c["intent"][index]), dtype=torch.long),
             "explanation": c["explanation"][index],
             "driver": c["driver"][index],
             "episode_id": c["episode_id"][index],

@@ -522,14 +522,14 @@ def synthetic_instructions(
 
 def synthetic_instruction_records(
     n: int, seed: int, split: str = "train", event_share: float = 0.6
-) -> list[tuple[str, str, str]]:
-    """As :func:`synthetic_instructions`, as ``(text, event kind, category)`` records (kind
-    ``"navigation"`` and category ``""`` for a text without an event; ``"speed"`` for
-    speed requests)."""
+) -> list[tuple[str, str, str, str]]:
+    """As :func:`synthetic_instructions`, as ``(text, event kind, category, navigation
+    intent)`` records (kind ``"navigation"`` and category ``""`` for a text without an event;
+    ``"speed"`` for speed requests)."""
     if n < 0 or not 0.0 <= event_share <= 1.0:
         raise ValueError(f"need n >= 0 and event_share in [0, 1], got {n}, {event_share}")
     rng = np.random.default_rng(seed)
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, str, str]] = []
     for _ in range(n):
         slots = {
             "distance": int(rng.integers(3, 31)) * 10,
@@ -555,5 +555,5 @@ def synthetic_instruction_records(
                 kind, category = "speed", SPEED_KEY
                 event = render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
             text = f"{text} {event}"
-        out.append((text, kind, category))
+        out.append((text, kind, category, intent))
     return out

@@ -96,6 +96,15 @@ class DriveVLAConfig:
     # the explanation is generated after an embedding of the decided reason, so the text
     # names the reason the reason head gave (trained on the expert's reason)
     grounded_explanation: bool = False
+    # a second text-only bag-of-words classifier (same size and word dropout as the refusal
+    # head) names the navigation intent (instructions.NAVIGATION_INTENTS); its probabilities,
+    # detached, enter the sequence as one token after the ego state. Trained on the frames'
+    # route intents and on texts rendered from every train phrasing, so phrasings never
+    # recorded still map to "left" or "second exit" without going through the LM.
+    intent_head: bool = False
+    # training only: this share of the instruction tokens the language model reads become
+    # <unk> (the text-only heads have their own dropout)
+    instruction_word_dropout: float = 0.0
     # loss weights
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
@@ -103,6 +112,7 @@ class DriveVLAConfig:
     w_reason: float = 0.2
     w_explanation: float = 0.3
     w_refusal: float = 0.5
+    w_intent: float = 0.5
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -120,9 +130,13 @@ class DriveVLAConfig:
             )
         if not self.cameras:
             raise ValueError("at least one camera is needed")
-        if self.refusal_head and self.backbone_family != "default":
-            raise ValueError("refusal_head reads our tokenizer's instruction ids: it needs "
-                             f"backbone_family='default', got {self.backbone_family!r}")
+        for key in ("refusal_head", "intent_head", "instruction_word_dropout"):
+            if getattr(self, key) and self.backbone_family != "default":
+                raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
+                                 f"backbone_family='default', got {self.backbone_family!r}")
+        if not 0.0 <= self.instruction_word_dropout < 1.0:
+            raise ValueError(f"instruction_word_dropout={self.instruction_word_dropout} must be "
+                             "in [0, 1)")
         if not 0.0 <= self.refusal_word_dropout < 1.0 or self.refusal_dim < 1:
             raise ValueError(f"refusal_word_dropout={self.refusal_word_dropout} must be in "
                              f"[0, 1) and refusal_dim={self.refusal_dim} >= 1")

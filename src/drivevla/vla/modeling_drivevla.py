@@ -10,8 +10,10 @@ the explanation after ``<expl>``, continuing from the KV cache of the same forwa
 when asked. Explanations therefore can never delay or change the action outputs.
 
 Options: ``refusal_head`` adds a text-only classifier of the instruction that decides
-refusals of unsafe instructions; ``grounded_explanation`` puts an embedding of the decided
-reason after ``<expl>``, so the generated text explains the reason the model gave.
+refusals of unsafe instructions; ``intent_head`` adds one that names the navigation intent,
+whose (detached) probabilities enter the sequence as a token after the ego state;
+``grounded_explanation`` puts an embedding of the decided reason after ``<expl>``, so the
+generated text explains the reason the model gave.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from drivevla.planner.instructions import NAVIGATION_INTENTS
 from drivevla.planner.reasons import Reason
 from drivevla.vla.backbones import Backbone, build_backbone
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
@@ -40,32 +43,42 @@ class ActionOutput:
     attention_mask: torch.Tensor | None = None
     refusal_logit: torch.Tensor | None = None  # (B,) with ``refusal_head``
     reason: torch.Tensor | None = None  # (B,) the decided reason index (see decide_reason)
+    intent_logits: torch.Tensor | None = None  # (B, n_intents) with ``intent_head``
 
 
 REFUSED = Reason.REFUSED_UNSAFE_INSTRUCTION.index
 
 
-class InstructionSafetyHead(nn.Module):
-    """Is the instruction unsafe? Its own token embeddings (not the language model's), a
-    masked mean (a bag of words), an MLP, one logit: it sees the text only. In training,
-    ``word_dropout`` of the tokens become ``<unk>``, so it leans on several words rather than
-    on one phrasing (on phrasings it never saw, this bag with word dropout flagged fewer
-    safe instructions than one transformer encoder layer did; see the model card)."""
+def word_dropout(ids: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """``ids`` with a share ``p`` of the real tokens (never ``<bos>``) replaced by ``<unk>``."""
+    drop = (torch.rand(ids.shape, device=ids.device) < p) & (mask == 1)
+    drop[:, 0] = False  # <bos>
+    return ids.masked_fill(drop, UNK)
 
-    def __init__(self, vocab_size: int, d: int, word_dropout: float) -> None:
+
+class InstructionSafetyHead(nn.Module):
+    """A text-only classifier of the instruction: its own token embeddings (not the language
+    model's), a masked mean (a bag of words), an MLP. With one output (the refusal head):
+    is the instruction unsafe? With ``n_out`` outputs (the intent head): logits over the
+    navigation intents. In training, ``word_dropout`` of the tokens become ``<unk>``, so it
+    leans on several words rather than on one phrasing (on phrasings it never saw, this bag
+    with word dropout flagged fewer safe instructions than one transformer encoder layer did;
+    see the model card)."""
+
+    def __init__(self, vocab_size: int, d: int, word_dropout: float, n_out: int = 1) -> None:
         super().__init__()
         self.word_dropout = word_dropout
+        self.n_out = n_out
         self.embed = nn.Embedding(vocab_size, d)
-        self.mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        self.mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, n_out))
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.training and self.word_dropout > 0:
-            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (mask == 1)
-            drop[:, 0] = False  # <bos>
-            ids = ids.masked_fill(drop, UNK)
+            ids = word_dropout(ids, mask, self.word_dropout)
         m = mask.unsqueeze(-1).float()
         pooled = (self.embed(ids) * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.mlp(pooled).squeeze(-1)
+        out = self.mlp(pooled)
+        return out.squeeze(-1) if self.n_out == 1 else out
 
 
 class RegressionHead(nn.Module):
@@ -132,11 +145,24 @@ class DriveVLAModel(nn.Module):
                                                      config.refusal_word_dropout)
         if config.grounded_explanation:
             self.reason_embed = nn.Embedding(config.n_reasons, d)
+        if config.intent_head:
+            n = len(NAVIGATION_INTENTS)
+            self.intent_head = InstructionSafetyHead(vocab_size, config.refusal_dim,
+                                                     config.refusal_word_dropout, n_out=n)
+            self.intent_proj = nn.Linear(n, d)
 
     # ------------------------------------------------------------------ sequence
     def _sequence(self, batch: dict[str, torch.Tensor]):
-        """Embeddings and attention mask of prefix + action queries."""
+        """Embeddings and attention mask of prefix + action queries, and the intent head's
+        logits (None without one)."""
         cfg = self.config
+        intent = None
+        if cfg.intent_head:
+            intent = self.intent_head(batch["instruction_ids"], batch["instruction_mask"])
+        if self.training and cfg.instruction_word_dropout > 0:
+            batch = dict(batch, instruction_ids=word_dropout(
+                batch["instruction_ids"], batch["instruction_mask"],
+                cfg.instruction_word_dropout))
         prefix, prefix_mask = self.backbone.embed_prefix(batch)
         b = prefix.shape[0]
         ego = batch["ego"]
@@ -149,12 +175,16 @@ class DriveVLAModel(nn.Module):
             ego = ego * keep
         parts = [prefix, self.ego_proj(ego)[:, None]]
         masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
+        if intent is not None:  # the driving losses never train the text classifier
+            probs = torch.softmax(intent.detach().float(), dim=-1)
+            parts.append(self.intent_proj(probs.to(prefix.dtype))[:, None])
+            masks.append(prefix_mask.new_ones(b, 1))
         if cfg.navigation_mode == "target_point":
             parts.append(self.route_proj(batch["route"].flatten(1))[:, None])
             masks.append(prefix_mask.new_ones(b, 1))
         parts.append(self.action_queries[None].expand(b, -1, -1).to(prefix.dtype))
         masks.append(prefix_mask.new_ones(b, cfg.n_action_queries))
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1), intent
 
     def _actions(self, hidden_q: torch.Tensor, batch: dict[str, torch.Tensor]):
         cfg = self.config
@@ -183,13 +213,13 @@ class DriveVLAModel(nn.Module):
 
     def act(self, batch: dict[str, torch.Tensor], use_cache: bool = False) -> ActionOutput:
         """The action path: one forward pass over prefix + queries."""
-        embeds, mask = self._sequence(batch)
+        embeds, mask, intent = self._sequence(batch)
         hidden, cache = self.backbone.run(embeds, mask, use_cache=use_cache)
         q = self.config.n_action_queries
         wps, speeds, meta, reason = self._actions(hidden[:, -q:], batch)
         refusal = self._refusal_logit(batch)
         return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask, refusal,
-                            self.decide_reason(reason, refusal))
+                            self.decide_reason(reason, refusal), intent)
 
     def _explanation_inputs(self, expl_ids: torch.Tensor, expl_mask: torch.Tensor,
                             reason: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -209,7 +239,7 @@ class DriveVLAModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """(loss, logs) on a training batch (see DriveVLAProcessor.batch_from_samples)."""
         cfg = self.config
-        embeds, mask = self._sequence(batch)
+        embeds, mask, intent = self._sequence(batch)
         n_ctx = embeds.shape[1]
         expl_ids = batch["explanation_ids"]
         expl_emb, expl_mask_in, skip = self._explanation_inputs(
@@ -245,12 +275,33 @@ class DriveVLAModel(nn.Module):
                 l_ref = 0.5 * (l_ref + l_aux)
             loss = loss + cfg.w_refusal * l_ref
             logs["bce_refusal"] = float(l_ref.detach())
+        if intent is not None:
+            loss = loss + cfg.w_intent * self._intent_loss(intent, batch, logs)
         logs |= {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),
                 "l1_speed_mps": float(l_sp.detach()), "ce_meta": float(l_meta.detach()),
                 "ce_reason": float(l_reason.detach()), "ce_explanation": float(l_expl.detach()),
                 "meta_acc": float((meta.argmax(-1) == batch["meta_action"]).float().mean()),
                 "reason_acc": float((reason.argmax(-1) == batch["reason"]).float().mean())}
         return loss, logs
+
+    def _intent_loss(self, intent: torch.Tensor, batch: dict[str, torch.Tensor],
+                     logs: dict[str, float]) -> torch.Tensor:
+        """Cross-entropy of the intent head on the frames' route intents (frames without
+        one are ignored) and, when the batch carries them, on rendered texts' intents."""
+        target = batch.get("intent")
+        losses = []
+        if target is not None and bool((target >= 0).any()):
+            losses.append(F.cross_entropy(intent.float(), target.long(), ignore_index=-100))
+            ok = target >= 0
+            logs["intent_acc"] = float((intent.argmax(-1)[ok] == target[ok]).float().mean())
+        if "aux_intent" in batch:
+            aux = self.intent_head(batch["aux_instruction_ids"], batch["aux_instruction_mask"])
+            losses.append(F.cross_entropy(aux.float(), batch["aux_intent"].long()))
+        if not losses:
+            return intent.sum() * 0.0
+        loss = torch.stack(losses).mean()
+        logs["ce_intent"] = float(loss.detach())
+        return loss
 
     # ------------------------------------------------------------------ reasoning head
     @torch.no_grad()

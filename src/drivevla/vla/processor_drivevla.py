@@ -250,6 +250,8 @@ class DriveVLAProcessor:
             "meta_action": samples["meta_action"].long(),
             "reason": samples["reason"].long(),
         }
+        if "intent" in samples:
+            batch["intent"] = samples["intent"].long()
         return self._add_instruction_text(batch, list(samples["instruction"]))
 
 

@@ -41,7 +41,7 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
         load_state_checked,
     )
     from drivevla.vla.processor_drivevla import DriveVLAProcessor
-    from drivevla.vla.train import refusal_texts
+    from drivevla.vla.train import instruction_texts
 
     src, out = Path(src), Path(out)
     if steps < 1 or batch_size < 1 or pool < 1:
@@ -60,7 +60,7 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
     load_state_checked(model, {**state, **fresh}, str(weights))
     head = model.safety_head
 
-    texts = refusal_texts(processor, pool, seed)
+    texts = instruction_texts(processor, pool, seed)
     ids_t, mask_t = texts["aux_instruction_ids"], texts["aux_instruction_mask"]
     y = texts["aux_unsafe"].float()
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)

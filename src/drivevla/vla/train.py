@@ -51,6 +51,8 @@ CACHE_VERSION = 1
 # per-frame odometry labels (the policy integrates them at run time); a cache written before
 # one existed gets it added from the data's label columns
 ODOMETRY_KEYS = ("heading_change", "lateral_offset")
+# label columns added since the first frame caches (filled in without decoding images)
+LATE_KEYS = (*ODOMETRY_KEYS, "intent")
 
 
 @dataclass
@@ -74,10 +76,10 @@ class TrainConfig:
     # speed 1.5 s ahead differs from the current speed by SPEED_CHANGE_FULL_MPS or more are
     # drawn (1 + keyframe_weight) times as often, smaller changes proportionally. 0: off.
     keyframe_weight: float = 0.0
-    # models with a refusal head: each step also trains it on this many texts drawn from a
-    # pool of `refusal_text_pool` instructions rendered from the *train* phrasings
-    # (instructions.synthetic_instructions), so it sees every phrasing, not only those that
-    # occurred in the recorded episodes. 0: off.
+    # models with a refusal or intent head: each step also trains them on this many texts
+    # drawn from a pool of `refusal_text_pool` instructions rendered from the *train*
+    # phrasings (instructions.synthetic_instruction_records), so they see every phrasing, not
+    # only those that occurred in the recorded episodes. 0: off.
     refusal_text_batch: int = 64
     refusal_text_pool: int = 20000
     log_every: int = 25
@@ -147,6 +149,7 @@ class FrameTensors:
     waypoint_mask: torch.Tensor  # (N, 6)
     meta_action: torch.Tensor  # (N,) -100: no label
     reason: torch.Tensor  # (N,)
+    intent: torch.Tensor  # (N,) index into NAVIGATION_INTENTS, -100: none
     instruction: list[str]
     explanation: list[str]
 
@@ -180,6 +183,7 @@ class FrameTensors:
             "waypoint_mask": self.waypoint_mask[index],
             "meta_action": self.meta_action[index],
             "reason": self.reason[index],
+            "intent": self.intent[index],
             "instruction": [self.instruction[i] for i in idx],
             "explanation": [self.explanation[i] for i in idx],
         }
@@ -209,8 +213,8 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
     if path.is_file():
         try:
             data = torch.load(path, weights_only=True)
-            missing = [k for k in ODOMETRY_KEYS if k not in data]
-            if missing:  # a cache from before the odometry inputs
+            missing = [k for k in LATE_KEYS if k not in data]
+            if missing:  # a cache from before these labels existed
                 data.update(_label_columns(root, ds_split, config, len(data["ego"]), missing))
                 _save_cache(path, data)
             return FrameTensors(**data)
@@ -236,7 +240,8 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         "images": images,
         **{k: torch.cat(labels[k]) for k in ("ego", *ODOMETRY_KEYS, "route",
                                              "target_waypoints", "target_speeds",
-                                             "waypoint_mask", "meta_action", "reason")},
+                                             "waypoint_mask", "meta_action", "reason",
+                                             "intent")},
         "instruction": [s for part in labels["instruction"] for s in part],
         "explanation": [s for part in labels["explanation"] for s in part],
     }
@@ -286,7 +291,8 @@ def _collate_resized(size: tuple[int, int]):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
         keep = ("images", "ego", *ODOMETRY_KEYS, "route", "target_waypoints", "target_speeds",
-                "waypoint_mask", "meta_action", "reason", "instruction", "explanation")
+                "waypoint_mask", "meta_action", "reason", "intent", "instruction",
+                "explanation")
         return {k: batch[k] for k in keep}
 
     return fn
@@ -313,19 +319,25 @@ def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
     return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
 
 
-def refusal_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor] | None:
-    """``pool`` instructions rendered from the train phrasings, encoded for the refusal head
-    (None when the model has none)."""
+def instruction_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor] | None:
+    """``pool`` instructions rendered from the train phrasings, encoded for the text-only
+    heads, with what each head learns from them: ``aux_unsafe`` (refusal head) and
+    ``aux_intent`` (intent head). None when the model has neither."""
     import torch
 
-    from drivevla.planner.instructions import synthetic_instructions
+    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
 
-    if not processor.config.refusal_head:
+    cfg = processor.config
+    if not (cfg.refusal_head or cfg.intent_head):
         return None
-    texts, unsafe = synthetic_instructions(pool, seed, split="train")
-    encoded = processor.encode_instructions(texts)
-    return {**{f"aux_{k}": v for k, v in encoded.items()},
-            "aux_unsafe": torch.tensor(unsafe, dtype=torch.bool)}
+    records = synthetic_instruction_records(pool, seed, split="train")
+    encoded = processor.encode_instructions([r[0] for r in records])
+    out = {f"aux_{k}": v for k, v in encoded.items()}
+    if cfg.refusal_head:
+        out["aux_unsafe"] = torch.tensor([r[1] == "misleading" for r in records])
+    if cfg.intent_head:
+        out["aux_intent"] = torch.tensor([NAVIGATION_INTENTS.index(r[3]) for r in records])
+    return out
 
 
 def sampling_weights(reasons: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -495,7 +507,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         model, opt, sched = acc.prepare(model, opt, sched)
         gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
-        texts = (refusal_texts(processor, cfg.refusal_text_pool, cfg.seed)
+        texts = (instruction_texts(processor, cfg.refusal_text_pool, cfg.seed)
                  if cfg.refusal_text_batch > 0 else None)
         step = 0
         if resume is not None:
@@ -534,7 +546,7 @@ class Trainer:
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
             batch = processor.batch_from_samples(frames.take(index))
             if texts is not None:
-                j = torch.randint(len(texts["aux_unsafe"]), (cfg.refusal_text_batch,),
+                j = torch.randint(len(texts["aux_instruction_ids"]), (cfg.refusal_text_batch,),
                                   generator=gen)
                 batch |= {k: v[j] for k, v in texts.items()}
             batch = {k: v.to(acc.device) if isinstance(v, torch.Tensor) else v
