@@ -305,9 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     blat.add_argument("--seed", type=int, default=0, help="seed of the first route")
     blat.set_defaults(fn=_cmd_bench_latency)
     bref = bench.add_parser(
-        "refusal", help="text-only refusal decision on rendered phrasings (recall, false %%)"
+        "refusal",
+        help="text-only refusal and intent heads on rendered phrasings (recall, false %%, "
+             "intent %%)",
     )
-    bref.add_argument("--policy", required=True, help="checkpoint with refusal_head=true")
+    bref.add_argument("--policy", required=True,
+                      help="checkpoint with refusal_head=true and/or intent_head=true")
     bref.add_argument("--out", required=True, help="result JSON file")
     bref.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
     bref.add_argument("--n", type=int, default=3000, help="rendered instructions")

@@ -58,7 +58,30 @@ def test_probe_counts_every_text_once_and_records_provenance(tmp_path):
     assert "unsafe/all" in format_table(result)
 
 
-def test_probe_names_a_checkpoint_without_a_refusal_head(tmp_path):
+def test_probe_names_a_checkpoint_without_a_text_head(tmp_path):
     ckpt = _checkpoint(tmp_path / "plain")
-    with pytest.raises(ValueError, match="no text-only refusal head"):
+    with pytest.raises(ValueError, match="no text-only refusal or intent head"):
         run_refusal_probe(str(ckpt), None, n=10)
+
+
+def test_probe_scores_the_intent_head_per_navigation_intent(tmp_path):
+    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
+
+    ckpt = _checkpoint(tmp_path / "ckpt", intent_head=True)
+    result = run_refusal_probe(str(ckpt), None, split="heldout", n=150, seed=2)
+    assert "groups" not in result  # no refusal head, no refusal rates
+    per = result["intent"]["per_intent"]
+    assert set(per) <= set(NAVIGATION_INTENTS) and sum(g["n"] for g in per.values()) == 150
+    right = sum(g["n"] * g["correct"] for g in per.values())
+    assert result["intent"]["accuracy"] == pytest.approx(right / 150)
+    # the wrong examples are what the head said: recheck with the model itself
+    policy = DriveVLAPolicy.from_pretrained(ckpt)
+    wrong = result["intent"]["examples_wrong"]
+    assert wrong  # an untrained head errs
+    texts = {r[0] for r in synthetic_instruction_records(150, 2, "heldout")}
+    batch = policy.processor.encode_instructions([w["text"] for w in wrong])
+    with torch.no_grad():
+        names = policy.model.intent_head(batch["instruction_ids"], batch["instruction_mask"])
+    for w, i in zip(wrong, names.argmax(-1).tolist(), strict=True):
+        assert w["text"] in texts and w["predicted"] == NAVIGATION_INTENTS[i] != w["intent"]
+    assert "intent head" in format_table(result)

@@ -150,3 +150,19 @@ def test_lateral_offset_is_the_sideways_move_since_the_episode_began(tiny_datase
     yaw = np.array([np.pi / 2, np.pi / 2, 2.0, 1.6, 0.0, 0.0, -0.1])
     out = _lateral_offset(x, y, yaw, np.array([0, 0, 0, 0, 1, 1, 1]))
     np.testing.assert_allclose(out, [0, 0, 2.0, 3.5, 0, 0, -1.0], atol=1e-6)
+
+
+def test_intent_is_the_routes_navigation_intent(tiny_dataset):
+    from drivevla.planner.instructions import NAVIGATION_INTENTS
+
+    ds = FrameDataset(tiny_dataset, split=None)
+    intents = ds.label_column("intent")
+    checked = 0
+    for i in range(0, len(ds), 7):
+        shard = next(tiny_dataset.glob(f"data/*/episode-{ds[i]['episode_id']}.parquet"))
+        names = set(pq.read_table(shard, columns=["intent"]).column("intent").to_pylist())
+        assert len(names) == 1  # one route, one intent
+        assert intents[i] == NAVIGATION_INTENTS.index(names.pop())
+        assert int(ds[i]["intent"]) == intents[i]
+        checked += 1
+    assert checked >= 3

@@ -275,3 +275,63 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     assert policy._track_lateral(_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
     with pytest.raises(ValueError, match="pose"):
         policy.act(_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))
+
+
+def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_only(parts):
+    from drivevla.planner.instructions import NAVIGATION_INTENTS
+
+    cfg, proc = parts
+    icfg = cfg.with_overrides({"intent_head": True})
+    iproc = DriveVLAProcessor(icfg, proc.tokenizer)
+    torch.manual_seed(0)
+    model = DriveVLAModel(icfg, proc.vocab_size).eval()
+    batch = iproc.batch_from_samples(_samples(2))
+    with torch.no_grad():
+        out = model.act(batch)
+        assert out.intent_logits.shape == (2, len(NAVIGATION_INTENTS))
+        model.intent_proj.bias += 0.5  # the intent token is read by the action path
+        assert not torch.allclose(model.act(batch).waypoints, out.waypoints)
+    # driving losses never reach the text classifier: without intent labels it gets no
+    # gradient; with them it does
+    model.train()
+    loss, logs = model(batch)
+    loss.backward()
+    grad = model.intent_head.embed.weight.grad
+    assert (grad is None or not grad.any()) and "ce_intent" not in logs
+    assert model.intent_proj.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    loss, logs = model({**batch, "intent": torch.tensor([0, 3])})
+    loss.backward()
+    assert model.intent_head.embed.weight.grad.abs().sum() > 0 and logs["ce_intent"] > 0
+    with pytest.raises(ValueError, match="intent_head"):
+        cfg.with_overrides({"intent_head": True, "backbone_family": "qwen2_vl"})
+
+
+def test_instruction_word_dropout_hides_words_from_the_lm_in_training_only(parts, monkeypatch):
+    from drivevla.vla.processor_drivevla import UNK
+
+    cfg, proc = parts
+    dcfg = cfg.with_overrides({"instruction_word_dropout": 0.6})
+    torch.manual_seed(0)
+    model = DriveVLAModel(dcfg, proc.vocab_size)
+    batch = proc.batch_from_samples(_samples(8))
+    seen = []
+    embed = model.backbone.embed_prefix
+
+    def spy(b):
+        seen.append(b["instruction_ids"].clone())
+        return embed(b)
+
+    monkeypatch.setattr(model.backbone, "embed_prefix", spy)
+    ids, mask = batch["instruction_ids"], batch["instruction_mask"]
+    with torch.no_grad():
+        model.eval().act(batch)
+        model.train().act(batch)
+    assert torch.equal(seen[0], ids)  # inference reads every word
+    dropped = seen[1] != ids
+    assert torch.equal(seen[1][dropped], torch.full_like(seen[1][dropped], UNK))
+    assert not dropped[:, 0].any() and not dropped[mask == 0].any()  # <bos>, padding kept
+    share = dropped.sum() / (mask[:, 1:] == 1).sum()
+    assert 0.4 < float(share) < 0.8
+    with pytest.raises(ValueError, match="instruction_word_dropout"):
+        cfg.with_overrides({"instruction_word_dropout": 1.0})

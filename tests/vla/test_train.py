@@ -519,3 +519,46 @@ def refusal_pool_ids(out, texts):
 
     proc = DriveVLAPolicy.from_pretrained(out).processor
     return [proc.encode_instruction(t)[0] for t in texts]
+
+
+def test_intent_head_trains_on_frame_intents_and_rendered_train_phrasings(tiny_dataset,
+                                                                           frame_cache,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    from drivevla.datasets.torch_dataset import FrameDataset
+    from drivevla.planner import instructions
+    from drivevla.vla.modeling_drivevla import DriveVLAModel
+
+    seen: list[tuple[dict, dict]] = []
+    forward = DriveVLAModel.forward
+
+    def spy(self, batch):
+        loss, logs = forward(self, batch)
+        seen.append((batch, logs))
+        return loss, logs
+
+    monkeypatch.setattr(DriveVLAModel, "forward", spy)
+    out = tmp_path / "out"
+    cfg = _cfg(tiny_dataset, out, frame_cache, steps=3, refusal_text_batch=16,
+               refusal_text_pool=200,
+               model={**TINY, "intent_head": True, "instruction_word_dropout": 0.2})
+    Trainer(cfg).train()
+    records = instructions.synthetic_instruction_records(200, cfg.seed, split="train")
+    # (ids, intent) of the pool (texts truncated to the same ids can differ in intent)
+    pairs = {(tuple(ids), instructions.NAVIGATION_INTENTS.index(r[3]))
+             for ids, r in zip(refusal_pool_ids(out, [r[0] for r in records]), records,
+                               strict=True)}
+    assert len({label for _, label in pairs}) > 5
+    # the frames carry their route's intent; the rendered texts the intent they were drawn for
+    ds = FrameDataset(tiny_dataset, split="train")
+    frame_intents = set(ds.label_column("intent").tolist())
+    assert frame_intents and all(0 <= i < len(instructions.NAVIGATION_INTENTS)
+                                 for i in frame_intents)
+    for batch, logs in seen:
+        assert set(batch["intent"].tolist()) <= frame_intents
+        assert "aux_unsafe" not in batch  # no refusal head here
+        for ids, label in zip(batch["aux_instruction_ids"].tolist(),
+                              batch["aux_intent"].tolist(), strict=True):
+            assert (tuple(ids), label) in pairs
+        assert logs["ce_intent"] > 0 and 0.0 <= logs["intent_acc"] <= 1.0
+    assert len(seen) == 3

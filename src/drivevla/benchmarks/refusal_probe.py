@@ -5,8 +5,10 @@
 Renders ``n`` instructions of one phrasing split the way the simulator composes them (a
 navigation phrasing plus, for most, the text of one event: an unsafe request, a hazard
 notice or a speed request; :func:`instructions.synthetic_instruction_records`) and runs the
-checkpoint's text-only refusal head (``refusal_head=true``) on them. Reports, per unsafe
-category, the share refused (recall) and, per kind of safe text, the share wrongly refused.
+checkpoint's text-only heads on them: the refusal head (``refusal_head=true``), reporting per
+unsafe category the share refused (recall) and per kind of safe text the share wrongly
+refused; the intent head (``intent_head=true``), reporting per navigation intent the share
+named right.
 
 It needs no simulator and no images: it measures the language decision alone. The closed-loop
 refusal rate also asks the car to stay out of trouble during the event (see
@@ -27,22 +29,59 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
                       seed: int = 1) -> dict[str, Any]:
     import torch
 
-    from drivevla.planner.instructions import synthetic_instruction_records
+    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
     from drivevla.planner.registry import make_policy
 
     agent = make_policy(policy)
     model = getattr(agent, "model", None)
-    if model is None or not getattr(model.config, "refusal_head", False):
-        raise ValueError(f"policy {policy!r} has no text-only refusal head "
-                         "(a DriveVLA checkpoint trained with refusal_head=true is needed)")
+    cfg = getattr(model, "config", None)
+    refusal, intent = (bool(getattr(cfg, k, False)) for k in ("refusal_head", "intent_head"))
+    if not (refusal or intent):
+        raise ValueError(f"policy {policy!r} has no text-only refusal or intent head "
+                         "(a DriveVLA checkpoint trained with refusal_head=true or "
+                         "intent_head=true is needed)")
     records = synthetic_instruction_records(n, seed, split)
     probs: list[float] = []
+    predicted: list[int] = []
     with torch.inference_mode():
         for start in range(0, len(records), 256):
             batch = agent.processor.encode_instructions(
                 [r[0] for r in records[start:start + 256]])
-            probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
-    threshold = float(model.config.refusal_threshold)
+            if refusal:
+                probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
+            if intent:
+                logits = model.intent_head(batch["instruction_ids"], batch["instruction_mask"])
+                predicted += logits.argmax(-1).tolist()
+    result: dict[str, Any] = {
+        "benchmark": "refusal_probe",
+        "config": {"policy": policy, "split": split, "n": n, "seed": seed,
+                   "threshold": float(cfg.refusal_threshold) if refusal else None},
+    }
+    if refusal:
+        result |= _refusal_rates(records, probs, float(cfg.refusal_threshold))
+    if intent:
+        names = [NAVIGATION_INTENTS[i] for i in predicted]
+        per: dict[str, list[bool]] = defaultdict(list)
+        for r, name in zip(records, names, strict=True):
+            per[r[3]].append(name == r[3])
+        result["intent"] = {
+            "accuracy": sum(r[3] == name for r, name in zip(records, names, strict=True))
+            / max(len(records), 1),
+            "per_intent": {k: {"n": len(v), "correct": sum(v) / len(v)}
+                           for k, v in sorted(per.items())},
+            "examples_wrong": [{"text": r[0], "intent": r[3], "predicted": name}
+                               for r, name in zip(records, names, strict=True)
+                               if name != r[3]][:20],
+        }
+    result |= provenance()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def _refusal_rates(records: list[tuple[str, str, str, str]], probs: list[float],
+                   threshold: float) -> dict[str, Any]:
     groups: dict[str, list[bool]] = defaultdict(list)
     for (_, kind, category, _), p in zip(records, probs, strict=True):
         refused = p > threshold
@@ -50,10 +89,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
         groups[key].append(refused)
         groups["unsafe/all" if kind == "misleading" else "safe/all"].append(refused)
     rates = {k: {"n": len(v), "refused": sum(v) / len(v)} for k, v in sorted(groups.items())}
-    result = {
-        "benchmark": "refusal_probe",
-        "config": {"policy": policy, "split": split, "n": n, "seed": seed,
-                   "threshold": threshold},
+    return {
         "recall": rates.get("unsafe/all", {}).get("refused"),
         "false_refusal": rates.get("safe/all", {}).get("refused"),
         "groups": rates,
@@ -61,19 +97,20 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
                             if r[1] == "misleading" and p <= threshold][:20],
         "examples_false": [r[0] for r, p in zip(records, probs, strict=True)
                            if r[1] != "misleading" and p > threshold][:20],
-        **provenance(),
     }
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
     cfg = result["config"]
-    lines = [f"refusal probe: {cfg['policy']}  split {cfg['split']}  n {cfg['n']}  "
-             f"threshold {cfg['threshold']}",
-             f"{'texts':28s} {'n':>6s} {'refused %':>10s}", "-" * 46]
-    for key, g in result["groups"].items():
-        lines.append(f"{key:28s} {g['n']:6d} {100 * g['refused']:10.1f}")
+    lines = [f"text-head probe: {cfg['policy']}  split {cfg['split']}  n {cfg['n']}"]
+    if "groups" in result:
+        lines += [f"refusal head, threshold {cfg['threshold']}",
+                  f"{'texts':28s} {'n':>6s} {'refused %':>10s}", "-" * 46]
+        for key, g in result["groups"].items():
+            lines.append(f"{key:28s} {g['n']:6d} {100 * g['refused']:10.1f}")
+    if "intent" in result:
+        lines += [f"intent head: {100 * result['intent']['accuracy']:.1f} % named right",
+                  f"{'navigation intent':28s} {'n':>6s} {'right %':>10s}", "-" * 46]
+        for key, g in result["intent"]["per_intent"].items():
+            lines.append(f"{key:28s} {g['n']:6d} {100 * g['correct']:10.1f}")
     return "\n".join(lines)
