@@ -335,3 +335,25 @@ def test_instruction_word_dropout_hides_words_from_the_lm_in_training_only(parts
     assert 0.4 < float(share) < 0.8
     with pytest.raises(ValueError, match="instruction_word_dropout"):
         cfg.with_overrides({"instruction_word_dropout": 1.0})
+
+
+def test_temporal_ensemble_fuses_the_policys_recent_decisions(parts):
+    cfg, proc = parts
+    torch.manual_seed(0)
+    model = DriveVLAModel(cfg, proc.vocab_size)
+    plain = DriveVLAPolicy(model, proc)
+    ecfg = cfg.with_overrides({"temporal_ensemble_s": 0.5})
+    fused = DriveVLAPolicy(DriveVLAModel(ecfg, proc.vocab_size), proc)
+    fused.model.load_state_dict(model.state_dict())
+    rng = np.random.default_rng(0)
+    obs = [_obs(images={"front": rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)},
+                ego=EgoState(0.5 * k, 0.0, 0.0, 5.0), timestamp_s=0.1 * k) for k in range(3)]
+    a0, b0 = plain.act(obs[0]), fused.act(obs[0])
+    np.testing.assert_allclose(b0.waypoints, a0.waypoints)  # nothing to fuse with yet
+    a1, b1 = plain.act(obs[1]), fused.act(obs[1])
+    assert not np.allclose(b1.waypoints, a1.waypoints)
+    np.testing.assert_allclose(b1.waypoints[-1], a1.waypoints[-1])  # beyond the old horizon
+    fused.reset()  # a new route forgets the old decisions
+    np.testing.assert_allclose(fused.act(obs[2]).waypoints, plain.act(obs[2]).waypoints)
+    with pytest.raises(ValueError, match="temporal_ensemble"):
+        cfg.with_overrides({"temporal_ensemble_s": -1.0})

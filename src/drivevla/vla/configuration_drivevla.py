@@ -105,6 +105,11 @@ class DriveVLAConfig:
     # training only: this share of the instruction tokens the language model reads become
     # <unk> (the text-only heads have their own dropout)
     instruction_word_dropout: float = 0.0
+    # inference only: fuse the trajectories predicted over the last `temporal_ensemble_s`
+    # seconds, each carried to the current pose and time, recent ones weighing more (weight
+    # halves every `temporal_ensemble_half_life_s`); 0: off (planner/ensemble.py)
+    temporal_ensemble_s: float = 0.0
+    temporal_ensemble_half_life_s: float = 0.3
     # loss weights
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
@@ -134,6 +139,10 @@ class DriveVLAConfig:
             if getattr(self, key) and self.backbone_family != "default":
                 raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
                                  f"backbone_family='default', got {self.backbone_family!r}")
+        if self.temporal_ensemble_s < 0 or self.temporal_ensemble_half_life_s <= 0:
+            raise ValueError(f"temporal_ensemble_s={self.temporal_ensemble_s} must be >= 0 and "
+                             f"temporal_ensemble_half_life_s="
+                             f"{self.temporal_ensemble_half_life_s} > 0")
         if not 0.0 <= self.instruction_word_dropout < 1.0:
             raise ValueError(f"instruction_word_dropout={self.instruction_word_dropout} must be "
                              "in [0, 1)")

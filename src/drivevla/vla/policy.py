@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from drivevla.planner.ensemble import TemporalEnsemble
 from drivevla.planner.reasons import Reason
 from drivevla.sim_bridge.frames import lateral_offset, wrap_angle
 from drivevla.sim_bridge.types import Decision, MetaAction, Observation
@@ -53,11 +54,17 @@ class DriveVLAPolicy:
         self._yaw_last: float | None = None  # odometry: heading at the last tick
         self._heading_change = 0.0  # unwrapped, since the route began
         self._start_pose: tuple[float, float, float] | None = None  # x, y, yaw at the start
+        self._ensemble = (
+            TemporalEnsemble(self.config.temporal_ensemble_s,
+                             self.config.temporal_ensemble_half_life_s, self.config.future_dt_s)
+            if self.config.temporal_ensemble_s > 0 else None)
 
     # ------------------------------------------------------------------ contract
     def reset(self, env: Any | None = None) -> None:
         self._last, self._tick, self._last_explanation = None, 0, None
         self._yaw_last, self._heading_change, self._start_pose = None, 0.0, None
+        if self._ensemble is not None:
+            self._ensemble.reset()
 
     def _track_heading(self, obs: Observation) -> float:
         """The heading change since the first observation after ``reset`` (a gyro's
@@ -93,6 +100,8 @@ class DriveVLAPolicy:
         speeds = np.clip(out.speeds[0].double().numpy(), 0.0, None)
         if not (np.isfinite(wps).all() and np.isfinite(speeds).all()):
             raise FloatingPointError("the model produced NaN/inf waypoints or speeds")
+        if self._ensemble is not None:
+            wps, speeds = self._ensemble(float(obs.timestamp_s), obs.ego, wps, speeds)
         meta = _META[int(out.meta_logits[0].argmax())]
         reason = _REASONS[int(out.reason[0])]
         explanation = None
