@@ -97,16 +97,22 @@ def test_a_corrupt_jpeg_raises_or_is_skipped(tiny_copy):
     assert skipping.dataset.skipped.rows == 1
 
 
+def _episode_columns(ds, root, columns):
+    """Per episode of ``ds``: its item rows and ``columns`` read straight from its shard."""
+    episodes = np.array([ds[i]["episode_id"] for i in range(len(ds))])
+    for eid in sorted(set(episodes)):
+        shard = next(root.glob(f"data/*/episode-{eid}.parquet"))
+        table = pq.read_table(shard, columns=columns)
+        yield np.flatnonzero(episodes == eid), {c: table.column(c).to_numpy(zero_copy_only=False)
+                                                for c in columns}
+
+
 def test_heading_change_is_the_unwrapped_heading_since_the_episode_began(tiny_dataset):
     ds = FrameDataset(tiny_dataset, split=None)
     heading = ds.label_column("heading_change")
-    episodes = np.array([ds[i]["episode_id"] for i in range(len(ds))])
     checked = 0
-    for eid in sorted(set(episodes)):
-        rows = np.flatnonzero(episodes == eid)
-        shard = next(tiny_dataset.glob(f"data/*/episode-{eid}.parquet"))
-        yaw = pq.read_table(shard, columns=["ego.yaw"]).column("ego.yaw").to_numpy()
-        expected = np.unwrap(yaw.astype(np.float64))
+    for rows, cols in _episode_columns(ds, tiny_dataset, ["ego.yaw"]):
+        expected = np.unwrap(cols["ego.yaw"].astype(np.float64))
         np.testing.assert_allclose(heading[rows], expected - expected[0], atol=1e-5)
         assert heading[rows[0]] == 0.0
         checked += 1
@@ -125,14 +131,10 @@ def test_heading_change_is_the_unwrapped_heading_since_the_episode_began(tiny_da
 def test_lateral_offset_is_the_sideways_move_since_the_episode_began(tiny_dataset):
     ds = FrameDataset(tiny_dataset, split=None)
     lateral = ds.label_column("lateral_offset")
-    episodes = np.array([ds[i]["episode_id"] for i in range(len(ds))])
     checked = 0
-    for eid in sorted(set(episodes)):
-        rows = np.flatnonzero(episodes == eid)
-        shard = next(tiny_dataset.glob(f"data/*/episode-{eid}.parquet"))
-        t = pq.read_table(shard, columns=["ego.x", "ego.y", "ego.yaw"])
-        x, y, yaw = (t.column(k).to_numpy().astype(np.float64) for k in ("ego.x", "ego.y",
-                                                                          "ego.yaw"))
+    keys = ["ego.x", "ego.y", "ego.yaw"]
+    for rows, cols in _episode_columns(ds, tiny_dataset, keys):
+        x, y, yaw = (cols[k].astype(np.float64) for k in keys)
         # into the first frame's ego frame: its y is the offset (x forward, y left)
         c, s = np.cos(yaw[0]), np.sin(yaw[0])
         expected = -(x - x[0]) * s + (y - y[0]) * c
@@ -158,11 +160,10 @@ def test_intent_is_the_routes_navigation_intent(tiny_dataset):
     ds = FrameDataset(tiny_dataset, split=None)
     intents = ds.label_column("intent")
     checked = 0
-    for i in range(0, len(ds), 7):
-        shard = next(tiny_dataset.glob(f"data/*/episode-{ds[i]['episode_id']}.parquet"))
-        names = set(pq.read_table(shard, columns=["intent"]).column("intent").to_pylist())
+    for rows, cols in _episode_columns(ds, tiny_dataset, ["intent"]):
+        names = set(cols["intent"].tolist())
         assert len(names) == 1  # one route, one intent
-        assert intents[i] == NAVIGATION_INTENTS.index(names.pop())
-        assert int(ds[i]["intent"]) == intents[i]
+        assert (intents[rows] == NAVIGATION_INTENTS.index(names.pop())).all()
+        assert int(ds[rows[0]]["intent"]) == intents[rows[0]]
         checked += 1
     assert checked >= 3

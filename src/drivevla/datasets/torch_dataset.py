@@ -92,7 +92,7 @@ def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
     out = np.zeros(len(yaw), np.float32)
     if len(yaw) == 0:
         return out
-    starts = np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
+    starts = _episode_starts(episode_of)
     ends = np.append(starts[1:], len(yaw))
     for a, b in zip(starts, ends, strict=True):
         unwrapped = np.unwrap(yaw[a:b])
@@ -104,13 +104,17 @@ def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
                     episode_of: np.ndarray) -> np.ndarray:
     """Per frame: :func:`~drivevla.sim_bridge.frames.lateral_offset` from its episode's first
     row (rows of an episode are consecutive and in frame order)."""
-    out = np.zeros(len(x), np.float32)
     if len(x) == 0:
-        return out
-    starts = np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
+        return np.zeros(0, np.float32)
+    starts = _episode_starts(episode_of)
     first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
-    out[:] = lateral_offset(x, y, x[first], y[first], np.asarray(yaw[first]))
-    return out
+    return lateral_offset(x, y, x[first], y[first], yaw[first]).astype(np.float32)
+
+
+def _episode_starts(episode_of: np.ndarray) -> np.ndarray:
+    """Indices of the first row of each episode (``episode_of`` non-empty, rows of an
+    episode consecutive)."""
+    return np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
 
 
 _COMMANDS = {c.value: c.index for c in HighLevelCommand}

@@ -56,7 +56,7 @@ def word_dropout(ids: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tenso
     return ids.masked_fill(drop, UNK)
 
 
-class InstructionSafetyHead(nn.Module):
+class TextBagHead(nn.Module):
     """A text-only classifier of the instruction: its own token embeddings (not the language
     model's), a masked mean (a bag of words), an MLP. With one output (the refusal head):
     is the instruction unsafe? With ``n_out`` outputs (the intent head): logits over the
@@ -141,14 +141,14 @@ class DriveVLAModel(nn.Module):
         self.meta_head = nn.Linear(d, config.n_meta_actions)
         self.reason_head = nn.Linear(d, config.n_reasons)
         if config.refusal_head:
-            self.safety_head = InstructionSafetyHead(vocab_size, config.refusal_dim,
-                                                     config.refusal_word_dropout)
+            self.safety_head = TextBagHead(vocab_size, config.refusal_dim,
+                                           config.refusal_word_dropout)
         if config.grounded_explanation:
             self.reason_embed = nn.Embedding(config.n_reasons, d)
         if config.intent_head:
             n = len(NAVIGATION_INTENTS)
-            self.intent_head = InstructionSafetyHead(vocab_size, config.refusal_dim,
-                                                     config.refusal_word_dropout, n_out=n)
+            self.intent_head = TextBagHead(vocab_size, config.refusal_dim,
+                                           config.refusal_word_dropout, n_out=n)
             self.intent_proj = nn.Linear(n, d)
 
     # ------------------------------------------------------------------ sequence
@@ -290,9 +290,9 @@ class DriveVLAModel(nn.Module):
         one are ignored) and, when the batch carries them, on rendered texts' intents."""
         target = batch.get("intent")
         losses = []
-        if target is not None and bool((target >= 0).any()):
+        ok = target >= 0 if target is not None else None
+        if ok is not None and bool(ok.any()):
             losses.append(F.cross_entropy(intent.float(), target.long(), ignore_index=-100))
-            ok = target >= 0
             logs["intent_acc"] = float((intent.argmax(-1)[ok] == target[ok]).float().mean())
         if "aux_intent" in batch:
             aux = self.intent_head(batch["aux_instruction_ids"], batch["aux_instruction_mask"])
