@@ -295,6 +295,36 @@ def test_keyframe_weights_favour_frames_where_the_expert_changes_speed():
         TrainConfig(data=("x",), keyframe_weight=-1.0)
 
 
+def test_pose_augmentation_warps_the_training_batches(tiny_dataset, frame_cache, tmp_path,
+                                                      monkeypatch):
+    from drivevla.perception import augment
+
+    seen = []
+    real = augment.PoseWarpBank.__call__
+
+    def spy(self, batch, prob, generator):
+        out = real(self, batch, prob, generator)
+        seen.append((self.size, prob, batch, out))
+        return out
+
+    monkeypatch.setattr(augment.PoseWarpBank, "__call__", spy)
+    out_dir = tmp_path / "out"
+    Trainer(_cfg(tiny_dataset, out_dir, frame_cache, steps=3, pose_aug_prob=1.0,
+                 pose_aug_lateral_m=0.5, pose_aug_yaw_deg=3.0)).train()
+    assert len(seen) == 3
+    size = (TINY["image_height"], TINY["image_width"])
+    for got_size, prob, before, after in seen:
+        assert got_size == size and prob == 1.0
+        assert not torch.equal(before["images"], after["images"])
+        assert not torch.allclose(before["target_waypoints"], after["target_waypoints"])
+    info = json.loads((out_dir / "train_info.json").read_text())
+    assert info["train_config"]["pose_aug_prob"] == 1.0
+    for bad in (dict(pose_aug_prob=1.5), dict(pose_aug_lateral_m=3.0),
+                dict(pose_aug_yaw_deg=-1.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(data=("x",), **bad)
+
+
 # ------------------------------------------------------------------------ frame cache
 
 

@@ -203,3 +203,100 @@ class DrivingAugment:
             images = photometric_jitter(images, rng, c.brightness, c.contrast, c.saturation)
         item["images"] = images
         return item
+
+
+class PoseWarpBank:
+    """Batched pose perturbation for training on frames already resized to the model's input.
+
+    The sampling grids of :func:`source_pixels` are computed once, at the camera's recorded
+    resolution, for every combination of ``n_lateral`` evenly spaced lateral shifts in
+    ``[-max_lateral_m, max_lateral_m]`` and ``n_yaw`` yaws in ``[-max_yaw_deg, max_yaw_deg]``,
+    and resampled to the ``size`` the frames were resized to (grid_sample's normalised
+    coordinates do not depend on resolution, so a non-uniform resize is exact). A training
+    step then draws one combination per item and warps the whole batch with one
+    ``grid_sample`` call; ego-frame targets get the exact inverse rigid transform, as in
+    :class:`DrivingAugment`.
+    """
+
+    def __init__(self, cameras: Sequence[CameraSpec], size: tuple[int, int], max_lateral_m: float,
+                 max_yaw_deg: float, n_lateral: int = 7, n_yaw: int = 7) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        if max_lateral_m < 0 or max_yaw_deg < 0 or n_lateral < 1 or n_yaw < 1:
+            raise ValueError(f"pose warp: max_lateral_m={max_lateral_m}, max_yaw_deg="
+                             f"{max_yaw_deg} must be >= 0 and n_lateral={n_lateral}, "
+                             f"n_yaw={n_yaw} >= 1")
+        lat = np.linspace(-max_lateral_m, max_lateral_m, n_lateral) if n_lateral > 1 else [0.0]
+        yaw = np.linspace(-max_yaw_deg, max_yaw_deg, n_yaw) if n_yaw > 1 else [0.0]
+        combos = [(float(dy), math.radians(float(dyaw))) for dy in lat for dyaw in yaw]
+        self.lateral_m = torch.tensor([c[0] for c in combos], dtype=torch.float32)
+        self.yaw_rad = torch.tensor([c[1] for c in combos], dtype=torch.float32)
+        grids = []  # per camera: (K, h, w, 2)
+        for spec in cameras:
+            per = []
+            for dy, dyaw in combos:
+                src = torch.from_numpy(source_pixels(spec, dy, dyaw)).float()
+                norm = torch.stack([src[..., 0] / spec.width * 2.0 - 1.0,
+                                    src[..., 1] / spec.height * 2.0 - 1.0])  # (2, H, W)
+                norm = F.interpolate(norm[None], size=size, mode="bilinear",
+                                     align_corners=False)[0]
+                per.append(norm.permute(1, 2, 0))
+            grids.append(torch.stack(per))
+        self.grids = torch.stack(grids, dim=1)  # (K, C, h, w, 2)
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return int(self.grids.shape[0])
+
+    def __call__(self, batch: dict[str, Any], prob: float, generator: Any) -> dict[str, Any]:
+        """Perturb a share ``prob`` of the items of a training batch (``images`` uint8
+        ``(B, C, 3, h, w)``, ``target_waypoints``, ``route``, ``waypoint_mask``, and
+        optionally ``heading_change`` / ``lateral_offset``); returns a new dict."""
+        import torch
+        import torch.nn.functional as F
+
+        images = batch["images"]
+        b, c = images.shape[:2]
+        if c != self.grids.shape[1] or tuple(images.shape[-2:]) != self.size:
+            raise ValueError(f"pose warp built for {self.grids.shape[1]} camera(s) at "
+                             f"{self.size}, got images {tuple(images.shape)}")
+        pick = torch.rand(b, generator=generator) < prob
+        if not pick.any():
+            return batch
+        rows = pick.nonzero().squeeze(1)
+        k = torch.randint(len(self), (len(rows),), generator=generator)
+        out = dict(batch)
+        sel = images[rows].float().flatten(0, 1)  # (n * C, 3, h, w)
+        grid = self.grids[k].flatten(0, 1)  # (n * C, h, w, 2)
+        warped = F.grid_sample(sel, grid, mode="bilinear", padding_mode="border",
+                               align_corners=False)
+        new_images = images.clone()
+        new_images[rows] = warped.round().clamp(0, 255).to(images.dtype).view(len(rows), c,
+                                                                               *images.shape[2:])
+        out["images"] = new_images
+        dy, dyaw = self.lateral_m[k], self.yaw_rad[k]
+        for key in ("target_waypoints", "route"):
+            pts = batch[key].clone()
+            pts[rows] = perturb_points_torch(batch[key][rows].float(), dy, dyaw).to(pts.dtype)
+            out[key] = pts
+        out["target_waypoints"] = out["target_waypoints"] * batch["waypoint_mask"].unsqueeze(-1)
+        if "heading_change" in batch:  # the perturbed ego points dyaw further left
+            out["heading_change"] = batch["heading_change"].clone()
+            out["heading_change"][rows] += dyaw.to(batch["heading_change"].dtype)
+        if "lateral_offset" in batch:
+            out["lateral_offset"] = batch["lateral_offset"].clone()
+            out["lateral_offset"][rows] += dy.to(batch["lateral_offset"].dtype)
+        return out
+
+
+def perturb_points_torch(points: Any, lateral_m: Any, yaw_rad: Any) -> Any:
+    """:func:`perturb_points` for a batch: ``points (B, ..., 2)``, one ``lateral_m`` and
+    ``yaw_rad`` per item ``(B,)``."""
+    import torch
+
+    shape = (-1,) + (1,) * (points.dim() - 2)
+    c, s = yaw_rad.cos().view(shape), yaw_rad.sin().view(shape)
+    x = points[..., 0]
+    y = points[..., 1] - lateral_m.view(shape)
+    return torch.stack([x * c + y * s, -x * s + y * c], dim=-1)

@@ -82,6 +82,13 @@ class TrainConfig:
     # only those that occurred in the recorded episodes. 0: off.
     refusal_text_batch: int = 64
     refusal_text_pool: int = 20000
+    # recovery examples: a share `pose_aug_prob` of the frames is shown as if the ego stood up
+    # to `pose_aug_lateral_m` to the side and `pose_aug_yaw_deg` turned (image warped through
+    # the ground plane, targets re-expressed in the perturbed frame so they lead back to the
+    # recorded path; see perception.augment). 0: off.
+    pose_aug_prob: float = 0.0
+    pose_aug_lateral_m: float = 0.6
+    pose_aug_yaw_deg: float = 4.0
     log_every: int = 25
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -121,6 +128,12 @@ class TrainConfig:
             raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
         if not 0.0 <= self.dagger_beta <= 1.0:
             raise ValueError(f"dagger_beta={self.dagger_beta} must be in [0, 1]")
+        if not 0.0 <= self.pose_aug_prob <= 1.0:
+            raise ValueError(f"pose_aug_prob={self.pose_aug_prob} must be in [0, 1]")
+        if not (0.0 <= self.pose_aug_lateral_m <= 1.5 and 0.0 <= self.pose_aug_yaw_deg <= 15.0):
+            raise ValueError(f"pose_aug_lateral_m={self.pose_aug_lateral_m} must be in [0, 1.5] "
+                             f"and pose_aug_yaw_deg={self.pose_aug_yaw_deg} in [0, 15] (the "
+                             "ground-plane warp shears anything standing on the road)")
 
     @property
     def total_steps(self) -> int:
@@ -528,6 +541,7 @@ class Trainer:
             if step > cfg.steps + (int(d.name.split("-")[1]) - 1) * cfg.dagger_steps:
                 frames = FrameTensors.concat([frames, self._load([str(d)], "all")])
         weights = frame_weights(frames, cfg)
+        warp = self._pose_warp()
         acc.init_trackers("logs", config={k: str(v) for k, v in cfg.to_dict().items()})
         bar = tqdm(total=cfg.total_steps, initial=step, desc="train", unit="step",
                    disable=not (cfg.progress and acc.is_main_process))
@@ -544,7 +558,10 @@ class Trainer:
                 weights = frame_weights(frames, cfg)
                 model.train()
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
-            batch = processor.batch_from_samples(frames.take(index))
+            samples = frames.take(index)
+            if warp is not None:
+                samples = warp(samples, cfg.pose_aug_prob, gen)
+            batch = processor.batch_from_samples(samples)
             if texts is not None:
                 j = torch.randint(len(texts["aux_instruction_ids"]), (cfg.refusal_text_batch,),
                                   generator=gen)
@@ -582,6 +599,17 @@ class Trainer:
         acc.end_training()
         info = self._write_info(policy, n_params, frames, val, t_start, t_loop, steps_timed)
         return info
+
+    def _pose_warp(self):
+        if self.cfg.pose_aug_prob <= 0:
+            return None
+        from drivevla.perception.augment import PoseWarpBank
+        from drivevla.sim_bridge.types import CameraSpec
+
+        cams = [CameraSpec(**c) for c in _dataset_cameras(self.cfg.data[0],
+                                                            self.model_config.cameras)]
+        return PoseWarpBank(cams, (self.model_config.image_height, self.model_config.image_width),
+                            self.cfg.pose_aug_lateral_m, self.cfg.pose_aug_yaw_deg)
 
     def _round_boundary(self, step: int) -> int | None:
         cfg = self.cfg
@@ -741,7 +769,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                  "refusal_text_pool"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
     for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
-                 "grad_clip"):
+                 "grad_clip", "pose_aug_prob", "pose_aug_lateral_m", "pose_aug_yaw_deg"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
     p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
     p.add_argument("--dagger-suite", default="train")
