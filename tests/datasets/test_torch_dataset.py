@@ -154,6 +154,27 @@ def test_lateral_offset_is_the_sideways_move_since_the_episode_began(tiny_datase
     np.testing.assert_allclose(out, [0, 0, 2.0, 3.5, 0, 0, -1.0], atol=1e-6)
 
 
+def test_distance_travelled_is_the_path_length_since_the_episode_began(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None)
+    distance = ds.label_column("distance_travelled")
+    checked = 0
+    for rows, cols in _episode_columns(ds, tiny_dataset, ["ego.x", "ego.y"]):
+        x, y = cols["ego.x"].astype(np.float64), cols["ego.y"].astype(np.float64)
+        steps = np.hypot(np.diff(x), np.diff(y))
+        np.testing.assert_allclose(distance[rows], np.r_[0.0, np.cumsum(steps)], atol=1e-3)
+        assert distance[rows[-1]] > 5.0  # the tiny episodes do move
+        checked += 1
+    assert checked >= 3
+    assert float(ds[len(ds) - 1]["distance_travelled"]) == pytest.approx(distance[-1])
+    # two episodes: the second starts again at 0, whatever the jump between them
+    from drivevla.datasets.torch_dataset import _distance_travelled
+
+    x = np.array([0.0, 3.0, 3.0, 100.0, 104.0])
+    y = np.array([0.0, 4.0, 5.0, 100.0, 100.0])
+    out = _distance_travelled(x, y, np.array([0, 0, 0, 1, 1]))
+    np.testing.assert_allclose(out, [0, 5.0, 6.0, 0, 4.0], atol=1e-6)
+
+
 def test_intent_is_the_routes_navigation_intent(tiny_dataset):
     from drivevla.planner.instructions import NAVIGATION_INTENTS
 

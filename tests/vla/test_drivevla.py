@@ -277,6 +277,37 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
         policy.act(_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))
 
 
+def test_distance_feature_odometer_in_model_processor_and_policy(parts):
+    cfg, proc = parts
+    dcfg = cfg.with_overrides({"distance_feature": True, "ego_dropout": 1.0})
+    assert dcfg.ego_dim == 5
+    dproc = DriveVLAProcessor(dcfg, proc.tokenizer)
+    samples = _samples(3)
+    with pytest.raises(ValueError, match="distance travelled"):
+        dproc.batch_from_samples(samples)
+    batch = dproc.batch_from_samples({**samples,
+                                      "distance_travelled": torch.tensor([0.0, 140.0, 900.0])})
+    assert batch["ego"].shape == (3, 5)
+    assert batch["ego"][:, 4].tolist() == pytest.approx([0.0, 1.4, 5.0])  # clipped at 500 m
+    torch.manual_seed(0)
+    model = DriveVLAModel(dcfg, proc.vocab_size).train()
+    further = dict(batch, ego=batch["ego"].clone())
+    further["ego"][:, 4] += 1.0
+    with torch.no_grad():  # ego dropout hides the motion state, never the odometer
+        assert not torch.allclose(model.act(batch).waypoints, model.act(further).waypoints)
+    # the policy sums the path tick to tick: a right angle is 30 + 40 m, not the 50 m chord;
+    # acting on the same observation twice adds nothing; reset starts again at 0
+    policy = DriveVLAPolicy(DriveVLAModel(dcfg, proc.vocab_size), dproc)
+    for x, y in [(0.0, 0.0), (30.0, 0.0), (30.0, 0.0), (30.0, 40.0)]:
+        policy.act(_obs(ego=EgoState(x, y, 0.0, 5.0)))
+    assert policy._distance == pytest.approx(70.0)
+    policy.reset()
+    policy.act(_obs(ego=EgoState(500.0, 0.0, 0.0, 5.0)))
+    assert policy._distance == 0.0
+    with pytest.raises(ValueError, match="position"):
+        policy.act(_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
+
+
 def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_only(parts):
     from drivevla.planner.instructions import NAVIGATION_INTENTS
 

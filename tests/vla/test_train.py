@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -377,14 +378,15 @@ def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeyp
 
     # a cache written before the odometry input gains it, without decoding an image again
     data = torch.load(files[0], weights_only=True)
-    del data["heading_change"], data["lateral_offset"]
+    del data["heading_change"], data["lateral_offset"], data["distance_travelled"]
     torch.save(data, files[0])
     with monkeypatch.context() as m:
         m.setattr(torch_dataset.FrameDataset, "images", NoDecode)
         upgraded = load_frames(tiny_dataset, "train", config, cache_dir=str(cache),
                                progress=False)
     _assert_same_frames(frames, upgraded)
-    assert {"heading_change", "lateral_offset"} <= set(torch.load(files[0], weights_only=True))
+    assert {"heading_change", "lateral_offset", "distance_travelled"} <= set(
+        torch.load(files[0], weights_only=True))
 
     # another image size is another cache entry
     other = DriveVLAConfig.from_dict({**TINY, "image_height": 40})
@@ -491,10 +493,12 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
 
     out = tmp_path / "out"
     Trainer(_cfg(tiny_dataset, out, frame_cache, steps=2,
-                 model={**TINY, "heading_feature": True, "lateral_feature": True})).train()
+                 model={**TINY, "heading_feature": True, "lateral_feature": True,
+                        "distance_feature": True})).train()
     policy = DriveVLAPolicy.from_pretrained(out)
     assert policy.config.heading_feature and policy.config.lateral_feature
-    assert policy.model.ego_proj[0].in_features == 6
+    assert policy.config.distance_feature
+    assert policy.model.ego_proj[0].in_features == 7
     env, obs, info = _sim_observation()
     agent = Agent(policy)
     agent.reset(env)
@@ -512,6 +516,9 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
     assert policy._start_pose == (x0, y0, yaw0)
     offset = world_to_ego(np.array([x, y]), np.array([x0, y0]), yaw0)[1]
     assert policy._track_lateral(observation) == pytest.approx(offset, abs=1e-9)
+    path = sum(math.hypot(b[0] - a[0], b[1] - a[1])
+               for a, b in zip(poses[:-1], poses[1:], strict=True))
+    assert path > 1.0 and policy._distance == pytest.approx(path, abs=1e-9)
 
 
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,

@@ -13,6 +13,8 @@ heading_change     () float32                ego heading now minus at the episod
                                              odometry a car has (a gyro), no map
 lateral_offset     () float32                sideways displacement (m, left +) since the
                                              episode's first frame, across its heading then
+distance_travelled () float32                path length driven (m) since the episode's
+                                             first frame (an odometer)
 route              (5, 2) float32            route target points, ego frame (m)
 command            () int64                  index into HighLevelCommand
 instruction        str                       the instruction the driver saw
@@ -109,6 +111,19 @@ def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
     starts = _episode_starts(episode_of)
     first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
     return lateral_offset(x, y, x[first], y[first], yaw[first]).astype(np.float32)
+
+
+def _distance_travelled(x: np.ndarray, y: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
+    """Per frame: the path length (m) from its episode's first row, summed frame to frame
+    (rows of an episode are consecutive and in frame order)."""
+    if len(x) == 0:
+        return np.zeros(0, np.float32)
+    step = np.hypot(np.diff(x, prepend=x[0]), np.diff(y, prepend=y[0]))
+    starts = _episode_starts(episode_of)
+    step[starts] = 0.0
+    total = np.cumsum(step)
+    first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
+    return (total - total[first]).astype(np.float32)
 
 
 def _episode_starts(episode_of: np.ndarray) -> np.ndarray:
@@ -215,6 +230,10 @@ class FrameDataset(Dataset):
                 col["ego.y"].to_numpy().astype(np.float64),
                 col["ego.yaw"].to_numpy().astype(np.float64), self.episode_of
             ),
+            "distance_travelled": _distance_travelled(
+                col["ego.x"].to_numpy().astype(np.float64),
+                col["ego.y"].to_numpy().astype(np.float64), self.episode_of
+            ),
             "route": _flat(col["route.targets"], ROUTE_TARGETS * 2).reshape(n, ROUTE_TARGETS, 2),
             "command": np.array(
                 [_COMMANDS.get(c, IGNORE_INDEX) for c in col["route.command"].to_pylist()]
@@ -314,6 +333,7 @@ class FrameDataset(Dataset):
             "ego": torch.from_numpy(c["ego"][index].copy()),
             "heading_change": torch.tensor(float(c["heading_change"][index])),
             "lateral_offset": torch.tensor(float(c["lateral_offset"][index])),
+            "distance_travelled": torch.tensor(float(c["distance_travelled"][index])),
             "route": torch.from_numpy(c["route"][index].copy()),
             "command": torch.tensor(int(c["command"][index]), dtype=torch.long),
             "instruction": c["instruction"][index],

@@ -31,6 +31,8 @@ def default_lm() -> dict[str, Any]:
 HEADING_SCALE_RAD = 1.5  # normalisation of the heading-change input
 LATERAL_SCALE_M = 3.5  # normalisation of the lateral-offset input: one lane width
 LATERAL_CLIP_M = 14.0  # beyond four lanes the offset says only "turned": clipped there
+DISTANCE_SCALE_M = 100.0  # normalisation of the distance-travelled input
+DISTANCE_CLIP_M = 500.0  # the odometer input saturates there (longer than any route's maneuver)
 
 
 @dataclass
@@ -87,6 +89,11 @@ class DriveVLAConfig:
     # across its heading then). A memoryless model cannot otherwise tell "change to the left
     # lane" still to do from already done: the instruction stays the same all route.
     lateral_feature: bool = False
+    # odometry input: the path length driven since the route began (m, an odometer). The
+    # instruction says *where* ("within the next 140 metres, get over to the left"); on a
+    # straight motorway nothing in the image does, so without it a memoryless model cannot
+    # time a lane change and averages "not yet" with "now" into never.
+    distance_feature: bool = False
     # a text-only classifier of the instruction (a bag of words with its own embeddings)
     # decides refusals: what the cameras show cannot make the car refuse a safe instruction
     refusal_head: bool = False
@@ -160,8 +167,9 @@ class DriveVLAConfig:
     @property
     def ego_dim(self) -> int:
         """Width of the ego-state input: speed, accel, yaw rate, steer (+ heading change)
-        (+ lateral offset)."""
-        return 4 + int(self.heading_feature) + int(self.lateral_feature)
+        (+ lateral offset) (+ distance travelled)."""
+        return (4 + int(self.heading_feature) + int(self.lateral_feature)
+                + int(self.distance_feature))
 
     @classmethod
     def valid_keys(cls) -> list[str]:

@@ -54,6 +54,8 @@ class DriveVLAPolicy:
         self._yaw_last: float | None = None  # odometry: heading at the last tick
         self._heading_change = 0.0  # unwrapped, since the route began
         self._start_pose: tuple[float, float, float] | None = None  # x, y, yaw at the start
+        self._xy_last: tuple[float, float] | None = None  # odometer: position at the last tick
+        self._distance = 0.0  # path length since the route began
         self._ensemble = (
             TemporalEnsemble(self.config.temporal_ensemble_s,
                              self.config.temporal_ensemble_half_life_s, self.config.future_dt_s)
@@ -63,6 +65,7 @@ class DriveVLAPolicy:
     def reset(self, env: Any | None = None) -> None:
         self._last, self._tick, self._last_explanation = None, 0, None
         self._yaw_last, self._heading_change, self._start_pose = None, 0.0, None
+        self._xy_last, self._distance = None, 0.0
         if self._ensemble is not None:
             self._ensemble.reset()
 
@@ -89,11 +92,23 @@ class DriveVLAPolicy:
             self._start_pose = pose
         return float(lateral_offset(pose[0], pose[1], *self._start_pose))
 
+    def _track_distance(self, obs: Observation) -> float:
+        """Path length (m) driven since the first observation after ``reset``, summed tick to
+        tick (an odometer). Acting twice on the same observation adds nothing."""
+        xy = (float(obs.ego.x), float(obs.ego.y))
+        if not all(math.isfinite(v) for v in xy):
+            raise ValueError(f"ego position is {xy}: the distance travelled cannot be tracked")
+        if self._xy_last is not None:
+            self._distance += math.hypot(xy[0] - self._xy_last[0], xy[1] - self._xy_last[1])
+        self._xy_last = xy
+        return self._distance
+
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
         heading = [self._track_heading(obs)] if self.config.heading_feature else None
         lateral = [self._track_lateral(obs)] if self.config.lateral_feature else None
-        batch = self.processor.from_observations([obs], heading, lateral)
+        distance = [self._track_distance(obs)] if self.config.distance_feature else None
+        batch = self.processor.from_observations([obs], heading, lateral, distance)
         out = self.model.act(batch, use_cache=True)
         self._last = out
         wps = out.waypoints[0].double().numpy()

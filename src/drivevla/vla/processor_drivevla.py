@@ -22,6 +22,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from drivevla.sim_bridge.types import Observation
 from drivevla.vla.configuration_drivevla import (
+    DISTANCE_CLIP_M,
+    DISTANCE_SCALE_M,
     HEADING_SCALE_RAD,
     LATERAL_CLIP_M,
     LATERAL_SCALE_M,
@@ -118,9 +120,10 @@ class DriveVLAProcessor:
         return x.reshape(b, n, 3, *size)
 
     def normalise_ego(self, ego: torch.Tensor, heading_change: torch.Tensor | None = None,
-                      lateral_offset: torch.Tensor | None = None) -> torch.Tensor:
+                      lateral_offset: torch.Tensor | None = None,
+                      distance_travelled: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 4) raw ego state (+ (B,) heading change, rad) (+ (B,) lateral offset, m)
-        -> the model's ego input."""
+        (+ (B,) distance travelled, m) -> the model's ego input."""
         parts = [ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)]
         if self.config.heading_feature:
             if heading_change is None:
@@ -133,6 +136,12 @@ class DriveVLAProcessor:
                                  "(lateral_feature=true); none was given")
             lat = lateral_offset.to(ego.dtype).reshape(-1, 1)
             parts.append(lat.clamp(-LATERAL_CLIP_M, LATERAL_CLIP_M) / LATERAL_SCALE_M)
+        if self.config.distance_feature:
+            if distance_travelled is None:
+                raise ValueError("this model reads the distance travelled since the route "
+                                 "began (distance_feature=true); none was given")
+            dist = distance_travelled.to(ego.dtype).reshape(-1, 1)
+            parts.append(dist.clamp(0.0, DISTANCE_CLIP_M) / DISTANCE_SCALE_M)
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ observations
@@ -174,16 +183,19 @@ class DriveVLAProcessor:
 
     def from_observations(self, observations: list[Observation],
                           heading_changes: list[float] | None = None,
-                          lateral_offsets: list[float] | None = None
+                          lateral_offsets: list[float] | None = None,
+                          distances: list[float] | None = None
                           ) -> dict[str, torch.Tensor]:
-        """Model inputs for a batch of observations (validated first). ``heading_changes``
-        and ``lateral_offsets``: per observation, the ego's heading change (rad) and sideways
-        displacement (m) since its route began, needed by a model with ``heading_feature`` /
-        ``lateral_feature`` (:class:`DriveVLAPolicy` keeps them)."""
+        """Model inputs for a batch of observations (validated first). ``heading_changes``,
+        ``lateral_offsets`` and ``distances``: per observation, the ego's heading change
+        (rad), sideways displacement (m) and path length (m) since its route began, needed by
+        a model with ``heading_feature`` / ``lateral_feature`` / ``distance_feature``
+        (:class:`DriveVLAPolicy` keeps them)."""
         for obs in observations:
             self.validate(obs)
         heading = _odometry(heading_changes, "heading_changes", len(observations))
         lateral = _odometry(lateral_offsets, "lateral_offsets", len(observations))
+        distance = _odometry(distances, "distances", len(observations))
         images = torch.stack([
             torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
                          for c in self.config.cameras])
@@ -195,7 +207,7 @@ class DriveVLAProcessor:
                                        for o in observations]))
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(ego, heading, lateral),
+            "ego": self.normalise_ego(ego, heading, lateral, distance),
             "route": route / self.config.waypoint_scale_m,
             **self.encode_instructions([o.instruction for o in observations]),
         }
@@ -239,7 +251,8 @@ class DriveVLAProcessor:
         batch = {
             "images": self.images_to_tensor(images),
             "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change"),
-                                      samples.get("lateral_offset")),
+                                      samples.get("lateral_offset"),
+                                      samples.get("distance_travelled")),
             "route": samples["route"].float() / self.config.waypoint_scale_m,
             **self.encode_instructions(list(samples["instruction"])),
             "explanation_ids": torch.tensor(eids, dtype=torch.long),

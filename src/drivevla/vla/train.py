@@ -50,7 +50,7 @@ INFO_FILE = "train_info.json"
 CACHE_VERSION = 1
 # per-frame odometry labels (the policy integrates them at run time); a cache written before
 # one existed gets it added from the data's label columns
-ODOMETRY_KEYS = ("heading_change", "lateral_offset")
+ODOMETRY_KEYS = ("heading_change", "lateral_offset", "distance_travelled")
 # label columns added since the first frame caches (filled in without decoding images)
 LATE_KEYS = (*ODOMETRY_KEYS, "intent")
 
@@ -156,6 +156,7 @@ class FrameTensors:
     ego: torch.Tensor  # (N, 4) raw units
     heading_change: torch.Tensor  # (N,) rad since the episode's first frame
     lateral_offset: torch.Tensor  # (N,) m moved over (left +) since the episode's first frame
+    distance_travelled: torch.Tensor  # (N,) m of path since the episode's first frame
     route: torch.Tensor  # (N, 5, 2) metres
     target_waypoints: torch.Tensor  # (N, 6, 2)
     target_speeds: torch.Tensor  # (N, 6)
@@ -190,6 +191,7 @@ class FrameTensors:
             "ego": self.ego[index],
             "heading_change": self.heading_change[index],
             "lateral_offset": self.lateral_offset[index],
+            "distance_travelled": self.distance_travelled[index],
             "route": self.route[index],
             "target_waypoints": self.target_waypoints[index],
             "target_speeds": self.target_speeds[index],
