@@ -304,6 +304,14 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     policy.reset()
     policy.act(_obs(ego=EgoState(500.0, 0.0, 0.0, 5.0)))
     assert policy._distance == 0.0
+    # the test-time odometer bias shifts what the model reads, not what the policy measured
+    bcfg = dcfg.with_overrides({"odometer_bias_m": 30.0})
+    biased = DriveVLAPolicy(DriveVLAModel(bcfg, proc.vocab_size),
+                            DriveVLAProcessor(bcfg, proc.tokenizer))
+    assert biased._track_distance(_obs(ego=EgoState(0.0, 0.0, 0.0, 5.0))) == 30.0
+    assert biased._track_distance(_obs(ego=EgoState(4.0, 3.0, 0.0, 5.0))) == pytest.approx(35.0)
+    with pytest.raises(ValueError, match="odometer_bias_m"):
+        dcfg.with_overrides({"odometer_bias_m": float("nan")})
     with pytest.raises(ValueError, match="position"):
         policy.act(_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ class DriveVLAConfig:
     # straight motorway nothing in the image does, so without it a memoryless model cannot
     # time a lane change and averages "not yet" with "now" into never.
     distance_feature: bool = False
+    # inference only, a robustness probe: metres added to the odometer reading the model sees
+    # (how much does it time maneuvers by distance rather than by the camera?); 0: off
+    odometer_bias_m: float = 0.0
     # a text-only classifier of the instruction (a bag of words with its own embeddings)
     # decides refusals: what the cameras show cannot make the car refuse a safe instruction
     refusal_head: bool = False
@@ -146,6 +150,8 @@ class DriveVLAConfig:
             if getattr(self, key) and self.backbone_family != "default":
                 raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
                                  f"backbone_family='default', got {self.backbone_family!r}")
+        if not math.isfinite(self.odometer_bias_m):
+            raise ValueError(f"odometer_bias_m={self.odometer_bias_m} must be finite")
         if self.temporal_ensemble_s < 0 or self.temporal_ensemble_half_life_s <= 0:
             raise ValueError(f"temporal_ensemble_s={self.temporal_ensemble_s} must be >= 0 and "
                              f"temporal_ensemble_half_life_s="

@@ -94,14 +94,15 @@ class DriveVLAPolicy:
 
     def _track_distance(self, obs: Observation) -> float:
         """Path length (m) driven since the first observation after ``reset``, summed tick to
-        tick (an odometer). Acting twice on the same observation adds nothing."""
+        tick (an odometer), plus the config's ``odometer_bias_m`` (a test-time probe). Acting
+        twice on the same observation adds nothing."""
         xy = (float(obs.ego.x), float(obs.ego.y))
         if not all(math.isfinite(v) for v in xy):
             raise ValueError(f"ego position is {xy}: the distance travelled cannot be tracked")
         if self._xy_last is not None:
             self._distance += math.hypot(xy[0] - self._xy_last[0], xy[1] - self._xy_last[1])
         self._xy_last = xy
-        return self._distance
+        return self._distance + self.config.odometer_bias_m
 
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
