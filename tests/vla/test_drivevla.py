@@ -211,24 +211,29 @@ def test_without_motion_state_input_the_motion_state_is_never_read(parts):
     assert not torch.allclose(a.waypoints, c.waypoints)
 
 
+def _assert_ego_dropout_keeps_reading(cfg, vocab_size: int, batch, column: int, delta: float):
+    """With ego dropout at 1 the motion state is hidden in training, never the odometry: moving
+    ego ``column`` still moves the waypoints."""
+    torch.manual_seed(0)
+    model = DriveVLAModel(cfg, vocab_size).train()
+    moved = dict(batch, ego=batch["ego"].clone())
+    moved["ego"][:, column] += delta
+    with torch.no_grad():
+        assert not torch.allclose(model.act(batch).waypoints, model.act(moved).waypoints)
+
+
 def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     cfg, proc = parts
     hcfg = cfg.with_overrides({"heading_feature": True, "ego_dropout": 1.0})
     assert hcfg.ego_dim == 5 and cfg.ego_dim == 4
     hproc = DriveVLAProcessor(hcfg, proc.tokenizer)
-    torch.manual_seed(0)
-    model = DriveVLAModel(hcfg, proc.vocab_size)
     samples = _samples(2)
     with pytest.raises(ValueError, match="heading change"):
         hproc.batch_from_samples(samples)
     batch = hproc.batch_from_samples({**samples, "heading_change": torch.tensor([0.0, 1.5])})
     assert batch["ego"].shape == (2, 5)
     assert batch["ego"][1, 4].item() == pytest.approx(1.0)  # normalised by 1.5 rad
-    turned = dict(batch, ego=batch["ego"].clone())
-    turned["ego"][:, 4] += 2.0
-    model.train()
-    with torch.no_grad():  # ego dropout hides the motion state, never the odometry
-        assert not torch.allclose(model.act(batch).waypoints, model.act(turned).waypoints)
+    _assert_ego_dropout_keeps_reading(hcfg, proc.vocab_size, batch, column=4, delta=2.0)
     # the policy integrates the heading tick to tick, across the +-pi seam
     policy = DriveVLAPolicy(DriveVLAModel(hcfg, proc.vocab_size), hproc)
     yaws = [3.0, 3.1, -3.1, -3.0, -3.0]  # +0.1, +0.0832 (across pi), +0.1, +0
@@ -258,12 +263,7 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     assert batch["ego"].shape == (3, 6)
     # one lane is 1.0; far beyond four lanes (a turn, not a lane change) is clipped to 4
     assert batch["ego"][:, 5].tolist() == pytest.approx([0.0, 1.0, -4.0])
-    torch.manual_seed(0)
-    model = DriveVLAModel(lcfg, proc.vocab_size).train()
-    moved = dict(batch, ego=batch["ego"].clone())
-    moved["ego"][:, 5] += 1.0
-    with torch.no_grad():  # ego dropout hides the motion state, never the odometry
-        assert not torch.allclose(model.act(batch).waypoints, model.act(moved).waypoints)
+    _assert_ego_dropout_keeps_reading(lcfg, proc.vocab_size, batch, column=5, delta=1.0)
     # the policy measures the move across the heading it started with: driving north
     # (yaw pi/2) and moving 3.5 m west is one lane to the left, whatever the yaw is now
     policy = DriveVLAPolicy(DriveVLAModel(lcfg, proc.vocab_size), lproc)
@@ -289,12 +289,7 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
                                       "distance_travelled": torch.tensor([0.0, 140.0, 900.0])})
     assert batch["ego"].shape == (3, 5)
     assert batch["ego"][:, 4].tolist() == pytest.approx([0.0, 1.4, 5.0])  # clipped at 500 m
-    torch.manual_seed(0)
-    model = DriveVLAModel(dcfg, proc.vocab_size).train()
-    further = dict(batch, ego=batch["ego"].clone())
-    further["ego"][:, 4] += 1.0
-    with torch.no_grad():  # ego dropout hides the motion state, never the odometer
-        assert not torch.allclose(model.act(batch).waypoints, model.act(further).waypoints)
+    _assert_ego_dropout_keeps_reading(dcfg, proc.vocab_size, batch, column=4, delta=1.0)
     # the policy sums the path tick to tick: a right angle is 30 + 40 m, not the 50 m chord;
     # acting on the same observation twice adds nothing; reset starts again at 0
     policy = DriveVLAPolicy(DriveVLAModel(dcfg, proc.vocab_size), dproc)

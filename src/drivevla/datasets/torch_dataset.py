@@ -108,8 +108,7 @@ def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
     row (rows of an episode are consecutive and in frame order)."""
     if len(x) == 0:
         return np.zeros(0, np.float32)
-    starts = _episode_starts(episode_of)
-    first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
+    first = _episode_first_rows(episode_of)
     return lateral_offset(x, y, x[first], y[first], yaw[first]).astype(np.float32)
 
 
@@ -122,14 +121,19 @@ def _distance_travelled(x: np.ndarray, y: np.ndarray, episode_of: np.ndarray) ->
     starts = _episode_starts(episode_of)
     step[starts] = 0.0
     total = np.cumsum(step)
-    first = starts[np.searchsorted(starts, np.arange(len(x)), side="right") - 1]
-    return (total - total[first]).astype(np.float32)
+    return (total - total[_episode_first_rows(episode_of)]).astype(np.float32)
 
 
 def _episode_starts(episode_of: np.ndarray) -> np.ndarray:
     """Indices of the first row of each episode (``episode_of`` non-empty, rows of an
     episode consecutive)."""
     return np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
+
+
+def _episode_first_rows(episode_of: np.ndarray) -> np.ndarray:
+    """Per row, the index of its episode's first row (same preconditions)."""
+    starts = _episode_starts(episode_of)
+    return starts[np.searchsorted(starts, np.arange(len(episode_of)), side="right") - 1]
 
 
 _COMMANDS = {c.value: c.index for c in HighLevelCommand}
