@@ -185,11 +185,18 @@ def test_seed_rules():
     assert episode_seed(0, 1, SEED_RANGES["eval"][0], 3, allow_eval=True) == (
         SEED_RANGES["eval"][0] + 3
     )
+    # the validation range is held out too, and wraps inside itself when allowed
+    with pytest.raises(ValueError, match=r"held-out val range.*--allow-eval-seeds"):
+        episode_seed(0, 0, SEED_RANGES["val"][0], 3)
+    v_lo, v_hi = SEED_RANGES["val"]
+    assert episode_seed(0, 1, v_hi, 3, allow_eval=True) == v_lo + 2
 
 
 def test_eval_suites_are_refused_and_train_phrasings_forced(tmp_path):
     with pytest.raises(ValueError, match="eval range.*--allow-eval-seeds"):
         plan_collection(CollectConfig(suite="smoke", episodes=2, out=str(tmp_path / "x")))
+    with pytest.raises(ValueError, match="val range.*--allow-eval-seeds"):
+        plan_collection(CollectConfig(suite="val", episodes=2, out=str(tmp_path / "x")))
     assert not (tmp_path / "x").exists()
     plan = plan_collection(
         CollectConfig(suite="standard", episodes=2, out=str(tmp_path), allow_eval_seeds=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 
@@ -25,13 +27,29 @@ def test_standard_suite_covers_every_family_and_intent_on_held_out_seeds():
     assert SEED_RANGES["train"][1] < lo  # disjoint ranges
 
 
+def test_validation_suite_is_disjoint_from_training_and_the_benchmark():
+    val, standard = load_suite("val"), load_suite("standard")
+    expected = {(f, i) for f, fam in FAMILIES.items() for i in fam.intents}
+    assert {(r.scenario, r.intent) for r in val.routes} == expected
+    lo, hi = SEED_RANGES["val"]
+    assert all(lo <= r.seed <= hi for r in val.routes)
+    ranges = sorted(SEED_RANGES.values())
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))  # disjoint
+    assert not {r.seed for r in val.routes} & {r.seed for r in standard.routes}
+    # validation measures what the benchmark measures: held-out phrasings, unsafe events
+    assert all(r.config.get("instruction_split") == "heldout" for r in val.routes)
+    assert any(e["kind"] == "misleading" for r in val.routes for e in r.events)
+
+
 def test_shipped_suite_files_match_the_generator():
     # the YAML in the package is what generate_suite produces (no hand edits drifted in)
     assert (
         load_suite("standard").routes
         == generate_suite("standard", "eval", 3, instruction_split="heldout").routes
     )
-    assert {"standard", "smoke"} <= set(builtin_suites())
+    val = generate_suite("val", "val", 2, instruction_split="heldout")
+    assert load_suite("val").routes == val.routes
+    assert {"standard", "smoke", "val"} <= set(builtin_suites())
 
 
 def test_user_suite_file_with_instruction_and_config(tmp_path):

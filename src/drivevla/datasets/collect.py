@@ -11,9 +11,10 @@ writes one Parquet shard per episode. What it guarantees:
   - routes whose seed lies in ``SEED_RANGES["train"]`` use it for ``k = 0`` and
     ``seed + k * R`` (wrapped inside the train range) after that; for a suite written by
     ``generate_suite(..., "train", ...)`` (consecutive seeds) every episode gets its own seed;
-  - routes with a seed in ``SEED_RANGES["eval"]`` are **refused** (held-out benchmark seeds)
-    unless ``allow_eval_seeds``; then the same rule applies inside the eval range;
-  - routes with a seed in neither range get ``SEED_RANGES["train"][0] + (r + k * R) mod size``.
+  - routes with a seed in ``SEED_RANGES["eval"]`` or ``SEED_RANGES["val"]`` are **refused**
+    (held-out benchmark and validation seeds) unless ``allow_eval_seeds``; then the same rule
+    applies inside that range;
+  - routes with a seed in none of the ranges get ``SEED_RANGES["train"][0] + (r + k * R) mod size``.
 
   Instructions are rendered from the train phrasings (``instruction_split: "train"`` is forced
   into every route's simulator config) and the expert's explanations from its train split.
@@ -125,14 +126,14 @@ def episode_seed(
     Raises ``ValueError`` for a seed in the eval range unless ``allow_eval``."""
     from drivevla.sim_bridge.embedded.suites import SEED_RANGES
 
-    for name in ("train", "eval"):
+    for name in ("train", "eval", "val"):
         lo, hi = SEED_RANGES[name]
         if lo <= route_seed <= hi:
-            if name == "eval" and not allow_eval:
+            if name != "train" and not allow_eval:
                 raise ValueError(
-                    f"route seed {route_seed} is in the held-out eval range {SEED_RANGES['eval']}"
+                    f"route seed {route_seed} is in the held-out {name} range {SEED_RANGES[name]}"
                     "; collect from a training suite (e.g. --suite train) or pass "
-                    "--allow-eval-seeds to collect from evaluation seeds on purpose"
+                    "--allow-eval-seeds to collect from held-out seeds on purpose"
                 )
             return lo + (route_seed - lo + repeat * n_routes) % (hi - lo + 1)
     lo, hi = SEED_RANGES["train"]

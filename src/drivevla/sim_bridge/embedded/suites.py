@@ -15,8 +15,10 @@ File format::
           - {kind: misleading, category: run_red_light, start_s: 6, duration_s: 2}
           - {kind: speed, speed_kmh: 50, start_s: 10, duration_s: 8}
 
-Seeds are split into disjoint ranges: training data is collected from ``SEED_RANGES["train"]``
-and every benchmark suite the project ships draws from ``SEED_RANGES["eval"]`` (held out).
+Seeds are split into disjoint ranges: training data is collected from ``SEED_RANGES["train"]``,
+the benchmark suites the project ships (``standard``, ``smoke``) draw from ``SEED_RANGES["eval"]``
+and the closed-loop validation suite (``val``: choose checkpoints and settings on it, report on
+``standard``) from ``SEED_RANGES["val"]``; collection refuses both held-out ranges.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.events import InstructionEvent
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
-SEED_RANGES = {"train": (0, 999_999), "eval": (1_000_000, 1_999_999)}
+SEED_RANGES = {
+    "train": (0, 999_999),
+    "eval": (1_000_000, 1_999_999),
+    "val": (2_000_000, 2_999_999),
+}
 _ROUTE_KEYS = {"id", "scenario", "intent", "seed", "instruction", "config", "events"}
 _SUITE_KEYS = {"name", "description", "routes"}
 
