@@ -123,7 +123,7 @@ def _cmd_bench_refusal(args: argparse.Namespace) -> int:
     from drivevla.benchmarks.refusal_probe import format_table, run_refusal_probe
 
     result = run_refusal_probe(args.policy, Path(args.out), split=args.split, n=args.n,
-                               seed=args.seed)
+                               seed=args.seed, stacked_share=args.stacked_share)
     print(format_table(result))
     print(f"wrote {args.out}")
     return 0
@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     bref.add_argument("--split", default="heldout", choices=["train", "heldout", "all"])
     bref.add_argument("--n", type=int, default=3000, help="rendered instructions")
     bref.add_argument("--seed", type=int, default=1)
+    bref.add_argument("--stacked-share", type=float, default=0.0,
+                      help="share of event texts with a second, safe event before the first "
+                           "(as overlapping events read in the simulator)")
     bref.set_defaults(fn=_cmd_bench_refusal)
 
     evaluate = sub.add_parser("eval", help="evaluations of a policy").add_subparsers(

@@ -55,7 +55,14 @@ def test_probe_counts_every_text_once_and_records_provenance(tmp_path):
     assert result["examples_missed"] or result["examples_false"]  # a random head errs
     saved = json.loads(out.read_text())
     assert saved["config"]["split"] == "heldout" and "hardware" in saved and "versions" in saved
+    assert saved["config"]["stacked_share"] == 0.0
     assert "unsafe/all" in format_table(result)
+    # stacked events: the same number of texts, longer on average, the share recorded
+    stacked = run_refusal_probe(str(ckpt), None, split="heldout", n=120, seed=2,
+                                stacked_share=1.0)
+    assert stacked["config"]["stacked_share"] == 1.0
+    assert stacked["groups"]["unsafe/all"]["n"] + stacked["groups"]["safe/all"]["n"] == 120
+    assert stacked["groups"] != groups
 
 
 def test_probe_names_a_checkpoint_without_a_text_head(tmp_path):

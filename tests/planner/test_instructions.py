@@ -311,3 +311,29 @@ def test_synthetic_instructions_use_only_the_split_and_label_unsafe_requests():
                    if not bad for t in train_unsafe)
     with pytest.raises(ValueError, match="event_share"):
         ins.synthetic_instructions(5, seed=0, event_share=1.5)
+
+
+def test_stacked_events_put_a_safe_event_before_the_last_one_as_the_simulator_does():
+    base = ins.synthetic_instruction_records(400, seed=5, split="train")
+    # share 0 draws nothing extra: a seed renders what it rendered before the option existed
+    assert ins.synthetic_instruction_records(400, seed=5, split="train", stacked_share=0.0) == base
+    stacked = ins.synthetic_instruction_records(400, seed=5, split="train", stacked_share=1.0)
+
+    def sentences(records, with_event):
+        counts = [sum(text.count(c) for c in ".!?") for text, kind, _, _ in records
+                  if (kind != "navigation") == with_event]
+        return sum(counts) / len(counts)
+
+    # every text with an event gains one sentence; texts without one are unchanged in kind
+    assert sentences(stacked, True) - sentences(base, True) > 0.8
+    assert abs(sentences(stacked, False) - sentences(base, False)) < 0.3
+    train_unsafe = [t for cat in ins.UNSAFE_CATEGORIES
+                    for t in ins.phrasings(InstructionKind.MISLEADING, cat, "train")
+                    if not ins.template_slots(t)]
+    # the unsafe request comes last, after a speed request or notice, and keeps its label
+    assert any(kind == "misleading" and "km/h" in text and text.endswith(tuple(train_unsafe))
+               for text, kind, _, _ in stacked)
+    assert not any(kind != "misleading" and text.endswith(tuple(train_unsafe))
+                   for text, kind, _, _ in stacked)
+    with pytest.raises(ValueError, match="stacked_share"):
+        ins.synthetic_instruction_records(5, seed=0, stacked_share=-0.1)

@@ -42,6 +42,7 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
             assert torch.equal(v, before[k]), k
     saved = json.loads((out / FIT_INFO).read_text())
     assert saved["steps"] == 150 and saved["source"] == str(src) and "hardware" in saved
+    assert saved["stacked_share"] == 0.0  # one event per text unless asked
     assert info["final_loss_mean_last_100"] < 0.69  # better than chance
 
     b = DriveVLAPolicy.from_pretrained(out)
@@ -53,3 +54,6 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
     assert db.reason != Reason.REFUSED_UNSAFE_INSTRUCTION.value  # a safe instruction
     with pytest.raises(ValueError, match="must differ"):
         fit_refusal_head(src, src, steps=1)
+    with pytest.raises(ValueError, match="stacked_share"):
+        fit_refusal_head(src, tmp_path / "bad", steps=1, stacked_share=1.5)
+    assert not (tmp_path / "bad").exists()

@@ -250,7 +250,7 @@ def test_empty_training_data_is_refused(tiny_copy, frame_cache, tmp_path):
     with pytest.raises(ValueError, match="no training data"):
         TrainConfig(data=(), out=str(tmp_path / "x"))
     for bad in ({"steps": 0}, {"batch_size": 0}, {"mixed_precision": "fp8"},
-                {"dagger_beta": 1.5}):
+                {"dagger_beta": 1.5}, {"refusal_text_stacked_share": 1.2}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             _cfg(tiny_copy, tmp_path / "x", frame_cache, **bad)
     # a dataset whose train split is empty: every episode moved to val
@@ -576,11 +576,13 @@ def test_intent_head_trains_on_frame_intents_and_rendered_train_phrasings(tiny_d
 
     monkeypatch.setattr(DriveVLAModel, "forward", spy)
     out = tmp_path / "out"
+    # half the event texts stacked (a safe event before the last one): the pool is rendered so
     cfg = _cfg(tiny_dataset, out, frame_cache, steps=3, refusal_text_batch=16,
-               refusal_text_pool=200,
+               refusal_text_pool=200, refusal_text_stacked_share=0.5,
                model={**TINY, "intent_head": True, "instruction_word_dropout": 0.2})
     Trainer(cfg).train()
-    records = instructions.synthetic_instruction_records(200, cfg.seed, split="train")
+    records = instructions.synthetic_instruction_records(200, cfg.seed, split="train",
+                                                         stacked_share=0.5)
     # (ids, intent) of the pool (texts truncated to the same ids can differ in intent)
     pairs = {(tuple(ids), instructions.NAVIGATION_INTENTS.index(r[3]))
              for ids, r in zip(refusal_pool_ids(out, [r[0] for r in records]), records,

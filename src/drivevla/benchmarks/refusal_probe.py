@@ -1,10 +1,12 @@
 """Offline probe of a checkpoint's unsafe-instruction decision on rendered phrasings.
 
     drivevla bench refusal --policy DIR --out FILE.json [--split heldout] [--n 3000] [--seed 1]
+        [--stacked-share 0.3]
 
 Renders ``n`` instructions of one phrasing split the way the simulator composes them (a
 navigation phrasing plus, for most, the text of one event: an unsafe request, a hazard
-notice or a speed request; :func:`instructions.synthetic_instruction_records`) and runs the
+notice or a speed request, and with ``stacked_share`` sometimes a safe event before it;
+:func:`instructions.synthetic_instruction_records`) and runs the
 checkpoint's text-only heads on them: the refusal head (``refusal_head=true``), reporting per
 unsafe category the share refused (recall) and per kind of safe text the share wrongly
 refused; the intent head (``intent_head=true``), reporting per navigation intent the share
@@ -26,7 +28,7 @@ from drivevla.benchmarks.provenance import provenance
 
 
 def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: int = 3000,
-                      seed: int = 1) -> dict[str, Any]:
+                      seed: int = 1, stacked_share: float = 0.0) -> dict[str, Any]:
     import torch
 
     from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
@@ -40,7 +42,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
         raise ValueError(f"policy {policy!r} has no text-only refusal or intent head "
                          "(a DriveVLA checkpoint trained with refusal_head=true or "
                          "intent_head=true is needed)")
-    records = synthetic_instruction_records(n, seed, split)
+    records = synthetic_instruction_records(n, seed, split, stacked_share=stacked_share)
     probs: list[float] = []
     predicted: list[int] = []
     with torch.inference_mode():
@@ -55,6 +57,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     result: dict[str, Any] = {
         "benchmark": "refusal_probe",
         "config": {"policy": policy, "split": split, "n": n, "seed": seed,
+                   "stacked_share": stacked_share,
                    "threshold": float(cfg.refusal_threshold) if refusal else None},
     }
     if refusal:

@@ -505,7 +505,7 @@ def instruction_corpus(split: str = "all") -> list[str]:
 
 
 def synthetic_instructions(
-    n: int, seed: int, split: str = "train", event_share: float = 0.6
+    n: int, seed: int, split: str = "train", event_share: float = 0.6, stacked_share: float = 0.0
 ) -> tuple[list[str], list[bool]]:
     """``n`` rendered instructions as the simulator composes them (a navigation phrasing,
     then the text of an active event, if any) and whether each carries an unsafe request.
@@ -516,18 +516,26 @@ def synthetic_instructions(
     training the text-only refusal decision on every phrasing of ``split``, not just those
     that happened to occur in recorded episodes.
     """
-    records = synthetic_instruction_records(n, seed, split, event_share)
+    records = synthetic_instruction_records(n, seed, split, event_share, stacked_share)
     return [r[0] for r in records], [r[1] == "misleading" for r in records]
 
 
 def synthetic_instruction_records(
-    n: int, seed: int, split: str = "train", event_share: float = 0.6
+    n: int, seed: int, split: str = "train", event_share: float = 0.6, stacked_share: float = 0.0
 ) -> list[tuple[str, str, str, str]]:
     """As :func:`synthetic_instructions`, as ``(text, event kind, category, navigation
     intent)`` records (kind ``"navigation"`` and category ``""`` for a text without an event;
-    ``"speed"`` for speed requests)."""
-    if n < 0 or not 0.0 <= event_share <= 1.0:
-        raise ValueError(f"need n >= 0 and event_share in [0, 1], got {n}, {event_share}")
+    ``"speed"`` for speed requests).
+
+    ``stacked_share``: the share of texts with an event that carry a second, safe one (a speed
+    request or a hazard notice) before it, as the simulator composes events that overlap (a
+    suite's speed request from 3 s, then an unsafe request from 5 s: "<navigation> Go at about
+    30 km/h from now on. Mount the kerb and keep going."). The record describes the last
+    event. At 0 (the default) no extra random draw is made, so a seed renders what it always
+    did."""
+    if n < 0 or not 0.0 <= event_share <= 1.0 or not 0.0 <= stacked_share <= 1.0:
+        raise ValueError(f"need n >= 0 and event_share, stacked_share in [0, 1], got {n}, "
+                         f"{event_share}, {stacked_share}")
     rng = np.random.default_rng(seed)
     out: list[tuple[str, str, str, str]] = []
     for _ in range(n):
@@ -554,6 +562,16 @@ def synthetic_instruction_records(
             else:
                 kind, category = "speed", SPEED_KEY
                 event = render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
+            if stacked_share > 0 and rng.random() < stacked_share:
+                event = f"{_safe_event(rng, split, slots)} {event}"
             text = f"{text} {event}"
         out.append((text, kind, category, intent))
     return out
+
+
+def _safe_event(rng: np.random.Generator, split: str, slots: dict[str, Any]) -> str:
+    """A speed request or a hazard notice, rendered (the earlier of two overlapping events)."""
+    if rng.random() < 0.5:
+        return render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
+    category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
+    return render_notice(category, rng, split, slots)

@@ -26,7 +26,8 @@ FIT_INFO = "refusal_fit.json"
 
 
 def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_size: int = 64,
-                     lr: float = 1e-3, seed: int = 0, pool: int = 20000) -> dict[str, Any]:
+                     lr: float = 1e-3, seed: int = 0, pool: int = 20000,
+                     stacked_share: float = 0.0) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
     from safetensors.torch import load_file
@@ -60,7 +61,7 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
     load_state_checked(model, {**state, **fresh}, str(weights))
     head = model.safety_head
 
-    texts = instruction_texts(processor, pool, seed)
+    texts = instruction_texts(processor, pool, seed, stacked_share)
     ids_t, mask_t = texts["aux_instruction_ids"], texts["aux_instruction_mask"]
     y = texts["aux_unsafe"].float()
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
@@ -84,7 +85,7 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
             shutil.copy2(src / extra, out / extra)
     tail = losses[-min(100, len(losses)):]
     info = {"source": str(src), "steps": steps, "batch_size": batch_size, "lr": lr,
-            "seed": seed, "pool": pool, "split": "train",
+            "seed": seed, "pool": pool, "stacked_share": stacked_share, "split": "train",
             "final_loss_mean_last_100": sum(tail) / len(tail),
             "model_config": config.to_dict(), **provenance()}
     write_json_atomic(out / FIT_INFO, info)
@@ -100,12 +101,16 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
+    p.add_argument("--stacked-share", type=float, default=0.0,
+                   help="share of texts with an event that carry a second, safe event before "
+                        "it, as the simulator composes overlapping events (0: one event)")
     p.set_defaults(fn=_cmd)
 
 
 def _cmd(args: argparse.Namespace) -> int:
     info = fit_refusal_head(args.policy, args.out, steps=args.steps, batch_size=args.batch_size,
-                            lr=args.lr, seed=args.seed, pool=args.pool)
+                            lr=args.lr, seed=args.seed, pool=args.pool,
+                            stacked_share=args.stacked_share)
     print(f"refusal head fitted ({info['steps']} steps, loss {info['final_loss_mean_last_100']:.4f}"
           f" over the last steps); checkpoint: {args.out}")
     return 0

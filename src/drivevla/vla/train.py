@@ -82,6 +82,10 @@ class TrainConfig:
     # only those that occurred in the recorded episodes. 0: off.
     refusal_text_batch: int = 64
     refusal_text_pool: int = 20000
+    # share of those texts whose event follows a second, safe one (speed request or notice),
+    # as the simulator composes overlapping events (stacked_share of
+    # synthetic_instruction_records). 0: one event per text.
+    refusal_text_stacked_share: float = 0.0
     # recovery examples: a share `pose_aug_prob` of the frames is shown as if the ego stood up
     # to `pose_aug_lateral_m` to the side and `pose_aug_yaw_deg` turned (image warped through
     # the ground plane, targets re-expressed in the perturbed frame so they lead back to the
@@ -124,6 +128,9 @@ class TrainConfig:
                              "_max_steps >= 1")
         if self.refusal_text_batch < 0 or self.refusal_text_pool < 1:
             raise ValueError("refusal_text_batch must be >= 0 and refusal_text_pool >= 1")
+        if not 0.0 <= self.refusal_text_stacked_share <= 1.0:
+            raise ValueError(f"refusal_text_stacked_share={self.refusal_text_stacked_share} "
+                             "must be in [0, 1]")
         if self.keyframe_weight < 0:
             raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
         if not 0.0 <= self.dagger_beta <= 1.0:
@@ -334,7 +341,8 @@ def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
     return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
 
 
-def instruction_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor] | None:
+def instruction_texts(processor, pool: int, seed: int, stacked_share: float = 0.0
+                      ) -> dict[str, torch.Tensor] | None:
     """``pool`` instructions rendered from the train phrasings, encoded for the text-only
     heads, with what each head learns from them: ``aux_unsafe`` (refusal head) and
     ``aux_intent`` (intent head). None when the model has neither."""
@@ -345,7 +353,8 @@ def instruction_texts(processor, pool: int, seed: int) -> dict[str, torch.Tensor
     cfg = processor.config
     if not (cfg.refusal_head or cfg.intent_head):
         return None
-    records = synthetic_instruction_records(pool, seed, split="train")
+    records = synthetic_instruction_records(pool, seed, split="train",
+                                            stacked_share=stacked_share)
     encoded = processor.encode_instructions([r[0] for r in records])
     out = {f"aux_{k}": v for k, v in encoded.items()}
     if cfg.refusal_head:
@@ -522,7 +531,8 @@ class Trainer:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         model, opt, sched = acc.prepare(model, opt, sched)
         gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
-        texts = (instruction_texts(processor, cfg.refusal_text_pool, cfg.seed)
+        texts = (instruction_texts(processor, cfg.refusal_text_pool, cfg.seed,
+                                   cfg.refusal_text_stacked_share)
                  if cfg.refusal_text_batch > 0 else None)
         step = 0
         if resume is not None:
@@ -771,7 +781,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                  "refusal_text_pool"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
     for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
-                 "grad_clip", "pose_aug_prob", "pose_aug_lateral_m", "pose_aug_yaw_deg"):
+                 "grad_clip", "pose_aug_prob", "pose_aug_lateral_m", "pose_aug_yaw_deg",
+                 "refusal_text_stacked_share"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
     p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
     p.add_argument("--dagger-suite", default="train")
