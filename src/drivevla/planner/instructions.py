@@ -557,21 +557,25 @@ def synthetic_instruction_records(
                 event = render_misleading(category, rng, split, slots)
             elif u < 0.8:
                 kind = "notice"
-                category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
-                event = render_notice(category, rng, split, slots)
+                category, event = _random_notice(rng, split, slots)
             else:
                 kind, category = "speed", SPEED_KEY
-                event = render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
-            if stacked_share > 0 and rng.random() < stacked_share:
-                event = f"{_safe_event(rng, split, slots)} {event}"
+                event = _random_speed_request(rng, split)
+            if stacked_share > 0 and rng.random() < stacked_share:  # the earlier, safe event
+                first = (_random_speed_request(rng, split) if rng.random() < 0.5
+                         else _random_notice(rng, split, slots)[1])
+                event = f"{first} {event}"
             text = f"{text} {event}"
         out.append((text, kind, category, intent))
     return out
 
 
-def _safe_event(rng: np.random.Generator, split: str, slots: dict[str, Any]) -> str:
-    """A speed request or a hazard notice, rendered (the earlier of two overlapping events)."""
-    if rng.random() < 0.5:
-        return render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
+
+def _random_notice(rng: np.random.Generator, split: str, slots: dict[str, Any]
+                   ) -> tuple[str, str]:
     category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
-    return render_notice(category, rng, split, slots)
+    return category, render_notice(category, rng, split, slots)
+
+
+def _random_speed_request(rng: np.random.Generator, split: str) -> str:
+    return render_speed_request(float(rng.integers(2, 13) * 10), rng, split)
