@@ -14,7 +14,8 @@ writes one Parquet shard per episode. What it guarantees:
   - routes with a seed in ``SEED_RANGES["eval"]`` or ``SEED_RANGES["val"]`` are **refused**
     (held-out benchmark and validation seeds) unless ``allow_eval_seeds``; then the same rule
     applies inside that range;
-  - routes with a seed in none of the ranges get ``SEED_RANGES["train"][0] + (r + k * R) mod size``.
+  - routes with a seed in none of the ranges get
+    ``SEED_RANGES["train"][0] + (r + k * R) mod size``.
 
   Instructions are rendered from the train phrasings (``instruction_split: "train"`` is forced
   into every route's simulator config) and the expert's explanations from its train split.
@@ -123,7 +124,7 @@ def episode_seed(
 ) -> int:
     """Reset seed of the ``repeat``-th episode of route ``route_index`` (see module docstring).
 
-    Raises ``ValueError`` for a seed in the eval range unless ``allow_eval``."""
+    Raises ``ValueError`` for a seed in the eval or val range unless ``allow_eval``."""
     from drivevla.sim_bridge.embedded.suites import SEED_RANGES
 
     for name in ("train", "eval", "val"):

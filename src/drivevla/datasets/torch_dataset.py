@@ -108,7 +108,7 @@ def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
     row (rows of an episode are consecutive and in frame order)."""
     if len(x) == 0:
         return np.zeros(0, np.float32)
-    first = _episode_first_rows(episode_of)
+    first = _episode_first_rows(_episode_starts(episode_of), len(x))
     return lateral_offset(x, y, x[first], y[first], yaw[first]).astype(np.float32)
 
 
@@ -121,7 +121,7 @@ def _distance_travelled(x: np.ndarray, y: np.ndarray, episode_of: np.ndarray) ->
     starts = _episode_starts(episode_of)
     step[starts] = 0.0
     total = np.cumsum(step)
-    return (total - total[_episode_first_rows(episode_of)]).astype(np.float32)
+    return (total - total[_episode_first_rows(starts, len(x))]).astype(np.float32)
 
 
 def _episode_starts(episode_of: np.ndarray) -> np.ndarray:
@@ -130,10 +130,9 @@ def _episode_starts(episode_of: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.diff(episode_of, prepend=episode_of[0] - 1))
 
 
-def _episode_first_rows(episode_of: np.ndarray) -> np.ndarray:
-    """Per row, the index of its episode's first row (same preconditions)."""
-    starts = _episode_starts(episode_of)
-    return starts[np.searchsorted(starts, np.arange(len(episode_of)), side="right") - 1]
+def _episode_first_rows(starts: np.ndarray, n: int) -> np.ndarray:
+    """Per row of ``n``, the index of its episode's first row, from :func:`_episode_starts`."""
+    return starts[np.searchsorted(starts, np.arange(n), side="right") - 1]
 
 
 _COMMANDS = {c.value: c.index for c in HighLevelCommand}

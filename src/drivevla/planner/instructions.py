@@ -570,7 +570,6 @@ def synthetic_instruction_records(
     return out
 
 
-
 def _random_notice(rng: np.random.Generator, split: str, slots: dict[str, Any]
                    ) -> tuple[str, str]:
     category = NOTICE_CATEGORIES[int(rng.integers(len(NOTICE_CATEGORIES)))]
