@@ -22,14 +22,8 @@ import torch
 from drivevla.sim_bridge.frames import world_to_ego
 from drivevla.vla import train as train_mod
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
-from drivevla.vla.train import (
-    TrainConfig,
-    Trainer,
-    keyframe_weights,
-    load_frames,
-    parse_overrides,
-    sampling_weights,
-)
+from drivevla.vla.train import TrainConfig, Trainer, parse_overrides
+from drivevla.vla.train_data import keyframe_weights, load_frames, sampling_weights
 
 TINY_SUITE = Path(__file__).parents[1] / "datasets" / "tiny_suite.yaml"
 TINY = {"image_height": 32, "image_width": 48, "vision_model": "resnet10t",

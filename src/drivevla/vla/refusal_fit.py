@@ -42,7 +42,7 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
         load_state_checked,
     )
     from drivevla.vla.processor_drivevla import DriveVLAProcessor
-    from drivevla.vla.train import instruction_texts
+    from drivevla.vla.train_data import instruction_texts
 
     src, out = Path(src), Path(out)
     if steps < 1 or batch_size < 1 or pool < 1:

@@ -6,7 +6,8 @@
   JPEG work. Labels are the expert's plan (``target="expert"``), so DAgger data, where the
   driven path is not the expert's, is labelled correctly. Rare reasons (refusals, lane
   changes, yields) are over-sampled with weights ``frequency ** -balance_reasons``, and with
-  ``keyframe_weight`` frames where the expert changes speed (starts, stops) too.
+  ``keyframe_weight`` frames where the expert changes speed (starts, stops) too (all of it
+  in :mod:`drivevla.vla.train_data`).
 - **Optimisation.** accelerate (CPU by default; GPUs and several processes through
   ``accelerate launch`` / torchrun), AdamW, linear warm-up then cosine decay, gradient
   clipping, bf16/fp16 on GPU (``--mixed-precision``), gradient checkpointing and LoRA through
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -35,24 +35,21 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drivevla.jsonio import write_json_atomic
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
-
-if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
-    import torch
+from drivevla.vla.train_data import (
+    FrameTensors,
+    frame_weights,
+    instruction_texts,
+    load_frames,
+)
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
 INFO_FILE = "train_info.json"
-CACHE_VERSION = 1
-# per-frame odometry labels (the policy integrates them at run time); a cache written before
-# one existed gets it added from the data's label columns
-ODOMETRY_KEYS = ("heading_change", "lateral_offset", "distance_travelled")
-# label columns added since the first frame caches (filled in without decoding images)
-LATE_KEYS = (*ODOMETRY_KEYS, "intent")
 
 
 @dataclass
@@ -150,229 +147,6 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["data"] = list(self.data)
         return d
-
-
-# ---------------------------------------------------------------------------------- data
-
-
-@dataclass
-class FrameTensors:
-    """Frames of one or more datasets held in memory at the model's input size."""
-
-    images: torch.Tensor  # (N, C, 3, h, w) uint8
-    ego: torch.Tensor  # (N, 4) raw units
-    heading_change: torch.Tensor  # (N,) rad since the episode's first frame
-    lateral_offset: torch.Tensor  # (N,) m moved over (left +) since the episode's first frame
-    distance_travelled: torch.Tensor  # (N,) m of path since the episode's first frame
-    route: torch.Tensor  # (N, 5, 2) metres
-    target_waypoints: torch.Tensor  # (N, 6, 2)
-    target_speeds: torch.Tensor  # (N, 6)
-    waypoint_mask: torch.Tensor  # (N, 6)
-    meta_action: torch.Tensor  # (N,) -100: no label
-    reason: torch.Tensor  # (N,)
-    intent: torch.Tensor  # (N,) index into NAVIGATION_INTENTS, -100: none
-    instruction: list[str]
-    explanation: list[str]
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @staticmethod
-    def concat(parts: list[FrameTensors]) -> FrameTensors:
-        import torch
-
-        if len(parts) == 1:
-            return parts[0]
-        kw: dict[str, Any] = {}
-        for f in dataclasses.fields(FrameTensors):
-            values = [getattr(p, f.name) for p in parts]
-            kw[f.name] = (torch.cat(values) if isinstance(values[0], torch.Tensor)
-                          else [x for v in values for x in v])
-        return FrameTensors(**kw)
-
-    def take(self, index: torch.Tensor) -> dict[str, Any]:
-        """A collated-like batch for :meth:`DriveVLAProcessor.batch_from_samples`."""
-        idx = index.tolist()
-        return {
-            "images": self.images[index],
-            "ego": self.ego[index],
-            "heading_change": self.heading_change[index],
-            "lateral_offset": self.lateral_offset[index],
-            "distance_travelled": self.distance_travelled[index],
-            "route": self.route[index],
-            "target_waypoints": self.target_waypoints[index],
-            "target_speeds": self.target_speeds[index],
-            "waypoint_mask": self.waypoint_mask[index],
-            "meta_action": self.meta_action[index],
-            "reason": self.reason[index],
-            "intent": self.intent[index],
-            "instruction": [self.instruction[i] for i in idx],
-            "explanation": [self.explanation[i] for i in idx],
-        }
-
-
-def _cache_key(root: Path, split: str, cameras: tuple[str, ...], size: tuple[int, int]) -> str:
-    episodes = root / "meta" / "episodes.jsonl"
-    stamp = episodes.stat().st_mtime_ns if episodes.is_file() else 0
-    blob = json.dumps([CACHE_VERSION, str(root.resolve()), split, cameras, size, stamp])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
-                cache_dir: str | None = None, progress: bool = True) -> FrameTensors:
-    """Decode and resize every frame of ``split`` (cached as a ``.pt`` file beside the data)."""
-    import torch
-    from tqdm import tqdm
-
-    from drivevla.datasets.torch_dataset import FrameDataset
-
-    root = Path(root)
-    size = (config.image_height, config.image_width)
-    key = _cache_key(root, split, tuple(config.cameras), size)
-    cache = Path(cache_dir) if cache_dir else root / "cache"
-    path = cache / f"frames-{split}-{size[0]}x{size[1]}-{key}.pt"
-    ds_split = None if split == "all" else split
-    if path.is_file():
-        try:
-            data = torch.load(path, weights_only=True)
-            missing = [k for k in LATE_KEYS if k not in data]
-            if missing:  # a cache from before these labels existed
-                data.update(_label_columns(root, ds_split, config, len(data["ego"]), missing))
-                _save_cache(path, data)
-            return FrameTensors(**data)
-        except Exception as exc:  # a torn cache file is rebuilt, never trusted
-            logger.warning("ignoring unreadable frame cache %s (%s)", path, exc)
-    ds = FrameDataset(root, split=ds_split, cameras=list(config.cameras), target="expert")
-    n = len(ds)
-    if n == 0:
-        raise ValueError(f"{root}: split {split!r} has no frames")
-    images = torch.empty((n, len(config.cameras), 3, *size), dtype=torch.uint8)
-    loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=0,
-                                         collate_fn=_collate_resized(size))
-    labels: dict[str, list[Any]] = {}
-    i = 0
-    for batch in tqdm(loader, desc=f"decode {root.name}/{split}", unit="batch",
-                      disable=not progress):
-        b = batch["images"].shape[0]
-        images[i:i + b] = batch.pop("images")
-        for k, v in batch.items():
-            labels.setdefault(k, []).append(v)
-        i += b
-    data = {
-        "images": images,
-        **{k: torch.cat(labels[k]) for k in ("ego", *ODOMETRY_KEYS, "route",
-                                             "target_waypoints", "target_speeds",
-                                             "waypoint_mask", "meta_action", "reason",
-                                             "intent")},
-        "instruction": [s for part in labels["instruction"] for s in part],
-        "explanation": [s for part in labels["explanation"] for s in part],
-    }
-    _save_cache(path, data)
-    return FrameTensors(**data)
-
-
-def _save_cache(path: Path, data: dict[str, Any]) -> None:
-    import torch
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        logger.warning("could not write the frame cache %s (%s); going on without", path, exc)
-
-
-def _label_columns(root: Path, split: str | None, config: DriveVLAConfig, n: int,
-                   names: list[str]) -> dict[str, Any]:
-    """Label columns missing from a cached split, read without decoding any image."""
-    import torch
-
-    from drivevla.datasets.torch_dataset import FrameDataset
-
-    ds = FrameDataset(root, split=split, cameras=list(config.cameras), target="expert")
-    columns = {name: torch.from_numpy(ds.label_column(name)) for name in names}
-    for column in columns.values():
-        if len(column) != n:
-            raise ValueError(f"{root}: the frame cache holds {n} frames, the data {len(column)}")
-    return columns
-
-
-def _collate_resized(size: tuple[int, int]):
-    import torch
-    import torch.nn.functional as F
-
-    from drivevla.datasets.torch_dataset import collate
-
-    def fn(items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = collate(items)
-        imgs = batch["images"]  # (B, C, 3, H, W) float [0, 1]
-        b, c = imgs.shape[:2]
-        x = imgs.flatten(0, 1)
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
-        keep = ("images", "ego", *ODOMETRY_KEYS, "route", "target_waypoints", "target_speeds",
-                "waypoint_mask", "meta_action", "reason", "intent", "instruction",
-                "explanation")
-        return {k: batch[k] for k in keep}
-
-    return fn
-
-
-SPEED_CHANGE_FULL_MPS = 5.0
-KEYFRAME_STEP = 2  # target_speeds index 2 = 1.5 s ahead at 0.5 s steps
-
-
-def frame_weights(frames: FrameTensors, cfg: TrainConfig) -> torch.Tensor:
-    """Sampling weights: rare reasons (``balance_reasons``) times speed-change keyframes
-    (``keyframe_weight``)."""
-    weights = sampling_weights(frames.reason, cfg.balance_reasons)
-    if cfg.keyframe_weight > 0:
-        weights = weights * keyframe_weights(frames.ego[:, 0], frames.target_speeds,
-                                             cfg.keyframe_weight)
-    return weights
-
-
-def keyframe_weights(speed: torch.Tensor, target_speeds: torch.Tensor, k: float
-                     ) -> torch.Tensor:
-    """``1 + k * min(|v_target(1.5 s) - v| / SPEED_CHANGE_FULL_MPS, 1)`` per frame."""
-    change = (target_speeds[:, KEYFRAME_STEP].double() - speed.double()).abs()
-    return 1.0 + k * (change / SPEED_CHANGE_FULL_MPS).clamp(max=1.0)
-
-
-def instruction_texts(processor, pool: int, seed: int, stacked_share: float = 0.0
-                      ) -> dict[str, torch.Tensor] | None:
-    """``pool`` instructions rendered from the train phrasings, encoded for the text-only
-    heads, with what each head learns from them: ``aux_unsafe`` (refusal head) and
-    ``aux_intent`` (intent head). None when the model has neither."""
-    import torch
-
-    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
-
-    cfg = processor.config
-    if not (cfg.refusal_head or cfg.intent_head):
-        return None
-    records = synthetic_instruction_records(pool, seed, split="train",
-                                            stacked_share=stacked_share)
-    encoded = processor.encode_instructions([r[0] for r in records])
-    out = {f"aux_{k}": v for k, v in encoded.items()}
-    if cfg.refusal_head:
-        out["aux_unsafe"] = torch.tensor([r[1] == "misleading" for r in records])
-    if cfg.intent_head:
-        out["aux_intent"] = torch.tensor([NAVIGATION_INTENTS.index(r[3]) for r in records])
-    return out
-
-
-def sampling_weights(reasons: torch.Tensor, exponent: float) -> torch.Tensor:
-    """Per-frame weights ``freq(reason) ** -exponent`` (unlabelled frames count as a class)."""
-    import torch
-
-    if exponent <= 0:
-        return torch.ones(len(reasons), dtype=torch.double)
-    _, inverse, counts = torch.unique(reasons, return_inverse=True, return_counts=True)
-    freq = counts.double() / counts.sum()
-    return freq[inverse] ** (-exponent)
 
 
 # ---------------------------------------------------------------------------------- training
