@@ -10,7 +10,8 @@ from drivevla.planner.expert import ExpertPolicy
 from drivevla.planner.policy import Agent
 from drivevla.planner.reasons import Reason
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
-from drivevla.sim_bridge.embedded.scenarios import FAMILIES, NpcSpawn
+from drivevla.sim_bridge.embedded.scenario_types import NpcSpawn
+from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 from drivevla.sim_bridge.types import MetaAction
 
 QUIET = {"cameras": [], "traffic_density": 0.0, "pedestrians": False, "notice_instructions": False}

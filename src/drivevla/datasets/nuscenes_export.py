@@ -241,7 +241,8 @@ def _track_ids(
 def _lane_polygons(family: str) -> list[np.ndarray] | None:
     """World polygons (M, 2) of every lane of a scenario family, or None if it is unknown."""
     from drivevla.sim_bridge.embedded.roads import lane_geometries
-    from drivevla.sim_bridge.embedded.scenarios import FAMILIES, BuildContext, build_scenario
+    from drivevla.sim_bridge.embedded.scenario_types import BuildContext
+    from drivevla.sim_bridge.embedded.scenarios import FAMILIES, build_scenario
 
     fam = FAMILIES.get(family)
     if fam is None:

@@ -41,7 +41,8 @@ from drivevla.sim_bridge.embedded.language_hooks import (
     render_navigation_for,
 )
 from drivevla.sim_bridge.embedded.roads import lane_geometries
-from drivevla.sim_bridge.embedded.scenarios import FAMILIES, BuildContext, build_scenario
+from drivevla.sim_bridge.embedded.scenario_types import BuildContext
+from drivevla.sim_bridge.embedded.scenarios import FAMILIES, build_scenario
 from drivevla.sim_bridge.embedded.world import World
 from drivevla.sim_bridge.frames import wheel_angle_to_steer, world_to_ego
 from drivevla.sim_bridge.types import (

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from drivevla.sim_bridge.embedded.events import InstructionEvent
-from drivevla.sim_bridge.embedded.scenarios import Scenario
+from drivevla.sim_bridge.embedded.scenario_types import Scenario
 from drivevla.sim_bridge.types import HighLevelCommand
 
 ORDINALS = {1: "first", 2: "second", 3: "third"}

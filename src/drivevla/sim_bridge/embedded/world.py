@@ -17,7 +17,7 @@ from drivevla.sim_bridge.embedded.actors import (
     TrafficVehicle,
 )
 from drivevla.sim_bridge.embedded.config import SimConfig
-from drivevla.sim_bridge.embedded.scenarios import NpcSpawn, Scenario, YieldRule
+from drivevla.sim_bridge.embedded.scenario_types import NpcSpawn, Scenario, YieldRule
 from drivevla.sim_bridge.embedded.scene import (
     ActorBox,
     ActorKind,
