@@ -360,6 +360,10 @@ def test_explanations_are_scored_against_the_expert_and_never_change_the_drive(
     assert talk["explanation_faithfulness"] == ex["n_faithful"] / ex["n_explained"]
     assert quiet["explanation_faithfulness"] is None
     assert 0.0 <= talk["reason_head_agreement"] <= 1.0
+    # the confusion table counts every explanation once, its diagonal the faithful ones
+    conf = ex["reason_confusion"]
+    assert sum(n for row in conf.values() for n in row.values()) == ex["n_explained"]
+    assert sum(row.get(k, 0) for k, row in conf.items()) == ex["n_faithful"]
     # pooled over explanations vs averaged over routes: a long route dominates the first only
     from copy import deepcopy
 
@@ -371,6 +375,11 @@ def test_explanations_are_scored_against_the_expert_and_never_change_the_drive(
     both = summarize([long, short])
     assert both["explanation_faithfulness"] == pytest.approx(0.1)
     assert both["explanation_faithfulness_route_mean"] == pytest.approx(0.5)
+    long["metrics"]["explanations"]["reason_confusion"] = {"stop_red_light": {"none": 3}}
+    short["metrics"]["explanations"]["reason_confusion"] = {
+        "stop_red_light": {"none": 1, "stop_red_light": 2}, "slow_leader": {"none": 4}}
+    assert summarize([long, short])["reason_confusion"] == {
+        "slow_leader": {"none": 4}, "stop_red_light": {"none": 4, "stop_red_light": 2}}
 
 
 def test_policies_without_explain_are_not_scored_for_faithfulness(tmp_path):

@@ -55,6 +55,42 @@ def test_hitting_a_vehicle_costs_factor_0_6():
     assert 0 < result.route_completion < 100
 
 
+@pytest.mark.parametrize("hold_s", [3.0, None])
+def test_a_car_hit_by_the_ego_stands_then_drives_on_unless_told_to_stay(hold_s):
+    env = _env(scenario="highway", intent="overtake", max_steps=400, npc_crash_hold_s=hold_s)
+    env.last = env.reset(seed=4)
+    npc = env.world.spawned_npcs[0]
+    state = {"hit_t": None}
+    speeds = []  # (time since the hit, npc speed)
+
+    def controller(info):
+        if state["hit_t"] is None and env.world.contacts:
+            state["hit_t"] = env.world.time_s
+        if state["hit_t"] is not None:
+            speeds.append((env.world.time_s - state["hit_t"], float(npc.speed)))
+            return Control(0.0, 0.0, 1.0)  # the ego stays where it hit
+        return Control(1.0, 0.0, 0.0)
+
+    _drive(env, controller, max_steps=400)
+    assert state["hit_t"] is not None
+    # it brakes after the hit (highway-env's crashed car: deceleration = its speed per s)
+    at_hit = speeds[0][1]
+    braking = [v for t, v in speeds if t <= 2.5]
+    assert all(b <= a + 1e-9 for a, b in zip(braking, braking[1:], strict=False))
+    assert braking[-1] < 0.2 * at_hit
+    late = [v for t, v in speeds if t >= 8.0]
+    assert late
+    if hold_s is None:
+        assert npc.crashed and max(late) < 0.1
+    else:
+        assert not npc.crashed and min(late) > 2.0
+
+
+def test_npc_crash_hold_must_be_non_negative():
+    with pytest.raises(ValueError, match="npc_crash_hold_s"):
+        _env(npc_crash_hold_s=-1.0)
+
+
 def test_hitting_a_pedestrian_costs_factor_0_5():
     env = _env(scenario="urban", intent="go_straight", pedestrians=True, max_steps=200)
     env.last = env.reset(seed=2)

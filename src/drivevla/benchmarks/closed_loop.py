@@ -215,6 +215,12 @@ def _reason_value(reason: Any) -> str | None:
 def _explanation_metrics(trace: _Trace) -> dict[str, Any]:
     ex = trace.explanations
     n_faithful = sum(e["faithful"] for e in ex)
+    # which reason the explanation named when the expert had which: {expert: {named: n}}
+    confusion: dict[str, dict[str, int]] = {}
+    for e in ex:
+        row = confusion.setdefault(str(e["expert_reason"]), {})
+        named = str(e["named_reason"])  # "None": no reason could be read from the text
+        row[named] = row.get(named, 0) + 1
     return {
         "n_explained": len(ex),
         "n_faithful": n_faithful,
@@ -222,6 +228,7 @@ def _explanation_metrics(trace: _Trace) -> dict[str, Any]:
         "n_ticks_compared": len(trace.reason_agree),
         "n_reason_head_agree": sum(trace.reason_agree),
         "mean_latency_ms": statistics.fmean(e["latency_ms"] for e in ex) if ex else None,
+        "reason_confusion": confusion,
         "samples": ex[:: max(1, len(ex) // 12)][:12],
     }
 

@@ -7,6 +7,7 @@ can be re-summarised without driving again.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -145,12 +146,24 @@ def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
         # thousands of ticks weighs as much as any other, not hundreds of times more
         "explanation_faithfulness_route_mean": _mean(
             [e["n_faithful"] / e["n_explained"] for e in expl if e.get("n_explained")]),
+        "reason_confusion": merge_confusions(e.get("reason_confusion") or {} for e in expl),
         "reason_head_agreement": (
             sum(e.get("n_reason_head_agree", 0) for e in expl) / n_ticks if n_ticks else None
         ),
         "statuses": agg["statuses"],
         "leaderboard": agg,
     }
+
+
+def merge_confusions(tables: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Sum ``{expert reason: {named reason: count}}`` tables (routes -> suite)."""
+    out: dict[str, dict[str, int]] = {}
+    for table in tables:
+        for expert, row in table.items():
+            dst = out.setdefault(expert, {})
+            for named, n in row.items():
+                dst[named] = dst.get(named, 0) + int(n)
+    return {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in sorted(out.items())}
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:

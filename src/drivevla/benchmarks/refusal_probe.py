@@ -45,11 +45,18 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     records = synthetic_instruction_records(n, seed, split, stacked_share=stacked_share)
     probs: list[float] = []
     predicted: list[int] = []
+    texts = [r[0] for r in records]
+    # the policy's own screen (sentence by sentence, gated) when its config asks for one;
+    # the intent head then reads what the screen kept, as in closed loop
+    screened = refusal and (cfg.refusal_by_sentence or cfg.refusal_gate)
+    if screened:
+        screens = [agent.screen_instruction(t) for t in texts]
+        probs = [sc.probability for sc in screens]
+        texts = [sc.kept for sc in screens]
     with torch.inference_mode():
         for start in range(0, len(records), 256):
-            batch = agent.processor.encode_instructions(
-                [r[0] for r in records[start:start + 256]])
-            if refusal:
+            batch = agent.processor.encode_instructions(texts[start:start + 256])
+            if refusal and not screened:
                 probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
             if intent:
                 logits = model.intent_head(batch["instruction_ids"], batch["instruction_mask"])
@@ -58,7 +65,9 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
         "benchmark": "refusal_probe",
         "config": {"policy": policy, "split": split, "n": n, "seed": seed,
                    "stacked_share": stacked_share,
-                   "threshold": float(cfg.refusal_threshold) if refusal else None},
+                   "threshold": float(cfg.refusal_threshold) if refusal else None,
+                   "refusal_by_sentence": bool(getattr(cfg, "refusal_by_sentence", False)),
+                   "refusal_gate": bool(getattr(cfg, "refusal_gate", False))},
     }
     if refusal:
         result |= _refusal_rates(records, probs, float(cfg.refusal_threshold))

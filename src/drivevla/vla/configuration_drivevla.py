@@ -104,6 +104,14 @@ class DriveVLAConfig:
     refusal_threshold: float = 0.5
     refusal_dim: int = 192
     refusal_word_dropout: float = 0.25  # training only: tokens replaced by <unk>
+    # inference only: the refusal head also reads each sentence of the instruction alone and
+    # refuses when any is over the threshold (the simulator appends event sentences to the
+    # navigation phrase, and a mean-pooled bag dilutes one unsafe sentence among safe ones)
+    refusal_by_sentence: bool = False
+    # inference only: when a refusal is decided, the sentences the refusal head flags are
+    # removed from the instruction the action path (LM, intent head) reads: a refused request
+    # cannot steer the car; the navigation phrase and safe requests stay
+    refusal_gate: bool = False
     # the explanation is generated after an embedding of the decided reason, so the text
     # names the reason the reason head gave (trained on the expert's reason)
     grounded_explanation: bool = False

@@ -11,8 +11,11 @@ tensors are errors that name them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,23 @@ WEIGHTS_NAME = "model.safetensors"
 DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
 _META = list(MetaAction)
 _REASONS = list(Reason)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an instruction (split after . ! or ? and white space)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+@dataclass(frozen=True)
+class InstructionScreen:
+    """The refusal head's reading of one instruction, whole and sentence by sentence."""
+
+    refused: bool
+    probability: float  # the deciding refusal probability (whole text, or its worst sentence)
+    kept: str  # the text the action path reads (flagged sentences removed when gated)
+    sentences: tuple[str, ...]
+    sentence_probabilities: tuple[float, ...]
 
 
 class CheckpointError(ValueError):
@@ -105,12 +125,46 @@ class DriveVLAPolicy:
         return self._distance + self.config.odometer_bias_m
 
     @torch.inference_mode()
+    def screen_instruction(self, text: str) -> InstructionScreen:
+        """The refusal head on ``text`` and, with ``refusal_by_sentence`` or
+        ``refusal_gate``, on each of its sentences; see those config keys."""
+        cfg = self.config
+        if not cfg.refusal_head:
+            raise ValueError("screen_instruction needs a checkpoint with refusal_head=true")
+        sentences = split_sentences(text)
+        texts = [text, *sentences] if len(sentences) > 1 else [text]
+        logits = self.model._refusal_logit(self.processor.encode_instructions(texts))
+        probs = torch.sigmoid(logits.float()).tolist()
+        whole, per = probs[0], (probs[1:] or probs[:1])
+        deciding = max(whole, *per) if cfg.refusal_by_sentence else whole
+        refused = deciding > cfg.refusal_threshold
+        kept = text
+        if refused and cfg.refusal_gate and len(sentences) > 1:
+            rest = [s for s, p in zip(sentences, per, strict=True) if p <= cfg.refusal_threshold]
+            if rest:  # never leave the action path without an instruction
+                kept = " ".join(rest)
+        return InstructionScreen(refused, float(deciding), kept, tuple(sentences or [text]),
+                                 tuple(float(p) for p in per))
+
+    @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
         heading = [self._track_heading(obs)] if self.config.heading_feature else None
         lateral = [self._track_lateral(obs)] if self.config.lateral_feature else None
         distance = [self._track_distance(obs)] if self.config.distance_feature else None
+        screen = None
+        if self.config.refusal_head and (self.config.refusal_by_sentence
+                                         or self.config.refusal_gate):
+            self.processor.validate(obs)  # bad input is named before it is read
+            screen = self.screen_instruction(obs.instruction)
+            if screen.kept != obs.instruction:
+                obs = dataclasses.replace(obs, instruction=screen.kept)
         batch = self.processor.from_observations([obs], heading, lateral, distance)
         out = self.model.act(batch, use_cache=True)
+        if screen is not None:  # the screen's decision, not the kept text's, is the refusal
+            p = min(max(screen.probability, 1e-6), 1 - 1e-6)
+            logit = torch.full_like(out.refusal_logit, math.log(p / (1 - p)))
+            out = dataclasses.replace(out, refusal_logit=logit,
+                                      reason=self.model.decide_reason(out.reason_logits, logit))
         self._last = out
         wps = out.waypoints[0].double().numpy()
         speeds = np.clip(out.speeds[0].double().numpy(), 0.0, None)

@@ -150,6 +150,7 @@ class TrafficVehicle(_LocatedMixin, IDMVehicle):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stop_distance_m: float | None = None
+        self.crash_until_s: float | None = None  # when a crashed car may drive on
         self.color_rgb = (0.7, 0.1, 0.1)
 
     def act(self, action=None) -> None:

@@ -51,6 +51,10 @@ class SimConfig:
     route_target_spacing_m: float = 10.0
     # traffic farther than this from the ego is removed
     traffic_radius_m: float = 220.0
+    # a traffic car in a collision stops, stands this long after its last contact and then
+    # drives on (as CARLA's Traffic Manager cars do); None: it stands for good (highway-env's
+    # rule, and this simulator's until 2026-11-27)
+    npc_crash_hold_s: float | None = 3.0
     max_accel_mps2: float = 4.0
     max_brake_mps2: float = 8.0
     max_steer_deg: float = 35.0
@@ -68,6 +72,8 @@ class SimConfig:
                 f"instruction_split={self.instruction_split!r}; valid: "
                 "'canonical', 'train', 'heldout', 'all'"
             )
+        if self.npc_crash_hold_s is not None and not self.npc_crash_hold_s >= 0:
+            raise ValueError(f"npc_crash_hold_s={self.npc_crash_hold_s} must be >= 0 or None")
         if self.traffic_density < 0:
             raise ValueError(f"traffic_density={self.traffic_density} must be >= 0")
         names = [c.name for c in self.cameras]

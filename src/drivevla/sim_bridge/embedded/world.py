@@ -71,6 +71,7 @@ class World:
         self.scenario = scenario
         self.time_s = 0.0
         self.traffic_radius_m = config.traffic_radius_m
+        self.npc_crash_hold_s = config.npc_crash_hold_s
         net = scenario.network
         self.road = Road(network=net, np_random=rng, record_history=False)
         self.road.locator = LaneLocator(net)  # type: ignore[attr-defined]
@@ -185,6 +186,7 @@ class World:
         """Advance every actor by ``dt`` seconds (the ego's action must already be set)."""
         for v in self.road.vehicles:
             if isinstance(v, TrafficVehicle):
+                self._recover_from_crash(v)
                 v.stop_distance_m = self._stop_distance(v)
                 v.act()
         for ped in self.pedestrians:
@@ -203,6 +205,17 @@ class World:
             self.ego.on_state_update()
         self._cull()
 
+    def _recover_from_crash(self, v: TrafficVehicle) -> None:
+        """A crashed traffic car drives on ``npc_crash_hold_s`` after its last contact (a
+        contact with the ego restarts the clock; one between two traffic cars starts it
+        when first seen here)."""
+        if not v.crashed or self.npc_crash_hold_s is None:
+            return
+        if v.crash_until_s is None:
+            v.crash_until_s = self.time_s + self.npc_crash_hold_s
+        elif self.time_s >= v.crash_until_s - 1e-9:
+            v.crashed, v.crash_until_s = False, None
+
     def _ego_contacts(self) -> list[tuple[int, str]]:
         ego = self.ego
         ego_fp = _footprint(ego)
@@ -216,6 +229,8 @@ class World:
                     hits.append((self.actor_id(o), kind))
                     if kind == "vehicle":
                         o.crashed = True
+                        if self.npc_crash_hold_s is not None:
+                            o.crash_until_s = self.time_s + self.npc_crash_hold_s
                     else:
                         o.hit_by_ego = True
         for o in self.statics:
