@@ -67,24 +67,17 @@ class FrameTensors:
         return FrameTensors(**kw)
 
     def take(self, index: torch.Tensor) -> dict[str, Any]:
-        """A collated-like batch for :meth:`DriveVLAProcessor.batch_from_samples`."""
+        """A collated-like batch for :meth:`DriveVLAProcessor.batch_from_samples`: every
+        field under its own name, tensors indexed, text lists picked item by item."""
+        import torch
+
         idx = index.tolist()
-        return {
-            "images": self.images[index],
-            "ego": self.ego[index],
-            "heading_change": self.heading_change[index],
-            "lateral_offset": self.lateral_offset[index],
-            "distance_travelled": self.distance_travelled[index],
-            "route": self.route[index],
-            "target_waypoints": self.target_waypoints[index],
-            "target_speeds": self.target_speeds[index],
-            "waypoint_mask": self.waypoint_mask[index],
-            "meta_action": self.meta_action[index],
-            "reason": self.reason[index],
-            "intent": self.intent[index],
-            "instruction": [self.instruction[i] for i in idx],
-            "explanation": [self.explanation[i] for i in idx],
-        }
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = (value[index] if isinstance(value, torch.Tensor)
+                           else [value[i] for i in idx])
+        return out
 
 
 def _cache_key(root: Path, split: str, cameras: tuple[str, ...], size: tuple[int, int]) -> str:
