@@ -48,7 +48,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     texts = [r[0] for r in records]
     # the policy's own screen (sentence by sentence, gated) when its config asks for one;
     # the intent head then reads what the screen kept, as in closed loop
-    screened = refusal and (cfg.refusal_by_sentence or cfg.refusal_gate)
+    screened = refusal and cfg.screens_instruction
     if screened:
         screens = [agent.screen_instruction(t) for t in texts]
         probs = [sc.probability for sc in screens]
@@ -66,8 +66,8 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
         "config": {"policy": policy, "split": split, "n": n, "seed": seed,
                    "stacked_share": stacked_share,
                    "threshold": float(cfg.refusal_threshold) if refusal else None,
-                   "refusal_by_sentence": bool(getattr(cfg, "refusal_by_sentence", False)),
-                   "refusal_gate": bool(getattr(cfg, "refusal_gate", False))},
+                   "refusal_by_sentence": bool(cfg.refusal_by_sentence),
+                   "refusal_gate": bool(cfg.refusal_gate)},
     }
     if refusal:
         result |= _refusal_rates(records, probs, float(cfg.refusal_threshold))

@@ -139,6 +139,12 @@ class DriveVLAConfig:
     w_intent: float = 0.5
     gradient_checkpointing: bool = False
 
+    @property
+    def screens_instruction(self) -> bool:
+        """The refusal head reads the instruction sentence by sentence before the action
+        pass (``refusal_by_sentence`` or ``refusal_gate``; see ``DriveVLAPolicy``)."""
+        return self.refusal_head and (self.refusal_by_sentence or self.refusal_gate)
+
     def __post_init__(self) -> None:
         checks = (
             ("backbone_family", self.backbone_family, BACKBONE_FAMILIES),

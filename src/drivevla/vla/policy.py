@@ -152,8 +152,7 @@ class DriveVLAPolicy:
         lateral = [self._track_lateral(obs)] if self.config.lateral_feature else None
         distance = [self._track_distance(obs)] if self.config.distance_feature else None
         screen = None
-        if self.config.refusal_head and (self.config.refusal_by_sentence
-                                         or self.config.refusal_gate):
+        if self.config.screens_instruction:
             self.processor.validate(obs)  # bad input is named before it is read
             screen = self.screen_instruction(obs.instruction)
             if screen.kept != obs.instruction:
