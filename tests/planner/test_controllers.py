@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -82,6 +83,30 @@ def test_path_point_extrapolates_beyond_the_waypoints():
     wps = np.array([[1.0, 0.0], [2.0, 0.0]])
     assert np.allclose(path_point_at(wps, 5.0), [5.0, 0.0])
     assert np.allclose(path_point_at(np.array([[0.0, 1.0], [0.0, 2.0]]), 1.5), [0.0, 1.5])
+
+
+def test_bunched_waypoints_of_a_stopping_plan_do_not_steer_to_full_lock():
+    from drivevla.planner.controllers import thin_path
+
+    # a plan braking to a stop a little left of straight ahead: the last points lie within
+    # centimetres, and the direction between two of them points hard left
+    wps = np.array([[1.0, 0.02], [1.5, 0.08], [1.7, 0.12], [1.75, 0.25], [1.76, 0.33],
+                    [1.76, 0.36]])
+    assert len(thin_path(wps, 1.0)) == 1  # only the point a metre on carries direction
+    target_raw = path_point_at(wps, 4.6)
+    target = path_point_at(wps, 4.6, min_spacing_m=1.0)
+    assert abs(math.atan2(target_raw[1], target_raw[0])) > math.radians(45)
+    assert abs(math.atan2(target[1], target[0])) < math.radians(5)
+    car = _vehicle(3.6)
+    ctrl = TrajectoryController()
+    decision = Decision(wps, np.linspace(2.0, 0.5, 6))
+    assert abs(ctrl.control(decision, _state(car)).steer) < 0.2
+    loose = TrajectoryController(dataclasses.replace(ctrl.cfg, path_min_spacing_m=0.0))
+    assert abs(loose.control(decision, _state(car)).steer) > 0.9
+    # a plan to stand still steers straight; well-spaced paths are unchanged
+    assert np.allclose(path_point_at(np.zeros((6, 2)), 3.0, 1.0), [3.0, 0.0])
+    line = np.array([[2.0, 0.0], [4.0, 1.0], [6.0, 2.0]])
+    assert np.allclose(path_point_at(line, 3.0, 1.0), path_point_at(line, 3.0))
 
 
 def test_path_curvature_of_a_circle_and_of_a_path_clamped_at_its_goal():

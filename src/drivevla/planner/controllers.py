@@ -39,25 +39,49 @@ class ControllerConfig:
     # lateral pure pursuit
     lookahead_min_m: float = 3.0
     lookahead_gain_s: float = 0.45
+    # waypoints closer than this to the previous one are ignored when steering (a plan
+    # slowing to a stop bunches them; their direction is noise): see thin_path
+    path_min_spacing_m: float = 1.0
     max_steer_deg: float = 35.0
 
 
-def path_point_at(waypoints: np.ndarray, distance_m: float) -> np.ndarray:
+def thin_path(waypoints: np.ndarray, min_spacing_m: float) -> np.ndarray:
+    """The waypoints (ego frame) with every point closer than ``min_spacing_m`` to the last
+    point kept (the origin first) dropped.
+
+    A plan that slows to a stop bunches its last points within centimetres of each other;
+    the direction between two of them is then noise, and extrapolating a path along it can
+    ask for full steering lock (traced: a learned policy braking in a left turn, waypoints
+    0.2 m apart, steered full left at 3.6 m/s and left its lane). Measured along the path,
+    thinning keeps the chords that carry its direction."""
+    pts = np.asarray(waypoints, dtype=np.float64).reshape(-1, 2)
+    kept: list[np.ndarray] = []
+    last = np.zeros(2)
+    for p in pts:
+        if np.linalg.norm(p - last) >= min_spacing_m:
+            kept.append(p)
+            last = p
+    return np.array(kept).reshape(-1, 2)
+
+
+def path_point_at(waypoints: np.ndarray, distance_m: float, min_spacing_m: float = 1e-3
+                  ) -> np.ndarray:
     """The point at arc length ``distance_m`` along origin -> waypoints (ego frame).
 
-    Extrapolates along the last segment when the path is shorter than the distance."""
-    pts = np.vstack([np.zeros((1, 2)), np.asarray(waypoints, dtype=np.float64)])
+    Waypoints closer than ``min_spacing_m`` to the previous one kept are ignored (see
+    :func:`thin_path`). Extrapolates along the last kept segment when the path is shorter
+    than the distance; straight ahead when no waypoint is kept (a plan to stand still)."""
+    pts = thin_path(waypoints, max(min_spacing_m, 1e-3))
+    if len(pts) == 0:
+        return np.array([distance_m, 0.0])
+    pts = np.vstack([np.zeros((1, 2)), pts])
     seg = np.diff(pts, axis=0)
     lengths = np.linalg.norm(seg, axis=1)
-    keep = lengths > 1e-3
-    if not keep.any():
-        return np.array([distance_m, 0.0])
-    seg, lengths = seg[keep], lengths[keep]
     cum = np.concatenate([[0.0], np.cumsum(lengths)])
-    starts = np.vstack([np.zeros((1, 2)), np.cumsum(seg, axis=0)[:-1]])
+    starts = pts[:-1]
     if distance_m >= cum[-1]:
         direction = seg[-1] / lengths[-1]
-        return starts[-1] + seg[-1] + direction * (distance_m - cum[-1])
+        return pts[-1] + direction * (distance_m - cum[-1])
     i = int(np.searchsorted(cum, distance_m, side="right") - 1)
     return starts[i] + seg[i] * ((distance_m - cum[i]) / lengths[i])
 
@@ -127,7 +151,7 @@ class TrajectoryController:
         cfg = self.cfg
         v = max(float(ego.speed_mps), 0.0)
         lookahead = cfg.lookahead_min_m + cfg.lookahead_gain_s * v
-        target = path_point_at(decision.waypoints, lookahead)
+        target = path_point_at(decision.waypoints, lookahead, cfg.path_min_spacing_m)
         wheel = pure_pursuit_wheel_angle(target)
         steer = wheel_angle_to_steer(wheel, math.radians(cfg.max_steer_deg))
         v_target = self.target_speed(decision)

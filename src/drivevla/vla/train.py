@@ -102,6 +102,10 @@ class TrainConfig:
     dagger_beta: float = 0.3  # expert share of the applied controls while collecting
     dagger_suite: str = "train"
     dagger_workers: int = 2
+    # from round 2 on, this share of a round's routes is drawn towards the scenario families
+    # the policy drove worst in the round before (family weight: 1 - its mean driving score /
+    # 100, from that round's route results); the rest uniformly. 0: every round uniform.
+    dagger_focus: float = 0.0
     # cap on the steps of a DAgger episode: a policy stuck at a junction otherwise fills the
     # data with thousands of near-identical frames until the route times out (measured: 21 of
     # 204 episodes held 56 % of the frames without a cap)
@@ -132,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
         if not 0.0 <= self.dagger_beta <= 1.0:
             raise ValueError(f"dagger_beta={self.dagger_beta} must be in [0, 1]")
+        if not 0.0 <= self.dagger_focus <= 1.0:
+            raise ValueError(f"dagger_focus={self.dagger_focus} must be in [0, 1]")
         if not 0.0 <= self.pose_aug_prob <= 1.0:
             raise ValueError(f"pose_aug_prob={self.pose_aug_prob} must be in [0, 1]")
         if not (0.0 <= self.pose_aug_lateral_m <= 1.5 and 0.0 <= self.pose_aug_yaw_deg <= 15.0):
@@ -257,7 +263,9 @@ class Trainer:
 
     def _round_suite(self, k: int) -> Path:
         """``dagger_episodes`` routes of ``dagger_suite`` drawn without replacement (seeded by
-        the run seed and round), so that every round covers the families in proportion."""
+        the run seed and round): uniformly, so that every round covers the families in
+        proportion, or with ``dagger_focus`` partly towards the families the policy drove
+        worst in round ``k - 1`` (see :func:`dagger_route_weights`)."""
         import random
 
         from drivevla.sim_bridge.embedded.suites import load_suite
@@ -265,7 +273,21 @@ class Trainer:
         data = load_suite(self.cfg.dagger_suite).to_dict()
         rng = random.Random(f"{self.cfg.seed}-dagger-{k}")
         n = min(self.cfg.dagger_episodes, len(data["routes"]))
-        picked = sorted(rng.sample(range(len(data["routes"])), n))
+        family_scores = None
+        if self.cfg.dagger_focus > 0 and k > 1:
+            family_scores = round_family_scores(self._dagger_dirs()[k - 2])
+        if family_scores is None:  # the draw every recipe before dagger_focus made
+            picked = sorted(rng.sample(range(len(data["routes"])), n))
+        else:
+            families = [r["scenario"] for r in data["routes"]]
+            weights = dagger_route_weights(families, family_scores, self.cfg.dagger_focus)
+            picked = sorted(weighted_sample(rng, weights, n))
+            drawn = {f: sum(families[i] == f for i in picked) for f in sorted(set(families))}
+            logger.info("DAgger round %d: round %d's DS by family %s; routes drawn %s", k,
+                        k - 1, {f: round(v, 1) for f, v in family_scores.items()}, drawn)
+            write_json_atomic(self.out / "dagger" / f"round-{k}.focus.json", {
+                "dagger_focus": self.cfg.dagger_focus,
+                "previous_round_mean_driving_score": family_scores, "routes_drawn": drawn})
         data["routes"] = [data["routes"][i] for i in picked]
         data["name"] = f"{data['name']}-dagger-round-{k}"
         path = self.out / "dagger" / f"round-{k}.suite.json"
@@ -540,6 +562,49 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def round_family_scores(dataset_dir: Path) -> dict[str, float]:
+    """Mean driving score (0-100) per scenario family of a collected DAgger round, from the
+    route results its ``meta/episodes.jsonl`` records."""
+    path = Path(dataset_dir) / "meta" / "episodes.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: cannot weight the next DAgger round")
+    scores: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            ep = json.loads(line)
+            scores.setdefault(ep["scenario"], []).append(
+                float(ep["route_result"]["driving_score"]))
+    return {f: sum(v) / len(v) for f, v in sorted(scores.items())}
+
+
+def dagger_route_weights(families: list[str], family_scores: dict[str, float] | None,
+                         focus: float) -> list[float]:
+    """A sampling weight per route: ``(1 - focus)`` spread evenly over the routes plus
+    ``focus`` spread over the families in proportion to ``1 - mean DS / 100`` (then evenly
+    over each family's routes). Families the previous round did not drive count as its mean
+    failure; with no scores, or none failing, the weights are uniform."""
+    n = len(families)
+    uniform = [1.0 / n] * n
+    if not family_scores or focus <= 0:
+        return uniform
+    fail = {f: max(0.0, 1.0 - s / 100.0) for f, s in family_scores.items()}
+    mean_fail = sum(fail.values()) / len(fail)
+    per_family = {f: fail.get(f, mean_fail) for f in set(families)}
+    total = sum(per_family.values())
+    if total <= 0:
+        return uniform
+    counts = {f: families.count(f) for f in per_family}
+    return [(1.0 - focus) / n + focus * per_family[f] / total / counts[f] for f in families]
+
+
+def weighted_sample(rng: Any, weights: list[float], n: int) -> list[int]:
+    """``n`` distinct indices drawn in proportion to ``weights`` (Efraimidis-Spirakis keys:
+    ``u ** (1 / w)``, the largest win); zero weights are drawn last."""
+    keys = [(rng.random() ** (1.0 / w) if w > 0 else -rng.random(), i)
+            for i, w in enumerate(weights)]
+    return [i for _, i in sorted(keys, reverse=True)[:n]]
+
+
 def add_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a DriveVLA policy on demonstration datasets")
     d = TrainConfig.__dataclass_fields__
@@ -555,6 +620,7 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                  "refusal_text_pool"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
     for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
+                 "dagger_focus",
                  "grad_clip", "pose_aug_prob", "pose_aug_lateral_m", "pose_aug_yaw_deg",
                  "refusal_text_stacked_share"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
