@@ -20,7 +20,9 @@
 - **DAgger** (``--dagger K``): after the first ``steps`` the current policy drives
   ``dagger_episodes`` training routes in the simulator, the expert (running beside it)
   relabels every frame, the new frames join the training set and training goes on for
-  ``dagger_steps``; K rounds. One cosine schedule spans all rounds.
+  ``dagger_steps``; K rounds. One cosine schedule spans all rounds. With ``dagger_focus``
+  the routes of rounds 2..K lean towards the scenario families the previous round drove
+  worst (its route results; ``OUT/dagger/round-k.focus.json`` records the draw).
 """
 
 from __future__ import annotations
