@@ -10,7 +10,7 @@ import pytest
 from highway_env.road.lane import StraightLane
 from highway_env.road.road import Road, RoadNetwork
 
-from drivevla.planner.controllers import TrajectoryController, path_point_at
+from drivevla.planner.controllers import ControllerConfig, TrajectoryController, path_point_at
 from drivevla.sim_bridge.embedded.actors import EgoVehicle
 from drivevla.sim_bridge.frames import world_to_ego
 from drivevla.sim_bridge.types import Decision, EgoState
@@ -28,11 +28,11 @@ def _state(v: EgoVehicle) -> EgoState:
     return EgoState(float(v.position[0]), float(v.position[1]), float(v.heading), float(v.speed))
 
 
-def _track(path_fn, speed_fn, v0: float, seconds: float):
+def _track(path_fn, speed_fn, v0: float, seconds: float, cfg: ControllerConfig | None = None):
     """Drive the vehicle model with decisions built from a reference path; returns the
     ego states over time. ``path_fn(s) -> world xy`` by arc length; ``speed_fn(t)``."""
     car = _vehicle(v0)
-    ctrl = TrajectoryController()
+    ctrl = TrajectoryController(cfg)
     states, s_ref = [], 0.0
     for k in range(int(seconds / DT)):
         t = k * DT
@@ -70,6 +70,25 @@ def test_circle_tracking_error_is_bounded(radius, speed):
     assert max(errors) < 0.5
     assert float(np.mean(errors)) < 0.25
     assert abs(states[-1][2] - speed) < 0.3
+
+
+def test_speeding_up_stays_within_the_comfort_bound_and_braking_is_not_capped():
+    # from standstill to 15 m/s with the cap: the car gets there, never faster than 2.2 m/s^2
+    capped = ControllerConfig(comfort_accel_mps2=2.2)
+    states = _track(lambda s: np.array([s, 0.0]), lambda t: 15.0, v0=0.0, seconds=12.0,
+                    cfg=capped)
+    accel = np.diff([0.0] + [v for *_, v in states]) / DT
+    assert accel.max() <= 2.2 + 1e-6
+    assert abs(states[-1][2] - 15.0) < 0.3
+    jump = Decision(np.array([[5.0 * k, 0.0] for k in range(1, 7)]), np.full(6, 15.0))
+    # without the cap (the default) a jump in target speed is full throttle
+    assert TrajectoryController().control(jump, _state(_vehicle(0.0))).throttle == 1.0
+    assert TrajectoryController(capped).control(jump, _state(_vehicle(0.0))).throttle < 0.6
+    # a plan to stop from 15 m/s brakes harder than the comfort bound (-4.05 m/s^2)
+    ctrl = TrajectoryController(capped)
+    control = ctrl.control(Decision(np.array([[1.0 * k, 0.0] for k in range(1, 7)]),
+                                    np.zeros(6)), _state(_vehicle(15.0)))
+    assert control.brake * ctrl.cfg.max_brake_mps2 > 4.05
 
 
 def test_stop_decision_holds_the_brake():
