@@ -455,8 +455,10 @@ def test_one_dagger_round_adds_policy_driven_frames(tiny_dataset, frame_cache, t
 
 def _write_round(root: Path, scores: dict[str, list[float]]) -> None:
     (root / "meta").mkdir(parents=True)
-    lines = [json.dumps({"scenario": f, "route_result": {"driving_score": ds}})
-             for f, values in scores.items() for ds in values]
+    records = [(f, ds) for f, values in scores.items() for ds in values]
+    lines = [json.dumps({"episode_id": f"{i:06d}", "scenario": f,
+                         "route_result": {"driving_score": ds}})
+             for i, (f, ds) in enumerate(records)]
     (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -490,7 +492,7 @@ def test_dagger_focus_draws_the_worst_driven_families_more(tiny_dataset, frame_c
     off = drawn(tmp_path / "off", 0.0, 2)
     import random
 
-    rng = random.Random(f"{0}-dagger-2")
+    rng = random.Random("0-dagger-2")
     old = sorted(rng.sample(range(len(routes)), 24))
     assert off == collections.Counter(routes[i].scenario for i in old)
     assert drawn(tmp_path / "first", 1.0, 1) == drawn(tmp_path / "first-off", 0.0, 1)

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -566,16 +567,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def round_family_scores(dataset_dir: Path) -> dict[str, float]:
     """Mean driving score (0-100) per scenario family of a collected DAgger round, from the
-    route results its ``meta/episodes.jsonl`` records."""
-    path = Path(dataset_dir) / "meta" / "episodes.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: cannot weight the next DAgger round")
+    route results its ``meta/episodes.jsonl`` records (read as the dataset reader does: a
+    rewritten episode counts once, with its latest line)."""
+    from drivevla.datasets.nuscenes_episodes import episode_metas
+
     scores: dict[str, list[float]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            ep = json.loads(line)
-            scores.setdefault(ep["scenario"], []).append(
-                float(ep["route_result"]["driving_score"]))
+    for ep in episode_metas(Path(dataset_dir)):
+        scores.setdefault(ep["scenario"], []).append(float(ep["route_result"]["driving_score"]))
     return {f: sum(v) / len(v) for f, v in sorted(scores.items())}
 
 
@@ -595,7 +593,7 @@ def dagger_route_weights(families: list[str], family_scores: dict[str, float] | 
     total = sum(per_family.values())
     if total <= 0:
         return uniform
-    counts = {f: families.count(f) for f in per_family}
+    counts = collections.Counter(families)
     return [(1.0 - focus) / n + focus * per_family[f] / total / counts[f] for f in families]
 
 
