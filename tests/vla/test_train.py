@@ -220,6 +220,26 @@ def test_tuple_model_overrides_do_not_read_as_a_changed_config(tiny_dataset, fra
     Trainer(cfg)  # run.json stores lists: the same tuples must compare equal
 
 
+def test_run_json_from_before_an_option_existed_reads_it_at_its_default(
+        tiny_dataset, frame_cache, tmp_path):
+    cfg = _cfg(tiny_dataset, tmp_path / "out", frame_cache)
+    Trainer(cfg)
+    path = tmp_path / "out" / "run.json"
+    old = json.loads(path.read_text())
+    # as a run written before these options existed: their keys are absent
+    del old["train"]["dagger_focus"], old["model"]["refusal_gate"]
+    path.write_text(json.dumps(old))
+    Trainer(cfg)  # both at their defaults: the same run
+    with pytest.raises(ValueError, match=r"train\.dagger_focus"):
+        Trainer(dataclasses.replace(cfg, dagger_focus=0.5))
+    with pytest.raises(ValueError, match=r"model\.refusal_gate"):
+        Trainer(dataclasses.replace(cfg, model={**TINY, "refusal_gate": True}))
+    old["train"]["lr"] = cfg.lr * 2  # a key the old run holds still has to match
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        Trainer(cfg)
+
+
 def test_parse_overrides_types_and_unknown_keys():
     got = parse_overrides(["head=regression", "lora_rank=8", "freeze_vision=true",
                            'lm={"hidden_size": 32, "num_hidden_layers": 1}', "w_meta=0.5"])

@@ -221,7 +221,7 @@ class Trainer:
         path = self.out / "run.json"
         ident = self._identity()
         if path.is_file():
-            old = json.loads(path.read_text(encoding="utf-8"))
+            old = self._with_defaults(json.loads(path.read_text(encoding="utf-8")), ident)
             if old != ident:
                 changed = sorted(
                     f"{sec}.{k}" for sec in ident for k in set(ident[sec]) | set(old.get(sec, {}))
@@ -232,6 +232,21 @@ class Trainer:
                 )
         elif self.accelerator.is_main_process:
             write_json_atomic(path, ident)
+
+    @staticmethod
+    def _with_defaults(old: dict[str, Any], ident: dict[str, Any]) -> dict[str, Any]:
+        """``old`` (a run.json) with each key of ``ident`` it lacks at today's default: a
+        run written before an option existed resumes, since an option's default keeps the
+        behaviour that run had. A key it holds still has to match."""
+        defaults = json.loads(json.dumps({"train": TrainConfig(data=("-",)).to_dict(),
+                                          "model": DriveVLAConfig().to_dict()}))
+        filled = {sec: dict(vals) for sec, vals in old.items()}
+        for sec, keys in ident.items():
+            if sec in filled:
+                for k in keys:
+                    if k not in filled[sec] and k in defaults.get(sec, {}):
+                        filled[sec][k] = defaults[sec][k]
+        return filled
 
     # ------------------------------------------------------------------ data
     def _load(self, roots: list[str], split: str) -> FrameTensors | None:
