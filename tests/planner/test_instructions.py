@@ -337,3 +337,16 @@ def test_stacked_events_put_a_safe_event_before_the_last_one_as_the_simulator_do
                    for text, kind, _, _ in stacked)
     with pytest.raises(ValueError, match="stacked_share"):
         ins.synthetic_instruction_records(5, seed=0, stacked_share=-0.1)
+
+
+def test_every_navigation_phrasing_is_one_sentence():
+    # the sentence-by-sentence intent head labels a rendered text's first sentence with its
+    # intent and every later one "no navigation" (vla.train_data.instruction_texts)
+    from drivevla.vla.processor_drivevla import split_sentences
+
+    for intent in ins.NAVIGATION_INTENTS:
+        for template in ins.phrasings("navigation", intent, "all"):
+            assert len(split_sentences(template)) == 1, template
+    # and an event always adds at least one sentence after it
+    for text, kind, _, _ in ins.synthetic_instruction_records(300, seed=2, stacked_share=0.5):
+        assert (len(split_sentences(text)) > 1) == (kind != "navigation"), text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from drivevla.sim_bridge.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
@@ -339,6 +340,62 @@ def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_onl
     assert model.intent_head.embed.weight.grad.abs().sum() > 0 and logs["ce_intent"] > 0
     with pytest.raises(ValueError, match="intent_head"):
         cfg.with_overrides({"intent_head": True, "backbone_family": "qwen2_vl"})
+
+
+def test_intent_by_sentence_reads_the_navigation_sentence_whatever_follows(parts):
+    from drivevla.planner.instructions import NAVIGATION_INTENTS
+    from drivevla.vla.processor_drivevla import MAX_INTENT_SENTENCES, intent_sentences
+
+    cfg, proc = parts
+    with pytest.raises(ValueError, match="intent_by_sentence"):
+        cfg.with_overrides({"intent_by_sentence": True})
+    scfg = cfg.with_overrides({"intent_head": True, "intent_by_sentence": True,
+                               "refusal_word_dropout": 0.0})
+    sproc = DriveVLAProcessor(scfg, proc.tokenizer)
+    # sentences beyond the limit join the last; an empty text is one empty sentence
+    assert intent_sentences("A. B. C. D. E.") == ["A.", "B.", "C.", "D. E."]
+    assert intent_sentences("  ") == [""]
+    enc = sproc.encode_instructions(["Turn left. Slow down.", ""])
+    assert enc["intent_sentence_ids"].shape == (2, MAX_INTENT_SENTENCES, 16)
+    assert enc["intent_sentence_mask"].bool().any(-1).tolist() == [
+        [True, True, False, False], [True, False, False, False]]
+    nav, event = "Turn left at the next junction.", "Stopping: the light is red."
+    left, none = NAVIGATION_INTENTS.index("turn_left"), len(NAVIGATION_INTENTS)
+    torch.manual_seed(0)
+    model = DriveVLAModel(scfg, proc.vocab_size)
+    # teach the head, sentence by sentence: the navigation phrase names its intent, the
+    # event sentence names none
+    opt = torch.optim.Adam(model.intent_head.parameters(), lr=0.01)
+    one = sproc.encode_instructions([nav, event])
+    for _ in range(60):
+        logits = model.intent_head(one["instruction_ids"], one["instruction_mask"])
+        loss = F.cross_entropy(logits, torch.tensor([left, none]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        alone, per = model.intent_logits(sproc.encode_instructions([nav]))
+        both, per2 = model.intent_logits(sproc.encode_instructions([f"{nav} {event}",
+                                                                    f"{event} {nav}"]))
+    assert per.shape == (1, MAX_INTENT_SENTENCES, none + 1) and alone.shape == (1, none)
+    # the event sentence, before or after, leaves the intent exactly as the phrase alone
+    assert torch.allclose(both, alone.expand(2, -1), atol=1e-6)
+    assert int(both.argmax(-1)[0]) == left
+    # (and not the event sentence's own reading)
+    assert not torch.allclose(per2[0, 1, :none], alone[0], atol=1e-3)
+    # frames: the loss is that of the sentence naming the route's intent best
+    model.train()
+    samples = _samples(2)
+    samples["instruction"] = [f"{nav} {event}", nav]
+    batch = sproc.batch_from_samples(samples)
+    second = NAVIGATION_INTENTS.index("roundabout_exit_2")  # a label neither sentence names
+    batch["intent"] = torch.tensor([second, -100])
+    nav_l, per_l = model.intent_logits(batch)
+    expect = -torch.log_softmax(per_l[0, :2].float(), -1)[:, second].max()
+    logs: dict = {}
+    loss = model._intent_loss((nav_l, per_l), batch, logs)
+    assert torch.allclose(loss, expect) and logs["ce_intent"] > 0
 
 
 def test_instruction_word_dropout_hides_words_from_the_lm_in_training_only(parts, monkeypatch):

@@ -57,3 +57,59 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
     with pytest.raises(ValueError, match="stacked_share"):
         fit_refusal_head(src, tmp_path / "bad", steps=1, stacked_share=1.5)
     assert not (tmp_path / "bad").exists()
+
+
+def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
+    from drivevla.planner.instructions import NAVIGATION_INTENTS
+    from drivevla.vla.refusal_fit import INTENT_FIT_INFO, fit_intent_head
+
+    cfg = DriveVLAConfig.from_dict(TINY | {"intent_head": True})
+    proc = DriveVLAProcessor.build(cfg, CORPUS)
+    torch.manual_seed(0)
+    src = tmp_path / "src"
+    a = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    a.save_pretrained(src)
+    before = load_file(str(src / "model.safetensors"))
+    out = tmp_path / "out"
+    info = fit_intent_head(src, out, steps=150, batch_size=32, pool=400, by_sentence=True)
+    after = load_file(str(out / "model.safetensors"))
+    n = len(NAVIGATION_INTENTS)
+    # one more class ("no navigation"); every tensor outside the head as it was
+    assert after["intent_head.mlp.2.weight"].shape[0] == n + 1
+    assert before["intent_head.mlp.2.weight"].shape[0] == n
+    assert after.keys() == before.keys()
+    for k, v in after.items():
+        if not k.startswith("intent_head."):
+            assert torch.equal(v, before[k]), k
+    saved = json.loads((out / INTENT_FIT_INFO).read_text())
+    assert saved["by_sentence"] and saved["head"] == "intent" and "hardware" in saved
+    assert info["final_loss_mean_last_100"] < np.log(n + 1)  # better than chance
+    b = DriveVLAPolicy.from_pretrained(out)
+    assert b.config.intent_by_sentence and not a.config.intent_by_sentence
+    b.act(_obs(instruction="Turn left at the next junction. Go at about 30 km/h."))
+    assert b._last.intent_logits.shape == (1, n)
+    plain = tmp_path / "plain"
+    DriveVLAPolicy(DriveVLAModel(DriveVLAConfig.from_dict(TINY), proc.vocab_size),
+                   proc).save_pretrained(plain)
+    with pytest.raises(ValueError, match="no intent head"):
+        fit_intent_head(plain, tmp_path / "bad", steps=1)
+
+
+def test_rendered_texts_label_each_sentence_for_the_sentence_intent_head():
+    from drivevla.planner import instructions as ins
+    from drivevla.vla.train_data import instruction_texts
+
+    cfg = DriveVLAConfig.from_dict(TINY | {"intent_head": True, "intent_by_sentence": True})
+    proc = DriveVLAProcessor.build(cfg, CORPUS)
+    texts = instruction_texts(proc, 300, seed=3, stacked_share=0.5)
+    records = ins.synthetic_instruction_records(300, 3, split="train", stacked_share=0.5)
+    n = len(ins.NAVIGATION_INTENTS)
+    label = texts["aux_intent_sentence_label"]
+    present = texts["aux_intent_sentence_mask"].bool().any(-1)
+    assert label.shape == present.shape == (300, 4)
+    for row, mask, (text, kind, _, intent) in zip(label.tolist(), present.tolist(), records,
+                                                   strict=True):
+        assert row[0] == ins.NAVIGATION_INTENTS.index(intent)
+        rest = [x for x, m in zip(row[1:], mask[1:], strict=True) if m]
+        assert rest == ([n] * len(rest)) and (bool(rest) == (kind != "navigation")), text
+        assert all(x == -100 for x, m in zip(row, mask, strict=True) if not m)

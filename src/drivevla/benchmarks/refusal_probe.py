@@ -59,8 +59,7 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
             if refusal and not screened:
                 probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
             if intent:
-                logits = model.intent_head(batch["instruction_ids"], batch["instruction_mask"])
-                predicted += logits.argmax(-1).tolist()
+                predicted += model.intent_logits(batch)[0].argmax(-1).tolist()
     result: dict[str, Any] = {
         "benchmark": "refusal_probe",
         "config": {"policy": policy, "split": split, "n": n, "seed": seed,

@@ -121,6 +121,14 @@ class DriveVLAConfig:
     # route intents and on texts rendered from every train phrasing, so phrasings never
     # recorded still map to "left" or "second exit" without going through the LM.
     intent_head: bool = False
+    # the intent head reads each sentence of the instruction alone (up to the processor's
+    # MAX_INTENT_SENTENCES; later ones join the last) and has one more class, "no
+    # navigation" (an event's sentence: a hazard notice, a speed or unsafe request); the
+    # intent token carries the intents of the sentence least likely to be "no navigation",
+    # so an appended event text cannot pull the intent away from the navigation phrase.
+    # Frames teach it that at least one sentence names the route's intent; rendered texts
+    # label every sentence.
+    intent_by_sentence: bool = False
     # training only: this share of the instruction tokens the language model reads become
     # <unk> (the text-only heads have their own dropout)
     instruction_word_dropout: float = 0.0
@@ -164,6 +172,8 @@ class DriveVLAConfig:
             if getattr(self, key) and self.backbone_family != "default":
                 raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
                                  f"backbone_family='default', got {self.backbone_family!r}")
+        if self.intent_by_sentence and not self.intent_head:
+            raise ValueError("intent_by_sentence=true needs intent_head=true")
         if not math.isfinite(self.odometer_bias_m):
             raise ValueError(f"odometer_bias_m={self.odometer_bias_m} must be finite")
         if self.temporal_ensemble_s < 0 or self.temporal_ensemble_half_life_s <= 0:

@@ -147,9 +147,28 @@ class DriveVLAModel(nn.Module):
             self.reason_embed = nn.Embedding(config.n_reasons, d)
         if config.intent_head:
             n = len(NAVIGATION_INTENTS)
+            # by sentence: one more class, NO_NAVIGATION (index n), for event sentences
             self.intent_head = TextBagHead(vocab_size, config.refusal_dim,
-                                           config.refusal_word_dropout, n_out=n)
+                                           config.refusal_word_dropout,
+                                           n_out=n + int(config.intent_by_sentence))
             self.intent_proj = nn.Linear(n, d)
+
+    def intent_logits(self, batch: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The intent head's (B, n_intents) logits over the navigation intents and, with
+        ``intent_by_sentence``, its (B, S, n_intents + 1) logits of every sentence read alone
+        (the last class: no navigation). By sentence, the first are those of the sentence
+        least likely to be "no navigation" (padding sentences never chosen)."""
+        if not self.config.intent_by_sentence:
+            return self.intent_head(batch["instruction_ids"], batch["instruction_mask"]), None
+        ids, mask = batch["intent_sentence_ids"], batch["intent_sentence_mask"]
+        b, n_s, length = ids.shape
+        per = self.intent_head(ids.reshape(b * n_s, length),
+                               mask.reshape(b * n_s, length)).view(b, n_s, -1)
+        p_none = torch.softmax(per.float(), dim=-1)[..., -1]
+        p_none = p_none.masked_fill(~mask.bool().any(-1), float("inf"))
+        chosen = per[torch.arange(b, device=per.device), p_none.argmin(-1)]
+        return chosen[:, :-1], per
 
     # ------------------------------------------------------------------ sequence
     def _sequence(self, batch: dict[str, torch.Tensor]):
@@ -158,7 +177,7 @@ class DriveVLAModel(nn.Module):
         cfg = self.config
         intent = None
         if cfg.intent_head:
-            intent = self.intent_head(batch["instruction_ids"], batch["instruction_mask"])
+            intent = self.intent_logits(batch)
         if self.training and cfg.instruction_word_dropout > 0:
             batch = dict(batch, instruction_ids=word_dropout(
                 batch["instruction_ids"], batch["instruction_mask"],
@@ -176,7 +195,7 @@ class DriveVLAModel(nn.Module):
         parts = [prefix, self.ego_proj(ego)[:, None]]
         masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
         if intent is not None:  # the driving losses never train the text classifier
-            probs = torch.softmax(intent.detach().float(), dim=-1)
+            probs = torch.softmax(intent[0].detach().float(), dim=-1)
             parts.append(self.intent_proj(probs.to(prefix.dtype))[:, None])
             masks.append(prefix_mask.new_ones(b, 1))
         if cfg.navigation_mode == "target_point":
@@ -219,7 +238,8 @@ class DriveVLAModel(nn.Module):
         wps, speeds, meta, reason = self._actions(hidden[:, -q:], batch)
         refusal = self._refusal_logit(batch)
         return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask, refusal,
-                            self.decide_reason(reason, refusal), intent)
+                            self.decide_reason(reason, refusal),
+                            None if intent is None else intent[0])
 
     def _explanation_inputs(self, expl_ids: torch.Tensor, expl_mask: torch.Tensor,
                             reason: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -284,21 +304,41 @@ class DriveVLAModel(nn.Module):
                 "reason_acc": float((reason.argmax(-1) == batch["reason"]).float().mean())}
         return loss, logs
 
-    def _intent_loss(self, intent: torch.Tensor, batch: dict[str, torch.Tensor],
-                     logs: dict[str, float]) -> torch.Tensor:
+    def _intent_loss(self, intent: tuple[torch.Tensor, torch.Tensor | None],
+                     batch: dict[str, torch.Tensor], logs: dict[str, float]) -> torch.Tensor:
         """Cross-entropy of the intent head on the frames' route intents (frames without
-        one are ignored) and, when the batch carries them, on rendered texts' intents."""
+        one are ignored) and, when the batch carries them, on rendered texts' intents.
+
+        By sentence, a frame's label says only that one of its sentences names the intent:
+        its loss is that of the sentence that names it best (multiple-instance learning);
+        the rendered texts label each sentence (navigation phrase: its intent, event
+        sentences: no navigation; ``aux_intent_sentence_label``, -100 on padding)."""
+        nav, per = intent
         target = batch.get("intent")
         losses = []
         ok = target >= 0 if target is not None else None
         if ok is not None and bool(ok.any()):
-            losses.append(F.cross_entropy(intent.float(), target.long(), ignore_index=-100))
-            logs["intent_acc"] = float((intent.argmax(-1)[ok] == target[ok]).float().mean())
-        if "aux_intent" in batch:
+            if per is None:
+                losses.append(F.cross_entropy(nav.float(), target.long(), ignore_index=-100))
+            else:
+                logp = torch.log_softmax(per.float(), dim=-1)[ok]  # (b, S, n + 1)
+                best = logp.gather(-1, target[ok].long()[:, None, None].expand(
+                    -1, logp.shape[1], 1))[..., 0]
+                valid = batch["intent_sentence_mask"][ok].bool().any(-1)
+                losses.append(-best.masked_fill(~valid, float("-inf")).amax(-1).mean())
+            logs["intent_acc"] = float((nav.argmax(-1)[ok] == target[ok]).float().mean())
+        if "aux_intent_sentence_label" in batch:
+            ids = batch["aux_intent_sentence_ids"]
+            aux = self.intent_head(ids.flatten(0, 1),
+                                   batch["aux_intent_sentence_mask"].flatten(0, 1))
+            losses.append(F.cross_entropy(aux.float(),
+                                          batch["aux_intent_sentence_label"].flatten().long(),
+                                          ignore_index=-100))
+        elif "aux_intent" in batch:
             aux = self.intent_head(batch["aux_instruction_ids"], batch["aux_instruction_mask"])
             losses.append(F.cross_entropy(aux.float(), batch["aux_intent"].long()))
         if not losses:
-            return intent.sum() * 0.0
+            return nav.sum() * 0.0
         loss = torch.stack(losses).mean()
         logs["ce_intent"] = float(loss.detach())
         return loss

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,19 +27,12 @@ from drivevla.sim_bridge.frames import lateral_offset, wrap_angle
 from drivevla.sim_bridge.types import Decision, MetaAction, Observation
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
-from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from drivevla.vla.processor_drivevla import DriveVLAProcessor, split_sentences
 
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
 _META = list(MetaAction)
 _REASONS = list(Reason)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of an instruction (split after . ! or ? and white space)."""
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
-
 
 @dataclass(frozen=True)
 class InstructionScreen:

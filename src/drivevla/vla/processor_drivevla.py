@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,23 @@ from drivevla.vla.configuration_drivevla import (
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
 MAX_INSTRUCTION_CHARS = 400
+# intent_by_sentence: sentences the intent head reads one by one (later ones join the last)
+MAX_INTENT_SENTENCES = 4
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an instruction (split after . ! or ? and white space)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def intent_sentences(text: str, limit: int = MAX_INTENT_SENTENCES) -> list[str]:
+    """The sentences the intent head reads alone: at most ``limit`` (the rest joined to the
+    last, so no word is lost), and one empty sentence for an empty text."""
+    sentences = split_sentences(text) or [""]
+    if len(sentences) > limit:
+        sentences = [*sentences[:limit - 1], " ".join(sentences[limit - 1:])]
+    return sentences
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
@@ -89,8 +107,25 @@ class DriveVLAProcessor:
         """``instruction_ids`` and ``instruction_mask`` (B, max_instruction_tokens) of
         ``texts``, as the model reads them."""
         ids, masks = zip(*(self.encode_instruction(t) for t in texts), strict=True)
-        return {"instruction_ids": torch.tensor(ids, dtype=torch.long),
-                "instruction_mask": torch.tensor(masks, dtype=torch.long)}
+        out = {"instruction_ids": torch.tensor(ids, dtype=torch.long),
+               "instruction_mask": torch.tensor(masks, dtype=torch.long)}
+        if self.config.intent_by_sentence:
+            out |= self.encode_intent_sentences(texts)
+        return out
+
+    def encode_intent_sentences(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """``intent_sentence_ids`` / ``intent_sentence_mask`` (B, MAX_INTENT_SENTENCES,
+        max_instruction_tokens): each sentence of each text encoded alone (see
+        :func:`intent_sentences`); missing sentences are all padding (mask 0)."""
+        n = self.config.max_instruction_tokens
+        ids = torch.full((len(texts), MAX_INTENT_SENTENCES, n), PAD, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, text in enumerate(texts):
+            for j, sentence in enumerate(intent_sentences(
+                    text if self.config.use_instruction else "")):
+                sid, smask = self.encode_instruction(sentence)
+                ids[i, j], mask[i, j] = torch.tensor(sid), torch.tensor(smask)
+        return {"intent_sentence_ids": ids, "intent_sentence_mask": mask}
 
     def encode_explanation(self, text: str) -> tuple[list[int], list[int]]:
         """(ids, mask) of length ``max_explanation_tokens + 1``: text, <eos>, padded.

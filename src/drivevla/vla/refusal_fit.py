@@ -10,6 +10,14 @@ from the *train* phrasings (:func:`instructions.synthetic_instructions`): to giv
 trained without one a refusal decision, or to replace a head of another design. Any
 ``safety_head.*`` tensors of ``DIR`` are discarded. ``DIR2/refusal_fit.json`` records the
 settings, the final loss, the source checkpoint, versions and hardware.
+
+    drivevla fit-intent --policy DIR --out DIR2 [--by-sentence] [--steps 1500] ...
+
+does the same for the intent head (``intent_head.*``; ``DIR2/intent_fit.json``), e.g. to give
+a checkpoint the sentence-by-sentence intent head (``intent_by_sentence``). Unlike the refusal
+head, the action path reads the intent head's probabilities (one token), so ``DIR`` must have
+been trained with an intent head: the refitted head has to speak the language its reader
+learned, and DIR2's driving is worth measuring again, not assumed to be DIR's.
 """
 
 from __future__ import annotations
@@ -23,11 +31,29 @@ from drivevla.jsonio import write_json_atomic
 
 HEAD_PREFIX = "safety_head."
 FIT_INFO = "refusal_fit.json"
+INTENT_PREFIX = "intent_head."
+INTENT_FIT_INFO = "intent_fit.json"
 
 
 def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_size: int = 64,
                      lr: float = 1e-3, seed: int = 0, pool: int = 20000,
                      stacked_share: float = 0.0) -> dict[str, Any]:
+    """The refusal head of ``src`` trained anew, alone; saved with the rest as ``out``."""
+    return _fit_text_head("refusal", src, out, steps, batch_size, lr, seed, pool, stacked_share)
+
+
+def fit_intent_head(src: str | Path, out: str | Path, steps: int = 1500, batch_size: int = 64,
+                    lr: float = 1e-3, seed: int = 0, pool: int = 20000,
+                    stacked_share: float = 0.0, by_sentence: bool = False) -> dict[str, Any]:
+    """The intent head of ``src`` trained anew, alone (``by_sentence``: as the
+    sentence-by-sentence head, with its "no navigation" class); saved as ``out``."""
+    return _fit_text_head("intent", src, out, steps, batch_size, lr, seed, pool, stacked_share,
+                          by_sentence)
+
+
+def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, batch_size: int,
+                   lr: float, seed: int, pool: int, stacked_share: float,
+                   by_sentence: bool = False) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
     from safetensors.torch import load_file
@@ -49,30 +75,51 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
         raise ValueError("steps, batch_size and pool must be >= 1")
     if src.resolve() == out.resolve():
         raise ValueError("--out must differ from --policy: the source checkpoint is kept")
-    config = DriveVLAConfig.load(src).with_overrides({"refusal_head": True})
+    config = DriveVLAConfig.load(src)
+    if which == "intent":
+        if not config.intent_head:
+            raise ValueError(f"{src} has no intent head: its action path never learned to "
+                             "read one, so fit-intent needs a checkpoint trained with "
+                             "intent_head=true")
+        prefix, info_name = INTENT_PREFIX, INTENT_FIT_INFO
+        config = config.with_overrides({"intent_by_sentence": by_sentence})
+    else:
+        prefix, info_name = HEAD_PREFIX, FIT_INFO
+        config = config.with_overrides({"refusal_head": True})
     processor = DriveVLAProcessor.load(src, config)
     weights = src / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
     torch.manual_seed(seed)
     model = DriveVLAModel(config, processor.vocab_size)
-    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith(HEAD_PREFIX)}
-    fresh = {k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIX)}
+    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith(prefix)}
+    fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
     load_state_checked(model, {**state, **fresh}, str(weights))
-    head = model.safety_head
+    head = model.intent_head if which == "intent" else model.safety_head
 
     texts = instruction_texts(processor, pool, seed, stacked_share)
-    ids_t, mask_t = texts["aux_instruction_ids"], texts["aux_instruction_mask"]
-    y = texts["aux_unsafe"].float()
+    if which == "refusal":
+        ids_t, mask_t = texts["aux_instruction_ids"], texts["aux_instruction_mask"]
+        y = texts["aux_unsafe"].float()
+    elif by_sentence:  # every sentence alone, labelled (padding sentences dropped)
+        keep = texts["aux_intent_sentence_label"].flatten() >= 0
+        ids_t = texts["aux_intent_sentence_ids"].flatten(0, 1)[keep]
+        mask_t = texts["aux_intent_sentence_mask"].flatten(0, 1)[keep]
+        y = texts["aux_intent_sentence_label"].flatten()[keep]
+    else:
+        ids_t, mask_t, y = (texts["aux_instruction_ids"], texts["aux_instruction_mask"],
+                            texts["aux_intent"])
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
     head.train()
     losses: list[float] = []
     from tqdm.auto import tqdm
 
-    for _ in tqdm(range(steps), desc="fit refusal head", unit="step"):
+    for _ in tqdm(range(steps), desc=f"fit {which} head", unit="step"):
         j = torch.randint(len(y), (batch_size,), generator=gen)
-        loss = F.binary_cross_entropy_with_logits(head(ids_t[j], mask_t[j]), y[j])
+        logits = head(ids_t[j], mask_t[j])
+        loss = (F.binary_cross_entropy_with_logits(logits, y[j]) if which == "refusal"
+                else F.cross_entropy(logits, y[j]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -86,31 +133,39 @@ def fit_refusal_head(src: str | Path, out: str | Path, steps: int = 1500, batch_
     tail = losses[-min(100, len(losses)):]
     info = {"source": str(src), "steps": steps, "batch_size": batch_size, "lr": lr,
             "seed": seed, "pool": pool, "stacked_share": stacked_share, "split": "train",
-            "final_loss_mean_last_100": sum(tail) / len(tail),
+            "head": which, "final_loss_mean_last_100": sum(tail) / len(tail),
             "model_config": config.to_dict(), **provenance()}
-    write_json_atomic(out / FIT_INFO, info)
+    if which == "intent":
+        info["by_sentence"] = by_sentence
+    write_json_atomic(out / info_name, info)
     return info
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fit-refusal", help="train a checkpoint's text-only refusal head alone")
-    p.add_argument("--policy", required=True, help="source checkpoint directory (kept)")
-    p.add_argument("--out", required=True, help="new checkpoint directory")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
-    p.add_argument("--stacked-share", type=float, default=0.0,
-                   help="share of texts with an event that carry a second, safe event before "
-                        "it, as the simulator composes overlapping events (0: one event)")
-    p.set_defaults(fn=_cmd)
+    for which in ("refusal", "intent"):
+        p = sub.add_parser(f"fit-{which}",
+                           help=f"train a checkpoint's text-only {which} head alone")
+        p.add_argument("--policy", required=True, help="source checkpoint directory (kept)")
+        p.add_argument("--out", required=True, help="new checkpoint directory")
+        p.add_argument("--steps", type=int, default=1500)
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--lr", type=float, default=1e-3)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
+        p.add_argument("--stacked-share", type=float, default=0.0,
+                       help="share of texts with an event that carry a second, safe event "
+                            "before it, as the simulator composes overlapping events (0: one "
+                            "event)")
+        if which == "intent":
+            p.add_argument("--by-sentence", action="store_true",
+                           help="the sentence-by-sentence head (intent_by_sentence=true)")
+        p.set_defaults(fn=_cmd, which=which)
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    info = fit_refusal_head(args.policy, args.out, steps=args.steps, batch_size=args.batch_size,
-                            lr=args.lr, seed=args.seed, pool=args.pool,
-                            stacked_share=args.stacked_share)
-    print(f"refusal head fitted ({info['steps']} steps, loss {info['final_loss_mean_last_100']:.4f}"
-          f" over the last steps); checkpoint: {args.out}")
+    info = _fit_text_head(args.which, args.policy, args.out, args.steps, args.batch_size,
+                          args.lr, args.seed, args.pool, args.stacked_share,
+                          getattr(args, "by_sentence", False))
+    print(f"{args.which} head fitted ({info['steps']} steps, loss "
+          f"{info['final_loss_mean_last_100']:.4f} over the last steps); checkpoint: {args.out}")
     return 0

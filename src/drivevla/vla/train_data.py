@@ -229,7 +229,17 @@ def instruction_texts(processor, pool: int, seed: int, stacked_share: float = 0.
     if cfg.refusal_head:
         out["aux_unsafe"] = torch.tensor([r[1] == "misleading" for r in records])
     if cfg.intent_head:
-        out["aux_intent"] = torch.tensor([NAVIGATION_INTENTS.index(r[3]) for r in records])
+        intents = [NAVIGATION_INTENTS.index(r[3]) for r in records]
+        out["aux_intent"] = torch.tensor(intents)
+    if cfg.intent_by_sentence:
+        # every navigation phrasing is one sentence and comes first (as the simulator
+        # composes them; tested): the first sentence names the intent, the rest none
+        # (encode_instructions gave each text's sentences as aux_intent_sentence_*)
+        present = out["aux_intent_sentence_mask"].bool().any(-1)
+        label = torch.full(present.shape, -100, dtype=torch.long)
+        label[present] = len(NAVIGATION_INTENTS)
+        label[:, 0] = torch.tensor(intents)
+        out["aux_intent_sentence_label"] = label
     return out
 
 
