@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +19,19 @@ from drivevla.vla.processor_drivevla import DriveVLAProcessor
 from drivevla.vla.refusal_fit import FIT_INFO, fit_refusal_head
 
 
-def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
-    cfg = DriveVLAConfig.from_dict(TINY | {"grounded_explanation": True})
+def _saved_source(tmp_path: Path, extra: dict) -> tuple[DriveVLAPolicy, DriveVLAProcessor, Path]:
+    """A tiny random policy (TINY + ``extra``) saved as ``tmp_path/src``."""
+    cfg = DriveVLAConfig.from_dict(TINY | extra)
     proc = DriveVLAProcessor.build(cfg, CORPUS)
     torch.manual_seed(0)
     src = tmp_path / "src"
-    a = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
-    a.save_pretrained(src)
+    policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
+    policy.save_pretrained(src)
+    return policy, proc, src
+
+
+def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
+    a, _, src = _saved_source(tmp_path, {"grounded_explanation": True})
     # a head of another design in the source is discarded, not loaded
     state = load_file(str(src / "model.safetensors"))
     save_file({**state, "safety_head.encoder.weight": torch.zeros(3)},
@@ -63,12 +70,7 @@ def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
     from drivevla.planner.instructions import NAVIGATION_INTENTS
     from drivevla.vla.refusal_fit import INTENT_FIT_INFO, fit_intent_head
 
-    cfg = DriveVLAConfig.from_dict(TINY | {"intent_head": True})
-    proc = DriveVLAProcessor.build(cfg, CORPUS)
-    torch.manual_seed(0)
-    src = tmp_path / "src"
-    a = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
-    a.save_pretrained(src)
+    a, proc, src = _saved_source(tmp_path, {"intent_head": True})
     before = load_file(str(src / "model.safetensors"))
     out = tmp_path / "out"
     info = fit_intent_head(src, out, steps=150, batch_size=32, pool=400, by_sentence=True)
