@@ -239,8 +239,8 @@ def _add_data_commands(sub) -> None:
     from drivevla.datasets.nuscenes_export import register_cli as _register_nuscenes_cli
 
     _register_nuscenes_cli(data)
-    from drivevla.vla.refusal_fit import add_cli as _add_refusal_fit_cli
-    from drivevla.vla.train import add_cli as _add_train_cli
+    from drivevla.training.head_fit import add_cli as _add_refusal_fit_cli
+    from drivevla.training.train import add_cli as _add_train_cli
 
     _add_train_cli(sub)
     _add_refusal_fit_cli(sub)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from drivevla.agents import registry
 from drivevla.benchmarks.closed_loop import (
     STATUS_AGENT_CRASHED,
     driving_score_no_min_speed,
@@ -22,7 +23,6 @@ from drivevla.benchmarks.closed_loop import (
 )
 from drivevla.benchmarks.instruction_metrics import route_instruction_metrics
 from drivevla.cli import main as cli_main
-from drivevla.planner import registry
 from drivevla.planner.expert import ExpertPolicy
 
 NO_CAMERAS = {"cameras": []}

@@ -72,7 +72,7 @@ def test_probe_names_a_checkpoint_without_a_text_head(tmp_path):
 
 
 def test_probe_scores_the_intent_head_per_navigation_intent(tmp_path):
-    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
+    from drivevla.language.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
 
     ckpt = _checkpoint(tmp_path / "ckpt", intent_head=True)
     result = run_refusal_probe(str(ckpt), None, split="heldout", n=150, seed=2)

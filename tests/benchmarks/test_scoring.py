@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from drivevla.benchmarks.scoring import PROTOCOL, aggregate, success
+from drivevla.core.types import Infraction, InfractionType, RouteResult
 from drivevla.sim_bridge.embedded.criteria import (
     CriteriaConfig,
     CriteriaTick,
     RouteCriteria,
     RoutePath,
 )
-from drivevla.sim_bridge.types import Infraction, InfractionType, RouteResult
 
 
 def result(

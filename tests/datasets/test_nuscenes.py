@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drivevla.core.frames import ego_to_camera_rotation, world_to_ego, wrap_angle
+from drivevla.core.types import CameraSpec, HighLevelCommand
 from drivevla.datasets.format import (
     EPISODES_PATH,
     FEATURES,
@@ -40,8 +42,6 @@ from drivevla.datasets.nuscenes_import import (
     load_nuscenes_openloop,
 )
 from drivevla.perception.camera_model import project_world_points
-from drivevla.sim_bridge.frames import ego_to_camera_rotation, world_to_ego, wrap_angle
-from drivevla.sim_bridge.types import CameraSpec, HighLevelCommand
 
 DEVKIT_REASON = (
     "nuscenes-devkit is not installed; install it with `pip install --no-deps "

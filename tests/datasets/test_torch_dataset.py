@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from drivevla.core.types import MetaAction
 from drivevla.datasets.reader import CorruptDataError, open_dataset
 from drivevla.datasets.torch_dataset import FrameDataset, collate
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.types import MetaAction
+from drivevla.language.reasons import Reason
 
 SHAPES = {
     "images": ((1, 3, 48, 64), torch.float32),
@@ -176,7 +176,7 @@ def test_distance_travelled_is_the_path_length_since_the_episode_began(tiny_data
 
 
 def test_intent_is_the_routes_navigation_intent(tiny_dataset):
-    from drivevla.planner.instructions import NAVIGATION_INTENTS
+    from drivevla.language.intents import NAVIGATION_INTENTS
 
     ds = FrameDataset(tiny_dataset, split=None)
     intents = ds.label_column("intent")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from drivevla.core.types import CameraSpec
 from drivevla.perception.augment import (
     AugmentConfig,
     DrivingAugment,
@@ -19,7 +20,6 @@ from drivevla.perception.augment import (
     warp_image,
     yaw_shift_px,
 )
-from drivevla.sim_bridge.types import CameraSpec
 
 SPEC = CameraSpec(name="front", width=160, height=90, fov_deg=90.0)
 

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
+from drivevla.core.scene import ActorBox, ActorKind
+from drivevla.core.types import CameraSpec
 from drivevla.perception.camera_model import (
     camera_pose_world,
     project_box,
     project_world_points,
 )
-from drivevla.sim_bridge.embedded.scene import ActorBox, ActorKind
-from drivevla.sim_bridge.types import CameraSpec
 
 
 def _box(x: float, y: float, yaw: float = 0.0, width: float = 1.9) -> ActorBox:

@@ -10,10 +10,10 @@ import pytest
 from highway_env.road.lane import StraightLane
 from highway_env.road.road import Road, RoadNetwork
 
+from drivevla.core.frames import world_to_ego
+from drivevla.core.types import Decision, EgoState
 from drivevla.planner.controllers import ControllerConfig, TrajectoryController, path_point_at
 from drivevla.sim_bridge.embedded.actors import EgoVehicle
-from drivevla.sim_bridge.frames import world_to_ego
-from drivevla.sim_bridge.types import Decision, EgoState
 
 DT = 0.1
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from drivevla.core.frames import ego_to_world, world_to_ego
+from drivevla.core.types import EgoState
 from drivevla.planner.ensemble import TemporalEnsemble
-from drivevla.sim_bridge.frames import ego_to_world, world_to_ego
-from drivevla.sim_bridge.types import EgoState
 
 DT = 0.5
 STEPS = 6

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drivevla.agents.agent import Agent
+from drivevla.core.types import MetaAction
+from drivevla.language.reasons import Reason
 from drivevla.planner.expert import ExpertPolicy
-from drivevla.planner.policy import Agent
-from drivevla.planner.reasons import Reason
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenario_types import NpcSpawn
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
-from drivevla.sim_bridge.types import MetaAction
 
 QUIET = {"cameras": [], "traffic_density": 0.0, "pedestrians": False, "notice_instructions": False}
 

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from drivevla.sim_bridge.embedded.bev import dash_polylines, render_bev
-from drivevla.sim_bridge.embedded.scene import (
+from drivevla.core.scene import (
     ActorBox,
     ActorKind,
     LaneGeometry,
@@ -17,6 +16,7 @@ from drivevla.sim_bridge.embedded.scene import (
     SceneSnapshot,
     TrafficLightView,
 )
+from drivevla.sim_bridge.embedded.bev import dash_polylines, render_bev
 
 EGO_RGB = (0, 230, 255)
 ACTOR_COLOUR = (0.8, 0.1, 0.1)

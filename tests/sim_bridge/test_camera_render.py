@@ -7,10 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from drivevla.perception.camera_model import project_box, project_world_points
-from drivevla.sim_bridge.embedded import camera as camera_module
-from drivevla.sim_bridge.embedded.camera import HOUSING_SIZE_M, LAMP_SPACING_M, CameraRenderer
-from drivevla.sim_bridge.embedded.scene import (
+from drivevla.core.scene import (
     ActorBox,
     ActorKind,
     LaneGeometry,
@@ -19,7 +16,10 @@ from drivevla.sim_bridge.embedded.scene import (
     SceneSnapshot,
     TrafficLightView,
 )
-from drivevla.sim_bridge.types import CameraSpec
+from drivevla.core.types import CameraSpec
+from drivevla.perception.camera_model import project_box, project_world_points
+from drivevla.sim_bridge.embedded import camera as camera_module
+from drivevla.sim_bridge.embedded.camera import HOUSING_SIZE_M, LAMP_SPACING_M, CameraRenderer
 
 FRONT = CameraSpec(name="front", width=320, height=180, fov_deg=90.0)
 

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from drivevla.core.scene import LightState
+from drivevla.core.types import InfractionType
 from drivevla.sim_bridge.embedded.criteria import (
     PENALTY_FACTORS,
     STATUS_BLOCKED,
@@ -22,8 +24,6 @@ from drivevla.sim_bridge.embedded.criteria import (
     RoutePath,
     segments_intersect,
 )
-from drivevla.sim_bridge.embedded.scene import LightState
-from drivevla.sim_bridge.types import InfractionType
 
 DT = 0.1
 EGO_LENGTH = 4.0

@@ -8,10 +8,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivevla.sim_bridge  # noqa: F401  (registers the ids)
+from drivevla.core.types import CameraSpec, Control, HighLevelCommand
 from drivevla.sim_bridge.embedded import ENV_IDS
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
-from drivevla.sim_bridge.types import CameraSpec, Control, HighLevelCommand
 
 SMALL_CAM = [{"name": "front", "width": 96, "height": 64, "fov_deg": 90.0}]
 

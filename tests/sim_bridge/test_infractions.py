@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drivevla.core.types import Control, InfractionType
 from drivevla.planner.route_follower import RouteFollower, RouteFollowerConfig
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
-from drivevla.sim_bridge.types import Control, InfractionType
 
 QUIET = {
     "cameras": [],

@@ -315,7 +315,7 @@ def test_policy_checkpoint_roundtrip_and_observations(tokenizer, tmp_path):
     Observation (processor.from_observations adds instruction_text)."""
     import numpy as np
 
-    from drivevla.sim_bridge.types import (
+    from drivevla.core.types import (
         CameraSpec,
         EgoState,
         HighLevelCommand,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivevla.planner.registry import make_policy
+from drivevla.agents.registry import make_policy
 from drivevla.vla.policy import default_checkpoint_dir
 
 
@@ -16,7 +16,7 @@ def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
     policy = make_policy("drivevla-tiny")
     assert policy.name == "drivevla-tiny" and policy.config.navigation_mode == "language"
 
-    from drivevla.planner.policy import Agent
+    from drivevla.agents.agent import Agent
     from drivevla.sim_bridge.embedded.config import SimConfig
     from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 

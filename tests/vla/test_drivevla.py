@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drivevla.sim_bridge.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
+from drivevla.core.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import CheckpointError, DriveVLAPolicy
@@ -313,7 +313,7 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
 
 
 def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_only(parts):
-    from drivevla.planner.instructions import NAVIGATION_INTENTS
+    from drivevla.language.intents import NAVIGATION_INTENTS
 
     cfg, proc = parts
     icfg = cfg.with_overrides({"intent_head": True})
@@ -343,7 +343,7 @@ def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_onl
 
 
 def test_intent_by_sentence_reads_the_navigation_sentence_whatever_follows(parts):
-    from drivevla.planner.instructions import NAVIGATION_INTENTS
+    from drivevla.language.intents import NAVIGATION_INTENTS
     from drivevla.vla.processor_drivevla import MAX_INTENT_SENTENCES, intent_sentences
 
     cfg, proc = parts

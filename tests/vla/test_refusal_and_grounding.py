@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_drivevla import CORPUS, TINY, _obs, _samples
 
-from drivevla.planner.reasons import Reason
+from drivevla.language.reasons import Reason
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy

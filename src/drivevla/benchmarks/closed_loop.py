@@ -2,7 +2,7 @@
 
 ``run_closed_loop(policy, suite, out)`` drives each route in its own simulator (worker
 processes started with ``spawn``: Panda3D and torch do not survive ``fork`` after init; each
-worker builds its env and its policy through :func:`drivevla.planner.registry.make_policy`)
+worker builds its env and its policy through :func:`drivevla.agents.registry.make_policy`)
 and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: the
 ``RouteResult``, per-route metrics, the route spec, the config, the seed and the provenance.
 
@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from drivevla._workers import init_worker
+from drivevla.agents import registry
+from drivevla.agents.agent import Agent
 from drivevla.benchmarks import scoring
 from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exported)
     CRASH_STATUSES,
@@ -66,10 +67,16 @@ from drivevla.benchmarks.instruction_metrics import (
     REFUSAL_REASON,
     route_instruction_metrics,
 )
-from drivevla.benchmarks.provenance import provenance
-from drivevla.jsonio import write_json_atomic
+from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.core.frames import ego_to_world
+from drivevla.core.jsonio import write_json_atomic
+from drivevla.core.provenance import provenance
+from drivevla.core.types import Decision
+from drivevla.core.workers import init_worker
+from drivevla.language.explanations import reason_from_explanation
+from drivevla.planner.expert import ExpertPolicy
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
-from drivevla.sim_bridge.types import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +181,6 @@ class _Explainer:
     (:func:`reason_from_explanation`) compared with the expert's reason at that tick."""
 
     def __init__(self, policy: Any, env: Any, every: int) -> None:
-        from drivevla.planner.expert import ExpertPolicy
 
         self.policy, self.every = policy, every
         self.expert = ExpertPolicy()
@@ -184,7 +190,6 @@ class _Explainer:
 
     def __call__(self, observation: Any, decision: Decision, info: dict, trace: _Trace
                  ) -> Decision:
-        from drivevla.planner.explanations import reason_from_explanation
 
         expert_reason = _reason_value(self.expert.act(observation).reason)
         trace.reason_agree.append(_reason_value(decision.reason) == expert_reason)
@@ -234,8 +239,6 @@ def _explanation_metrics(trace: _Trace) -> dict[str, Any]:
 
 
 def _video_frame(env: Any, obs: dict, info: dict, observation: Any, decision: Decision) -> Any:
-    from drivevla.benchmarks.video import compose_frame
-    from drivevla.sim_bridge.frames import ego_to_world
 
     ego = observation.ego
     traj = ego_to_world(decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
@@ -261,9 +264,6 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
 
     Errors of the policy, the controller or the simulator end the route as a failure (see the
     module docstring); only errors writing the file propagate. Returns the record."""
-    from drivevla.planner import registry
-    from drivevla.planner.policy import Agent
-    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 
     spec = job.spec
     t0 = time.perf_counter()
@@ -290,7 +290,6 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
         except Exception as exc:
             error, status = _error_record("setup", exc, 0, info.get("time_s")), STATUS_AGENT_SETUP
         if job.video and error is None:
-            from drivevla.benchmarks.video import VideoWriter
 
             writer = VideoWriter(
                 Path(job.out) / "videos" / f".{spec.route_id}.tmp.mp4", cfg.control_hz
@@ -515,7 +514,6 @@ def _resolve_factory(policy: str) -> Any:
     registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
     import pickle
 
-    from drivevla.planner import registry
 
     names = registry.policy_names()
     if policy not in names:

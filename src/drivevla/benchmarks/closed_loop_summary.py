@@ -13,7 +13,7 @@ from typing import Any
 
 from drivevla.benchmarks import scoring
 from drivevla.benchmarks.instruction_metrics import pooled_instruction_metrics
-from drivevla.sim_bridge.types import Infraction, InfractionType, RouteResult
+from drivevla.core.types import Infraction, InfractionType, RouteResult
 
 PROTOCOL = (
     "CARLA Leaderboard 2.0 criteria; success and comfort as Bench2Drive (nuPlan comfort "

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drivevla.benchmarks.provenance import provenance
 from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.core.provenance import provenance
+from drivevla.core.types import Control
+from drivevla.planner.route_follower import RouteFollower
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec
-from drivevla.sim_bridge.types import Control
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,6 @@ Driver = Callable[[EmbeddedDrivingEnv, dict[str, Any], dict[str, Any]], tuple[Co
 
 def rule_based_driver() -> Callable[[EmbeddedDrivingEnv], Driver]:
     """Factory of the scripted route follower (pure pursuit + gap keeping + red lights)."""
-    from drivevla.planner.route_follower import RouteFollower
 
     def make(env: EmbeddedDrivingEnv) -> Driver:
         follower = RouteFollower(env)

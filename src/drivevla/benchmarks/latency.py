@@ -5,7 +5,7 @@
                            [--explain-every 10] [--seed 0]
 
 The policy drives routes of one scenario family (cameras on: the simulator's default front
-camera, 320x180) through :class:`drivevla.planner.policy.Agent`, exactly as in the closed-loop
+camera, 320x180) through :class:`drivevla.agents.agent.Agent`, exactly as in the closed-loop
 evaluation. Every control tick is timed with ``time.perf_counter``, part by part:
 
 - ``observation``: ``env.make_observation(obs, info)`` (building the typed observation);
@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from drivevla.benchmarks.provenance import provenance
+from drivevla.agents.agent import Agent
+from drivevla.agents.registry import make_policy
+from drivevla.core.provenance import provenance
+from drivevla.planner.controllers import TrajectoryController
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
 BENCHMARK = "latency"
 PARTS = (
@@ -124,7 +129,6 @@ def _rate(stats: dict[str, Any], seconds: list[float], period_ms: float) -> dict
 
 
 def _validate(threads: int, steps: int, warmup: int, explain_every: int, scenario: str) -> None:
-    from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
     if scenario not in FAMILIES:
         raise ValueError(f"unknown scenario {scenario!r}; valid: {sorted(FAMILIES)}")
@@ -163,11 +167,6 @@ def run_latency(
     Returns the result dict and, when ``out`` is given, writes it there as JSON. Errors:
     ``ValueError`` for an unknown policy, scenario or a bad setting (before anything runs)."""
     _validate(threads, steps, warmup, explain_every, scenario)
-    from drivevla.planner.controllers import TrajectoryController
-    from drivevla.planner.policy import Agent
-    from drivevla.planner.registry import make_policy
-    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
-    from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
     inner = make_policy(policy)  # ValueError naming the registered names for a bad name
     if hasattr(inner, "explain_every"):

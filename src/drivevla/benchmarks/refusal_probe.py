@@ -24,15 +24,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from drivevla.benchmarks.provenance import provenance
+from drivevla.agents.registry import make_policy
+from drivevla.core.provenance import provenance
+from drivevla.language.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
 
 
 def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: int = 3000,
                       seed: int = 1, stacked_share: float = 0.0) -> dict[str, Any]:
     import torch
 
-    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
-    from drivevla.planner.registry import make_policy
 
     agent = make_policy(policy)
     model = getattr(agent, "model", None)

@@ -2,7 +2,7 @@
 
 See ``/work/shared/METRICS.md``. Per-route results come from
 :class:`drivevla.sim_bridge.embedded.criteria.RouteCriteria` (or the CARLA backend) as
-:class:`~drivevla.sim_bridge.types.RouteResult`.
+:class:`~drivevla.core.types.RouteResult`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from drivevla.sim_bridge.types import InfractionType, RouteResult
+from drivevla.core.types import InfractionType, RouteResult
 
 PROTOCOL = "CARLA Leaderboard 2.0 (criteria) / Bench2Drive success"
 SUCCESS_STATUSES = ("Completed", "Perfect")

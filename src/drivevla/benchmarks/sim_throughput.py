@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from drivevla.benchmarks.provenance import provenance
+from drivevla.core.provenance import provenance
+from drivevla.core.types import CameraSpec
 from drivevla.planner.route_follower import RouteFollower
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
-from drivevla.sim_bridge.types import CameraSpec
 
 CAMERA_MODES = {
     "no_camera": [],

@@ -55,7 +55,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivevla._workers import init_worker
+from drivevla.agents.registry import make_policy
+from drivevla.core.jsonio import json_ready, write_json_atomic
+from drivevla.core.provenance import provenance
+from drivevla.core.types import CameraSpec
+from drivevla.core.workers import init_worker
 from drivevla.datasets.episode import EpisodeJob, collect_episode
 from drivevla.datasets.format import (
     EPISODES_PATH,
@@ -67,7 +71,8 @@ from drivevla.datasets.format import (
     SCHEMA_VERSION,
     read_episode_log,
 )
-from drivevla.jsonio import json_ready, write_json_atomic
+from drivevla.datasets.reader import split_of
+from drivevla.sim_bridge.embedded.suites import SEED_RANGES, load_suite
 
 __all__ = [
     "CollectConfig",
@@ -125,7 +130,6 @@ def episode_seed(
     """Reset seed of the ``repeat``-th episode of route ``route_index`` (see module docstring).
 
     Raises ``ValueError`` for a seed in the eval or val range unless ``allow_eval``."""
-    from drivevla.sim_bridge.embedded.suites import SEED_RANGES
 
     for name in ("train", "eval", "val"):
         lo, hi = SEED_RANGES[name]
@@ -159,7 +163,6 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
 def parse_cameras(value: str) -> tuple[dict[str, Any], ...]:
     """``--cameras``: a JSON list (or one object) of CameraSpec dicts, or a path to such a
     JSON file."""
-    from drivevla.sim_bridge.types import CameraSpec
 
     path = Path(value)
     text = path.read_text(encoding="utf-8") if path.is_file() else value
@@ -188,7 +191,6 @@ class _Plan:
 
 def plan_collection(config: CollectConfig) -> _Plan:
     """Episodes, seeds and resolved simulator configs; validates the suite for collection."""
-    from drivevla.sim_bridge.embedded.suites import load_suite
 
     suite = load_suite(config.suite)
     n = len(suite.routes)
@@ -222,7 +224,6 @@ def plan_collection(config: CollectConfig) -> _Plan:
     if config.policy is not None:
         path = Path(config.policy)
         policy_id = str(path.resolve()) if path.is_dir() else config.policy
-        from drivevla.planner.registry import make_policy
 
         make_policy(config.policy)  # fail early on an unknown name
     identity = {
@@ -298,14 +299,12 @@ def _claim(out: Path, plan: _Plan) -> None:
 
 
 def _split_of(episode_id: str, seed: int) -> str:
-    from drivevla.datasets.reader import split_of
 
     return split_of(episode_id, seed)
 
 
 def write_info(out: Path, plan: _Plan, config: CollectConfig, finished: dict[str, dict]) -> dict:
     """(Re)write ``meta/info.json`` atomically from the finished episodes."""
-    from drivevla.benchmarks.provenance import provenance
 
     names = [c["name"] for c in plan.cameras]
     features = {}
@@ -458,9 +457,6 @@ def _warm_up() -> None:
     """Import what an episode needs, so that a worker is ready when its first job comes."""
     import pyarrow.parquet  # noqa: F401
     from PIL import Image  # noqa: F401
-
-    import drivevla.planner.expert  # noqa: F401
-    import drivevla.sim_bridge.embedded.env  # noqa: F401
 
 
 def _start_pool(workers: int, n_jobs: int) -> ProcessPoolExecutor:

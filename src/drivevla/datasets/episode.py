@@ -21,8 +21,19 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.agents.agent import Agent
+from drivevla.agents.registry import make_policy
+from drivevla.core.frames import world_to_ego, wrap_angle
+from drivevla.core.jsonio import json_ready
+from drivevla.core.provenance import versions
+from drivevla.core.types import HighLevelCommand
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, episode_file, feature_names
-from drivevla.jsonio import json_ready
+from drivevla.datasets.reader import arrow_schema
+from drivevla.language.instructions import colour_name
+from drivevla.planner.expert import ExpertPolicy
+from drivevla.sim_bridge.embedded.config import SimConfig
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+from drivevla.sim_bridge.embedded.suites import RouteSpec
 
 ACTOR_RADIUS_M = 60.0
 ROW_GROUP_FRAMES = 64  # rows per Parquet row group: random access reads one group
@@ -61,7 +72,6 @@ def future_waypoints(
     ``FUTURE_DT_S``. Returns ``(waypoints (n_frames, FUTURE_STEPS, 2) float64, valid
     (n_frames,) int32)``; waypoints past ``valid`` are NaN. A fractional stride interpolates
     positions linearly between observations."""
-    from drivevla.sim_bridge.frames import world_to_ego
 
     poses = np.asarray(poses, dtype=np.float64)
     last = len(poses) - 1
@@ -87,8 +97,6 @@ def future_waypoints(
 
 def _actors_json(actors: list[Any], ego_xy: np.ndarray, ego_yaw: float) -> str:
     """Actors within ACTOR_RADIUS_M in the ego frame, rounded to 1 mm / 1 mrad / 1 mm/s."""
-    from drivevla.planner.instructions import colour_name
-    from drivevla.sim_bridge.frames import world_to_ego, wrap_angle
 
     out = []
     for a in actors:
@@ -148,14 +156,6 @@ def collect_episode(job: EpisodeJob) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from drivevla.benchmarks.provenance import versions
-    from drivevla.datasets.reader import arrow_schema
-    from drivevla.planner.expert import ExpertPolicy
-    from drivevla.planner.policy import Agent
-    from drivevla.planner.registry import make_policy
-    from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
-    from drivevla.sim_bridge.embedded.suites import RouteSpec
-    from drivevla.sim_bridge.types import HighLevelCommand
 
     t0 = time.perf_counter()
     spec = RouteSpec(
@@ -167,7 +167,6 @@ def collect_episode(job: EpisodeJob) -> dict[str, Any]:
         dict(job.route.get("config") or {}),
         tuple(job.route.get("events") or ()),
     )
-    from drivevla.sim_bridge.embedded.config import SimConfig
 
     cfg = SimConfig.from_dict(job.sim_config)
     cameras = [c.name for c in cfg.cameras]

@@ -15,7 +15,7 @@ line in ``episodes.jsonl`` is appended only after that, so a killed collection n
 half-written shard and a rerun skips every episode that has its line.
 
 Frames: the ego frame is x forward, y left (metres), at the frame's own timestamp; world
-coordinates are the simulator's right-handed world frame (see drivevla.sim_bridge.frames).
+coordinates are the simulator's right-handed world frame (see drivevla.core.frames).
 """
 
 from __future__ import annotations

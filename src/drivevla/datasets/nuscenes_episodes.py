@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     EPISODES_PATH,
     FUTURE_DT_S,
     episode_file,
     read_episode_log,
 )
-from drivevla.sim_bridge.types import CameraSpec
 
 KEYFRAME_DT_S = FUTURE_DT_S  # nuScenes annotates keyframes at 2 Hz
 

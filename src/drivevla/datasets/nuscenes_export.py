@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.frames import ego_to_camera_rotation, ego_to_world, wrap_angle
+from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     INFO_PATH,
     SCHEMA_VERSION,
@@ -62,8 +64,9 @@ from drivevla.datasets.nuscenes_episodes import (
     read_episode,
     read_json,
 )
-from drivevla.sim_bridge.frames import ego_to_camera_rotation, ego_to_world, wrap_angle
-from drivevla.sim_bridge.types import CameraSpec
+from drivevla.sim_bridge.embedded.roads import lane_geometries
+from drivevla.sim_bridge.embedded.scenario_types import BuildContext
+from drivevla.sim_bridge.embedded.scenarios import FAMILIES, build_scenario
 
 __all__ = [
     "NUSCENES_TABLES",
@@ -240,9 +243,6 @@ def _track_ids(
 
 def _lane_polygons(family: str) -> list[np.ndarray] | None:
     """World polygons (M, 2) of every lane of a scenario family, or None if it is unknown."""
-    from drivevla.sim_bridge.embedded.roads import lane_geometries
-    from drivevla.sim_bridge.embedded.scenario_types import BuildContext
-    from drivevla.sim_bridge.embedded.scenarios import FAMILIES, build_scenario
 
     fam = FAMILIES.get(family)
     if fam is None:

@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.frames import world_to_ego, wrap_angle
+from drivevla.core.types import EgoState, HighLevelCommand
 from drivevla.datasets.format import FUTURE_STEPS
 from drivevla.datasets.nuscenes_export import NUSCENES_TABLES
-from drivevla.sim_bridge.frames import world_to_ego, wrap_angle
-from drivevla.sim_bridge.types import EgoState, HighLevelCommand
 
 __all__ = [
     "AgentBoxes",

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     EPISODES_PATH,
     FEATURES,
@@ -130,7 +131,6 @@ class DemoDataset:
 
     @property
     def camera_specs(self) -> list[Any]:
-        from drivevla.sim_bridge.types import CameraSpec
 
         return [CameraSpec.from_dict(dict(c)) for c in self.info.get("cameras", [])]
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from drivevla.datasets.format import FUTURE_STEPS
 from drivevla.datasets.reader import decode_jpeg, open_dataset
+from drivevla.perception.camera_model import NEAR_PLANE_M, project_world_points
 
 TILE_WIDTH_PX = 320
 INSET_PX = 72
@@ -35,7 +36,6 @@ def _font() -> ImageFont.ImageFont:
 
 
 def _project(spec, pts_ego: np.ndarray, scale: float) -> list[tuple[float, float]]:
-    from drivevla.perception.camera_model import NEAR_PLANE_M, project_world_points
 
     pts = pts_ego[np.isfinite(pts_ego).all(axis=1)]
     if len(pts) == 0:

@@ -53,12 +53,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from drivevla.core.frames import lateral_offset
+from drivevla.core.types import HighLevelCommand, MetaAction
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, ROUTE_TARGETS
 from drivevla.datasets.reader import CorruptDataError, DemoDataset, decode_jpeg, open_dataset
-from drivevla.planner.instructions import NAVIGATION_INTENTS
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.frames import lateral_offset
-from drivevla.sim_bridge.types import HighLevelCommand, MetaAction
+from drivevla.language.intents import NAVIGATION_INTENTS
+from drivevla.language.reasons import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
 
 def _lateral_offset(x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
                     episode_of: np.ndarray) -> np.ndarray:
-    """Per frame: :func:`~drivevla.sim_bridge.frames.lateral_offset` from its episode's first
+    """Per frame: :func:`~drivevla.core.frames.lateral_offset` from its episode's first
     row (rows of an episode are consecutive and in frame order)."""
     if len(x) == 0:
         return np.zeros(0, np.float32)

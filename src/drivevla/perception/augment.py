@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.sim_bridge.frames import ego_to_world, world_to_ego
-from drivevla.sim_bridge.types import CameraSpec
+from drivevla.core.frames import ego_to_world, world_to_ego
+from drivevla.core.types import CameraSpec
+from drivevla.perception.camera_model import camera_pose_world, project_world_points
 
 GROUND_MAX_M = 200.0
 
@@ -60,7 +61,6 @@ def source_pixels(spec: CameraSpec, lateral_m: float, yaw_rad: float) -> np.ndar
 
     Returns ``(H, W, 2)`` float pixel coordinates ``(u, v)`` (u right, v down, pixel centres at
     ``i + 0.5``) in the recorded image (see the module docstring for the approximation)."""
-    from drivevla.perception.camera_model import camera_pose_world, project_world_points
 
     h, w = spec.height, spec.width
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)

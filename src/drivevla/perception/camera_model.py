@@ -1,6 +1,6 @@
 """Pinhole camera maths for ego-mounted cameras (pure numpy).
 
-Conventions (see :mod:`drivevla.sim_bridge.frames`): world x, y on the ground, z up; the ego
+Conventions (see :mod:`drivevla.core.frames`): world x, y on the ground, z up; the ego
 stands on the ground (its reference point at z = 0); a :class:`CameraSpec` mount is given in
 the ego frame; camera coordinates are the OpenCV optical frame (x right, y down, z forward).
 
@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from drivevla.sim_bridge.embedded.scene import ActorBox
-from drivevla.sim_bridge.frames import ego_to_camera_rotation
-from drivevla.sim_bridge.types import CameraSpec
+from drivevla.core.frames import ego_to_camera_rotation
+from drivevla.core.scene import ActorBox
+from drivevla.core.types import CameraSpec
 
 __all__ = [
     "NEAR_PLANE_M",

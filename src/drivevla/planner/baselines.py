@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.planner.reasons import Reason
+from drivevla.core.types import Decision, MetaAction, Observation
+from drivevla.language.reasons import Reason
 from drivevla.planner.trajectory import SpeedCap, follow_lanes, plan_decision
-from drivevla.sim_bridge.types import Decision, MetaAction, Observation
 
 PLAN_LENGTH_M = 60.0
 

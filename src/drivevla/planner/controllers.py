@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivevla.sim_bridge.frames import wheel_angle_to_steer
-from drivevla.sim_bridge.types import Control, Decision, EgoState
+from drivevla.core.frames import wheel_angle_to_steer
+from drivevla.core.types import Control, Decision, EgoState
 
 VEHICLE_LENGTH_M = 4.8
 

@@ -14,8 +14,8 @@ from collections import deque
 
 import numpy as np
 
-from drivevla.sim_bridge.frames import ego_to_world, world_to_ego
-from drivevla.sim_bridge.types import EgoState
+from drivevla.core.frames import ego_to_world, world_to_ego
+from drivevla.core.types import EgoState
 
 
 class TemporalEnsemble:

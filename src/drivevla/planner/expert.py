@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.types import Decision, HighLevelCommand, MetaAction, Observation
+from drivevla.language.explanations import render_explanation
+from drivevla.language.instructions import colour_name
+from drivevla.language.reasons import Reason
 from drivevla.planner.hazards import (
     Cap,
     crossing_pedestrian_caps,
@@ -32,9 +36,7 @@ from drivevla.planner.hazards import (
     path_arclength,
     yield_caps,
 )
-from drivevla.planner.reasons import Reason
 from drivevla.planner.trajectory import follow_lanes, path_curvature, plan_decision
-from drivevla.sim_bridge.types import Decision, HighLevelCommand, MetaAction, Observation
 
 PLAN_LENGTH_M = 80.0
 LATERAL_ACCEL_MPS2 = 3.0
@@ -290,12 +292,10 @@ class ExpertPolicy:
         return MetaAction.KEEP_LANE
 
     def _colour_of(self, vehicle) -> str:
-        from drivevla.planner.instructions import colour_name
 
         return colour_name(getattr(vehicle, "color_rgb", (0.5, 0.5, 0.5)))
 
     def _explain(self, reason: Reason, meta: MetaAction, binding: Cap) -> str:
-        from drivevla.planner.explanations import render_explanation
 
         obj = binding.obj
         slots: dict[str, Any] = {}

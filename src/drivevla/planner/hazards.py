@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivevla.planner.reasons import Reason
-from drivevla.planner.trajectory import SpeedCap, follow_lanes
+from drivevla.language.reasons import Reason
+from drivevla.planner.trajectory import SpeedCap, follow_lanes, straightest_successor
 
 CORRIDOR_MARGIN_M = 0.5
 MIN_GAP_M = 3.0
@@ -175,7 +175,6 @@ def predict_vehicle(vehicle, network, times: np.ndarray) -> np.ndarray:
                 lanes = net.graph[a][b]
                 k = i if i is not None and i < len(lanes) else min(lane_id[2], len(lanes) - 1)
                 return (a, b, k)
-        from drivevla.planner.trajectory import straightest_successor
 
         return straightest_successor(net, lane_id)
 

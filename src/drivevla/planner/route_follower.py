@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivevla.sim_bridge.frames import wheel_angle_to_steer, world_to_ego
-from drivevla.sim_bridge.types import Control
+from drivevla.core.frames import wheel_angle_to_steer, world_to_ego
+from drivevla.core.types import Control
 
 WHEELBASE_M = 2.4  # highway-env's bicycle model pivots about LENGTH / 2 of a 4.8 m car
 

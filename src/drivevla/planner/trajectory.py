@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from highway_env.road.road import RoadNetwork
 
-from drivevla.sim_bridge.frames import world_to_ego
-from drivevla.sim_bridge.types import Decision, MetaAction
+from drivevla.core.frames import world_to_ego
+from drivevla.core.types import Decision, MetaAction
 
 LaneId = tuple[str, str, int]
 PATH_STEP_M = 1.0

@@ -1,7 +1,6 @@
 """Backends behind one contract: the embedded simulator (default) and CARLA."""
 
-from drivevla.sim_bridge.embedded import ENV_IDS, register
-from drivevla.sim_bridge.types import (
+from drivevla.core.types import (
     CameraSpec,
     Control,
     Decision,
@@ -14,6 +13,7 @@ from drivevla.sim_bridge.types import (
     RouteInfo,
     RouteResult,
 )
+from drivevla.sim_bridge.embedded import ENV_IDS, register
 
 register()
 

@@ -46,8 +46,6 @@ def register_backbone(family: str, factory: Callable[[DriveVLAConfig, int], nn.M
 
 def build_backbone(config: DriveVLAConfig, vocab_size: int) -> nn.Module:
     if config.backbone_family not in _REGISTRY:
-        import drivevla.vla.backbones_vlm  # noqa: F401  (registers the VLM families)
-    if config.backbone_family not in _REGISTRY:
         raise ValueError(
             f"unknown backbone family {config.backbone_family!r}; valid: {sorted(_REGISTRY)}"
         )

@@ -25,8 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from drivevla.planner.instructions import NAVIGATION_INTENTS
-from drivevla.planner.reasons import Reason
+from drivevla.language.intents import NAVIGATION_INTENTS
+from drivevla.language.reasons import Reason
+from drivevla.vla import backbones_vlm  # noqa: F401  (registers the pretrained-VLM families)
 from drivevla.vla.backbones import Backbone, build_backbone
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.processor_drivevla import EOS, EXPL, PAD, UNK

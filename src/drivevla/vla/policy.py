@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from drivevla.core.frames import lateral_offset, wrap_angle
+from drivevla.core.types import Decision, MetaAction, Observation
+from drivevla.language.reasons import Reason
 from drivevla.planner.ensemble import TemporalEnsemble
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.frames import lateral_offset, wrap_angle
-from drivevla.sim_bridge.types import Decision, MetaAction, Observation
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
 from drivevla.vla.processor_drivevla import DriveVLAProcessor, split_sentences

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from drivevla.sim_bridge.types import Observation
+from drivevla.core.types import Observation
+from drivevla.language.explanations import explanation_corpus
+from drivevla.language.instructions import instruction_corpus
 from drivevla.vla.configuration_drivevla import (
     DISTANCE_CLIP_M,
     DISTANCE_SCALE_M,
@@ -71,8 +73,6 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
 
 def default_corpus() -> list[str]:
     """Every instruction and explanation phrasing we render, with representative slots."""
-    from drivevla.planner.explanations import explanation_corpus
-    from drivevla.planner.instructions import instruction_corpus
 
     return instruction_corpus("all") + explanation_corpus("all")
 

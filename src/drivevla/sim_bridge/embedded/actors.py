@@ -18,9 +18,9 @@ from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import RoadObject
 
-from drivevla.sim_bridge.embedded.scene import LightState
-from drivevla.sim_bridge.frames import steer_to_wheel_angle
-from drivevla.sim_bridge.types import Control
+from drivevla.core.frames import steer_to_wheel_angle
+from drivevla.core.scene import LightState
+from drivevla.core.types import Control
 
 LaneId = tuple[str, str, int]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from drivevla.sim_bridge.embedded.scene import (
+from drivevla.core.scene import (
     ActorBox,
     ActorKind,
     LaneGeometry,

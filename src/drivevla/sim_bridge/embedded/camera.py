@@ -79,16 +79,16 @@ from panda3d.core import (  # noqa: E402  (the PRC data above must be loaded fir
     WindowProperties,
 )
 
-from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world  # noqa: E402
-from drivevla.sim_bridge.embedded.bev import marking_pieces, offset_polyline  # noqa: E402
-from drivevla.sim_bridge.embedded.scene import (  # noqa: E402
+from drivevla.core.scene import (  # noqa: E402
     ActorBox,
     LaneGeometry,
     LightState,
     SceneSnapshot,
     TrafficLightView,
 )
-from drivevla.sim_bridge.types import CameraSpec  # noqa: E402
+from drivevla.core.types import CameraSpec  # noqa: E402
+from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world  # noqa: E402
+from drivevla.sim_bridge.embedded.bev import marking_pieces, offset_polyline  # noqa: E402
 
 __all__ = ["CameraRenderer", "FAR_PLANE_M", "MARKING_WIDTH_M", "LAMP_SIZE_M", "resolve_backend"]
 

@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivevla.sim_bridge.types import CameraSpec
+from drivevla.core.types import CameraSpec
+from drivevla.sim_bridge.embedded.criteria import CriteriaConfig
 
 
 def default_cameras() -> tuple[CameraSpec, ...]:
@@ -79,7 +80,6 @@ class SimConfig:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
-        from drivevla.sim_bridge.embedded.criteria import CriteriaConfig
 
         CriteriaConfig.from_dict(dict(self.criteria))  # validates keys early
 

@@ -3,9 +3,9 @@
 The embedded simulator calls :meth:`RouteCriteria.update` once per control tick with a
 :class:`CriteriaTick` (what the ego touched, whether it is outside its route lanes or driving
 the wrong way, the traffic lights around it, the mean speed of the surrounding traffic). The
-criteria turn these into :class:`~drivevla.sim_bridge.types.Infraction` records and decide
+criteria turn these into :class:`~drivevla.core.types.Infraction` records and decide
 when the route ends; :meth:`RouteCriteria.result` gives the
-:class:`~drivevla.sim_bridge.types.RouteResult` with ``DS = RC * P``.
+:class:`~drivevla.core.types.RouteResult` with ``DS = RC * P``.
 
 The rules follow ``/work/shared/METRICS.md`` and the reference implementation
 (carla-simulator/leaderboard, branch ``leaderboard-2.0``: ``statistics_manager.py``;
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.sim_bridge.types import Infraction, InfractionType, RouteResult
+from drivevla.core.types import Infraction, InfractionType, RouteResult
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Observation (a ``gymnasium.spaces.Dict``):
 ``info`` carries the ground truth (every actor's box, heading and velocity, traffic-light
 states, the ego pose, lane and route progress), the instruction, new infractions, and at the
 end of an episode the ``route_result``. ``make_observation`` turns (obs, info) into the typed
-:class:`~drivevla.sim_bridge.types.Observation`.
+:class:`~drivevla.core.types.Observation`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from drivevla.core.frames import wheel_angle_to_steer, world_to_ego
+from drivevla.core.types import (
+    Control,
+    EgoState,
+    HighLevelCommand,
+    Observation,
+    RouteInfo,
+)
+from drivevla.language.events import InstructionEvent, render_event_text
+from drivevla.sim_bridge.embedded.bev import render_bev
+from drivevla.sim_bridge.embedded.camera import CameraRenderer
 from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.criteria import (
     CriteriaConfig,
@@ -33,7 +44,6 @@ from drivevla.sim_bridge.embedded.criteria import (
     RouteCriteria,
     RoutePath,
 )
-from drivevla.sim_bridge.embedded.events import InstructionEvent, render_event_text
 from drivevla.sim_bridge.embedded.language_hooks import (
     event_slots,
     instruction_success,
@@ -44,14 +54,6 @@ from drivevla.sim_bridge.embedded.roads import lane_geometries
 from drivevla.sim_bridge.embedded.scenario_types import BuildContext
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES, build_scenario
 from drivevla.sim_bridge.embedded.world import World
-from drivevla.sim_bridge.frames import wheel_angle_to_steer, world_to_ego
-from drivevla.sim_bridge.types import (
-    Control,
-    EgoState,
-    HighLevelCommand,
-    Observation,
-    RouteInfo,
-)
 
 NEARBY_LIGHT_RADIUS_M = 60.0
 RESET_OPTIONS = {"intent", "instruction", "route_id", "instruction_events"}
@@ -191,7 +193,6 @@ class EmbeddedDrivingEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
         if cfg.cameras:
-            from drivevla.sim_bridge.embedded.camera import CameraRenderer
 
             self._renderer = CameraRenderer(
                 self._lanes, list(cfg.cameras), backend=cfg.render_backend
@@ -239,7 +240,6 @@ class EmbeddedDrivingEnv(gym.Env):
     # ------------------------------------------------------------------ views
     def render_bev(self, trajectory_world: np.ndarray | None = None) -> np.ndarray:
         """Top-down debug view centred on the ego (heading up)."""
-        from drivevla.sim_bridge.embedded.bev import render_bev
 
         return render_bev(
             self._lanes,

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.sim_bridge.embedded.events import InstructionEvent
+from drivevla.core.types import HighLevelCommand
+from drivevla.language.events import InstructionEvent
+from drivevla.language.instructions import colour_name, render_navigation
 from drivevla.sim_bridge.embedded.scenario_types import Scenario
-from drivevla.sim_bridge.types import HighLevelCommand
 
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 LANE_LEVEL_INTENTS = {"change_lane_left", "change_lane_right", "overtake", "cruise"}
@@ -30,14 +31,12 @@ def navigation_slots(scenario: Scenario, world) -> dict[str, Any]:
         n = int(scenario.intent[-1])
         slots["ordinal"], slots["exit_number"] = ORDINALS[n], n
     if scenario.overtake_target is not None:
-        from drivevla.planner.instructions import colour_name
 
         slots["colour"] = colour_name(world.spawned_npcs[scenario.overtake_target].color_rgb)
     return slots
 
 
 def render_navigation_for(scenario: Scenario, world, rng: np.random.Generator, split: str) -> str:
-    from drivevla.planner.instructions import render_navigation
 
     return render_navigation(
         scenario.intent, rng, split=split, slots=navigation_slots(scenario, world)

@@ -14,7 +14,7 @@ import numpy as np
 from highway_env.road.lane import AbstractLane, CircularLane, LineType, StraightLane
 from highway_env.road.road import RoadNetwork
 
-from drivevla.sim_bridge.embedded.scene import LaneGeometry, MarkingType
+from drivevla.core.scene import LaneGeometry, MarkingType
 
 LANE_WIDTH_M = 3.5
 _MARKING = {

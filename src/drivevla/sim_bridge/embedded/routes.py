@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from highway_env.road.road import RoadNetwork
 
-from drivevla.sim_bridge.types import HighLevelCommand
+from drivevla.core.types import HighLevelCommand
 
 LaneId = tuple[str, str, int]
 

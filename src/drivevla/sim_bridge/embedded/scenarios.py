@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from highway_env.road.road import RoadNetwork
 
+from drivevla.core.types import HighLevelCommand
+from drivevla.language.intents import check_intents
 from drivevla.sim_bridge.embedded.actors import TrafficLight
 from drivevla.sim_bridge.embedded.roads import (
     LANE_WIDTH_M,
@@ -43,7 +45,6 @@ from drivevla.sim_bridge.embedded.scenario_types import (
     StaticSpawn,
     YieldRule,
 )
-from drivevla.sim_bridge.types import HighLevelCommand
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register_family(name: str, intents: tuple[str, ...], description: str):
+    check_intents(intents, f"scenario family {name!r}")
+
     def deco(fn: Callable[[str, BuildContext], Scenario]):
         FAMILIES[name] = Family(name, intents, description, fn)
         return fn

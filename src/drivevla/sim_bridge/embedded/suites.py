@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
+from drivevla.language.events import InstructionEvent
 from drivevla.sim_bridge.embedded.config import SimConfig
-from drivevla.sim_bridge.embedded.events import InstructionEvent
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
 SEED_RANGES = {

@@ -8,6 +8,14 @@ import math
 import numpy as np
 from highway_env.road.road import Road
 
+from drivevla.core.scene import (
+    ActorBox,
+    ActorKind,
+    LightState,
+    SceneSnapshot,
+    TrafficLightView,
+    box_footprint,
+)
 from drivevla.sim_bridge.embedded.actors import (
     EgoVehicle,
     LaneLocator,
@@ -18,14 +26,6 @@ from drivevla.sim_bridge.embedded.actors import (
 )
 from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.scenario_types import NpcSpawn, Scenario, YieldRule
-from drivevla.sim_bridge.embedded.scene import (
-    ActorBox,
-    ActorKind,
-    LightState,
-    SceneSnapshot,
-    TrafficLightView,
-    box_footprint,
-)
 
 EGO_COLOR = (0.1, 0.35, 0.85)
 PED_COLOR = (0.95, 0.55, 0.15)

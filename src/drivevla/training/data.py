@@ -1,7 +1,7 @@
 """The data side of ``drivevla train``: frames decoded once into memory at the model's input
 size (cached beside each dataset), the label columns added to caches written before they
 existed, per-frame sampling weights (rare reasons, keyframes) and the rendered instruction
-texts the text-only heads train on. :mod:`drivevla.vla.train` runs the optimisation."""
+texts the text-only heads train on. :mod:`drivevla.training.train` runs the optimisation."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivevla.datasets.torch_dataset import FrameDataset, collate
+from drivevla.language.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
+from drivevla.training.config import TrainConfig
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 
 if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
     import torch
-
-    from drivevla.vla.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
     import torch
     from tqdm import tqdm
 
-    from drivevla.datasets.torch_dataset import FrameDataset
 
     root = Path(root)
     size = (config.image_height, config.image_width)
@@ -157,7 +157,6 @@ def _label_columns(root: Path, split: str | None, config: DriveVLAConfig, n: int
     """Label columns missing from a cached split, read without decoding any image."""
     import torch
 
-    from drivevla.datasets.torch_dataset import FrameDataset
 
     ds = FrameDataset(root, split=split, cameras=list(config.cameras), target="expert")
     columns = {name: torch.from_numpy(ds.label_column(name)) for name in names}
@@ -171,7 +170,6 @@ def _collate_resized(size: tuple[int, int]):
     import torch
     import torch.nn.functional as F
 
-    from drivevla.datasets.torch_dataset import collate
 
     def fn(items: list[dict[str, Any]]) -> dict[str, Any]:
         batch = collate(items)
@@ -217,7 +215,6 @@ def instruction_texts(processor, pool: int, seed: int, stacked_share: float = 0.
     ``aux_intent`` (intent head). None when the model has neither."""
     import torch
 
-    from drivevla.planner.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
 
     cfg = processor.config
     if not (cfg.refusal_head or cfg.intent_head):

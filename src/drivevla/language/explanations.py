@@ -1,9 +1,9 @@
 """Natural-language explanations of the expert's reason, and the inverse: which reason an
 explanation names (for the explanation-faithfulness metric of a learned model).
 
-Phrasings are data (:mod:`drivevla.planner.explanation_phrasings`): per :class:`Reason` a
+Phrasings are data (:mod:`drivevla.language.explanation_phrasings`): per :class:`Reason` a
 general list (key ``None``) and, where the wording depends on it, a list per
-:class:`~drivevla.sim_bridge.types.MetaAction`. Slots (:data:`EXPLANATION_SLOTS`):
+:class:`~drivevla.core.types.MetaAction`. Slots (:data:`EXPLANATION_SLOTS`):
 
 ============= ======================================================= ====================
 slot          caller passes                                            rendered as
@@ -18,7 +18,7 @@ slot          caller passes                                            rendered 
 
 A renderer picks only phrasings whose slots are all available (every list keeps slot-free
 ones in both splits). The train / held-out split is the one of
-:mod:`drivevla.planner.instructions`: the last ``max(3, round(0.3 n))`` phrasings of every
+:mod:`drivevla.language.instructions`: the last ``max(3, round(0.3 n))`` phrasings of every
 list are held out.
 
 :func:`reason_from_explanation` reads a reason back from free text with the cue table
@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.planner.explanation_phrasings import (
+from drivevla.core.types import MetaAction
+from drivevla.language.explanation_phrasings import (
     EXPLANATION_SLOTS,
     EXPLANATION_TEMPLATES,
     UNSAFE_ACTION_PHRASES,
 )
-from drivevla.planner.instructions import (
+from drivevla.language.instructions import (
     SPLITS,
     corpus_slots,
     format_slots,
@@ -48,8 +49,7 @@ from drivevla.planner.instructions import (
     split_templates,
     template_slots,
 )
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.types import MetaAction
+from drivevla.language.reasons import Reason
 
 R, M = Reason, MetaAction
 

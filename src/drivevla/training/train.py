@@ -7,7 +7,7 @@
   driven path is not the expert's, is labelled correctly. Rare reasons (refusals, lane
   changes, yields) are over-sampled with weights ``frequency ** -balance_reasons``, and with
   ``keyframe_weight`` frames where the expert changes speed (starts, stops) too (all of it
-  in :mod:`drivevla.vla.train_data`).
+  in :mod:`drivevla.training.data`).
 - **Optimisation.** accelerate (CPU by default; GPUs and several processes through
   ``accelerate launch`` / torchrun), AdamW, linear warm-up then cosine decay, gradient
   clipping, bf16/fp16 on GPU (``--mixed-precision``), gradient checkpointing and LoRA through
@@ -36,126 +36,35 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivevla.jsonio import write_json_atomic
-from drivevla.vla.configuration_drivevla import DriveVLAConfig
-from drivevla.vla.train_data import (
+from drivevla.core.jsonio import write_json_atomic
+from drivevla.core.provenance import provenance
+from drivevla.core.types import CameraSpec
+from drivevla.datasets.collect import CollectConfig, collect
+from drivevla.datasets.nuscenes_episodes import episode_metas
+from drivevla.datasets.reader import open_dataset
+from drivevla.language.explanations import explanation_corpus
+from drivevla.language.instructions import instruction_corpus
+from drivevla.perception.augment import PoseWarpBank
+from drivevla.sim_bridge.embedded.suites import load_suite
+from drivevla.training.config import TrainConfig
+from drivevla.training.data import (
     FrameTensors,
     frame_weights,
     instruction_texts,
     load_frames,
 )
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
+from drivevla.vla.policy import DriveVLAPolicy, load_state_checked
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
 INFO_FILE = "train_info.json"
-
-
-@dataclass
-class TrainConfig:
-    """How to train (the model itself is described by :class:`DriveVLAConfig`)."""
-
-    data: tuple[str, ...] = ()
-    out: str = "runs/train"
-    steps: int = 4000
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 1.0
-    seed: int = 0
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (GPU)
-    balance_reasons: float = 0.5  # 0: uniform sampling over frames
-    # against the copycat / inertia failure (a policy that keeps its current speed because
-    # the expert's next speed is almost always its current one): frames where the expert's
-    # speed 1.5 s ahead differs from the current speed by SPEED_CHANGE_FULL_MPS or more are
-    # drawn (1 + keyframe_weight) times as often, smaller changes proportionally. 0: off.
-    keyframe_weight: float = 0.0
-    # models with a refusal or intent head: each step also trains them on this many texts
-    # drawn from a pool of `refusal_text_pool` instructions rendered from the *train*
-    # phrasings (instructions.synthetic_instruction_records), so they see every phrasing, not
-    # only those that occurred in the recorded episodes. 0: off.
-    refusal_text_batch: int = 64
-    refusal_text_pool: int = 20000
-    # share of those texts whose event follows a second, safe one (speed request or notice),
-    # as the simulator composes overlapping events (stacked_share of
-    # synthetic_instruction_records). 0: one event per text.
-    refusal_text_stacked_share: float = 0.0
-    # recovery examples: a share `pose_aug_prob` of the frames is shown as if the ego stood up
-    # to `pose_aug_lateral_m` to the side and `pose_aug_yaw_deg` turned (image warped through
-    # the ground plane, targets re-expressed in the perturbed frame so they lead back to the
-    # recorded path; see perception.augment). 0: off.
-    pose_aug_prob: float = 0.0
-    pose_aug_lateral_m: float = 0.6
-    pose_aug_yaw_deg: float = 4.0
-    log_every: int = 25
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    val_frames: int = 2048  # validation frames evaluated at the end (0: none)
-    cache_dir: str | None = None  # None: DIR/cache of each dataset (if writable)
-    # DAgger
-    dagger: int = 0
-    dagger_steps: int = 1000
-    dagger_episodes: int = 40
-    dagger_beta: float = 0.3  # expert share of the applied controls while collecting
-    dagger_suite: str = "train"
-    dagger_workers: int = 2
-    # from round 2 on, this share of a round's routes is drawn towards the scenario families
-    # the policy drove worst in the round before (family weight: 1 - its mean driving score /
-    # 100, from that round's route results); the rest uniformly. 0: every round uniform.
-    dagger_focus: float = 0.0
-    # cap on the steps of a DAgger episode: a policy stuck at a junction otherwise fills the
-    # data with thousands of near-identical frames until the route times out (measured: 21 of
-    # 204 episodes held 56 % of the frames without a cap)
-    dagger_max_steps: int = 600
-    threads: int = 0  # torch CPU threads (0: torch's default)
-    progress: bool = True
-    model: dict[str, Any] = field(default_factory=dict)  # DriveVLAConfig overrides
-
-    def __post_init__(self) -> None:
-        self.data = tuple(str(d) for d in self.data)
-        if not self.data:
-            raise ValueError("no training data: pass --data DIR (a drivevla dataset)")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision={self.mixed_precision!r}; valid: no, bf16, fp16")
-        for name in ("steps", "batch_size", "log_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if (self.dagger < 0 or self.dagger_steps < 1 or self.dagger_episodes < 1
-                or self.dagger_max_steps < 1):
-            raise ValueError("dagger rounds must be >= 0, dagger_steps, _episodes and "
-                             "_max_steps >= 1")
-        if self.refusal_text_batch < 0 or self.refusal_text_pool < 1:
-            raise ValueError("refusal_text_batch must be >= 0 and refusal_text_pool >= 1")
-        if not 0.0 <= self.refusal_text_stacked_share <= 1.0:
-            raise ValueError(f"refusal_text_stacked_share={self.refusal_text_stacked_share} "
-                             "must be in [0, 1]")
-        if self.keyframe_weight < 0:
-            raise ValueError(f"keyframe_weight={self.keyframe_weight} must be >= 0")
-        if not 0.0 <= self.dagger_beta <= 1.0:
-            raise ValueError(f"dagger_beta={self.dagger_beta} must be in [0, 1]")
-        if not 0.0 <= self.dagger_focus <= 1.0:
-            raise ValueError(f"dagger_focus={self.dagger_focus} must be in [0, 1]")
-        if not 0.0 <= self.pose_aug_prob <= 1.0:
-            raise ValueError(f"pose_aug_prob={self.pose_aug_prob} must be in [0, 1]")
-        if not (0.0 <= self.pose_aug_lateral_m <= 1.5 and 0.0 <= self.pose_aug_yaw_deg <= 15.0):
-            raise ValueError(f"pose_aug_lateral_m={self.pose_aug_lateral_m} must be in [0, 1.5] "
-                             f"and pose_aug_yaw_deg={self.pose_aug_yaw_deg} in [0, 15] (the "
-                             "ground-plane warp shears anything standing on the road)")
-
-    @property
-    def total_steps(self) -> int:
-        return self.steps + self.dagger * self.dagger_steps
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["data"] = list(self.data)
-        return d
 
 
 # ---------------------------------------------------------------------------------- training
@@ -175,9 +84,6 @@ def _lr_lambda(cfg: TrainConfig):
 def _build_processor(model_config: DriveVLAConfig, frames: FrameTensors):
     """The default family's BPE tokenizer: trained on the training phrasings (never on the
     held-out ones) plus the dataset's own instructions and explanations."""
-    from drivevla.planner.explanations import explanation_corpus
-    from drivevla.planner.instructions import instruction_corpus
-    from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
     corpus = (instruction_corpus("train") + explanation_corpus("all")
               + sorted(set(frames.instruction)) + sorted(set(frames.explanation)))
@@ -265,7 +171,6 @@ class Trainer:
         return [self.out / "dagger" / f"round-{k}" for k in range(1, self.cfg.dagger + 1)]
 
     def _collect_round(self, k: int, policy_dir: Path) -> Path:
-        from drivevla.datasets.collect import CollectConfig, collect
 
         cams = _dataset_cameras(self.cfg.data[0], self.model_config.cameras)
         target = self._dagger_dirs()[k - 1]
@@ -286,7 +191,6 @@ class Trainer:
         worst in round ``k - 1`` (see :func:`dagger_route_weights`)."""
         import random
 
-        from drivevla.sim_bridge.embedded.suites import load_suite
 
         data = load_suite(self.cfg.dagger_suite).to_dict()
         rng = random.Random(f"{self.cfg.seed}-dagger-{k}")
@@ -317,8 +221,6 @@ class Trainer:
         import torch
         from tqdm import tqdm
 
-        from drivevla.vla.modeling_drivevla import DriveVLAModel
-        from drivevla.vla.policy import DriveVLAPolicy
 
         cfg, acc = self.cfg, self.accelerator
         torch.manual_seed(cfg.seed)
@@ -330,7 +232,6 @@ class Trainer:
         ckpts = _checkpoints(self.out)
         resume = ckpts[-1] if ckpts else None
         if resume is not None:
-            from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
             processor = DriveVLAProcessor.load(resume, self.model_config)
         else:
@@ -353,7 +254,6 @@ class Trainer:
             state = torch.load(resume / STATE_FILE, weights_only=False)
             from safetensors.torch import load_file
 
-            from drivevla.vla.policy import load_state_checked
 
             load_state_checked(acc.unwrap_model(model),
                                load_file(str(resume / "model.safetensors")), str(resume))
@@ -429,8 +329,6 @@ class Trainer:
     def _pose_warp(self):
         if self.cfg.pose_aug_prob <= 0:
             return None
-        from drivevla.perception.augment import PoseWarpBank
-        from drivevla.sim_bridge.types import CameraSpec
 
         cams = [CameraSpec(**c) for c in _dataset_cameras(self.cfg.data[0],
                                                             self.model_config.cameras)]
@@ -447,7 +345,6 @@ class Trainer:
     def _save(self, model, processor, opt, sched, gen, step: int, acc) -> None:
         import torch
 
-        from drivevla.vla.policy import DriveVLAPolicy
 
         acc.wait_for_everyone()
         if not acc.is_main_process:
@@ -489,7 +386,6 @@ class Trainer:
         frames = self._load(list(self.cfg.data), "val")
         if frames is None:
             return {}
-        from drivevla.vla.modeling_drivevla import REFUSED
 
         model = policy.model.eval()
         sums: dict[str, float] = {}
@@ -529,7 +425,6 @@ class Trainer:
         return out_metrics
 
     def _write_info(self, policy, n_params, frames, val, t_start, t_loop, steps_timed) -> dict:
-        from drivevla.benchmarks.provenance import provenance
 
         loop_s = time.perf_counter() - t_loop
         info = {
@@ -556,7 +451,6 @@ class Trainer:
 
 def _dataset_cameras(root: str, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
     """The camera rig of the training data (DAgger must render the same cameras)."""
-    from drivevla.datasets.reader import open_dataset
 
     specs = {s.name: s for s in open_dataset(root).camera_specs}
     return tuple(dataclasses.asdict(specs[n]) for n in names)
@@ -584,7 +478,6 @@ def round_family_scores(dataset_dir: Path) -> dict[str, float]:
     """Mean driving score (0-100) per scenario family of a collected DAgger round, from the
     route results its ``meta/episodes.jsonl`` records (read as the dataset reader does: a
     rewritten episode counts once, with its latest line)."""
-    from drivevla.datasets.nuscenes_episodes import episode_metas
 
     scores: dict[str, list[float]] = {}
     for ep in episode_metas(Path(dataset_dir)):

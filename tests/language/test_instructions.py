@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from drivevla.planner import instructions as ins
-from drivevla.planner.instructions import InstructionKind
+from drivevla.language import instructions as ins
+from drivevla.language.instructions import InstructionKind
 from drivevla.sim_bridge.embedded.scenarios import DEFAULT_INSTRUCTIONS, FAMILIES
 
 INTENTS = sorted({i for fam in FAMILIES.values() for i in fam.intents})

@@ -1,36 +1,19 @@
-"""The policy contract every driver implements (expert, baselines, the VLA).
-
-A policy has ``reset(env=None)`` and ``act(Observation) -> Decision``. Privileged policies
-(the expert, rule-based baselines) read ground truth from the ``env`` handed to ``reset``;
-learned policies ignore it. An :class:`Agent` couples a policy with the shared trajectory
-controller so that every policy is driven by the same controllers.
-"""
+"""An :class:`Agent` couples a policy with the shared trajectory controller, so that every
+policy (expert, baselines, the VLA) is driven by the same controllers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
-from drivevla.sim_bridge.types import Control, Decision, Observation
-
-if TYPE_CHECKING:
-    from drivevla.planner.controllers import TrajectoryController
-
-
-@runtime_checkable
-class Policy(Protocol):
-    name: str
-
-    def reset(self, env: Any | None = None) -> None: ...
-
-    def act(self, obs: Observation) -> Decision: ...
+from drivevla.core.policy import Policy
+from drivevla.core.types import Control, Decision, Observation
+from drivevla.planner.controllers import TrajectoryController
 
 
 class Agent:
     """Policy -> Decision -> controller -> Control, one tick at a time."""
 
     def __init__(self, policy: Policy, controller: TrajectoryController | None = None) -> None:
-        from drivevla.planner.controllers import TrajectoryController
-
         self.policy = policy
         self.controller = controller or TrajectoryController()
         self.last_decision: Decision | None = None

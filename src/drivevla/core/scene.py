@@ -2,7 +2,7 @@
 
 The simulator (``env.py``) produces these; the camera renderer, the BEV renderer, ground-truth
 ``info`` and the infraction criteria consume them. All positions are in the world frame
-(see :mod:`drivevla.sim_bridge.frames`), metres and radians.
+(see :mod:`drivevla.core.frames`), metres and radians.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
-"""The explanation phrasings: per :class:`~drivevla.planner.reasons.Reason` and meta-action,
+"""The explanation phrasings: per :class:`~drivevla.language.reasons.Reason` and meta-action,
 ``str.format`` templates with the slots of :data:`EXPLANATION_SLOTS`. Data only; rendering,
 the train / held-out split and reading a reason back are in
-:mod:`drivevla.planner.explanations`, whose docstring documents the slots.
+:mod:`drivevla.language.explanations`, whose docstring documents the slots.
 """
 
 from __future__ import annotations
 
-from drivevla.planner.instructions import UNSAFE_CATEGORIES, check_templates
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.types import MetaAction
+from drivevla.core.types import MetaAction
+from drivevla.language.instructions import UNSAFE_CATEGORIES, check_templates
+from drivevla.language.reasons import Reason
 
 EXPLANATION_SLOTS = ("object", "distance", "speed", "direction", "ordinal", "refused")
 

@@ -1,9 +1,9 @@
 """The instruction phrasings: ``str.format`` templates per navigation intent, hazard notice,
 unsafe request and speed request. Data only; rendering, slots and the train / held-out split
-are in :mod:`drivevla.planner.instructions`, whose docstring documents the slots.
+are in :mod:`drivevla.language.instructions`, whose docstring documents the slots.
 
 Order matters: the last phrasings of each list are held out (see
-:func:`drivevla.planner.instructions.heldout_count`), so append new phrasings at the end of
+:func:`drivevla.language.instructions.heldout_count`), so append new phrasings at the end of
 the train part, not after the held-out ones, or the split moves.
 """
 

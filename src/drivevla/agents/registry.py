@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from drivevla.planner.policy import Policy
+from drivevla.core.policy import Policy
+from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
+from drivevla.planner.expert import ExpertPolicy
+from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
 
 _FACTORIES: dict[str, Callable[[], Policy]] = {}
 _BUILTINS_LOADED = False
@@ -17,8 +20,6 @@ def register_policy(name: str, factory: Callable[[], Policy]) -> None:
 
 def _drivevla_tiny() -> Policy:
     """drivevla-tiny, the trained default model shipped inside the package."""
-    from drivevla.vla.policy import load_default_policy
-
     return load_default_policy()
 
 
@@ -27,9 +28,6 @@ def _builtin() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
-    from drivevla.planner.expert import ExpertPolicy
-
     for name, factory in (
         ("expert", ExpertPolicy),
         ("lane_keep", LaneKeepPolicy),
@@ -51,8 +49,6 @@ def make_policy(name_or_checkpoint: str) -> Policy:
         return _FACTORIES[name_or_checkpoint]()
     path = Path(name_or_checkpoint)
     if path.is_dir() and (path / "config.json").is_file():
-        from drivevla.vla.policy import DriveVLAPolicy  # the learned model (its own issue)
-
         return DriveVLAPolicy.from_pretrained(path)
     raise ValueError(
         f"unknown policy {name_or_checkpoint!r}: not a registered name {sorted(_FACTORIES)} "

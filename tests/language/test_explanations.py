@@ -8,10 +8,10 @@ import string
 import numpy as np
 import pytest
 
-from drivevla.planner import explanations as ex
-from drivevla.planner.instructions import UNSAFE_CATEGORIES, format_slots
-from drivevla.planner.reasons import Reason
-from drivevla.sim_bridge.types import MetaAction
+from drivevla.core.types import MetaAction
+from drivevla.language import explanations as ex
+from drivevla.language.instructions import UNSAFE_CATEGORIES, format_slots
+from drivevla.language.reasons import Reason
 
 FULL_SLOTS = {
     "object": "blue truck",

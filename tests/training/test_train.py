@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from drivevla.sim_bridge.frames import world_to_ego
-from drivevla.vla import train as train_mod
+from drivevla.core.frames import world_to_ego
+from drivevla.training import train as train_mod
+from drivevla.training.data import keyframe_weights, load_frames, sampling_weights
+from drivevla.training.train import TrainConfig, Trainer, parse_overrides
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
-from drivevla.vla.train import TrainConfig, Trainer, parse_overrides
-from drivevla.vla.train_data import keyframe_weights, load_frames, sampling_weights
 
 TINY_SUITE = Path(__file__).parents[1] / "datasets" / "tiny_suite.yaml"
 TINY = {"image_height": 32, "image_width": 48, "vision_model": "resnet10t",
@@ -112,7 +112,7 @@ def _sim_observation():
 def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
     from safetensors import safe_open
 
-    from drivevla.planner.policy import Agent
+    from drivevla.agents.agent import Agent
     from drivevla.vla.policy import DriveVLAPolicy
 
     cfg, out, returned = run_a
@@ -177,7 +177,7 @@ def test_resume_from_the_middle_checkpoint_is_bit_exact(run_a, tmp_path, monkeyp
         raise AssertionError("a resumed run must reuse the checkpoint's tokenizer")
 
     monkeypatch.setattr(train_mod, "_build_processor", no_rebuild)
-    caplog.set_level(logging.INFO, logger="drivevla.vla.train")
+    caplog.set_level(logging.INFO, logger="drivevla.training.train")
     Trainer(dataclasses.replace(cfg, out=str(copy))).train()
     assert any("resuming" in r.getMessage() and "(step 2)" in r.getMessage()
                for r in caplog.records)
@@ -569,7 +569,7 @@ def test_cli_train(tiny_dataset, frame_cache, tmp_path, capsys):
 
 def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset, frame_cache,
                                                                     tmp_path):
-    from drivevla.planner.policy import Agent
+    from drivevla.agents.agent import Agent
     from drivevla.vla.policy import DriveVLAPolicy
 
     out = tmp_path / "out"
@@ -604,7 +604,7 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
 
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,
                                                              tmp_path, monkeypatch):
-    from drivevla.planner import instructions
+    from drivevla.language import instructions
     from drivevla.vla.modeling_drivevla import DriveVLAModel
 
     seen: list[dict] = []
@@ -644,7 +644,7 @@ def test_intent_head_trains_on_frame_intents_and_rendered_train_phrasings(tiny_d
                                                                            tmp_path,
                                                                            monkeypatch):
     from drivevla.datasets.torch_dataset import FrameDataset
-    from drivevla.planner import instructions
+    from drivevla.language import instructions
     from drivevla.vla.modeling_drivevla import DriveVLAModel
 
     seen: list[tuple[dict, dict]] = []

@@ -3,12 +3,12 @@
 Four kinds (:class:`InstructionKind`):
 
 - ``navigation``: where to go, one phrasing list per scenario intent (derived from
-  :data:`drivevla.sim_bridge.embedded.scenarios.FAMILIES`);
+  :data:`drivevla.language.intents.NAVIGATION_INTENTS`);
 - ``notice``: a hazard notice (:data:`NOTICE_CATEGORIES`), e.g. a pedestrian about to cross;
 - ``misleading``: an unsafe request that a safe driver must refuse (:data:`UNSAFE_CATEGORIES`);
 - ``speed``: a speed request within the limits (:func:`render_speed_request`).
 
-The phrasings are data (:mod:`drivevla.planner.instruction_phrasings`): lists of
+The phrasings are data (:mod:`drivevla.language.instruction_phrasings`): lists of
 ``str.format`` templates with named slots from :data:`SLOT_NAMES`:
 
 =============== ===================================================== =====================
@@ -28,7 +28,7 @@ pass any subset (every list keeps slot-free phrasings in both splits). For
 override what the caller passes.
 
 Train / held-out split (deterministic, the same for every list in this module and in
-:mod:`drivevla.planner.explanations`): the **last** ``max(3, round(0.3 * n))`` phrasings of a
+:mod:`drivevla.language.explanations`): the **last** ``max(3, round(0.3 * n))`` phrasings of a
 list of ``n`` are held out (:func:`heldout_count`). Held-out phrasings are never sampled with
 ``split="train"``; evaluation suites use ``split="heldout"``. ``split="all"`` samples from
 both and ``split="canonical"`` returns the list's first phrasing whose slots are available,
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from drivevla.planner.instruction_phrasings import (
+from drivevla.language.instruction_phrasings import (
     MISLEADING_TEMPLATES,
     NAVIGATION_PHRASINGS,
     NOTICE_TEMPLATES,
@@ -55,7 +55,7 @@ from drivevla.planner.instruction_phrasings import (
     SPEED_TEMPLATES,
     SPEED_UP_ONLY,
 )
-from drivevla.sim_bridge.embedded.scenarios import FAMILIES
+from drivevla.language.intents import NAVIGATION_INTENTS
 
 
 class InstructionKind(str, Enum):
@@ -115,9 +115,6 @@ _HUE_BANDS = (  # (upper hue bound in degrees, name), checked in order
 # --------------------------------------------------------------------------------------
 # derived tables and import-time checks
 
-NAVIGATION_INTENTS: tuple[str, ...] = tuple(
-    sorted({intent for fam in FAMILIES.values() for intent in fam.intents})
-)
 NOTICE_CATEGORIES: tuple[str, ...] = tuple(NOTICE_TEMPLATES)
 UNSAFE_CATEGORIES: tuple[str, ...] = tuple(MISLEADING_TEMPLATES)
 

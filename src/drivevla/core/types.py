@@ -1,6 +1,6 @@
 """The contracts every backend, policy and benchmark shares.
 
-Frames and units are documented in :mod:`drivevla.sim_bridge.frames`. Everything here is a
+Frames and units are documented in :mod:`drivevla.core.frames`. Everything here is a
 small typed dataclass that validates itself on construction, so bad values fail where they
 are made, with the bad value named.
 """

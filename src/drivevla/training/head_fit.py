@@ -27,7 +27,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from drivevla.jsonio import write_json_atomic
+from drivevla.core.jsonio import write_json_atomic
+from drivevla.core.provenance import provenance
+from drivevla.training.data import instruction_texts
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import DriveVLAModel
+from drivevla.vla.policy import WEIGHTS_NAME, CheckpointError, DriveVLAPolicy, load_state_checked
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 HEAD_PREFIX = "safety_head."
 FIT_INFO = "refusal_fit.json"
@@ -58,17 +64,6 @@ def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, bat
     import torch.nn.functional as F
     from safetensors.torch import load_file
 
-    from drivevla.benchmarks.provenance import provenance
-    from drivevla.vla.configuration_drivevla import DriveVLAConfig
-    from drivevla.vla.modeling_drivevla import DriveVLAModel
-    from drivevla.vla.policy import (
-        WEIGHTS_NAME,
-        CheckpointError,
-        DriveVLAPolicy,
-        load_state_checked,
-    )
-    from drivevla.vla.processor_drivevla import DriveVLAProcessor
-    from drivevla.vla.train_data import instruction_texts
 
     src, out = Path(src), Path(out)
     if steps < 1 or batch_size < 1 or pool < 1:

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
-from drivevla.sim_bridge.frames import (
+from drivevla.core.frames import (
     carla_to_world_xy_yaw,
     ego_to_world,
     steer_to_wheel_angle,
@@ -16,6 +15,7 @@ from drivevla.sim_bridge.frames import (
     world_to_carla_xy_yaw,
     world_to_ego,
 )
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 
 
 def test_world_ego_roundtrip_and_axes():

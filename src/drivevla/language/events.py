@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from drivevla.language import instructions as lang
+
 EVENT_KINDS = ("notice", "misleading", "speed")
 _KEYS = {"kind", "start_s", "duration_s", "category", "speed_kmh", "text"}
 
@@ -57,7 +59,6 @@ class InstructionEvent:
 
 def render_event_text(event: InstructionEvent, rng, split: str, slots: dict[str, Any]) -> str:
     """Text of an event from the language module's phrasings."""
-    from drivevla.planner import instructions as lang
 
     if event.text:
         return event.text

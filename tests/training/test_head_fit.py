@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_drivevla import CORPUS, TINY, _obs
 
-from drivevla.planner.reasons import Reason
+from drivevla.language.reasons import Reason
+from drivevla.training.head_fit import FIT_INFO, fit_refusal_head
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
-from drivevla.vla.refusal_fit import FIT_INFO, fit_refusal_head
 
 
 def _saved_source(tmp_path: Path, extra: dict) -> tuple[DriveVLAPolicy, DriveVLAProcessor, Path]:
@@ -67,8 +67,8 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
 
 
 def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
-    from drivevla.planner.instructions import NAVIGATION_INTENTS
-    from drivevla.vla.refusal_fit import INTENT_FIT_INFO, fit_intent_head
+    from drivevla.language.intents import NAVIGATION_INTENTS
+    from drivevla.training.head_fit import INTENT_FIT_INFO, fit_intent_head
 
     a, proc, src = _saved_source(tmp_path, {"intent_head": True})
     before = load_file(str(src / "model.safetensors"))
@@ -98,8 +98,8 @@ def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
 
 
 def test_rendered_texts_label_each_sentence_for_the_sentence_intent_head():
-    from drivevla.planner import instructions as ins
-    from drivevla.vla.train_data import instruction_texts
+    from drivevla.language import instructions as ins
+    from drivevla.training.data import instruction_texts
 
     cfg = DriveVLAConfig.from_dict(TINY | {"intent_head": True, "intent_by_sentence": True})
     proc = DriveVLAProcessor.build(cfg, CORPUS)
