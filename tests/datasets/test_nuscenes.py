@@ -6,7 +6,6 @@ tests do not depend on the collection code.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from drivevla.cli import main as cli_main
 from drivevla.core.frames import ego_to_camera_rotation, world_to_ego, wrap_angle
 from drivevla.core.types import CameraSpec, HighLevelCommand
 from drivevla.datasets.format import (
@@ -34,7 +34,6 @@ from drivevla.datasets.nuscenes_export import (
     export_nuscenes,
     keyframe_stride,
     quaternion_from_matrix,
-    register_cli,
 )
 from drivevla.datasets.nuscenes_import import (
     AgentBoxes,
@@ -611,21 +610,16 @@ def test_keyframe_stride_and_camera_parsing():
 
 
 def test_cli_command(exported, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    data = parser.add_subparsers(dest="command").add_parser("data").add_subparsers(dest="cmd")
-    register_cli(data)
-    args = parser.parse_args(
-        [
-            "data",
-            "export-nuscenes",
-            str(exported[0] / "dataset"),
-            str(tmp_path / "o"),
-            "--version",
-            "v1.0-cli",
-            "--no-sweeps",
-        ]
-    )
-    assert args.fn(args) == 0
+    argv = [
+        "data",
+        "export-nuscenes",
+        str(exported[0] / "dataset"),
+        str(tmp_path / "o"),
+        "--version",
+        "v1.0-cli",
+        "--no-sweeps",
+    ]
+    assert cli_main(argv) == 0
     assert "2 scenes, 16 samples" in capsys.readouterr().out
     tables = json.loads((tmp_path / "o" / "v1.0-cli" / "sample_data.json").read_text())
     assert len(tables) == 16 * len(CAMERAS) and all(sd["is_key_frame"] for sd in tables)

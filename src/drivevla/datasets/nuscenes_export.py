@@ -31,7 +31,6 @@ Mapping (details and limitations in docs/nuscenes.md):
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -81,7 +80,6 @@ __all__ = [
     "camera_channel",
     "yaw_quaternion",
     "quaternion_from_matrix",
-    "register_cli",
 ]
 
 log = logging.getLogger(__name__)
@@ -738,33 +736,3 @@ def export_nuscenes(
         table_dir,
     )
     return out_dir
-
-
-# --------------------------------------------------------------------------------------
-# CLI
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    out = export_nuscenes(
-        args.dataset, args.out, args.version, sweeps=not args.no_sweeps, overwrite=args.overwrite
-    )
-    counts = json.loads((out / "drivevla_export.json").read_text())["counts"]
-    print(
-        f"wrote {out / args.version}: {counts['scene']} scenes, {counts['sample']} samples, "
-        f"{counts['sample_annotation']} annotations"
-    )
-    return 0
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``export-nuscenes DIR OUT`` to a ``drivevla data`` sub-command group."""
-    p = subparsers.add_parser(
-        "export-nuscenes",
-        help="write a dataset as a nuScenes database (loads with nuscenes-devkit)",
-    )
-    p.add_argument("dataset", help="drivevla dataset directory (with meta/info.json)")
-    p.add_argument("out", help="output dataroot for NuScenes(version=..., dataroot=OUT)")
-    p.add_argument("--version", default=DEFAULT_VERSION, help="table folder name")
-    p.add_argument("--no-sweeps", action="store_true", help="keyframes (2 Hz) only")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT/VERSION if present")
-    p.set_defaults(fn=_cmd_export)

@@ -22,7 +22,6 @@ learned, and DIR2's driving is worth measuring again, not assumed to be DIR's.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 from typing import Any
@@ -134,33 +133,3 @@ def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, bat
         info["by_sentence"] = by_sentence
     write_json_atomic(out / info_name, info)
     return info
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    for which in ("refusal", "intent"):
-        p = sub.add_parser(f"fit-{which}",
-                           help=f"train a checkpoint's text-only {which} head alone")
-        p.add_argument("--policy", required=True, help="source checkpoint directory (kept)")
-        p.add_argument("--out", required=True, help="new checkpoint directory")
-        p.add_argument("--steps", type=int, default=1500)
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--lr", type=float, default=1e-3)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
-        p.add_argument("--stacked-share", type=float, default=0.0,
-                       help="share of texts with an event that carry a second, safe event "
-                            "before it, as the simulator composes overlapping events (0: one "
-                            "event)")
-        if which == "intent":
-            p.add_argument("--by-sentence", action="store_true",
-                           help="the sentence-by-sentence head (intent_by_sentence=true)")
-        p.set_defaults(fn=_cmd, which=which)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    info = _fit_text_head(args.which, args.policy, args.out, args.steps, args.batch_size,
-                          args.lr, args.seed, args.pool, args.stacked_share,
-                          getattr(args, "by_sentence", False))
-    print(f"{args.which} head fitted ({info['steps']} steps, loss "
-          f"{info['final_loss_mean_last_100']:.4f} over the last steps); checkpoint: {args.out}")
-    return 0

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import json
@@ -511,44 +510,3 @@ def weighted_sample(rng: Any, weights: list[float], n: int) -> list[int]:
     keys = [(rng.random() ** (1.0 / w) if w > 0 else -rng.random(), i)
             for i, w in enumerate(weights)]
     return [i for _, i in sorted(keys, reverse=True)[:n]]
-
-
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a DriveVLA policy on demonstration datasets")
-    d = TrainConfig.__dataclass_fields__
-    p.add_argument("--data", action="append", required=True,
-                   help="a drivevla dataset directory (repeat for several)")
-    p.add_argument("--out", required=True, help="output checkpoint dir (rerun to resume)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config override, e.g. --set head=regression "
-                        f"(keys: {', '.join(DriveVLAConfig.valid_keys())})")
-    for name in ("steps", "batch_size", "warmup_steps", "seed", "log_every", "save_every",
-                 "keep_checkpoints", "val_frames", "dagger_steps", "dagger_episodes",
-                 "dagger_workers", "dagger_max_steps", "threads", "refusal_text_batch",
-                 "refusal_text_pool"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default)
-    for name in ("lr", "weight_decay", "balance_reasons", "keyframe_weight", "dagger_beta",
-                 "dagger_focus",
-                 "grad_clip", "pose_aug_prob", "pose_aug_lateral_m", "pose_aug_yaw_deg",
-                 "refusal_text_stacked_share"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default)
-    p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
-    p.add_argument("--dagger-suite", default="train")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(fn=_cmd_train)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in fields and k not in ("data", "model")}
-    cfg = TrainConfig(data=tuple(args.data), model=parse_overrides(args.set),
-                      progress=not args.no_progress, **kw)
-    info = Trainer(cfg).train()
-    val = info.get("validation") or {}
-    print(f"trained {cfg.total_steps} steps in {info['wall_time_s'] / 60:.1f} min "
-          f"({info['samples_per_s_this_run']:.0f} samples/s); checkpoint: {cfg.out}")
-    if val:
-        print("validation: " + "  ".join(f"{k}={v:.3f}" for k, v in val.items()))
-    return 0

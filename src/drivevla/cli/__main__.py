@@ -1,0 +1,5 @@
+"""``python -m drivevla.cli``: the ``drivevla`` command."""
+
+from drivevla.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""``drivevla bench sim|latency|refusal``: simulator throughput, a policy's per-tick latency
+and its text-only refusal and intent heads."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from drivevla.benchmarks import latency, refusal_probe, sim_throughput
+from drivevla.cli._parsing import add_command, add_group
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = add_group(subparsers, "bench", "benchmarks")
+    _register_sim(bench)
+    _register_latency(bench)
+    _register_refusal(bench)
+
+
+def _register_sim(bench: argparse._SubParsersAction) -> None:
+    p = add_command(bench, "sim", "simulator steps/s per family, one core")
+    p.add_argument("--out", required=True, help="result JSON file")
+    p.add_argument("--steps", type=int, default=1000, help="simulator steps per measurement")
+    p.add_argument("--families", nargs="*", help="scenario families (default: all)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
+    p.set_defaults(fn=_cmd_bench_sim)
+
+
+def _register_latency(bench: argparse._SubParsersAction) -> None:
+    p = add_command(
+        bench, "latency", "per-tick latency of a policy in closed loop (ms, p50/p90/p99, Hz)"
+    )
+    p.add_argument("--policy", required=True, help="registered name or checkpoint dir")
+    p.add_argument("--out", required=True, help="result JSON file")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--steps", type=int, default=300, help="measured control ticks")
+    p.add_argument("--warmup", type=int, default=20, help="ticks run before measuring")
+    p.add_argument("--scenario", default="urban", help="scenario family")
+    p.add_argument(
+        "--explain-every", type=int, default=10,
+        help="time explain() every N ticks, off the action path (0: never)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the first route")
+    p.set_defaults(fn=_cmd_bench_latency)
+
+
+def _register_refusal(bench: argparse._SubParsersAction) -> None:
+    p = add_command(
+        bench,
+        "refusal",
+        "text-only refusal and intent heads on rendered phrasings (recall, false %%, intent %%)",
+    )
+    p.add_argument("--policy", required=True,
+                   help="checkpoint with refusal_head=true and/or intent_head=true")
+    p.add_argument("--out", required=True, help="result JSON file")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"],
+                   help="which phrasings the instructions are rendered from")
+    p.add_argument("--n", type=int, default=3000, help="rendered instructions")
+    p.add_argument("--seed", type=int, default=1, help="seed of the rendering")
+    p.add_argument("--stacked-share", type=float, default=0.0,
+                   help="share of event texts with a second, safe event before the first "
+                        "(as overlapping events read in the simulator)")
+    p.set_defaults(fn=_cmd_bench_refusal)
+
+
+def _cmd_bench_sim(args: argparse.Namespace) -> int:
+    result = sim_throughput.run(
+        Path(args.out),
+        steps=args.steps,
+        families=args.families,
+        pin_core=None if args.no_pin else 0,
+    )
+    print(sim_throughput.format_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench_latency(args: argparse.Namespace) -> int:
+    result = latency.run_latency(
+        args.policy,
+        Path(args.out),
+        threads=args.threads,
+        steps=args.steps,
+        warmup=args.warmup,
+        scenario=args.scenario,
+        explain_every=args.explain_every,
+        seed=args.seed,
+    )
+    print(latency.format_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench_refusal(args: argparse.Namespace) -> int:
+    result = refusal_probe.run_refusal_probe(args.policy, Path(args.out), split=args.split,
+                                             n=args.n, seed=args.seed,
+                                             stacked_share=args.stacked_share)
+    print(refusal_probe.format_table(result))
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,78 @@
+"""``drivevla data stats|show|export-nuscenes``: look into a demonstration dataset and
+export it as a nuScenes database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drivevla.cli._parsing import add_command, add_group
+from drivevla.datasets.nuscenes_export import DEFAULT_VERSION, export_nuscenes
+from drivevla.datasets.reader import CorruptDataError
+from drivevla.datasets.show import render_grid
+from drivevla.datasets.stats import dataset_stats, format_stats
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = add_group(subparsers, "data", "demonstration datasets")
+    stats = add_command(data, "stats", "counts per scenario, reason, meta-action, ...")
+    stats.add_argument("dir", help="drivevla dataset directory")
+    stats.add_argument("--json", help="also write the stats to this JSON file")
+    stats.add_argument("--skip-corrupt", action="store_true",
+                       help="skip corrupt shards and report how many, instead of failing")
+    stats.set_defaults(fn=_cmd_data_stats)
+
+    show = add_command(data, "show", "a PNG grid of frames with trajectories and captions")
+    show.add_argument("dir", help="drivevla dataset directory")
+    show.add_argument("--out", required=True, help="PNG file to write")
+    show.add_argument("--n", type=int, default=12, help="frames in the grid")
+    show.add_argument("--seed", type=int, default=0, help="seed of the frame draw")
+    show.set_defaults(fn=_cmd_data_show)
+
+    export = add_command(
+        data, "export-nuscenes", "write a dataset as a nuScenes database (loads with "
+        "nuscenes-devkit)"
+    )
+    export.add_argument("dataset", help="drivevla dataset directory (with meta/info.json)")
+    export.add_argument("out", help="output dataroot for NuScenes(version=..., dataroot=OUT)")
+    export.add_argument("--version", default=DEFAULT_VERSION, help="table folder name")
+    export.add_argument("--no-sweeps", action="store_true", help="keyframes (2 Hz) only")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace OUT/VERSION if present")
+    export.set_defaults(fn=_cmd_export_nuscenes)
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    try:
+        stats = dataset_stats(args.dir, skip_corrupt=args.skip_corrupt)
+    except CorruptDataError as exc:
+        print(f"drivevla: error: {exc} (--skip-corrupt skips it)", file=sys.stderr)
+        return 1
+    print(format_stats(stats))
+    skipped = stats["skipped"]
+    if skipped["files"] or skipped["rows"]:
+        print(f"skipped as corrupt: {skipped['files']} shard(s), {skipped['rows']} frame(s)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(stats, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_data_show(args: argparse.Namespace) -> int:
+    print(f"wrote {render_grid(args.dir, args.out, n=args.n, seed=args.seed)}")
+    return 0
+
+
+def _cmd_export_nuscenes(args: argparse.Namespace) -> int:
+    out = export_nuscenes(
+        args.dataset, args.out, args.version, sweeps=not args.no_sweeps, overwrite=args.overwrite
+    )
+    counts = json.loads((out / "drivevla_export.json").read_text())["counts"]
+    print(
+        f"wrote {out / args.version}: {counts['scene']} scenes, {counts['sample']} samples, "
+        f"{counts['sample_annotation']} annotations"
+    )
+    return 0
