@@ -35,19 +35,46 @@ g = _load_helper()
 REGENERATE = "regenerate (deliberate behaviour changes only): python tools/make_golden.py"
 
 
-@pytest.mark.parametrize("policy", g.DRIVE_POLICIES)
-def test_drives_are_bit_identical(policy):
+def _golden_drives() -> dict[str, np.ndarray]:
     with np.load(g.FIXTURES / g.DRIVES_FILE) as npz:
-        golden = {k: npz[k] for k in npz.files}
-    failures = []
-    for spec in g.suite_routes():
-        prefix = g.key(policy, spec.route_id, "")
-        expected = {k[len(prefix):]: v for k, v in golden.items() if k.startswith(prefix)}
-        assert expected, f"no golden drive for {policy} on {spec.route_id}; {REGENERATE}"
-        why = g.first_divergence(expected, g.drive_route(policy, spec))
-        if why is not None:
-            failures.append(f"{policy} on {spec.route_id}: {why}")
-    assert not failures, "drives differ from the golden ones:\n" + "\n".join(failures)
+        return {k: npz[k] for k in npz.files}
+
+
+def _drive_cases() -> list[tuple[str, str]]:
+    """(policy, route) of every golden drive, read from the fixture (no simulator import)."""
+    with np.load(g.FIXTURES / g.DRIVES_FILE) as npz:
+        return list(dict.fromkeys(tuple(k.split("__")[:2]) for k in npz.files))
+
+
+def test_golden_drives_cover_the_smoke_suite():
+    routes = [s.route_id for s in g.suite_routes()]
+    expected = [(p, r) for p in g.DRIVE_POLICIES for r in routes]
+    assert _drive_cases() == expected, REGENERATE
+
+
+@pytest.mark.parametrize(("policy", "route"), _drive_cases())
+def test_drive_is_bit_identical(policy, route):
+    spec = next((s for s in g.suite_routes() if s.route_id == route), None)
+    assert spec is not None, f"the smoke suite has no route {route!r} any more"
+    prefix = g.key(policy, route, "")
+    expected = {k[len(prefix) :]: v for k, v in _golden_drives().items() if k.startswith(prefix)}
+    why = g.first_divergence(expected, g.drive_route(policy, spec))
+    assert why is None, f"{policy} on {route}: {why}"
+
+
+def test_closed_loop_benchmark_drives_the_golden_drive(tmp_path):
+    """The benchmark's own rollout (not the helper's loop) scores the golden drive."""
+    policy, route = g.CLOSED_LOOP_CASE
+    spec = next(s for s in g.suite_routes() if s.route_id == route)
+    prefix = g.key(policy, route, "")
+    drive = {k[len(prefix) :]: v for k, v in _golden_drives().items() if k.startswith(prefix)}
+    expected = g.closed_loop_expected(drive, spec.sim_config().control_hz)
+    now = json.loads(json.dumps(g.closed_loop_record(policy, spec, tmp_path)))
+    expected = json.loads(json.dumps(expected))
+    diffs = [
+        f"{k}: {expected[k]!r} (golden) -> {now[k]!r}" for k in expected if expected[k] != now[k]
+    ]
+    assert not diffs, f"closed-loop {policy} on {route} differs:\n" + "\n".join(diffs)
 
 
 def test_drivevla_tiny_outputs_match():
@@ -66,8 +93,9 @@ def test_drivevla_tiny_outputs_match():
         notes.append(f"the expert's drive itself differs from {frame(pose_diff[0])} on")
     image_diff = np.flatnonzero(now["image_sha256"] != golden["image_sha256"])
     if image_diff.size:
-        notes.append(f"the camera images differ from {frame(image_diff[0])} on "
-                     f"({image_diff.size} frames)")
+        notes.append(
+            f"the camera images differ from {frame(image_diff[0])} on ({image_diff.size} frames)"
+        )
     problems = []
     err = np.maximum(
         np.abs(now["waypoints"] - golden["waypoints"]).reshape(len(now["tick"]), -1).max(axis=1),
@@ -78,12 +106,15 @@ def test_drivevla_tiny_outputs_match():
         problems.append(
             f"max abs difference {err[worst]:.3g} > {g.TINY_ATOL} at {frame(worst)}; "
             f"{int((err > g.TINY_ATOL).sum())} of {len(err)} frames over; first over at "
-            f"{frame(int(np.flatnonzero(err > g.TINY_ATOL)[0]))}")
+            f"{frame(int(np.flatnonzero(err > g.TINY_ATOL)[0]))}"
+        )
     for name in ("meta_action", "reason"):
         bad = np.flatnonzero(now[name] != golden[name])
         if bad.size:
-            problems.append(f"{name} differs on {bad.size} frames, first at {frame(bad[0])}: "
-                            f"{golden[name][bad[0]]!r} -> {now[name][bad[0]]!r}")
+            problems.append(
+                f"{name} differs on {bad.size} frames, first at {frame(bad[0])}: "
+                f"{golden[name][bad[0]]!r} -> {now[name][bad[0]]!r}"
+            )
     assert not problems, "drivevla-tiny outputs differ:\n" + "\n".join(problems + notes)
 
 

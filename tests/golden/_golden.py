@@ -128,8 +128,7 @@ def all_drives(policies: tuple[str, ...] = DRIVE_POLICIES) -> dict[str, np.ndarr
     return arrays
 
 
-def first_divergence(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]
-                     ) -> str | None:
+def first_divergence(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> str | None:
     """None when the two drives of one route are bit-identical; else where they part: the
     first tick at which any field differs, the fields and the size of the differences there."""
     n_e, n_a = len(expected["throttle"]), len(actual["throttle"])
@@ -155,7 +154,8 @@ def first_divergence(expected: dict[str, np.ndarray], actual: dict[str, np.ndarr
     for f in DRIVE_FIELDS:
         e, a = np.asarray(expected[f]), np.asarray(actual[f])
         if first < len(e) and first < len(a) and not e[first] == a[first]:
-            parts.append(f"{f} {e[first]!r} -> {a[first]!r} (|diff| {abs(a[first] - e[first]):.3g})")
+            size = abs(a[first] - e[first])
+            parts.append(f"{f} {e[first]!r} -> {a[first]!r} (|diff| {size:.3g})")
     where = f"first differs at tick {first}"
     if not parts:
         where += f" (one drive ended: {n_e} ticks golden, {n_a} now)"
@@ -165,6 +165,56 @@ def first_divergence(expected: dict[str, np.ndarray], actual: dict[str, np.ndarr
         f"RC {float(expected['route_completion']):.2f} -> {float(actual['route_completion']):.2f}"
     )
     return where + (": " + ", ".join(parts) if parts else "") + lengths + scores
+
+
+CLOSED_LOOP_CASE = ("expert", "intersection-turn_left")
+
+
+def closed_loop_record(policy: str, spec: Any, out: Path) -> dict[str, Any]:
+    """The closed-loop benchmark (``drivevla eval closed-loop``, in this process, no camera)
+    on a one-route suite of ``spec``: its route record's scores, tick count and comfort."""
+    import yaml
+
+    from drivevla.benchmarks.closed_loop import run_closed_loop
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    suite = out / "golden-one-route.yaml"
+    suite.write_text(yaml.safe_dump({"name": "golden-one-route", "routes": [spec.to_dict()]}))
+    run_closed_loop(
+        policy,
+        suite,
+        out / "run",
+        workers=0,
+        base_config={"cameras": []},
+        progress=False,
+        print_table=False,
+    )
+    record = json.loads((out / "run" / "routes" / f"{spec.route_id}.json").read_text())
+    m = record["metrics"]
+    return {
+        "status": record["status"],
+        "driving_score": m["driving_score"],
+        "route_completion": m["route_completion"],
+        "n_ticks": m["n_ticks"],
+        "comfort": m["comfort"],
+    }
+
+
+def closed_loop_expected(drive: dict[str, np.ndarray], control_hz: float) -> dict[str, Any]:
+    """What :func:`closed_loop_record` must return for a golden drive (its comfort metrics
+    computed from the golden poses, as the benchmark computes them from the poses it saw)."""
+    from drivevla.benchmarks.comfort import route_comfort
+
+    return {
+        "status": str(drive["status"]),
+        "driving_score": float(drive["driving_score"]),
+        "route_completion": float(drive["route_completion"]),
+        "n_ticks": len(drive["throttle"]),
+        "comfort": route_comfort(
+            drive["x"], drive["y"], drive["yaw"], drive["speed"], dt=1.0 / control_hz
+        ),
+    }
 
 
 # ---------------------------------------------------------------------------------- b) tiny
@@ -183,9 +233,19 @@ def tiny_outputs() -> dict[str, np.ndarray]:
     torch.set_num_threads(1)  # the results do not depend on it beyond TINY_ATOL; speed does
     try:
         tiny = make_policy("drivevla-tiny")
-        rec: dict[str, list[Any]] = {k: [] for k in (
-            "route", "tick", "waypoints", "target_speeds", "meta_action", "reason",
-            "expert_pose", "image_sha256")}
+        rec: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "route",
+                "tick",
+                "waypoints",
+                "target_speeds",
+                "meta_action",
+                "reason",
+                "expert_pose",
+                "image_sha256",
+            )
+        }
         for route_id in TINY_ROUTES:
             spec = by_id[route_id]
             env, obs, info = _env_for(spec, None)  # the simulator's default camera rig
@@ -201,13 +261,19 @@ def tiny_outputs() -> dict[str, np.ndarray]:
                     rec["tick"].append(tick)
                     rec["waypoints"].append(np.asarray(decision.waypoints, dtype=np.float64))
                     rec["target_speeds"].append(
-                        np.asarray(decision.target_speeds, dtype=np.float64))
+                        np.asarray(decision.target_speeds, dtype=np.float64)
+                    )
                     rec["meta_action"].append(_value(decision.meta_action))
                     rec["reason"].append(_value(decision.reason))
                     rec["expert_pose"].append(_pose(info))
-                    rec["image_sha256"].append(hashlib.sha256(b"".join(
-                        np.ascontiguousarray(observation.images[n]).tobytes()
-                        for n in sorted(observation.images))).hexdigest())
+                    rec["image_sha256"].append(
+                        hashlib.sha256(
+                            b"".join(
+                                np.ascontiguousarray(observation.images[n]).tobytes()
+                                for n in sorted(observation.images)
+                            )
+                        ).hexdigest()
+                    )
                     obs, _, terminated, truncated, info = env.step(control)
                     if terminated or truncated:
                         raise RuntimeError(f"{route_id} ended before {TINY_TICKS} ticks")
@@ -269,9 +335,12 @@ def dataset_digests(out: Path) -> dict[str, Any]:
         table = pq.read_table(path)
         shards[path.relative_to(out).as_posix()] = {
             "num_rows": table.num_rows,
+            "column_order": list(table.column_names),
             "columns": {
-                name: {"type": str(table.schema.field(name).type),
-                       "sha256": column_digest(table.column(name))}
+                name: {
+                    "type": str(table.schema.field(name).type),
+                    "sha256": column_digest(table.column(name)),
+                }
                 for name in table.column_names
             },
         }
@@ -299,22 +368,29 @@ def digest_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list
         e, a = e_sh[name], a_sh[name]
         if e["num_rows"] != a["num_rows"]:
             diffs.append(f"{name}: {e['num_rows']} rows (golden) != {a['num_rows']} (now)")
-        if list(e["columns"]) != list(a["columns"]):
-            diffs.append(f"{name}: columns {list(e['columns'])} != {list(a['columns'])}")
+        if e["column_order"] != a["column_order"]:
+            diffs.append(
+                f"{name}: columns {e['column_order']} (golden) != {a['column_order']} (now)"
+            )
         for col in e["columns"]:
             if col in a["columns"] and e["columns"][col] != a["columns"][col]:
-                diffs.append(f"{name}: column {col!r} differs ({e['columns'][col]['type']} -> "
-                             f"{a['columns'][col]['type']})")
+                diffs.append(
+                    f"{name}: column {col!r} differs ({e['columns'][col]['type']} -> "
+                    f"{a['columns'][col]['type']})"
+                )
     e_ep, a_ep = expected["episodes"], actual["episodes"]
     if len(e_ep) != len(a_ep):
         diffs.append(f"episodes.jsonl: {len(e_ep)} lines (golden) != {len(a_ep)} (now)")
-    for i, (e, a) in enumerate(zip(e_ep, a_ep)):
+    for i, (e, a) in enumerate(zip(e_ep, a_ep, strict=False)):
         for k in sorted(set(e) | set(a)):
             if e.get(k, "<missing>") != a.get(k, "<missing>"):
-                diffs.append(f"episodes.jsonl line {i}: {k!r} {str(e.get(k, '<missing>'))[:200]}"
-                             f" -> {str(a.get(k, '<missing>'))[:200]}")
+                diffs.append(
+                    f"episodes.jsonl line {i}: {k!r} {str(e.get(k, '<missing>'))[:200]}"
+                    f" -> {str(a.get(k, '<missing>'))[:200]}"
+                )
     for k in sorted(set(expected["info"]) | set(actual["info"])):
         if expected["info"].get(k) != actual["info"].get(k):
-            diffs.append(f"meta/info.json {k!r}: {expected['info'].get(k)!r} -> "
-                         f"{actual['info'].get(k)!r}")
+            diffs.append(
+                f"meta/info.json {k!r}: {expected['info'].get(k)!r} -> {actual['info'].get(k)!r}"
+            )
     return diffs
