@@ -1,7 +1,7 @@
 """Closed-loop scores over many routes: CARLA Leaderboard 2.0 aggregates, Bench2Drive success.
 
-See ``/work/shared/METRICS.md``. Per-route results come from
-:class:`drivevla.sim_bridge.embedded.criteria.RouteCriteria` (or the CARLA backend) as
+See ``docs/metrics.md``. Per-route results come from
+:class:`drivevla.sim_bridge.embedded.criteria.RouteCriteria` (a CARLA backend is planned) as
 :class:`~drivevla.core.types.RouteResult`.
 """
 

@@ -287,7 +287,7 @@ class Infraction:
 
 @dataclass
 class RouteResult:
-    """Outcome of one route, CARLA Leaderboard 2.0 semantics (see METRICS.md)."""
+    """Outcome of one route, CARLA Leaderboard 2.0 semantics (see docs/metrics.md)."""
 
     route_id: str
     scenario: str

@@ -1,4 +1,5 @@
-"""Backends behind one contract: the embedded simulator (default) and CARLA."""
+"""Simulator backends behind one contract: the embedded simulator (the only backend today;
+a CARLA backend is planned)."""
 
 from drivevla.core.types import (
     CameraSpec,

@@ -7,7 +7,7 @@ criteria turn these into :class:`~drivevla.core.types.Infraction` records and de
 when the route ends; :meth:`RouteCriteria.result` gives the
 :class:`~drivevla.core.types.RouteResult` with ``DS = RC * P``.
 
-The rules follow ``/work/shared/METRICS.md`` and the reference implementation
+The rules follow ``docs/metrics.md`` and the reference implementation
 (carla-simulator/leaderboard, branch ``leaderboard-2.0``: ``statistics_manager.py``;
 scenario_runner ``atomic_criteria.py``):
 
@@ -34,228 +34,54 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from drivevla.core.types import Infraction, InfractionType, RouteResult
+from drivevla.sim_bridge.embedded.criteria_config import (
+    COLLISION_KINDS,
+    MIN_SPEED_MAX_PENALTY,
+    PENALTY_FACTORS,
+    STATUS_BLOCKED,
+    STATUS_COMPLETED,
+    STATUS_DEVIATED,
+    STATUS_PERFECT,
+    STATUS_RUNNING,
+    STATUS_TIMED_OUT,
+    CriteriaConfig,
+)
+from drivevla.sim_bridge.embedded.route_path import RoutePath, segments_intersect
 
 logger = logging.getLogger(__name__)
 
+# Settings and the route path live beside this module; they stay importable from here.
+__all__ = [
+    "PROTOCOL",
+    "PENALTY_FACTORS",
+    "MIN_SPEED_MAX_PENALTY",
+    "COLLISION_KINDS",
+    "STATUS_RUNNING",
+    "STATUS_COMPLETED",
+    "STATUS_PERFECT",
+    "STATUS_DEVIATED",
+    "STATUS_BLOCKED",
+    "STATUS_TIMED_OUT",
+    "CriteriaConfig",
+    "RoutePath",
+    "segments_intersect",
+    "LightCrossing",
+    "CriteriaTick",
+    "RouteCriteria",
+]
+
 PROTOCOL = "CARLA Leaderboard 2.0 (criteria)"
-
-# Constant factors per event (leaderboard-2.0 ``PENALTY_VALUE_DICT``).
-PENALTY_FACTORS: dict[InfractionType, float] = {
-    InfractionType.COLLISION_PEDESTRIAN: 0.50,
-    InfractionType.COLLISION_VEHICLE: 0.60,
-    InfractionType.COLLISION_STATIC: 0.65,
-    InfractionType.RED_LIGHT: 0.70,
-    InfractionType.STOP_SIGN: 0.80,
-    InfractionType.SCENARIO_TIMEOUT: 0.70,
-    InfractionType.YIELD_EMERGENCY: 0.70,
-}
-# ``PENALTY_PERC_DICT``: min speed [0.7, "decreases"]: factor 1 - (1 - 0.7) * (1 - v/100).
-MIN_SPEED_MAX_PENALTY = 0.70
-
-COLLISION_KINDS: dict[str, InfractionType] = {
-    "vehicle": InfractionType.COLLISION_VEHICLE,
-    "pedestrian": InfractionType.COLLISION_PEDESTRIAN,
-    "static": InfractionType.COLLISION_STATIC,
-}
-
-# Route statuses, spelled as the leaderboard's statistics manager writes them.
-STATUS_RUNNING = "Started"
-STATUS_COMPLETED = "Completed"
-STATUS_PERFECT = "Perfect"
-STATUS_DEVIATED = "Failed - Agent deviated from the route"
-STATUS_BLOCKED = "Failed - Agent got blocked"
-STATUS_TIMED_OUT = "Failed - Agent timed out"
 
 # Absorbs float round-off when simulation times are sums of a fixed step (0.1 s is inexact).
 _TIME_EPS_S = 1e-6
 # Tail probe of the red-light test: from -0.8 * half-length to -(half-length + 1 m).
 _TAIL_CLOSE_FRACTION = 0.8
 _TAIL_FAR_EXTRA_M = 1.0
-# How strongly RoutePath.project prefers candidates near the hint (m of distance per m of arc)
-# so that, where the route passes close to itself, the projection stays on the current pass.
-_CONTINUITY_WEIGHT = 0.02
-_OUTSIDE_LANES_BASES = ("route", "driven")
-
-
-@dataclass(frozen=True)
-class CriteriaConfig:
-    """Thresholds of the criteria (defaults: CARLA Leaderboard 2.0). Metres, seconds, m/s."""
-
-    collision_same_actor_window_s: float = 5.0
-    collision_min_separation_m: float = 5.0
-    collision_min_ego_speed_mps: float = 0.1
-    # Documented here; the env applies them when it computes the tick's flags.
-    outside_lane_tolerance_m: float = 0.5
-    wrong_way_angle_deg: float = 120.0
-    red_light_check_distance_m: float = 15.0
-    route_deviation_m: float = 30.0
-    route_deviation_far_m: float = 15.0
-    route_deviation_far_share: float = 0.30
-    blocked_speed_mps: float = 0.1
-    blocked_time_s: float = 180.0
-    timeout_base_s: float = 300.0
-    timeout_speed_fraction: float = 0.10  # route timeout = base + length / (fraction * limit)
-    min_speed_checkpoints: int = 4
-    enable_min_speed: bool = True  # Bench2Drive switches the min-speed penalty off
-    completion_snap_fraction: float = 0.99
-    completion_snap_distance_m: float = 10.0
-    # "route": outside-lanes share of route progress (leaderboard); "driven": of odometry.
-    outside_lanes_basis: str = "route"
-    # Half-width (m of arc) of the route window searched around the previous projection.
-    projection_window_m: float = 20.0
-
-    def __post_init__(self) -> None:
-        positive = (
-            "collision_same_actor_window_s",
-            "collision_min_separation_m",
-            "red_light_check_distance_m",
-            "route_deviation_m",
-            "route_deviation_far_m",
-            "blocked_time_s",
-            "timeout_speed_fraction",
-            "completion_snap_distance_m",
-            "projection_window_m",
-        )
-        for key in positive:
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be a finite number > 0")
-        non_negative = (
-            "collision_min_ego_speed_mps",
-            "outside_lane_tolerance_m",
-            "blocked_speed_mps",
-            "timeout_base_s",
-        )
-        for key in non_negative:
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be a finite number >= 0")
-        for key in ("route_deviation_far_share", "completion_snap_fraction"):
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and 0 < value <= 1):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be in (0, 1]")
-        if not (0 < self.wrong_way_angle_deg <= 180):
-            raise ValueError(
-                f"CriteriaConfig.wrong_way_angle_deg={self.wrong_way_angle_deg!r} "
-                "must be in (0, 180]"
-            )
-        if isinstance(self.min_speed_checkpoints, bool) or not (
-            isinstance(self.min_speed_checkpoints, int) and self.min_speed_checkpoints >= 1
-        ):
-            raise ValueError(
-                f"CriteriaConfig.min_speed_checkpoints={self.min_speed_checkpoints!r} "
-                "must be an integer >= 1"
-            )
-        if self.outside_lanes_basis not in _OUTSIDE_LANES_BASES:
-            raise ValueError(
-                f"CriteriaConfig.outside_lanes_basis={self.outside_lanes_basis!r}; "
-                f"valid: {list(_OUTSIDE_LANES_BASES)}"
-            )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CriteriaConfig:
-        """Build from a mapping; unknown keys raise a ``ValueError`` listing the valid keys."""
-        valid = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown criteria key(s) {unknown}; valid keys: {valid}")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class RoutePath:
-    """The route centreline as a polyline in world metres, parametrised by arc length ``s``."""
-
-    def __init__(self, points: np.ndarray, speed_limit_mps: float) -> None:
-        pts = np.asarray(points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 2:
-            raise ValueError(f"route points must be (N >= 2, 2) world metres, got {pts.shape}")
-        if not np.isfinite(pts).all():
-            raise ValueError("route points contain NaN or inf")
-        speed_limit_mps = float(speed_limit_mps)
-        if not (math.isfinite(speed_limit_mps) and speed_limit_mps > 0):
-            raise ValueError(f"speed_limit_mps={speed_limit_mps!r} must be a finite number > 0")
-        # Drop repeated points: zero-length segments have no direction.
-        step = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-        keep = np.concatenate([[True], step > 1e-9])
-        pts = pts[keep]
-        if pts.shape[0] < 2:
-            raise ValueError("route has zero length (all points coincide)")
-        seg = np.diff(pts, axis=0)
-        seg_len = np.linalg.norm(seg, axis=1)
-        self.points = pts
-        self.speed_limit_mps = speed_limit_mps
-        self.cum_s = np.concatenate([[0.0], np.cumsum(seg_len)])
-        self.length_m = float(self.cum_s[-1])
-        self._seg_len = seg_len
-        self._ax = pts[:-1, 0].copy()
-        self._ay = pts[:-1, 1].copy()
-        self._dx = seg[:, 0] / seg_len
-        self._dy = seg[:, 1] / seg_len
-        self._n_seg = seg_len.shape[0]
-
-    @property
-    def end_xy(self) -> np.ndarray:
-        return self.points[-1].copy()
-
-    def project(
-        self, xy: Any, hint_s: float | None = None, window_m: float = 40.0
-    ) -> tuple[float, float]:
-        """Project a world point onto the route: ``(s along route in m, distance to route in m)``.
-
-        Without ``hint_s`` the whole route is searched (nearest point). With ``hint_s`` only the
-        segments within ``window_m`` of arc around it are searched, which is cheap and keeps the
-        projection on the current pass where the route comes back near itself (roundabouts,
-        loops). Among those, candidates are ranked by ``distance + 0.02 * |s - hint_s|``, so
-        where two passes are about equally near the current one wins (this shifts ``s`` towards
-        the hint by about 2 % of the lateral distance; the returned distance is the true one).
-        """
-        px, py = float(xy[0]), float(xy[1])
-        if hint_s is None:
-            i0, i1 = 0, self._n_seg
-        else:
-            lo, hi = hint_s - window_m, hint_s + window_m
-            i0 = max(int(np.searchsorted(self.cum_s, lo, side="left")) - 1, 0)
-            i1 = min(int(np.searchsorted(self.cum_s, hi, side="left")), self._n_seg)
-            if i0 >= self._n_seg:  # hint beyond the end
-                i0 = self._n_seg - 1
-            i1 = max(i1, i0 + 1)
-        ax, ay = self._ax[i0:i1], self._ay[i0:i1]
-        dx, dy = self._dx[i0:i1], self._dy[i0:i1]
-        t = np.clip((px - ax) * dx + (py - ay) * dy, 0.0, self._seg_len[i0:i1])
-        ex = px - (ax + t * dx)
-        ey = py - (ay + t * dy)
-        dist = np.sqrt(ex * ex + ey * ey)
-        s_all = self.cum_s[i0:i1] + t
-        if hint_s is None:
-            k = int(np.argmin(dist))
-        else:
-            k = int(np.argmin(dist + _CONTINUITY_WEIGHT * np.abs(s_all - hint_s)))
-        return float(s_all[k]), float(dist[k])
-
-    def _segment_at(self, s: float) -> tuple[int, float]:
-        s = min(max(float(s), 0.0), self.length_m)
-        i = int(np.searchsorted(self.cum_s, s, side="right")) - 1
-        i = min(max(i, 0), self._n_seg - 1)
-        return i, s - float(self.cum_s[i])
-
-    def point_at(self, s: float) -> np.ndarray:
-        """World point (2,) at arc length ``s`` (clamped to [0, length])."""
-        i, ds = self._segment_at(s)
-        return np.array([self._ax[i] + ds * self._dx[i], self._ay[i] + ds * self._dy[i]])
-
-    def heading_at(self, s: float) -> float:
-        """Route direction (world yaw, rad) at arc length ``s``."""
-        i, _ = self._segment_at(s)
-        return math.atan2(self._dy[i], self._dx[i])
 
 
 @dataclass
@@ -293,37 +119,6 @@ class CriteriaTick:
     wrong_way: bool = False  # ego heading more than wrong_way_angle_deg off its lane
     lights: list[LightCrossing] = field(default_factory=list)
     traffic_speed_mps: float | None = None  # mean speed of surrounding traffic; None: no traffic
-
-
-def _orientation(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> float:
-    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-
-
-def segments_intersect(
-    p1: tuple[float, float],
-    p2: tuple[float, float],
-    q1: tuple[float, float],
-    q2: tuple[float, float],
-) -> bool:
-    """Whether closed segments p1-p2 and q1-q2 share a point (touching counts)."""
-    d1 = _orientation(q1[0], q1[1], q2[0], q2[1], p1[0], p1[1])
-    d2 = _orientation(q1[0], q1[1], q2[0], q2[1], p2[0], p2[1])
-    d3 = _orientation(p1[0], p1[1], p2[0], p2[1], q1[0], q1[1])
-    d4 = _orientation(p1[0], p1[1], p2[0], p2[1], q2[0], q2[1])
-    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
-        return True
-
-    def on_segment(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
-        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
-            a[1], b[1]
-        )
-
-    return (
-        (d1 == 0 and on_segment(q1, q2, p1))
-        or (d2 == 0 and on_segment(q1, q2, p2))
-        or (d3 == 0 and on_segment(p1, p2, q1))
-        or (d4 == 0 and on_segment(p1, p2, q2))
-    )
 
 
 class RouteCriteria:
@@ -457,11 +252,28 @@ class RouteCriteria:
         """Evaluate one tick; returns the infractions it raised (empty once ``done``)."""
         if self.done:
             return []
-        cfg = self.config
         t, x, y = float(tick.time_s), float(tick.x), float(tick.y)
         if not (math.isfinite(t) and math.isfinite(x) and math.isfinite(y)):
             raise ValueError(f"CriteriaTick has a non-finite time/position: {t}, {x}, {y}")
         speed = abs(float(tick.speed_mps))
+        step, s, dist = self._locate(t, x, y)
+
+        new: list[Infraction] = []
+        self._check_collisions(tick, t, x, y, speed, new)
+        self._check_red_lights(tick, t, x, y, new)
+        self._advance_progress(tick, t, x, y, s, dist, step)
+        self._sample_min_speed(tick, t, x, y, speed, new)
+        self._check_route_end(t, x, y, dist, speed, new)
+
+        # Tail end for the next tick's swept red-light probe.
+        half = 0.5 * float(tick.ego_length)
+        c, s_ = math.cos(tick.yaw), math.sin(tick.yaw)
+        far = half + _TAIL_FAR_EXTRA_M
+        self._prev_tail_far = (x - far * c, y - far * s_)
+        return new
+
+    def _locate(self, t: float, x: float, y: float) -> tuple[float, float, float]:
+        """Move the ego to (x, y) at time t: ``(odometry step m, route s m, distance m)``."""
         if not self._started:
             self._started = True
             self._t0 = t - self.dt_s
@@ -470,15 +282,18 @@ class RouteCriteria:
             s, dist = self.route.project((x, y))
         else:
             step = math.hypot(x - self._x, y - self._y)
-            s, dist = self.route.project((x, y), self._s_hint, cfg.projection_window_m)
+            s, dist = self.route.project((x, y), self._s_hint, self.config.projection_window_m)
         self._x, self._y, self._last_time = x, y, t
         self._s_hint = s
         self._driven_m += step
+        return step, s, dist
 
-        new: list[Infraction] = []
-        self._check_collisions(tick, t, x, y, speed, new)
-        self._check_red_lights(tick, t, x, y, new)
-
+    def _advance_progress(
+        self, tick: CriteriaTick, t: float, x: float, y: float, s: float, dist: float,
+        step: float,
+    ) -> None:
+        """Route progress, outside-lanes distance and off-route progress of this tick."""
+        cfg = self.config
         # Route progress: the furthest projection made while reasonably close to the route.
         progress = 0.0
         if dist <= cfg.route_deviation_m and s > self._s_max:
@@ -497,8 +312,11 @@ class RouteCriteria:
         if dist >= cfg.route_deviation_far_m:
             self._far_m += progress
 
-        # Minimum speed: close the sections whose end the ego passed, then sample this tick.
-        n_cp = cfg.min_speed_checkpoints
+    def _sample_min_speed(
+        self, tick: CriteriaTick, t: float, x: float, y: float, speed: float, new: list
+    ) -> None:
+        """Minimum speed: close the sections whose end the ego passed, then sample this tick."""
+        n_cp = self.config.min_speed_checkpoints
         while (
             len(self.checkpoint_values) < n_cp - 1
             and self._s_max > (len(self.checkpoint_values) + 1) * self._checkpoint_m
@@ -509,7 +327,12 @@ class RouteCriteria:
             self._ms_traffic_sum += abs(float(tick.traffic_speed_mps))
             self._ms_points += 1
 
-        # Route-ending conditions, completion first (the leaderboard scores a reached target).
+    def _check_route_end(
+        self, t: float, x: float, y: float, dist: float, speed: float, new: list
+    ) -> None:
+        """Route-ending conditions, completion first (the leaderboard scores a reached
+        target), then deviation, blocked and timeout."""
+        cfg = self.config
         rc_raw = 100.0 * self._s_max / self.route.length_m
         if (
             rc_raw > 100.0 * cfg.completion_snap_fraction
@@ -535,13 +358,6 @@ class RouteCriteria:
         elif t - self._t0 >= self.timeout_s - _TIME_EPS_S:
             reason = f"Route timeout after {t - self._t0:.1f} s (limit {self.timeout_s:.1f} s)"
             self._finish(Infraction(InfractionType.ROUTE_TIMEOUT, t, x, y, reason), t, x, y, new)
-
-        # Tail end for the next tick's swept red-light probe.
-        half = 0.5 * float(tick.ego_length)
-        c, s_ = math.cos(tick.yaw), math.sin(tick.yaw)
-        far = half + _TAIL_FAR_EXTRA_M
-        self._prev_tail_far = (x - far * c, y - far * s_)
-        return new
 
     def terminate(self, failure_message: str = "") -> list[Infraction]:
         """End the route from outside (e.g. the simulation stopped); returns new infractions.
