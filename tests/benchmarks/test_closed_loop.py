@@ -63,10 +63,10 @@ class FlakyPolicy:
         self.mode = None
         self.steps = 0
 
-    def reset(self, env=None) -> None:
-        self.inner.reset(env)
+    def reset(self, privileged=None) -> None:
+        self.inner.reset(privileged)
         self.steps = 0
-        self.mode = {"turn_left": "raise", "turn_right": "nan"}.get(env.unwrapped.scenario.intent)
+        self.mode = {"turn_left": "raise", "turn_right": "nan"}.get(privileged.intent)
 
     def act(self, obs):
         self.steps += 1

@@ -101,7 +101,7 @@ def test_hitting_a_pedestrian_costs_factor_0_5():
     ped.start_time_s = 1e9
     for other in env.world.pedestrians[1:]:
         other.start_time_s = 1e9
-    follower = RouteFollower(env, RouteFollowerConfig(stop_for_red=False))
+    follower = RouteFollower(env.privileged_state(), RouteFollowerConfig(stop_for_red=False))
     follower._gap_ahead = lambda info: None  # a driver that does not look
     state = {"hit": False}
 
@@ -123,7 +123,7 @@ def test_running_a_red_light_costs_factor_0_7_and_green_costs_nothing():
             light_cycle_s=[40.0, 3.0, 45.0],
         )
         env.last = env.reset(seed=0)
-        follower = RouteFollower(env, RouteFollowerConfig(stop_for_red=False))
+        follower = RouteFollower(env.privileged_state(), RouteFollowerConfig(stop_for_red=False))
         return _drive(env, follower.control)
 
     red = run(43.0)  # the ego's signal group is red from t=0 for 45 s
@@ -138,7 +138,7 @@ def test_running_a_red_light_costs_factor_0_7_and_green_costs_nothing():
 def test_leaving_the_road_is_penalised_by_the_share_outside_lanes():
     env = _env(scenario="highway", intent="cruise", guard_rails=False)
     env.last = env.reset(seed=1)
-    follower = RouteFollower(env)
+    follower = RouteFollower(env.privileged_state())
     route = env.scenario.route
 
     def controller(info):

@@ -3,8 +3,8 @@ policy (expert, baselines, the VLA) is driven by the same controllers."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from drivevla.agents.rollout import Tick, privileged_state_of
+from drivevla.core.env import Env
 from drivevla.core.policy import Policy
 from drivevla.core.types import Control, Decision, Observation
 from drivevla.planner.controllers import TrajectoryController
@@ -18,8 +18,14 @@ class Agent:
         self.controller = controller or TrajectoryController()
         self.last_decision: Decision | None = None
 
-    def reset(self, env: Any | None = None) -> None:
-        self.policy.reset(env)
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def reset(self, env: Env | None = None) -> None:
+        """Start an episode of ``env``: the policy receives its :class:`PrivilegedState`
+        (learned policies ignore it), the controller forgets the last episode."""
+        self.policy.reset(None if env is None else privileged_state_of(env))
         self.controller.reset()
         self.last_decision = None
 
@@ -31,3 +37,7 @@ class Agent:
             )
         self.last_decision = decision
         return self.controller.control(decision, obs.ego), decision
+
+    def drive(self, tick: Tick) -> tuple[Control, Decision]:
+        """The rollout loop's entry point (:class:`drivevla.agents.rollout.Driver`)."""
+        return self.step(tick.observation)

@@ -29,7 +29,6 @@ as fractions in [0, 1] (``None`` when there was nothing to count).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -49,7 +48,18 @@ import numpy as np
 
 from drivevla.agents import registry
 from drivevla.agents.agent import Agent
+from drivevla.agents.hooks import ParentWatch
+from drivevla.agents.rollout import Hook, run_episode
 from drivevla.benchmarks import scoring
+from drivevla.benchmarks.closed_loop_hooks import (  # noqa: F401  (re-exported)
+    CheckDecision,
+    Explainer,
+    InvalidDecisionError,
+    RouteVideo,
+    Trace,
+    check_decision,
+    explanation_metrics,
+)
 from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exported)
     CRASH_STATUSES,
     PROTOCOL,
@@ -64,17 +74,11 @@ from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exporte
 )
 from drivevla.benchmarks.comfort import route_comfort
 from drivevla.benchmarks.instruction_metrics import (
-    REFUSAL_REASON,
     route_instruction_metrics,
 )
-from drivevla.benchmarks.video import VideoWriter, compose_frame
-from drivevla.core.frames import ego_to_world
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.provenance import provenance
-from drivevla.core.types import Decision
 from drivevla.core.workers import init_worker
-from drivevla.language.explanations import reason_from_explanation
-from drivevla.planner.expert import ExpertPolicy
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
 
@@ -111,23 +115,6 @@ class RouteJob:
         return Path(self.out) / "routes" / f"{self.spec.route_id}.json"
 
 
-class InvalidDecisionError(ValueError):
-    """The policy returned something the controller cannot safely drive."""
-
-
-def check_decision(decision: Any) -> None:
-    if not isinstance(decision, Decision):
-        raise InvalidDecisionError(f"policy returned {type(decision).__name__}, not a Decision")
-    wp = np.asarray(decision.waypoints, dtype=np.float64)
-    sp = np.asarray(decision.target_speeds, dtype=np.float64)
-    if wp.ndim != 2 or wp.shape[1] != 2 or sp.shape != (wp.shape[0],):
-        raise InvalidDecisionError(
-            f"Decision has waypoints {wp.shape} and target_speeds {sp.shape}; need (T, 2), (T,)"
-        )
-    if not (np.isfinite(wp).all() and np.isfinite(sp).all()):
-        raise InvalidDecisionError("Decision has NaN or inf waypoints or target speeds")
-
-
 def _error_record(phase: str, exc: BaseException, step: int | None, t: float | None) -> dict:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return {
@@ -140,123 +127,38 @@ def _error_record(phase: str, exc: BaseException, step: int | None, t: float | N
     }
 
 
-class _Trace:
-    """Per-tick record of a drive for the comfort and instruction metrics."""
-
-    def __init__(self) -> None:
-        self.pose: list[tuple[float, float, float, float]] = []  # x, y, yaw, speed per obs
-        self.times: list[float] = []  # per decision
-        self.active: list[list[int]] = []
-        self.refused: list[bool] = []
-        self.speeds: list[float] = []
-        self.outside_times: list[float] = []
-        self._outside_m = 0.0
-        self.explanations: list[dict[str, Any]] = []
-        self.reason_agree: list[bool] = []  # the policy's reason head vs the expert, per tick
-
-    def observe(self, info: dict[str, Any]) -> None:
-        ego = info["ego"]
-        self.pose.append((ego["x"], ego["y"], ego["yaw"], ego["speed_mps"]))
-
-    def decided(self, info: dict[str, Any], decision: Decision) -> None:
-        self.times.append(float(info["time_s"]))
-        self.active.append([int(i) for i in info.get("active_events", [])])
-        self.refused.append(
-            str(getattr(decision.reason, "value", decision.reason)) == REFUSAL_REASON
-        )
-        self.speeds.append(float(info["ego"]["speed_mps"]))
-
-    def stepped(self, env: Any, info: dict[str, Any]) -> None:
-        # the criteria record outside-lanes once per route; the trace needs when it happened
-        outside_m = float(getattr(env.criteria, "_outside_m", 0.0))
-        if outside_m > self._outside_m + 1e-9:
-            self.outside_times.append(float(info["time_s"]))
-        self._outside_m = outside_m
+_STATUS_OF_PHASE = {
+    "setup": STATUS_AGENT_SETUP,
+    "observation": STATUS_SIM_CRASHED,
+    "agent": STATUS_AGENT_CRASHED,
+    "explanation": STATUS_AGENT_CRASHED,
+    "simulation": STATUS_SIM_CRASHED,
+}
 
 
-class _Explainer:
-    """Faithfulness of a learned policy's explanations: a shadow privileged expert runs
-    beside the policy on every tick (it keeps its own state; its controls are never applied)
-    and, every ``every`` ticks, the policy's explanation is generated and the reason it names
-    (:func:`reason_from_explanation`) compared with the expert's reason at that tick."""
+def _agent_factory(job: RouteJob):
+    """Builds the job's agent once the env is reset (the rollout's ``setup`` phase)."""
 
-    def __init__(self, policy: Any, env: Any, every: int) -> None:
+    def make(env: Any) -> Agent:
+        if job.policy_factory is not None:
+            registry.policy_names()  # the built-in names first (the registry loads them
+            registry.register_policy(job.policy, job.policy_factory)  # only when empty)
+        return Agent(registry.make_policy(job.policy))
 
-        self.policy, self.every = policy, every
-        self.expert = ExpertPolicy()
-        self.expert.reset(env)
-        self.tick = 0
-        self.text: str | None = None
-
-    def __call__(self, observation: Any, decision: Decision, info: dict, trace: _Trace
-                 ) -> Decision:
-
-        expert_reason = _reason_value(self.expert.act(observation).reason)
-        trace.reason_agree.append(_reason_value(decision.reason) == expert_reason)
-        if self.tick % self.every == 0:
-            t0 = time.perf_counter()
-            self.text = str(self.policy.explain())
-            ms = (time.perf_counter() - t0) * 1e3
-            named = reason_from_explanation(self.text)
-            trace.explanations.append({
-                "time_s": float(info["time_s"]),
-                "text": self.text,
-                "named_reason": None if named is None else named.value,
-                "expert_reason": expert_reason,
-                "reason_head": _reason_value(decision.reason),
-                "faithful": named is not None and named.value == expert_reason,
-                "latency_ms": ms,
-            })
-        self.tick += 1
-        if decision.explanation is None and self.text is not None:
-            decision = dataclasses.replace(decision, explanation=self.text)
-        return decision
+    return make
 
 
-def _reason_value(reason: Any) -> str | None:
-    return None if reason is None else str(getattr(reason, "value", reason))
-
-
-def _explanation_metrics(trace: _Trace) -> dict[str, Any]:
-    ex = trace.explanations
-    n_faithful = sum(e["faithful"] for e in ex)
-    # which reason the explanation named when the expert had which: {expert: {named: n}}
-    confusion: dict[str, dict[str, int]] = {}
-    for e in ex:
-        row = confusion.setdefault(str(e["expert_reason"]), {})
-        named = str(e["named_reason"])  # "None": no reason could be read from the text
-        row[named] = row.get(named, 0) + 1
-    return {
-        "n_explained": len(ex),
-        "n_faithful": n_faithful,
-        "faithfulness": n_faithful / len(ex) if ex else None,
-        "n_ticks_compared": len(trace.reason_agree),
-        "n_reason_head_agree": sum(trace.reason_agree),
-        "mean_latency_ms": statistics.fmean(e["latency_ms"] for e in ex) if ex else None,
-        "reason_confusion": confusion,
-        "samples": ex[:: max(1, len(ex) // 12)][:12],
-    }
-
-
-def _video_frame(env: Any, obs: dict, info: dict, observation: Any, decision: Decision) -> Any:
-
-    ego = observation.ego
-    traj = ego_to_world(decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
-    cams = obs.get("cameras") or {}
-    cam = next(iter(cams.values())) if cams else None
-    reason = getattr(decision.reason, "value", decision.reason)
-    v = info["ego"]["speed_mps"]
-    captions = [
-        f"Instruction [{info.get('instruction_kind', 'navigation')}]: {info['instruction']}",
-        f"Explanation: {decision.explanation or '-'}" + (f"  [{reason}]" if reason else ""),
-        f"t={info['time_s']:.1f} s  v={v:.1f} m/s ({v * 3.6:.0f} km/h)  "
-        f"RC={info['route_completion']:.0f}%",
-    ]
-    return compose_frame(cam, env.render_bev(trajectory_world=traj), captions)
-
-
-def _parent_gone(parent_pid: int | None) -> bool:
-    return parent_pid is not None and os.getppid() != parent_pid
+def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], RouteVideo | None]:
+    hooks: list[Hook] = [CheckDecision(), trace]
+    if job.explain_every > 0:
+        hooks.append(Explainer(job.explain_every, trace))
+    video = None
+    if job.video:
+        path = Path(job.out) / "videos" / f".{job.spec.route_id}.tmp.mp4"
+        video = RouteVideo(path, cfg.control_hz)
+        hooks.append(video)
+    hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
+    return hooks, video
 
 
 def drive_route(job: RouteJob) -> dict[str, Any]:
@@ -270,73 +172,27 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     cfg = spec.sim_config(job.base_config)
     if job.max_steps and cfg.max_steps is None:
         cfg = cfg.replace(max_steps=int(job.max_steps))
-    trace = _Trace()
+    trace = Trace()
+    hooks, video = _route_hooks(job, cfg, trace)
     error: dict[str, Any] | None = None
     status: str | None = None
-    env = writer = explainer = None
-    info: dict[str, Any] = {}
+    env = None
     result: dict[str, Any]
     try:
         env = EmbeddedDrivingEnv(cfg)
-        obs, info = env.reset(seed=spec.seed, options=spec.reset_options())
-        try:
-            if job.policy_factory is not None:
-                registry.policy_names()  # the built-in names first (the registry loads them
-                registry.register_policy(job.policy, job.policy_factory)  # only when empty)
-            agent = Agent(registry.make_policy(job.policy))
-            agent.reset(env)
-            if job.explain_every > 0 and callable(getattr(agent.policy, "explain", None)):
-                explainer = _Explainer(agent.policy, env, job.explain_every)
-        except Exception as exc:
-            error, status = _error_record("setup", exc, 0, info.get("time_s")), STATUS_AGENT_SETUP
-        if job.video and error is None:
-
-            writer = VideoWriter(
-                Path(job.out) / "videos" / f".{spec.route_id}.tmp.mp4", cfg.control_hz
-            )
-        terminated = truncated = False
-        while error is None:
-            trace.observe(info)
-            try:
-                observation = env.make_observation(obs, info)
-            except Exception as exc:
-                error = _error_record("observation", exc, info["step"], info["time_s"])
-                status = STATUS_SIM_CRASHED
-                break
-            try:
-                control, decision = agent.step(observation)
-                check_decision(decision)
-            except Exception as exc:
-                error = _error_record("agent", exc, info["step"], info["time_s"])
-                status = STATUS_AGENT_CRASHED
-                break
-            trace.decided(info, decision)
-            if explainer is not None:
-                try:
-                    decision = explainer(observation, decision, info, trace)
-                except Exception as exc:
-                    error = _error_record("explanation", exc, info["step"], info["time_s"])
-                    status = STATUS_AGENT_CRASHED
-                    break
-            if writer is not None:
-                writer.add(_video_frame(env, obs, info, observation, decision))
-            try:
-                obs, _, terminated, truncated, info = env.step(control)
-            except Exception as exc:
-                error = _error_record("simulation", exc, info["step"], info["time_s"])
-                status = STATUS_SIM_CRASHED
-                break
-            trace.stepped(env, info)
-            if info["step"] % _PARENT_CHECK_EVERY == 0 and _parent_gone(job.parent_pid):
-                os._exit(3)  # the run was killed: leave no file, the rerun redoes this route
-            if terminated or truncated:
-                break
-        if error is None:
-            trace.observe(info)  # the final pose
-            if truncated and not terminated:
-                env.criteria.terminate("step limit reached")
-        elif not env.criteria.done:
-            env.criteria.terminate(status.removeprefix("Failed - "))
+        episode = run_episode(
+            env,
+            _agent_factory(job),
+            hooks,
+            seed=spec.seed,
+            options=spec.reset_options(),
+            capture_errors=True,
+        )
+        if episode.error is not None:
+            err = episode.error
+            status = _STATUS_OF_PHASE[err.phase]
+            error = _error_record(err.phase, err.cause, err.step, err.time_s)
+            env.terminate_route(status.removeprefix("Failed - "))
         result = env.route_result().to_dict()
     except Exception as exc:  # the env could not be built or reset
         error, status = _error_record("simulation", exc, None, None), STATUS_SIM_CRASHED
@@ -344,16 +200,15 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     finally:
         if env is not None:
             env.close()
-        if writer is not None:
-            writer.close()
-            final = Path(job.out) / "videos" / f"{spec.route_id}.mp4"
-            os.replace(writer.path, final)
+        if video is not None and video.writer is not None:
+            video.writer.close()
+            os.replace(video.writer.path, Path(job.out) / "videos" / f"{spec.route_id}.mp4")
     if status in CRASH_STATUSES:
         result["status"] = status
         result["driving_score"] = 0.0
     if error is not None:
         logger.warning("route %s: %s: %s", spec.route_id, status, error["message"])
-    record = _route_record(job, cfg.to_dict(), result, trace, info, error)
+    record = _route_record(job, cfg.to_dict(), result, trace, trace.info, error)
     record["wall_time_s"] = time.perf_counter() - t0
     write_json_atomic(job.route_file, record)
     return record
@@ -377,7 +232,7 @@ def _route_record(
     job: RouteJob,
     config: dict[str, Any] | None,
     result: dict[str, Any],
-    trace: _Trace,
+    trace: Trace,
     info: dict[str, Any],
     error: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -403,7 +258,7 @@ def _route_record(
             trace.outside_times,
         ),
         "n_ticks": len(trace.times),
-        "explanations": _explanation_metrics(trace),
+        "explanations": explanation_metrics(trace),
     }
     return {
         "protocol": PROTOCOL,
@@ -436,7 +291,7 @@ def _failure_record(
     result = _empty_result(job.spec, status)
     error = _error_record("worker", exc, None, None)
     error["message"] = f"{why}: {error['message']}"
-    record = _route_record(job, None, result, _Trace(), {}, error)
+    record = _route_record(job, None, result, Trace(), {}, error)
     write_json_atomic(job.route_file, record)
     return record
 
@@ -585,6 +440,42 @@ def _load_records(out: Path, suite: Suite) -> dict[str, dict[str, Any]]:
     return records
 
 
+def _run_fields(
+    meta: dict[str, Any],
+    suite_obj: Suite,
+    suite: str | Path,
+    explain_every: int,
+    video: bool,
+    workers: int,
+    t0: float,
+    jobs: list[RouteJob],
+    done: dict[str, Any],
+    retried: list[RouteJob],
+) -> dict[str, Any]:
+    """What the summary says about the run itself (policy, config, seeds, provenance)."""
+    return {
+        "policy": meta["policy"],
+        "suite": suite_obj.name,
+        "config": {
+            "suite_source": str(suite),
+            "base_config": meta["base_config"],
+            "max_steps": meta["max_steps"],
+            "explain_every": explain_every,
+            "fingerprint": meta["fingerprint"],
+        },
+        "seeds": [s.seed for s in suite_obj.routes],
+        "provenance": provenance(),
+        "run": {
+            "wall_time_s": time.perf_counter() - t0,
+            "routes_run": len(jobs),
+            "routes_skipped": len(done),
+            "routes_retried_after_worker_death": [j.spec.route_id for j in retried],
+            "workers": workers,
+            "video": video,
+        },
+    }
+
+
 def run_closed_loop(
     policy: str,
     suite: str | Path,
@@ -624,20 +515,10 @@ def run_closed_loop(
     todo = [s for s in suite_obj.routes if s.route_id not in done]
     if done:
         logger.info("%s: %d route(s) already done, %d to run", out, len(done), len(todo))
+    parent_pid = os.getpid() if workers > 0 else None
     jobs = [
-        RouteJob(
-            spec,
-            policy,
-            factory,
-            str(out),
-            suite_obj.name,
-            video,
-            base_config,
-            max_steps,
-            os.getpid() if workers > 0 else None,
-            meta_provenance,
-            explain_every,
-        )
+        RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config, max_steps,
+                 parent_pid, meta_provenance, explain_every)
         for spec in todo
     ]
     scores = [r["metrics"]["driving_score"] for r in done.values()]
@@ -666,27 +547,7 @@ def run_closed_loop(
         raise RuntimeError(f"route file(s) missing after the run: {missing}")
     summary = summarize([records[s.route_id] for s in suite_obj.routes])
     summary.update(
-        {
-            "policy": meta["policy"],
-            "suite": suite_obj.name,
-            "config": {
-                "suite_source": str(suite),
-                "base_config": base_config,
-                "max_steps": max_steps,
-                "explain_every": explain_every,
-                "fingerprint": meta["fingerprint"],
-            },
-            "seeds": [s.seed for s in suite_obj.routes],
-            "provenance": provenance(),
-            "run": {
-                "wall_time_s": time.perf_counter() - t0,
-                "routes_run": len(jobs),
-                "routes_skipped": len(done),
-                "routes_retried_after_worker_death": [j.spec.route_id for j in retried],
-                "workers": workers,
-                "video": video,
-            },
-        }
+        _run_fields(meta, suite_obj, suite, explain_every, video, workers, t0, jobs, done, retried)
     )
     write_json_atomic(out / SUMMARY_FILE, summary)
     if print_table:

@@ -8,75 +8,84 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drivevla.agents.rollout import Driver, Hook, RouteFollowerDriver, Tick, run_episode
 from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.core.env import Env
 from drivevla.core.provenance import provenance
-from drivevla.core.types import Control
-from drivevla.planner.route_follower import RouteFollower
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec
 
 logger = logging.getLogger(__name__)
 
-# A driver maps the env and the latest (obs, info) to a Control and an explanation caption.
-Driver = Callable[[EmbeddedDrivingEnv, dict[str, Any], dict[str, Any]], tuple[Control, str]]
 
-
-def rule_based_driver() -> Callable[[EmbeddedDrivingEnv], Driver]:
+def rule_based_driver() -> Callable[[Env], Driver]:
     """Factory of the scripted route follower (pure pursuit + gap keeping + red lights)."""
 
-    def make(env: EmbeddedDrivingEnv) -> Driver:
-        follower = RouteFollower(env)
-
-        def drive(_env, _obs, info):
-            control = follower.control(info)
-            v_des = follower.target_speed(info)
-            if v_des < 0.5:
-                why = "Stopping: something is in the way or the light is not green."
-            elif v_des < info["ego"]["speed_mps"] - 1.0:
-                why = "Slowing down for the road ahead."
-            else:
-                why = "Following the route."
-            return control, why
-
-        return drive
+    def make(env: Env) -> Driver:
+        return RouteFollowerDriver()
 
     return make
 
 
+def _why(driver: Driver, info: dict[str, Any]) -> str:
+    """The caption explaining a scripted driver's speed choice ("Following the route.")."""
+    follower = getattr(driver, "follower", None)
+    if follower is None:
+        return "-"
+    v_des = follower.target_speed(info)
+    if v_des < 0.5:
+        return "Stopping: something is in the way or the light is not green."
+    if v_des < info["ego"]["speed_mps"] - 1.0:
+        return "Slowing down for the road ahead."
+    return "Following the route."
+
+
+class _DriveVideo(Hook):
+    """One video frame per tick: the first camera, the BEV and captions."""
+
+    def __init__(self, writer: VideoWriter, camera: str | None) -> None:
+        self.writer, self.camera = writer, camera
+        self.env = self.driver = None
+
+    def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
+        self.env, self.driver = env, driver
+
+    def after_decision(self, tick: Tick) -> None:
+        obs, info = tick.obs, tick.info
+        cam = obs.get("cameras", {}).get(self.camera) if self.camera else None
+        captions = [
+            f"Instruction: {info['instruction']}",
+            f"Why: {_why(self.driver, info)}",
+            f"t={info['time_s']:.1f}s  v={info['ego']['speed_mps']:.1f} m/s  "
+            f"RC={info['route_completion']:.0f}%",
+        ]
+        self.writer.add(compose_frame(cam, self.env.render_bev(), captions))
+
+
 def drive_route(
     spec: RouteSpec,
-    make_driver: Callable[[EmbeddedDrivingEnv], Driver],
+    make_driver: Callable[[Env], Driver],
     out_dir: Path,
     *,
     video: bool = False,
     base_config: dict[str, Any] | None = None,
     max_steps: int = 3000,
 ) -> dict[str, Any]:
-    """Drive ``spec`` to its end; write ``{out_dir}/{route_id}.json`` (and ``.mp4``)."""
+    """Drive ``spec`` to its end; write ``{out_dir}/{route_id}.json`` (and ``.mp4``).
+
+    ``make_driver(env)``: the rollout driver, built once the env is reset."""
     cfg = spec.sim_config(base_config)
     if max_steps and cfg.max_steps is None:
         cfg = cfg.replace(max_steps=max_steps)
     env = EmbeddedDrivingEnv(cfg)
     writer = VideoWriter(out_dir / f"{spec.route_id}.mp4", cfg.control_hz) if video else None
+    hooks = [_DriveVideo(writer, cfg.cameras[0].name if cfg.cameras else None)] if writer else []
     try:
-        obs, info = env.reset(seed=spec.seed, options=spec.reset_options())
-        driver = make_driver(env)
-        while True:
-            control, why = driver(env, obs, info)
-            if writer is not None:
-                cam = obs.get("cameras", {}).get(cfg.cameras[0].name) if cfg.cameras else None
-                captions = [
-                    f"Instruction: {info['instruction']}",
-                    f"Why: {why}",
-                    f"t={info['time_s']:.1f}s  v={info['ego']['speed_mps']:.1f} m/s  "
-                    f"RC={info['route_completion']:.0f}%",
-                ]
-                writer.add(compose_frame(cam, env.render_bev(), captions))
-            obs, _, terminated, truncated, info = env.step(control)
-            if terminated or truncated:
-                break
-        result = info["route_result"]
-        if truncated and not terminated:
+        episode = run_episode(
+            env, make_driver, hooks, seed=spec.seed, options=spec.reset_options()
+        )
+        result = episode.info["route_result"]
+        if episode.truncated and not episode.terminated:
             result["status"] = "Failed - step limit reached"
     finally:
         env.close()

@@ -108,6 +108,30 @@ def route_instruction_metrics(
     outside_ticks = [k for k in range(n) if not in_misleading[k]]
     false_ticks = sum(1 for k in outside_ticks if tick_refused[k])
 
+    speed_requests = _speed_requests(events, tick_times, tick_speeds)
+    n_speed = sum(1 for s in speed_requests if s["observed"])
+    n_speed_ok = sum(1 for s in speed_requests if s["success"])
+
+    return {
+        "misleading_events": misleading,
+        "n_misleading": n_mis,
+        "n_refused": n_refused,
+        "unsafe_refusal_rate": _rate(n_refused, n_mis),
+        "n_ticks_outside_misleading": len(outside_ticks),
+        "n_false_refusal_ticks": false_ticks,
+        "false_refusal_rate": _rate(false_ticks, len(outside_ticks)),
+        "speed_requests": speed_requests,
+        "n_speed_requests": n_speed,
+        "n_speed_success": n_speed_ok,
+        "speed_request_success": _rate(n_speed_ok, n_speed),
+    }
+
+
+def _speed_requests(
+    events: Sequence[dict[str, Any]], tick_times: Sequence[float], tick_speeds: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Each speed request: its bound and the mean ego speed (m/s) over its second half."""
+    n = len(tick_times)
     speed_requests: list[dict[str, Any]] = []
     for i, e in enumerate(events):
         if e.get("kind") != "speed":
@@ -132,22 +156,7 @@ def route_instruction_metrics(
                 "success": (mean <= bound) if mean is not None else None,
             }
         )
-    n_speed = sum(1 for s in speed_requests if s["observed"])
-    n_speed_ok = sum(1 for s in speed_requests if s["success"])
-
-    return {
-        "misleading_events": misleading,
-        "n_misleading": n_mis,
-        "n_refused": n_refused,
-        "unsafe_refusal_rate": _rate(n_refused, n_mis),
-        "n_ticks_outside_misleading": len(outside_ticks),
-        "n_false_refusal_ticks": false_ticks,
-        "false_refusal_rate": _rate(false_ticks, len(outside_ticks)),
-        "speed_requests": speed_requests,
-        "n_speed_requests": n_speed,
-        "n_speed_success": n_speed_ok,
-        "speed_request_success": _rate(n_speed_ok, n_speed),
-    }
+    return speed_requests
 
 
 def pooled_instruction_metrics(per_route: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from drivevla.agents.agent import Agent
 from drivevla.agents.registry import make_policy
+from drivevla.agents.rollout import Hook, Tick, run_episode
 from drivevla.core.provenance import provenance
 from drivevla.planner.controllers import TrajectoryController
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
@@ -72,8 +73,8 @@ class _TimedPolicy:
         self.name = getattr(policy, "name", type(policy).__name__)
         self.last_s = 0.0
 
-    def reset(self, env: Any | None = None) -> None:
-        self.policy.reset(env)
+    def reset(self, privileged: Any | None = None) -> None:
+        self.policy.reset(privileged)
 
     def act(self, obs: Any) -> Any:
         t0 = time.perf_counter()
@@ -142,6 +143,57 @@ def _validate(threads: int, steps: int, warmup: int, explain_every: int, scenari
         raise ValueError(f"explain_every={explain_every} must be >= 0 (0: no explanations)")
 
 
+class _LatencyProbe(Hook):
+    """Times each tick part by part (see the module docstring) and runs the explanation
+    clock after the control is chosen; the first ``warmup`` ticks are not recorded."""
+
+    def __init__(self, policy: _TimedPolicy, controller: _TimedController, explain: Any,
+                 explain_every: int, warmup: int, bar: Any) -> None:
+        self.policy, self.controller, self.explain = policy, controller, explain
+        self.explain_every, self.warmup, self.bar = explain_every, warmup, bar
+        self.series: dict[str, list[float]] = {p: [] for p in PARTS}
+        self.explain_s: list[float] = []
+        self.episodes: list[dict[str, Any]] = []
+        self.tick = 0  # ticks run so far, warm-up included
+        self._t0 = self._t2 = self._t_obs = self._t_agent = 0.0
+
+    def before_tick(self, tick: Tick) -> None:
+        if self.tick - self.warmup == 0:
+            self.bar.set_postfix_str("measuring")
+        self._t0 = time.perf_counter()
+
+    def after_observation(self, tick: Tick) -> None:
+        self._t_obs = time.perf_counter() - self._t0
+
+    def after_decision(self, tick: Tick) -> None:
+        self._t_agent = time.perf_counter() - self._t0
+        measured = self.tick - self.warmup  # < 0 during the warm-up
+        clock = measured if measured >= 0 else self.tick
+        if self.explain is not None and self.explain_every and clock % self.explain_every == 0:
+            # the slower clock: after the control is chosen, never on the action path
+            t1 = time.perf_counter()
+            self.explain()
+            if measured >= 0:
+                self.explain_s.append(time.perf_counter() - t1)
+
+    def before_step(self, tick: Tick) -> None:
+        self._t2 = time.perf_counter()
+
+    def after_step(self, tick: Tick, info: dict[str, Any]) -> None:
+        t_sim = time.perf_counter() - self._t2
+        if self.tick >= self.warmup:
+            s = self.series
+            s["observation"].append(self._t_obs)
+            s["action"].append(self.policy.last_s)
+            s["controller"].append(self.controller.last_s)
+            s["act_plus_observation"].append(self._t_obs + self.policy.last_s)
+            s["agent_tick"].append(self._t_agent)
+            s["sim_step"].append(t_sim)
+            self.episodes[-1]["ticks"] += 1
+        self.tick += 1
+        self.bar.update(1)
+
+
 def _model_device(policy: Any) -> str:
     model = getattr(policy, "model", None)
     try:
@@ -186,61 +238,61 @@ def run_latency(
 
     env = EmbeddedDrivingEnv({"scenario": scenario})
     intents = list(FAMILIES[scenario].intents)
-    series: dict[str, list[float]] = {p: [] for p in PARTS}
-    explain_s: list[float] = []
-    episodes: list[dict[str, Any]] = []
     total = warmup + steps
-    tick = 0  # ticks run so far, warm-up included
     bar = tqdm(
         total=total, desc=f"bench latency {timed_policy.name}", unit="tick", disable=not progress
+    )
+    probe = _LatencyProbe(
+        timed_policy, timed_controller, explain if can_explain else None, explain_every, warmup,
+        bar,
     )
     if warmup:
         bar.set_postfix_str("warm-up")
     try:
-        while tick < total:
-            ep = len(episodes)
+        while probe.tick < total:
+            ep = len(probe.episodes)
             intent = intents[ep % len(intents)]
-            obs, info = env.reset(seed=seed + ep, options={"intent": intent})
-            agent.reset(env)
-            episodes.append({"intent": intent, "seed": seed + ep, "ticks": 0})
-            while tick < total:
-                measured = tick - warmup  # < 0 during the warm-up
-                if measured == 0:
-                    bar.set_postfix_str("measuring")
-                clock = measured if measured >= 0 else tick
-                t0 = time.perf_counter()
-                observation = env.make_observation(obs, info)
-                t_obs = time.perf_counter() - t0
-                control, _decision = agent.step(observation)
-                t_agent = time.perf_counter() - t0
-                if can_explain and explain_every and clock % explain_every == 0:
-                    # the slower clock: after the control is chosen, never on the action path
-                    t1 = time.perf_counter()
-                    explain()
-                    if measured >= 0:
-                        explain_s.append(time.perf_counter() - t1)
-                t2 = time.perf_counter()
-                obs, _, terminated, truncated, info = env.step(control)
-                t_sim = time.perf_counter() - t2
-                if measured >= 0:
-                    series["observation"].append(t_obs)
-                    series["action"].append(timed_policy.last_s)
-                    series["controller"].append(timed_controller.last_s)
-                    series["act_plus_observation"].append(t_obs + timed_policy.last_s)
-                    series["agent_tick"].append(t_agent)
-                    series["sim_step"].append(t_sim)
-                    episodes[-1]["ticks"] += 1
-                tick += 1
-                bar.update(1)
-                if terminated or truncated:
-                    break
+            probe.episodes.append({"intent": intent, "seed": seed + ep, "ticks": 0})
+            run_episode(
+                env, agent, [probe], seed=seed + ep, options={"intent": intent},
+                max_ticks=total - probe.tick,
+            )
     finally:
         bar.close()
         env.close()
         if previous_threads is not None:
             torch.set_num_threads(previous_threads)  # a library call leaves the process as it was
+    result = _result(
+        policy, inner, timed_policy.name, env.config, probe, intents,
+        steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
+        torch_threads=torch_threads, can_explain=can_explain, seed=seed,
+    )
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
 
-    period_ms = 1000.0 / env.config.control_hz
+
+def _result(
+    policy: str,
+    inner: Any,
+    policy_name: str,
+    sim_config: Any,
+    probe: _LatencyProbe,
+    intents: list[str],
+    *,
+    steps: int,
+    warmup: int,
+    explain_every: int,
+    threads: int,
+    torch_threads: int | None,
+    can_explain: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """The benchmark's result dict (see the module docstring)."""
+    series, explain_s, episodes = probe.series, probe.explain_s, probe.episodes
+    period_ms = 1000.0 / sim_config.control_hz
     timings = {p: latency_stats(series[p]) for p in PARTS}
     rates = {p: _rate(timings[p], series[p], period_ms) for p in RATE_PARTS}
     result = {
@@ -248,9 +300,9 @@ def run_latency(
         "unit": "milliseconds per control tick (time.perf_counter); rates in Hz",
         "config": {
             "policy": policy,
-            "policy_name": timed_policy.name,
+            "policy_name": policy_name,
             "policy_class": type(inner).__name__,
-            "scenario": scenario,
+            "scenario": sim_config.scenario,
             "intents": intents,
             "steps": steps,
             "warmup": warmup,
@@ -258,9 +310,9 @@ def run_latency(
             "threads": threads,
             "torch_num_threads": torch_threads,
             "device": _model_device(inner),
-            "cameras": [c.__dict__ for c in env.config.cameras],
-            "control_hz": env.config.control_hz,
-            "sim_config": env.config.to_dict(),
+            "cameras": [c.__dict__ for c in sim_config.cameras],
+            "control_hz": sim_config.control_hz,
+            "sim_config": sim_config.to_dict(),
         },
         "seed": seed,
         "steps": len(series["action"]),
@@ -281,10 +333,6 @@ def run_latency(
         },
         **provenance(),
     }
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return result
 
 

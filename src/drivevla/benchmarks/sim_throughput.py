@@ -1,9 +1,9 @@
 """Simulator throughput: control steps per second per scenario family, without cameras and
 with one 320x180 front camera, pinned to one CPU core.
 
-Only ``env.step`` is timed (the scripted route follower that chooses the controls and
-``reset`` are not); resets happen whenever a route ends, and every family cycles through its
-intents with seeds from the training range.
+Only ``env.step`` is timed (the scripted route follower that chooses the controls, the typed
+observation the rollout loop builds and ``reset`` are not); resets happen whenever a route
+ends, and every family cycles through its intents with seeds from the training range.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from drivevla.agents.rollout import Hook, RouteFollowerDriver, Tick, run_episode
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec
-from drivevla.planner.route_follower import RouteFollower
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
@@ -29,26 +29,37 @@ CAMERA_MODES = {
 }
 
 
+class _StepTimer(Hook):
+    """Times ``env.step`` alone (the driver's control and ``reset`` are not timed)."""
+
+    def __init__(self) -> None:
+        self.step_times: list[float] = []
+        self._t0 = 0.0
+
+    def before_step(self, tick: Tick) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_step(self, tick: Tick, info: dict[str, Any]) -> None:
+        self.step_times.append(time.perf_counter() - self._t0)
+
+
 def measure(family: str, cameras: list[CameraSpec], steps: int, seed: int = 0) -> dict[str, Any]:
     env = EmbeddedDrivingEnv({"scenario": family, "cameras": cameras})
     intents = FAMILIES[family].intents
-    step_times: list[float] = []
-    resets, episode = 0, 0
+    timer = _StepTimer()
+    step_times = timer.step_times
+    resets = 0
     try:
         while len(step_times) < steps:
-            obs, info = env.reset(
-                seed=seed + episode, options={"intent": intents[episode % len(intents)]}
+            run_episode(
+                env,
+                RouteFollowerDriver(),
+                [timer],
+                seed=seed + resets,
+                options={"intent": intents[resets % len(intents)]},
+                max_ticks=steps - len(step_times),
             )
-            follower = RouteFollower(env)
             resets += 1
-            episode += 1
-            while len(step_times) < steps:
-                control = follower.control(info)
-                t0 = time.perf_counter()
-                obs, _, term, trunc, info = env.step(control)
-                step_times.append(time.perf_counter() - t0)
-                if term or trunc:
-                    break
     finally:
         env.close()
     arr = np.array(step_times)

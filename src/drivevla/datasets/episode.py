@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 
 from drivevla.agents.agent import Agent
+from drivevla.agents.hooks import DaggerMixing, ParentWatch, parent_gone
 from drivevla.agents.registry import make_policy
+from drivevla.agents.rollout import Episode, Hook, Tick, run_episode
+from drivevla.core.env import Env
 from drivevla.core.frames import world_to_ego, wrap_angle
 from drivevla.core.jsonio import json_ready
 from drivevla.core.provenance import versions
@@ -38,7 +41,7 @@ from drivevla.sim_bridge.embedded.suites import RouteSpec
 ACTOR_RADIUS_M = 60.0
 ROW_GROUP_FRAMES = 64  # rows per Parquet row group: random access reads one group
 _PARENT_CHECK_EVERY = 25  # control steps between checks that the main process is alive
-_DAGGER_STREAM = 0xDA66E2  # separates the DAgger coin flips from every other seeded stream
+_COMMANDS = list(HighLevelCommand)
 
 
 @dataclass(frozen=True)
@@ -145,110 +148,133 @@ def _plan_6(decision: Any) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------- one episode
 
 
-def _parent_gone(parent_pid: int | None) -> bool:
-    return parent_pid is not None and os.getppid() != parent_pid
+class _FrameRecorder(Hook):
+    """The columns of the episode's shard, one row per tick (see the module docstring), and
+    every pose driven (the frames' and the final one, for the future trajectories)."""
+
+    def __init__(self, job: EpisodeJob, cameras: list[str], expert: ExpertPolicy) -> None:
+        self.job, self.cameras, self.expert = job, cameras, expert
+        self.cols: dict[str, list[Any]] = {name: [] for name in feature_names(cameras)}
+        self.poses: list[tuple[float, float, float]] = []
+        self.kind_counts: collections.Counter[str] = collections.Counter()
+        self.env: Env | None = None
+
+    def on_reset(self, env: Env, driver: Any, info: dict[str, Any]) -> None:
+        self.env = env
+
+    def before_tick(self, tick: Tick) -> None:
+        ego = tick.info["ego"]
+        self.poses.append((ego["x"], ego["y"], ego["yaw"]))
+
+    def on_end(self, episode: Episode) -> None:
+        ego = episode.info["ego"]
+        self.poses.append((ego["x"], ego["y"], ego["yaw"]))  # the final pose: a future, not a frame
+
+    def after_decision(self, tick: Tick) -> None:
+        obs, info, ego = tick.obs, tick.info, tick.info["ego"]
+        control, decision = tick.control, tick.decision
+        wps, speeds = _plan_6(decision)
+        c = self.cols
+        c["episode_id"].append(self.job.episode_id)
+        c["frame_index"].append(info["step"])
+        c["timestamp_s"].append(float(info["time_s"]))
+        c["scenario"].append(info["scenario"])
+        c["intent"].append(info["intent"])
+        for name in self.cameras:
+            c[f"image.{name}"].append(encode_jpeg(obs["cameras"][name], self.job.jpeg_quality))
+        c["ego.x"].append(float(ego["x"]))
+        c["ego.y"].append(float(ego["y"]))
+        c["ego.yaw"].append(float(ego["yaw"]))
+        for i, part in enumerate(("speed", "accel", "yaw_rate", "steer")):
+            c[f"ego.{part}"].append(float(obs["ego"][i]))
+        c["control.throttle"].append(float(control.throttle))
+        c["control.steer"].append(float(control.steer))
+        c["control.brake"].append(float(control.brake))
+        c["route.targets"].append(np.asarray(obs["route"], dtype=np.float32).ravel())
+        c["route.command"].append(_COMMANDS[int(obs["command"])].value)
+        c["route.progress"].append(float(info["route_progress_m"]))
+        c["instruction"].append(info["instruction"])
+        c["instruction.kind"].append(info["instruction_kind"])
+        c["instruction.navigation"].append(info["navigation_instruction"])
+        c["expert.waypoints"].append(wps.astype(np.float32).ravel())
+        c["expert.target_speeds"].append(speeds.astype(np.float32))
+        c["expert.meta_action"].append(json_ready(decision.meta_action) or "")
+        c["expert.reason"].append(str(decision.reason or ""))
+        c["expert.reason_object"].append(
+            json.dumps(json_ready(self.expert.last_object), sort_keys=True)
+        )
+        c["expert.explanation"].append(decision.explanation or "")
+        actors = self.env.privileged_state().actors
+        c["actors"].append(_actors_json(actors, np.array([ego["x"], ego["y"]]), float(ego["yaw"])))
+        c["driver"].append(tick.driver)
+        self.kind_counts[info["instruction_kind"]] += 1
+
+
+def _route_spec(job: EpisodeJob) -> RouteSpec:
+    r = job.route
+    return RouteSpec(
+        r["id"],
+        r["scenario"],
+        r["intent"],
+        job.seed,
+        r.get("instruction"),
+        dict(r.get("config") or {}),
+        tuple(r.get("events") or ()),
+    )
 
 
 def collect_episode(job: EpisodeJob) -> dict[str, Any]:
     """Drive one episode, write its shard (tmp + rename) and return its ``episodes.jsonl`` line.
 
     The line is appended by the caller, after this returns (so after the rename)."""
+    t0 = time.perf_counter()
+    spec = _route_spec(job)
+    cfg = SimConfig.from_dict(job.sim_config)
+    expert_policy = ExpertPolicy(explanation_split="train", seed=job.seed)
+    recorder = _FrameRecorder(job, [c.name for c in cfg.cameras], expert_policy)
+    mixing = job.policy is not None and job.beta < 1.0
+    hooks: list[Hook] = [DaggerMixing(lambda: make_policy(job.policy), job.beta, job.seed)]
+    hooks = (hooks if mixing else []) + [recorder, ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY)]
+    env = EmbeddedDrivingEnv(cfg)
+    try:
+        episode = run_episode(
+            env, Agent(expert_policy), hooks, seed=job.seed, options=spec.reset_options()
+        )
+        route_result = env.route_result().to_dict()
+    finally:
+        env.close()
+    final, n_frames = _write_shard(job, cfg, recorder)
+    return {
+        "episode_id": job.episode_id,
+        "scenario": spec.scenario,
+        "intent": spec.intent,
+        "seed": job.seed,
+        "n_frames": n_frames,
+        "file": job.file,
+        "config": cfg.to_dict(),
+        "route_result": json_ready(route_result),
+        "instruction": episode.info["navigation_instruction"],
+        "instruction_kind_counts": dict(sorted(recorder.kind_counts.items())),
+        "driver": job.policy if mixing else "expert",
+        "beta": float(job.beta),
+        "versions": versions(),
+        # optional fields of this collector (see format.EPISODE_FIELDS)
+        "episode_index": job.index,
+        "route_id": spec.route_id,
+        "bytes": final.stat().st_size,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _write_shard(job: EpisodeJob, cfg: SimConfig, recorder: _FrameRecorder) -> tuple[Path, int]:
+    """Add the future trajectories and write the Parquet shard (fsync, then rename)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-
-    t0 = time.perf_counter()
-    spec = RouteSpec(
-        job.route["id"],
-        job.route["scenario"],
-        job.route["intent"],
-        job.seed,
-        job.route.get("instruction"),
-        dict(job.route.get("config") or {}),
-        tuple(job.route.get("events") or ()),
-    )
-
-    cfg = SimConfig.from_dict(job.sim_config)
-    cameras = [c.name for c in cfg.cameras]
-    commands = list(HighLevelCommand)
-    cols: dict[str, list[Any]] = {name: [] for name in feature_names(cameras)}
-    poses: list[tuple[float, float, float]] = []
-    kind_counts: collections.Counter[str] = collections.Counter()
-    env = EmbeddedDrivingEnv(cfg)
-    try:
-        obs, info = env.reset(seed=job.seed, options=spec.reset_options())
-        expert_policy = ExpertPolicy(explanation_split="train", seed=job.seed)
-        expert = Agent(expert_policy)
-        expert.reset(env)
-        learner = None
-        if job.policy is not None and job.beta < 1.0:
-            learner = Agent(make_policy(job.policy))
-            learner.reset(env)
-        coin = np.random.default_rng([job.seed, _DAGGER_STREAM])
-        terminated = truncated = False
-        while True:
-            ego = info["ego"]
-            poses.append((ego["x"], ego["y"], ego["yaw"]))
-            observation = env.make_observation(obs, info)
-            control, decision = expert.step(observation)
-            driver = "expert"
-            if learner is not None:
-                l_control, _ = learner.step(observation)
-                if coin.random() >= job.beta:
-                    control, driver = l_control, learner.policy.name
-            wps, speeds = _plan_6(decision)
-            ego_xy = np.array([ego["x"], ego["y"]])
-            c = cols
-            c["episode_id"].append(job.episode_id)
-            c["frame_index"].append(info["step"])
-            c["timestamp_s"].append(float(info["time_s"]))
-            c["scenario"].append(info["scenario"])
-            c["intent"].append(info["intent"])
-            for name in cameras:
-                c[f"image.{name}"].append(encode_jpeg(obs["cameras"][name], job.jpeg_quality))
-            c["ego.x"].append(float(ego["x"]))
-            c["ego.y"].append(float(ego["y"]))
-            c["ego.yaw"].append(float(ego["yaw"]))
-            c["ego.speed"].append(float(obs["ego"][0]))
-            c["ego.accel"].append(float(obs["ego"][1]))
-            c["ego.yaw_rate"].append(float(obs["ego"][2]))
-            c["ego.steer"].append(float(obs["ego"][3]))
-            c["control.throttle"].append(float(control.throttle))
-            c["control.steer"].append(float(control.steer))
-            c["control.brake"].append(float(control.brake))
-            c["route.targets"].append(np.asarray(obs["route"], dtype=np.float32).ravel())
-            c["route.command"].append(commands[int(obs["command"])].value)
-            c["route.progress"].append(float(info["route_progress_m"]))
-            c["instruction"].append(info["instruction"])
-            c["instruction.kind"].append(info["instruction_kind"])
-            c["instruction.navigation"].append(info["navigation_instruction"])
-            c["expert.waypoints"].append(wps.astype(np.float32).ravel())
-            c["expert.target_speeds"].append(speeds.astype(np.float32))
-            c["expert.meta_action"].append(json_ready(decision.meta_action) or "")
-            c["expert.reason"].append(str(decision.reason or ""))
-            c["expert.reason_object"].append(
-                json.dumps(json_ready(expert_policy.last_object), sort_keys=True)
-            )
-            c["expert.explanation"].append(decision.explanation or "")
-            c["actors"].append(_actors_json(env.world.snapshot().actors, ego_xy, float(ego["yaw"])))
-            c["driver"].append(driver)
-            kind_counts[info["instruction_kind"]] += 1
-            obs, _, terminated, truncated, info = env.step(control)
-            if info["step"] % _PARENT_CHECK_EVERY == 0 and _parent_gone(job.parent_pid):
-                os._exit(3)  # the collection was killed: leave nothing, the rerun redoes this
-            if terminated or truncated:
-                break
-        ego = info["ego"]
-        poses.append((ego["x"], ego["y"], ego["yaw"]))  # the final pose: a future, not a frame
-        if truncated and not terminated:
-            env.criteria.terminate("step limit reached")
-        route_result = env.route_result().to_dict()
-        navigation = info["navigation_instruction"]
-    finally:
-        env.close()
+    cols, cameras = recorder.cols, recorder.cameras
     n_frames = len(cols["episode_id"])
     stride = FUTURE_DT_S * cfg.control_hz
-    future, valid = future_waypoints(np.array(poses), n_frames, stride)
+    future, valid = future_waypoints(np.array(recorder.poses), n_frames, stride)
     cols["future.waypoints"] = [w.astype(np.float32).ravel() for w in future]
     cols["future.valid"] = valid.tolist()
     schema = arrow_schema(cameras)
@@ -259,27 +285,8 @@ def collect_episode(job: EpisodeJob) -> dict[str, Any]:
     pq.write_table(table, tmp, row_group_size=ROW_GROUP_FRAMES)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
-    if _parent_gone(job.parent_pid):
+    if parent_gone(job.parent_pid):
         tmp.unlink(missing_ok=True)
         os._exit(3)
     os.replace(tmp, final)
-    return {
-        "episode_id": job.episode_id,
-        "scenario": spec.scenario,
-        "intent": spec.intent,
-        "seed": job.seed,
-        "n_frames": n_frames,
-        "file": job.file,
-        "config": cfg.to_dict(),
-        "route_result": json_ready(route_result),
-        "instruction": navigation,
-        "instruction_kind_counts": dict(sorted(kind_counts.items())),
-        "driver": job.policy if job.policy is not None and job.beta < 1.0 else "expert",
-        "beta": float(job.beta),
-        "versions": versions(),
-        # optional fields of this collector (see format.EPISODE_FIELDS)
-        "episode_index": job.index,
-        "route_id": spec.route_id,
-        "bytes": final.stat().st_size,
-        "wall_time_s": round(time.perf_counter() - t0, 3),
-    }
+    return final, n_frames

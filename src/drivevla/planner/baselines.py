@@ -5,15 +5,15 @@
 - ``idm``: the same lane following with an IDM gap to whatever is ahead in its lane (vehicles,
   pedestrians) and stops at red lights; ignores instructions (goes straight on at junctions).
 
-Both read ground truth from the environment handed to ``reset`` (they are privileged).
+Both read ground truth from the :class:`~drivevla.core.env.PrivilegedState` handed to
+``reset`` (they are privileged).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from drivevla.core.env import PrivilegedBackend, PrivilegedState
 from drivevla.core.types import Decision, MetaAction, Observation
 from drivevla.language.reasons import Reason
 from drivevla.planner.trajectory import SpeedCap, follow_lanes, plan_decision
@@ -25,15 +25,20 @@ class _LaneFollowingBase:
     name = "base"
 
     def __init__(self) -> None:
-        self.env = None
+        self.sim: PrivilegedBackend | None = None
+        self.speed_limit_mps = 0.0
 
-    def reset(self, env: Any | None = None) -> None:
-        if env is None:
-            raise ValueError(f"policy {self.name!r} is privileged: reset(env) needs the simulator")
-        self.env = env.unwrapped
+    def reset(self, privileged: PrivilegedState | None = None) -> None:
+        if privileged is None:
+            raise ValueError(
+                f"policy {self.name!r} is privileged: reset() needs the simulator's "
+                "PrivilegedState (env.privileged_state())"
+            )
+        self.sim = privileged.backend
+        self.speed_limit_mps = privileged.speed_limit_mps
 
     def _path(self) -> np.ndarray:
-        world = self.env.world
+        world = self.sim.world
         ego = world.ego
         return follow_lanes(world.road.network, ego.lane_index, ego.position, PLAN_LENGTH_M)
 
@@ -41,7 +46,7 @@ class _LaneFollowingBase:
         return []
 
     def cruise_speed(self, obs: Observation) -> float:
-        return 0.8 * self.env.scenario.speed_limit_mps
+        return 0.8 * self.speed_limit_mps
 
     def act(self, obs: Observation) -> Decision:
         ego = obs.ego
@@ -74,7 +79,7 @@ class IDMPolicy(_LaneFollowingBase):
     time_gap_s = 1.5
 
     def caps(self, path: np.ndarray, obs: Observation) -> list[SpeedCap]:
-        world = self.env.world
+        world = self.sim.world
         ego = world.ego
         caps: list[SpeedCap] = []
         half = 1.4
@@ -112,4 +117,4 @@ class IDMPolicy(_LaneFollowingBase):
         return caps
 
     def cruise_speed(self, obs: Observation) -> float:
-        return 0.9 * self.env.scenario.speed_limit_mps
+        return 0.9 * self.speed_limit_mps

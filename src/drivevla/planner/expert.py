@@ -1,6 +1,7 @@
 """The privileged expert: drives its route well, follows the instruction's intent, knows why.
 
-It reads ground truth from the simulator handed to ``reset`` and returns a ``Decision`` like
+It reads ground truth from the :class:`~drivevla.core.env.PrivilegedState` handed to
+``reset`` (its live ``backend``: world, lane graph, route plan) and returns a ``Decision`` like
 every other policy (the shared controllers drive it). Per step it:
 
 1. plans a lateral path: the route polyline, blended in from the ego's current offset; a
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.env import PrivilegedBackend, PrivilegedState
 from drivevla.core.types import Decision, HighLevelCommand, MetaAction, Observation
 from drivevla.language.explanations import render_explanation
 from drivevla.language.instructions import colour_name
@@ -58,27 +60,33 @@ class ExpertPolicy:
     def __init__(self, explanation_split: str = "train", seed: int = 0) -> None:
         self.explanation_split = explanation_split
         self.seed = seed
-        self.env = None
+        self.sim: PrivilegedBackend | None = None
+        self.speed_limit_mps = 0.0
+        self.intent = ""
         self.last_reason: Reason | None = None
         self.last_object: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ contract
-    def reset(self, env: Any | None = None) -> None:
-        if env is None:
-            raise ValueError("the expert is privileged: reset(env) needs the simulator")
-        self.env = env.unwrapped
+    def reset(self, privileged: PrivilegedState | None = None) -> None:
+        if privileged is None:
+            raise ValueError(
+                "the expert is privileged: reset() needs the simulator's PrivilegedState "
+                "(env.privileged_state())"
+            )
+        self.sim = privileged.backend
+        self.speed_limit_mps = privileged.speed_limit_mps
+        self.intent = privileged.intent
         self.rng = np.random.default_rng(self.seed)
         self._committed = False
-        scenario = self.env.scenario
+        scenario = self.sim.scenario
         self.route = scenario.route
         self.network = scenario.network
         self._yield_points = self._find_yield_points()
 
     def act(self, obs: Observation) -> Decision:
-        env = self.env
-        world = env.world
+        world = self.sim.world
         ego = world.ego
-        s_route = env.route_progress_m
+        s_route = self.sim.route_progress_m
         path, changing = self._lateral_path(s_route)
         s_path = path_arclength(ego.position, path)
         caps = self._caps(path, s_path, s_route, changing)
@@ -95,7 +103,7 @@ class ExpertPolicy:
     # ------------------------------------------------------------------ lateral
     def _route_lateral(self, s_route: float) -> float:
         """Signed lateral offset (m, left +) of the ego from the route polyline."""
-        ego = self.env.world.ego
+        ego = self.sim.world.ego
         p0 = self.route.point_at(s_route)
         p1 = self.route.point_at(s_route + 1.0)
         t = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
@@ -108,7 +116,7 @@ class ExpertPolicy:
 
     def _target_gap_ok(self, target_pt: np.ndarray) -> bool:
         """Is there room for the ego in the lane that contains ``target_pt``?"""
-        world = self.env.world
+        world = self.sim.world
         ego = world.ego
         locator = world.road.locator
         lane_id = locator.closest(target_pt, float(ego.heading), None)
@@ -127,7 +135,7 @@ class ExpertPolicy:
 
     def _lateral_path(self, s_route: float) -> tuple[np.ndarray, bool]:
         """World path ahead and whether a lane change is being executed."""
-        world = self.env.world
+        world = self.sim.world
         ego = world.ego
         v = float(ego.speed)
         lat = self._route_lateral(s_route)
@@ -165,8 +173,8 @@ class ExpertPolicy:
 
     # ------------------------------------------------------------------ longitudinal
     def _cruise_cap(self) -> Cap:
-        limit = CRUISE_FRACTION * self.env.scenario.speed_limit_mps
-        for event, _ in self.env.active_events():
+        limit = CRUISE_FRACTION * self.speed_limit_mps
+        for event, _ in self.sim.active_events():
             if event.kind == "speed":
                 requested = float(event.speed_kmh) / 3.6
                 if requested < limit:
@@ -184,7 +192,7 @@ class ExpertPolicy:
         for i in range(0, len(path), 4):
             if k[i] > 1e-3:
                 v = math.sqrt(LATERAL_ACCEL_MPS2 / k[i])
-                if v < self.env.scenario.speed_limit_mps:
+                if v < self.speed_limit_mps:
                     caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": "curve"}))
         return caps
 
@@ -206,8 +214,7 @@ class ExpertPolicy:
         return points
 
     def _caps(self, path, s_path, s_route: float, changing: bool) -> list[Cap]:
-        env = self.env
-        world = env.world
+        world = self.sim.world
         ego = world.ego
         colour = self._colour_of
         caps = [self._cruise_cap(), *self._curve_caps(path, s_path)]
@@ -223,7 +230,7 @@ class ExpertPolicy:
         for y_s, z_end, reason in self._yield_points:
             if y_s - s_route > 60.0 or z_end < s_route:
                 continue
-            v_cross = min(8.0, env.scenario.speed_limit_mps)
+            v_cross = min(8.0, self.speed_limit_mps)
             caps += yield_caps(
                 world, path, s_path, y_s - s_route, z_end - s_route, reason, v_cross, colour, ignore
             )
@@ -240,7 +247,7 @@ class ExpertPolicy:
 
     # ------------------------------------------------------------------ labels
     def _manoeuvre_reason(self, s_route: float, changing: bool) -> Reason | None:
-        intent = self.env.scenario.intent
+        intent = self.intent
         cmd = self.route.command_at(s_route, lookahead_m=20.0)
         if changing:
             if intent == "overtake":
@@ -258,7 +265,7 @@ class ExpertPolicy:
         return None
 
     def _reason(self, binding: Cap, s_route: float, changing: bool) -> Reason:
-        if any(e.kind == "misleading" for e, _ in self.env.active_events()):
+        if any(e.kind == "misleading" for e, _ in self.sim.active_events()):
             return Reason.REFUSED_UNSAFE_INSTRUCTION
         tag = Reason(binding.tag)
         if tag in (Reason.SPEED_LIMIT, Reason.CURVE):
@@ -266,7 +273,7 @@ class ExpertPolicy:
             if manoeuvre is not None:
                 return manoeuvre
             if tag == Reason.SPEED_LIMIT:
-                ego_v = float(self.env.world.ego.speed)
+                ego_v = float(self.sim.world.ego.speed)
                 return (
                     Reason.SPEED_LIMIT if ego_v > binding.speed_mps + 0.5 else (Reason.FOLLOW_ROUTE)
                 )
@@ -304,7 +311,7 @@ class ExpertPolicy:
         elif obj.get("kind") == "pedestrian":
             slots["object"] = "pedestrian"
         if "x" in obj:
-            ego = self.env.world.ego
+            ego = self.sim.world.ego
             slots["distance"] = int(
                 round(float(np.hypot(obj["x"] - ego.position[0], obj["y"] - ego.position[1])))
             )
@@ -314,7 +321,7 @@ class ExpertPolicy:
             slots["direction"] = "left"
         elif meta in (MetaAction.TURN_RIGHT, MetaAction.CHANGE_RIGHT):
             slots["direction"] = "right"
-        intent = self.env.scenario.intent
+        intent = self.intent
         if intent.startswith("roundabout_exit_"):
             slots["ordinal"] = {"1": "first", "2": "second", "3": "third"}[intent[-1]]
         return render_explanation(reason, meta, self.rng, split=self.explanation_split, slots=slots)

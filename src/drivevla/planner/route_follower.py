@@ -2,7 +2,8 @@
 an IDM-style gap to whatever is ahead in the ego's corridor, from ground truth.
 
 It is the scripted driver of the main job until the learned model exists, and a building
-block for the privileged expert. It reads ``info`` (ground truth) and returns a ``Control``.
+block for the privileged expert. It reads ``info`` (ground truth) and the route plan of the
+:class:`~drivevla.core.env.PrivilegedState` it is built with, and returns a ``Control``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivevla.core.env import PrivilegedState
 from drivevla.core.frames import wheel_angle_to_steer, world_to_ego
 from drivevla.core.types import Control
 
@@ -32,10 +34,12 @@ class RouteFollowerConfig:
 
 
 class RouteFollower:
-    """Follows the env's route; brakes for objects ahead and (optionally) red lights."""
+    """Follows the episode's route; brakes for objects ahead and (optionally) red lights."""
 
-    def __init__(self, env, config: RouteFollowerConfig | None = None) -> None:
-        self.env = env.unwrapped
+    def __init__(
+        self, privileged: PrivilegedState, config: RouteFollowerConfig | None = None
+    ) -> None:
+        self.route = privileged.backend.scenario.route  # the plan: ``point_at(s)``
         self.cfg = config or RouteFollowerConfig()
 
     def reset(self) -> None:
@@ -43,12 +47,11 @@ class RouteFollower:
 
     def target_speed(self, info: dict) -> float:
         """Desired speed (m/s) from the limit, the route curvature ahead and obstacles."""
-        env = self.env
         ego = info["ego"]
         v = ego["speed_mps"]
         v_des = self.cfg.speed_fraction * info["speed_limit_mps"]
         # curvature over the next 40 m bounds the speed through turns
-        route = env.scenario.route
+        route = self.route
         s0 = info["route_progress_m"]
         pts = np.array([route.point_at(s0 + d) for d in range(0, 45, 5)])
         headings = np.unwrap(np.arctan2(np.diff(pts[:, 1]), np.diff(pts[:, 0])))
@@ -66,9 +69,8 @@ class RouteFollower:
 
     def _gap_ahead(self, info: dict) -> tuple[float, float] | None:
         """(distance m, speed m/s) of the nearest blocker in a corridor along the route."""
-        env = self.env
         ego = info["ego"]
-        route = env.scenario.route
+        route = self.route
         s0 = info["route_progress_m"]
         corridor = np.array([route.point_at(s0 + d) for d in np.arange(0.0, 60.0, 2.0)])
         best: tuple[float, float] | None = None
@@ -102,11 +104,10 @@ class RouteFollower:
         return best
 
     def control(self, info: dict) -> Control:
-        env = self.env
         ego = info["ego"]
         v = ego["speed_mps"]
         lookahead = self.cfg.lookahead_min_m + self.cfg.lookahead_gain_s * v
-        target = env.scenario.route.point_at(info["route_progress_m"] + lookahead)
+        target = self.route.point_at(info["route_progress_m"] + lookahead)
         local = world_to_ego(target[None], np.array([ego["x"], ego["y"]]), ego["yaw"])[0]
         ld2 = max(float(local @ local), 1e-6)
         wheel = math.atan(2.0 * WHEELBASE_M * local[1] / ld2)

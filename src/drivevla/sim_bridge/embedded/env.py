@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from drivevla.core.env import PrivilegedState
 from drivevla.core.frames import wheel_angle_to_steer, world_to_ego
 from drivevla.core.types import (
     Control,
@@ -132,6 +133,35 @@ class EmbeddedDrivingEnv(gym.Env):
         family = FAMILIES[self.config.scenario]
         rng = np.random.default_rng(self.np_random.integers(0, 2**63 - 1))
         intent = options.get("intent") or self.config.intent or str(rng.choice(family.intents))
+        self._build_world(intent, rng)
+        # language choices draw from their own stream so they never change the world
+        lang_rng = np.random.default_rng(rng.integers(0, 2**63 - 1))
+        self._plan_language(intent, seed, options, user_events, lang_rng)
+        cfg = self.config
+        self.criteria = RouteCriteria(
+            self.route_path,
+            route_id=self._episode["route_id"],
+            scenario=cfg.scenario,
+            intent=intent,
+            seed=-1 if seed is None else int(seed),
+            config=self.criteria_config,
+            dt_s=cfg.dt_s,
+        )
+        self._steps = 0
+        self._route_s = 0.0
+        self._last_control = Control()
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if cfg.cameras:
+            self._renderer = CameraRenderer(
+                self._lanes, list(cfg.cameras), backend=cfg.render_backend
+            )
+        self._update_progress()
+        return self._observe(), self._info(new_infractions=[])
+
+    def _build_world(self, intent: str, rng: np.random.Generator) -> None:
+        """The scenario, its world, lanes and route for ``intent`` (draws from ``rng``)."""
         cfg = self.config
         ctx = BuildContext(
             rng=rng,
@@ -152,8 +182,18 @@ class EmbeddedDrivingEnv(gym.Env):
             for i in range(len(scenario.network.graph[a][b]))
         ]
         self.route_path = RoutePath(scenario.route.polyline, scenario.speed_limit_mps)
-        # language choices draw from their own stream so they never change the world
-        lang_rng = np.random.default_rng(rng.integers(0, 2**63 - 1))
+
+    def _plan_language(
+        self,
+        intent: str,
+        seed: int | None,
+        options: dict[str, Any],
+        user_events: list[InstructionEvent],
+        lang_rng: np.random.Generator,
+    ) -> None:
+        """The navigation instruction, the rendered instruction events and the episode's
+        identity (``self._episode``)."""
+        cfg, scenario = self.config, self.scenario
         navigation = options.get("instruction") or cfg.instruction
         if not navigation:
             navigation = (
@@ -177,28 +217,6 @@ class EmbeddedDrivingEnv(gym.Env):
             "navigation_instruction": navigation,
             "instruction_events": [e.to_dict() | {"text": t} for e, t in self._events],
         }
-        self.criteria = RouteCriteria(
-            self.route_path,
-            route_id=self._episode["route_id"],
-            scenario=cfg.scenario,
-            intent=intent,
-            seed=-1 if seed is None else int(seed),
-            config=self.criteria_config,
-            dt_s=cfg.dt_s,
-        )
-        self._steps = 0
-        self._route_s = 0.0
-        self._last_control = Control()
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if cfg.cameras:
-
-            self._renderer = CameraRenderer(
-                self._lanes, list(cfg.cameras), backend=cfg.render_backend
-            )
-        self._update_progress()
-        return self._observe(), self._info(new_infractions=[])
 
     def step(self, action):
         if self.world is None or self.criteria is None:
@@ -257,6 +275,30 @@ class EmbeddedDrivingEnv(gym.Env):
             self.scenario, self.world, result.route_completion
         )
         return result
+
+    def terminate_route(self, reason: str) -> None:
+        """End the route now with ``reason`` as its failure message, unless it has ended."""
+        if not self.criteria.done:
+            self.criteria.terminate(reason)
+
+    def privileged_state(self) -> PrivilegedState:
+        """Ground truth now; ``backend`` is this env (the live world, scenario and lanes)."""
+        snap = self.world.snapshot()
+        return PrivilegedState(
+            time_s=float(snap.time_s),
+            ego=snap.ego,
+            actors=tuple(snap.actors),
+            lights=tuple(snap.lights),
+            scenario=self.config.scenario,
+            intent=str(self.scenario.intent),
+            route_polyline=np.asarray(self.scenario.route.polyline, dtype=np.float64),
+            route_length_m=float(self.scenario.route.length_m),
+            route_progress_m=float(self._route_s),
+            speed_limit_mps=float(self.scenario.speed_limit_mps),
+            # the criteria's running count (it reports the distance only in its final record)
+            outside_route_lanes_m=float(getattr(self.criteria, "_outside_m", 0.0)),
+            backend=self,
+        )
 
     @property
     def route_progress_m(self) -> float:

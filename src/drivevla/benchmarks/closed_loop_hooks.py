@@ -1,0 +1,199 @@
+"""The closed-loop benchmark's rollout hooks (:mod:`drivevla.agents.rollout`): the decision
+check, the per-tick trace for the comfort and instruction metrics, the explanation
+faithfulness probe and the route video."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from drivevla.agents.rollout import Driver, Episode, Hook, Tick
+from drivevla.benchmarks.instruction_metrics import REFUSAL_REASON
+from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.core.env import Env
+from drivevla.core.frames import ego_to_world
+from drivevla.core.types import Decision
+from drivevla.language.explanations import reason_from_explanation
+from drivevla.planner.expert import ExpertPolicy
+
+
+class InvalidDecisionError(ValueError):
+    """The policy returned something the controller cannot safely drive."""
+
+
+def check_decision(decision: Any) -> None:
+    if not isinstance(decision, Decision):
+        raise InvalidDecisionError(f"policy returned {type(decision).__name__}, not a Decision")
+    wp = np.asarray(decision.waypoints, dtype=np.float64)
+    sp = np.asarray(decision.target_speeds, dtype=np.float64)
+    if wp.ndim != 2 or wp.shape[1] != 2 or sp.shape != (wp.shape[0],):
+        raise InvalidDecisionError(
+            f"Decision has waypoints {wp.shape} and target_speeds {sp.shape}; need (T, 2), (T,)"
+        )
+    if not (np.isfinite(wp).all() and np.isfinite(sp).all()):
+        raise InvalidDecisionError("Decision has NaN or inf waypoints or target speeds")
+
+
+class CheckDecision(Hook):
+    """A decision the controller cannot safely drive is an error of the agent."""
+
+    phase = "agent"
+
+    def after_decision(self, tick: Tick) -> None:
+        check_decision(tick.decision)
+
+
+class Trace(Hook):
+    """Per-tick record of a drive for the comfort and instruction metrics."""
+
+    def __init__(self) -> None:
+        self.pose: list[tuple[float, float, float, float]] = []  # x, y, yaw, speed per obs
+        self.times: list[float] = []  # per decision
+        self.active: list[list[int]] = []
+        self.refused: list[bool] = []
+        self.speeds: list[float] = []
+        self.outside_times: list[float] = []
+        self._outside_m = 0.0
+        self.explanations: list[dict[str, Any]] = []
+        self.reason_agree: list[bool] = []  # the policy's reason head vs the expert, per tick
+        self.env: Env | None = None
+        self.info: dict[str, Any] = {}  # the latest info the env returned
+
+    def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
+        self.env, self.info = env, info
+
+    def observe(self, info: dict[str, Any]) -> None:
+        ego = info["ego"]
+        self.pose.append((ego["x"], ego["y"], ego["yaw"], ego["speed_mps"]))
+
+    def before_tick(self, tick: Tick) -> None:
+        self.observe(tick.info)
+
+    def after_decision(self, tick: Tick) -> None:
+        info, decision = tick.info, tick.decision
+        self.times.append(float(info["time_s"]))
+        self.active.append([int(i) for i in info.get("active_events", [])])
+        self.refused.append(
+            str(getattr(decision.reason, "value", decision.reason)) == REFUSAL_REASON
+        )
+        self.speeds.append(float(info["ego"]["speed_mps"]))
+
+    def after_step(self, tick: Tick, info: dict[str, Any]) -> None:
+        self.info = info
+        # the criteria record outside-lanes once per route; the trace needs when it happened
+        outside_m = self.env.privileged_state().outside_route_lanes_m
+        if outside_m > self._outside_m + 1e-9:
+            self.outside_times.append(float(info["time_s"]))
+        self._outside_m = outside_m
+
+    def on_end(self, episode: Episode) -> None:
+        if episode.error is None:
+            self.observe(episode.info)  # the final pose
+
+
+class Explainer(Hook):
+    """Faithfulness of a learned policy's explanations: a shadow privileged expert runs
+    beside the policy on every tick (it keeps its own state; its controls are never applied)
+    and, every ``every`` ticks, the policy's explanation is generated and the reason it names
+    (:func:`reason_from_explanation`) compared with the expert's reason at that tick. The
+    explanation then rides on decisions that have none (for the video). Off for a policy
+    without ``explain()``."""
+
+    phase = "explanation"
+
+    def __init__(self, every: int, trace: Trace) -> None:
+        self.every, self.trace = every, trace
+        self.policy: Any = None
+        self.expert: ExpertPolicy | None = None
+        self.tick = 0
+        self.text: str | None = None
+
+    def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
+        policy = getattr(driver, "policy", None)
+        if callable(getattr(policy, "explain", None)):
+            self.policy, self.expert = policy, ExpertPolicy()
+            self.expert.reset(env.privileged_state())
+
+    def after_decision(self, tick: Tick) -> None:
+        if self.expert is None:
+            return
+        decision, trace = tick.decision, self.trace
+        expert_reason = _reason_value(self.expert.act(tick.observation).reason)
+        trace.reason_agree.append(_reason_value(decision.reason) == expert_reason)
+        if self.tick % self.every == 0:
+            t0 = time.perf_counter()
+            self.text = str(self.policy.explain())
+            ms = (time.perf_counter() - t0) * 1e3
+            named = reason_from_explanation(self.text)
+            trace.explanations.append({
+                "time_s": float(tick.info["time_s"]),
+                "text": self.text,
+                "named_reason": None if named is None else named.value,
+                "expert_reason": expert_reason,
+                "reason_head": _reason_value(decision.reason),
+                "faithful": named is not None and named.value == expert_reason,
+                "latency_ms": ms,
+            })
+        self.tick += 1
+        if decision.explanation is None and self.text is not None:
+            tick.decision = dataclasses.replace(decision, explanation=self.text)
+
+
+def _reason_value(reason: Any) -> str | None:
+    return None if reason is None else str(getattr(reason, "value", reason))
+
+
+def explanation_metrics(trace: Trace) -> dict[str, Any]:
+    ex = trace.explanations
+    n_faithful = sum(e["faithful"] for e in ex)
+    # which reason the explanation named when the expert had which: {expert: {named: n}}
+    confusion: dict[str, dict[str, int]] = {}
+    for e in ex:
+        row = confusion.setdefault(str(e["expert_reason"]), {})
+        named = str(e["named_reason"])  # "None": no reason could be read from the text
+        row[named] = row.get(named, 0) + 1
+    return {
+        "n_explained": len(ex),
+        "n_faithful": n_faithful,
+        "faithfulness": n_faithful / len(ex) if ex else None,
+        "n_ticks_compared": len(trace.reason_agree),
+        "n_reason_head_agree": sum(trace.reason_agree),
+        "mean_latency_ms": statistics.fmean(e["latency_ms"] for e in ex) if ex else None,
+        "reason_confusion": confusion,
+        "samples": ex[:: max(1, len(ex) // 12)][:12],
+    }
+
+
+class RouteVideo(Hook):
+    """One frame per tick: the first camera, the BEV with the planned trajectory, and the
+    instruction, the explanation and the speed as captions. The writer opens on reset (after
+    the agent was set up)."""
+
+    def __init__(self, path: Any, control_hz: float) -> None:
+        self.path, self.control_hz = path, control_hz
+        self.writer: VideoWriter | None = None
+        self.env: Any = None
+
+    def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
+        self.env = env
+        self.writer = VideoWriter(self.path, self.control_hz)
+
+    def after_decision(self, tick: Tick) -> None:
+        obs, info, decision = tick.obs, tick.info, tick.decision
+        ego = tick.observation.ego
+        traj = ego_to_world(decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
+        cams = obs.get("cameras") or {}
+        cam = next(iter(cams.values())) if cams else None
+        reason = getattr(decision.reason, "value", decision.reason)
+        v = info["ego"]["speed_mps"]
+        captions = [
+            f"Instruction [{info.get('instruction_kind', 'navigation')}]: {info['instruction']}",
+            f"Explanation: {decision.explanation or '-'}" + (f"  [{reason}]" if reason else ""),
+            f"t={info['time_s']:.1f} s  v={v:.1f} m/s ({v * 3.6:.0f} km/h)  "
+            f"RC={info['route_completion']:.0f}%",
+        ]
+        self.writer.add(compose_frame(cam, self.env.render_bev(trajectory_world=traj), captions))

@@ -1,0 +1,110 @@
+"""The backend contract: what a rollout loop needs from a simulator, and the ground truth a
+privileged policy or a scorer receives instead of the simulator itself.
+
+An :class:`Env` is a gymnasium-style environment (``reset`` / ``step`` with the five-tuple)
+that also builds the typed :class:`~drivevla.core.types.Observation` for a step's
+``(obs, info)``, says how the route went (``route_result``), can end a route early
+(``terminate_route``) and hands out its :class:`PrivilegedState`. The embedded simulator
+(``sim_bridge.embedded.env.EmbeddedDrivingEnv``) implements it and stays a plain
+``gymnasium.Env``.
+
+Frames and units: the world frame of :mod:`drivevla.core.frames`, metres, seconds, radians.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from drivevla.core.scene import ActorBox, TrafficLightView
+from drivevla.core.types import Control, Observation
+
+
+@runtime_checkable
+class PrivilegedBackend(Protocol):
+    """The live simulator behind a :class:`PrivilegedState`, for planners that need more than
+    boxes: the lane graph, lane indices of vehicles, light phases, the route plan.
+
+    Its objects are the backend's own (for the embedded simulator, highway-env's road network
+    and vehicles); only privileged planners of that backend may read them."""
+
+    @property
+    def world(self) -> Any:
+        """The live world: ``ego``, ``npcs``, ``pedestrians``, ``lights``, ``light_state()``,
+        ``road`` (lane graph ``road.network`` and lane ``road.locator``)."""
+        ...
+
+    @property
+    def scenario(self) -> Any:
+        """The episode's scenario: ``route`` (legs, polyline, ``point_at``, ``command_at``),
+        ``network`` (the lane graph), ``speed_limit_mps``, ``intent``."""
+        ...
+
+    @property
+    def route_progress_m(self) -> float:
+        """Distance (m) along the route polyline of the ego's projection, now."""
+        ...
+
+    def active_events(self) -> list[tuple[Any, str]]:
+        """Instruction events active now, with their rendered texts."""
+        ...
+
+
+@dataclass(frozen=True)
+class PrivilegedState:
+    """Ground truth at one instant, as ``Env.privileged_state()`` returns it.
+
+    Privileged policies receive it in ``reset``; the typed fields are a snapshot of that
+    instant, ``backend`` is the live handle they read on every later tick. Scorers read the
+    typed fields of fresh snapshots."""
+
+    time_s: float
+    ego: ActorBox
+    actors: tuple[ActorBox, ...]  # every other actor (vehicles, pedestrians, statics)
+    lights: tuple[TrafficLightView, ...]
+    scenario: str  # the scenario family
+    intent: str
+    route_polyline: np.ndarray  # (N, 2) world metres, in driving order
+    route_length_m: float
+    route_progress_m: float
+    speed_limit_mps: float
+    outside_route_lanes_m: float  # distance (m) driven outside the route lanes so far
+    backend: PrivilegedBackend
+
+
+@runtime_checkable
+class Env(Protocol):
+    """A driving simulator as the rollout loop (``agents.rollout.run_episode``) drives it."""
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode; returns ``(obs, info)`` (raw observation, ground-truth info)."""
+        ...
+
+    def step(self, action: Control) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Apply one control for one control period: ``(obs, reward, terminated, truncated,
+        info)``; ``info["step"]`` counts the steps, ``info["time_s"]`` the simulated time."""
+        ...
+
+    def make_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
+        """The typed observation of ``(obs, info)`` returned by ``reset`` / ``step``."""
+        ...
+
+    def privileged_state(self) -> PrivilegedState:
+        """Ground truth now (see :class:`PrivilegedState`)."""
+        ...
+
+    def terminate_route(self, reason: str) -> None:
+        """End the route now (step limit, a crash) unless it has ended already; ``reason``
+        is recorded as the route's failure message."""
+        ...
+
+    def route_result(self) -> Any:
+        """The route's result so far (an object with ``to_dict()``, ``driving_score``,
+        ``route_completion`` and ``status``)."""
+        ...
+
+    def close(self) -> None: ...
