@@ -350,6 +350,15 @@ def load_nuscenes_openloop(
         raise ValueError(f"unknown box kind(s) {sorted(unknown)}; valid: {sorted(KIND_PREFIXES)}")
     nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
     dataroot = Path(nusc.dataroot)
+    scene_recs = _select_scenes(nusc, scenes, version)
+    out: list[OpenLoopSample] = []
+    for scene in scene_recs:
+        _scene_samples(nusc, scene, camera, tuple(kinds), dataroot, out)
+    return out
+
+
+def _select_scenes(nusc: Any, scenes: Iterable[str] | None, version: str) -> list[dict]:
+    """The scene records to load, by name (all of them when ``scenes`` is None)."""
     scene_recs = sorted(nusc.scene, key=lambda s: (s["name"], s["token"]))
     if scenes is not None:
         wanted = set(scenes)
@@ -362,52 +371,56 @@ def load_nuscenes_openloop(
         if wanted - have:
             log.warning("%d requested scenes are not in %s", len(wanted - have), version)
         scene_recs = [s for s in scene_recs if s["name"] in wanted]
+    return scene_recs
 
-    out: list[OpenLoopSample] = []
-    for scene in scene_recs:
-        samples = []
-        token = scene["first_sample_token"]
-        while token:
-            samples.append(nusc.get("sample", token))
-            token = samples[-1]["next"]
-        poses, statuses, boxes = [], [], []
-        for s in samples:
-            if camera not in s["data"]:
-                raise ValueError(
-                    f"scene {scene['name']!r}, sample {s['token']}: no {camera!r} data; "
-                    f"channels: {sorted(s['data'])}"
-                )
-            pose_sd = s["data"].get(POSE_CHANNEL, s["data"][camera])
-            statuses.append(_ego_status(nusc, pose_sd))
-            poses.append(_pose_of(nusc, pose_sd))
-            boxes.append(_global_boxes(nusc, s, tuple(kinds)))
-        for i, s in enumerate(samples):
-            cur = poses[i]
-            fut = poses[i + 1 : i + 1 + FUTURE_STEPS]
-            valid = np.zeros(FUTURE_STEPS, dtype=bool)
-            valid[: len(fut)] = True
-            wps = np.zeros((FUTURE_STEPS, 2))
-            if fut:
-                wps[: len(fut)] = world_to_ego(np.array([p.xy for p in fut]), cur.xy, cur.yaw)
-                wps[len(fut) :] = wps[len(fut) - 1]
-            cam_sd = nusc.get("sample_data", s["data"][camera])
-            cs = nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])
-            out.append(
-                OpenLoopSample(
-                    sample_token=s["token"],
-                    scene_token=scene["token"],
-                    scene_name=scene["name"],
-                    index_in_scene=i,
-                    timestamp_us=int(s["timestamp"]),
-                    image_path=dataroot / cam_sd["filename"],
-                    camera_intrinsic=np.array(cs["camera_intrinsic"], dtype=np.float64),
-                    image_size=(int(cam_sd["width"]), int(cam_sd["height"])),
-                    ego=statuses[i],
-                    command=command_from_waypoints(wps, valid),
-                    future_waypoints=wps,
-                    future_valid=valid,
-                    boxes=boxes[i].to_ego(cur.xy, cur.yaw),
-                    future_boxes_global=tuple(boxes[i + 1 : i + 1 + FUTURE_STEPS]),
-                )
+
+def _scene_samples(
+    nusc: Any, scene: dict, camera: str, kinds: tuple[str, ...], dataroot: Path,
+    out: list[OpenLoopSample],
+) -> None:
+    """Append every keyframe of ``scene`` to ``out``, in time order."""
+    samples = []
+    token = scene["first_sample_token"]
+    while token:
+        samples.append(nusc.get("sample", token))
+        token = samples[-1]["next"]
+    poses, statuses, boxes = [], [], []
+    for s in samples:
+        if camera not in s["data"]:
+            raise ValueError(
+                f"scene {scene['name']!r}, sample {s['token']}: no {camera!r} data; "
+                f"channels: {sorted(s['data'])}"
             )
-    return out
+        pose_sd = s["data"].get(POSE_CHANNEL, s["data"][camera])
+        statuses.append(_ego_status(nusc, pose_sd))
+        poses.append(_pose_of(nusc, pose_sd))
+        boxes.append(_global_boxes(nusc, s, tuple(kinds)))
+    for i, s in enumerate(samples):
+        cur = poses[i]
+        fut = poses[i + 1 : i + 1 + FUTURE_STEPS]
+        valid = np.zeros(FUTURE_STEPS, dtype=bool)
+        valid[: len(fut)] = True
+        wps = np.zeros((FUTURE_STEPS, 2))
+        if fut:
+            wps[: len(fut)] = world_to_ego(np.array([p.xy for p in fut]), cur.xy, cur.yaw)
+            wps[len(fut) :] = wps[len(fut) - 1]
+        cam_sd = nusc.get("sample_data", s["data"][camera])
+        cs = nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])
+        out.append(
+            OpenLoopSample(
+                sample_token=s["token"],
+                scene_token=scene["token"],
+                scene_name=scene["name"],
+                index_in_scene=i,
+                timestamp_us=int(s["timestamp"]),
+                image_path=dataroot / cam_sd["filename"],
+                camera_intrinsic=np.array(cs["camera_intrinsic"], dtype=np.float64),
+                image_size=(int(cam_sd["width"]), int(cam_sd["height"])),
+                ego=statuses[i],
+                command=command_from_waypoints(wps, valid),
+                future_waypoints=wps,
+                future_valid=valid,
+                boxes=boxes[i].to_ego(cur.xy, cur.yaw),
+                future_boxes_global=tuple(boxes[i + 1 : i + 1 + FUTURE_STEPS]),
+            )
+        )

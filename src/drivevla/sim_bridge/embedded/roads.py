@@ -247,6 +247,18 @@ def build_roundabout(
     """
     c = np.asarray(centre, float)
     rb = Roundabout(name, c, radius, arm_angles, entry_half_angle)
+    _add_ring(net, name, c, radius, speed_limit, arm_angles, entry_half_angle)
+    for k, ang in enumerate(arm_angles):
+        _add_roundabout_arm(net, name, c, radius, speed_limit, arm_length, k, ang,
+                            entry_half_angle)
+    return rb
+
+
+def _add_ring(
+    net: RoadNetwork, name: str, c: np.ndarray, radius: float, speed_limit: float,
+    arm_angles: tuple[float, ...], entry_half_angle: float,
+) -> None:
+    """The clockwise ring: one arc from each exit/entry node to the next."""
     nodes = []
     for k, ang in enumerate(arm_angles):
         nodes.append((f"{name}_x{k}", ang - entry_half_angle))
@@ -270,49 +282,55 @@ def build_roundabout(
                 priority=1,
             ),
         )
-    for k, ang in enumerate(arm_angles):
-        out_dir = unit(ang)
-        right_out = -left_normal(out_dir)
-        # the arm's two lanes sit either side of the arm axis
-        mouth = c + out_dir * (radius + 12.0)
-        far = c + out_dir * (radius + 12.0 + arm_length)
-        in_end = mouth - right_out * LANE_WIDTH_M / 2
-        in_start = far - right_out * LANE_WIDTH_M / 2
-        out_start = mouth + right_out * LANE_WIDTH_M / 2
-        out_end = far + right_out * LANE_WIDTH_M / 2
-        net.add_lane(
-            f"{name}_a{k}",
-            f"{name}_ai{k}",
-            StraightLane(
-                in_start, in_end, width=LANE_WIDTH_M, line_types=(C, S), speed_limit=speed_limit
-            ),
-        )
-        e_pt = c + radius * unit(ang + entry_half_angle)
-        x_pt = c + radius * unit(ang - entry_half_angle)
-        add_arc(
-            net,
-            (f"{name}_ai{k}", f"{name}_e{k}"),
-            in_end,
-            ang + math.pi,
-            e_pt,
-            speed_limit,
-            lines=(C, N),
-        )
-        # leave the ring tangentially (counter-clockwise tangent at the exit point)
-        add_arc(
-            net,
-            (f"{name}_x{k}", f"{name}_xo{k}"),
-            x_pt,
-            ang - entry_half_angle + math.pi / 2,
-            out_start,
-            speed_limit,
-            lines=(C, N),
-        )
-        net.add_lane(
-            f"{name}_xo{k}",
-            f"{name}_b{k}",
-            StraightLane(
-                out_start, out_end, width=LANE_WIDTH_M, line_types=(C, N), speed_limit=speed_limit
-            ),
-        )
-    return rb
+
+
+def _add_roundabout_arm(
+    net: RoadNetwork, name: str, c: np.ndarray, radius: float, speed_limit: float,
+    arm_length: float, k: int, ang: float, entry_half_angle: float,
+) -> None:
+    """Arm k at angle ``ang``: its incoming lane and entry connector, its exit connector
+    and outgoing lane."""
+    out_dir = unit(ang)
+    right_out = -left_normal(out_dir)
+    # the arm's two lanes sit either side of the arm axis
+    mouth = c + out_dir * (radius + 12.0)
+    far = c + out_dir * (radius + 12.0 + arm_length)
+    in_end = mouth - right_out * LANE_WIDTH_M / 2
+    in_start = far - right_out * LANE_WIDTH_M / 2
+    out_start = mouth + right_out * LANE_WIDTH_M / 2
+    out_end = far + right_out * LANE_WIDTH_M / 2
+    net.add_lane(
+        f"{name}_a{k}",
+        f"{name}_ai{k}",
+        StraightLane(
+            in_start, in_end, width=LANE_WIDTH_M, line_types=(C, S), speed_limit=speed_limit
+        ),
+    )
+    e_pt = c + radius * unit(ang + entry_half_angle)
+    x_pt = c + radius * unit(ang - entry_half_angle)
+    add_arc(
+        net,
+        (f"{name}_ai{k}", f"{name}_e{k}"),
+        in_end,
+        ang + math.pi,
+        e_pt,
+        speed_limit,
+        lines=(C, N),
+    )
+    # leave the ring tangentially (counter-clockwise tangent at the exit point)
+    add_arc(
+        net,
+        (f"{name}_x{k}", f"{name}_xo{k}"),
+        x_pt,
+        ang - entry_half_angle + math.pi / 2,
+        out_start,
+        speed_limit,
+        lines=(C, N),
+    )
+    net.add_lane(
+        f"{name}_xo{k}",
+        f"{name}_b{k}",
+        StraightLane(
+            out_start, out_end, width=LANE_WIDTH_M, line_types=(C, N), speed_limit=speed_limit
+        ),
+    )
