@@ -8,7 +8,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivevla.sim_bridge  # noqa: F401  (registers the ids)
+from drivevla.core.env import Env, PrivilegedBackend, PrivilegedState
 from drivevla.core.types import CameraSpec, Control, HighLevelCommand
+from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
+from drivevla.planner.expert import ExpertPolicy
 from drivevla.sim_bridge.embedded import ENV_IDS
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
@@ -178,3 +181,30 @@ def test_step_before_reset_and_after_end_are_errors():
     with pytest.raises(RuntimeError, match="reset"):
         env.step([0.0, 0.0, 0.0])
     assert Control.from_array([0.1, -0.2, 0.0]).steer == pytest.approx(-0.2)
+
+
+def test_the_env_meets_the_backend_contract_and_hands_out_privileged_state():
+    env = EmbeddedDrivingEnv({"scenario": "urban", "intent": "go_straight", "cameras": []})
+    assert isinstance(env, Env)
+    _, info = env.reset(seed=3)
+    for _ in range(5):
+        _, _, _, _, info = env.step(Control(0.6, 0.0, 0.0))
+    state = env.privileged_state()
+    assert isinstance(state, PrivilegedState) and state.backend is env
+    assert isinstance(state.backend, PrivilegedBackend)
+    assert state.time_s == info["time_s"] and state.intent == info["intent"] == "go_straight"
+    assert state.route_progress_m == info["route_progress_m"]
+    assert (state.ego.x, state.ego.y) == (info["ego"]["x"], info["ego"]["y"])
+    assert [a.actor_id for a in state.actors] == [a["id"] for a in info["actors"]]
+    assert state.route_polyline.shape[1] == 2 and state.route_length_m == info["route_length_m"]
+    env.terminate_route("test over")
+    ended = env.route_result().to_dict()
+    assert ended["status"].startswith("Failed")
+    env.terminate_route("again")  # an ended route stays as it ended
+    assert env.route_result().to_dict() == ended
+
+
+def test_privileged_policies_refuse_to_reset_without_ground_truth():
+    for policy in (ExpertPolicy(), IDMPolicy(), LaneKeepPolicy()):
+        with pytest.raises(ValueError, match="PrivilegedState"):
+            policy.reset()

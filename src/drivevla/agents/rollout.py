@@ -108,10 +108,14 @@ class Episode:
     hooks: list[Hook] = field(default_factory=list)
 
 
+def _overrides(hook: Hook, name: str) -> bool:
+    base = getattr(Hook, name)
+    return getattr(type(hook), name, base) is not base
+
+
 def _overridden(hooks: Sequence[Hook], name: str) -> list[Callable[..., Any]]:
     """The bound ``name`` methods of the hooks that override it (no call for no-ops)."""
-    base = getattr(Hook, name)
-    return [getattr(h, name) for h in hooks if getattr(type(h), name, base) is not base]
+    return [getattr(h, name) for h in hooks if _overrides(h, name)]
 
 
 class _Phase:
@@ -171,7 +175,7 @@ def _loop(env: Env, episode: Episode, guard: _Phase, max_ticks: int | None) -> N
     hooks, driver = episode.hooks, episode.driver
     before_tick = _overridden(hooks, "before_tick")
     after_observation = _overridden(hooks, "after_observation")
-    after_decision = [(h.phase, h.after_decision) for h in _deciders(hooks)]
+    after_decision = [(h.phase, h.after_decision) for h in hooks if _overrides(h, "after_decision")]
     before_step = _overridden(hooks, "before_step")
     after_step = _overridden(hooks, "after_step")
     name = getattr(driver, "name", "")
@@ -196,11 +200,6 @@ def _loop(env: Env, episode: Episode, guard: _Phase, max_ticks: int | None) -> N
             fn(tick, info)
         if terminated or truncated:
             break
-
-
-def _deciders(hooks: Sequence[Hook]) -> list[Hook]:
-    base = Hook.after_decision
-    return [h for h in hooks if getattr(type(h), "after_decision", base) is not base]
 
 
 class RouteFollowerDriver:
