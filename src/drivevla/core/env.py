@@ -13,13 +13,62 @@ Frames and units: the world frame of :mod:`drivevla.core.frames`, metres, second
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from drivevla.core.scene import ActorBox, TrafficLightView
-from drivevla.core.types import Control, Observation
+from drivevla.core.scene import ActorBox, LightState, TrafficLightView
+from drivevla.core.types import Control, HighLevelCommand, Observation
+
+
+class RoutePlan(Protocol):
+    """The episode's lane-level route (world frame, metres along the route polyline)."""
+
+    legs: Sequence[Any]  # one per lane traversed; ``leg.lane`` is its lane index
+    leg_start_m: np.ndarray  # route distance where each leg starts
+    length_m: float
+
+    def point_at(self, s: float) -> np.ndarray:
+        """(2,) world point at route distance ``s`` (m)."""
+        ...
+
+    def command_at(self, s: float, lookahead_m: float = 30.0) -> HighLevelCommand: ...
+
+
+class LaneGraph(Protocol):
+    """The backend's road network: lanes by index ``(from_node, to_node, lane_number)``."""
+
+    graph: dict[str, dict[str, list[Any]]]
+
+    def get_lane(self, lane_index: tuple[str, str, int]) -> Any:
+        """The lane object (``local_coordinates``, ``width_at``, ``length``, ...)."""
+        ...
+
+
+class ScenarioHandle(Protocol):
+    route: RoutePlan
+    network: LaneGraph
+    speed_limit_mps: float
+    intent: str
+
+
+class WorldHandle(Protocol):
+    """The live world; its vehicles are the backend's (position, heading, speed, lane_index,
+    LENGTH, WIDTH)."""
+
+    time_s: float
+    ego: Any
+    road: Any  # ``road.network`` (a LaneGraph) and ``road.locator.closest(point, yaw, hint)``
+
+    @property
+    def npcs(self) -> list[Any]: ...
+
+    pedestrians: list[Any]
+    lights: list[Any]  # each with ``stop_line`` (2, 2) and ``facing_yaw``
+
+    def light_state(self, light: Any) -> LightState: ...
 
 
 @runtime_checkable
@@ -28,19 +77,12 @@ class PrivilegedBackend(Protocol):
     boxes: the lane graph, lane indices of vehicles, light phases, the route plan.
 
     Its objects are the backend's own (for the embedded simulator, highway-env's road network
-    and vehicles); only privileged planners of that backend may read them."""
+    and vehicles); only privileged planners of that backend read them. What they use is
+    listed by :class:`WorldHandle`, :class:`ScenarioHandle`, :class:`RoutePlan` and
+    :class:`LaneGraph`."""
 
-    @property
-    def world(self) -> Any:
-        """The live world: ``ego``, ``npcs``, ``pedestrians``, ``lights``, ``light_state()``,
-        ``road`` (lane graph ``road.network`` and lane ``road.locator``)."""
-        ...
-
-    @property
-    def scenario(self) -> Any:
-        """The episode's scenario: ``route`` (legs, polyline, ``point_at``, ``command_at``),
-        ``network`` (the lane graph), ``speed_limit_mps``, ``intent``."""
-        ...
+    world: WorldHandle
+    scenario: ScenarioHandle
 
     @property
     def route_progress_m(self) -> float:
