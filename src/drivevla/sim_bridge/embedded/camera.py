@@ -26,47 +26,26 @@ the exact edge). Flat layers (ground, roads, markings) are drawn first, in a fix
 without depth testing (they all lie on the ground plane, below the cameras), so they never
 z-fight; boxes are depth-tested on top. Shading is baked per face into vertex colours: no
 lights are used, and the signal lamps are flat emissive colours.
+
+Modules: the Panda3D configuration is :mod:`camera_prc` (imported before any Panda3D class),
+the static geometry :mod:`camera_geometry`, the actor and signal nodes :mod:`camera_nodes`;
+this module holds the shared display and the renderer.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from panda3d.core import loadPrcFileData
 
-loadPrcFileData(
-    "drivevla-camera",
-    "\n".join(
-        [
-            "load-display p3tinydisplay",
-            "aux-display p3tinydisplay",
-            "window-type offscreen",
-            "audio-library-name null",
-            "sync-video false",
-            "framebuffer-multisample false",
-            "multisamples 0",
-            "notify-level warning",
-            "notify-level-x11display fatal",
-            "notify-level-glxdisplay fatal",
-            "default-directnotify-level warning",
-        ]
-    ),
-)
+import drivevla.sim_bridge.embedded.camera_prc  # noqa: F401  (PRC data before panda3d)
 
-from panda3d.core import (  # noqa: E402  (the PRC data above must be loaded first)
+# isort: split
+from panda3d.core import (
     Camera,
     FrameBufferProperties,
-    Geom,
-    GeomEnums,
-    GeomNode,
-    GeomTriangles,
-    GeomVertexArrayFormat,
-    GeomVertexData,
-    GeomVertexFormat,
     GraphicsEngine,
     GraphicsOutput,
     GraphicsPipe,
@@ -79,48 +58,35 @@ from panda3d.core import (  # noqa: E402  (the PRC data above must be loaded fir
     WindowProperties,
 )
 
-from drivevla.core.scene import (  # noqa: E402
-    ActorBox,
-    LaneGeometry,
-    LightState,
-    SceneSnapshot,
-    TrafficLightView,
+from drivevla.core.scene import LaneGeometry, SceneSnapshot
+from drivevla.core.types import CameraSpec
+from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world
+from drivevla.sim_bridge.embedded.camera_geometry import (
+    MARKING_WIDTH_M,
+    box_geom,
+    build_static,
+    quad_geom,
 )
-from drivevla.core.types import CameraSpec  # noqa: E402
-from drivevla.perception.camera_model import NEAR_PLANE_M, camera_pose_world  # noqa: E402
-from drivevla.sim_bridge.embedded.bev import marking_pieces, offset_polyline  # noqa: E402
+from drivevla.sim_bridge.embedded.camera_nodes import (
+    HOUSING_SIZE_M,
+    LAMP_SIZE_M,
+    LAMP_SPACING_M,
+    ActorNode,
+    SignalNode,
+)
 
-__all__ = ["CameraRenderer", "FAR_PLANE_M", "MARKING_WIDTH_M", "LAMP_SIZE_M", "resolve_backend"]
+__all__ = [
+    "CameraRenderer",
+    "FAR_PLANE_M",
+    "MARKING_WIDTH_M",
+    "LAMP_SIZE_M",
+    "HOUSING_SIZE_M",
+    "LAMP_SPACING_M",
+    "resolve_backend",
+]
 
 FAR_PLANE_M = 250.0
-MARKING_WIDTH_M = 0.15
-LAMP_SIZE_M = 0.5
-HOUSING_SIZE_M = (0.4, 0.6, 1.6)  # depth (along the facing direction), width, height
-LAMP_SPACING_M = 0.53  # vertical distance between lamp centres (red on top)
-POLE_WIDTH_M = 0.15
-
 SKY = (0.55, 0.72, 0.90)
-GRASS = (0.30, 0.42, 0.24)
-ROAD = (0.26, 0.26, 0.28)
-WHITE = (0.92, 0.92, 0.92)
-YELLOW = (0.90, 0.76, 0.25)
-HOUSING = (0.08, 0.08, 0.08)
-POLE = (0.35, 0.35, 0.35)
-LAMP_ON = {
-    LightState.RED: (1.0, 0.0, 0.0),
-    LightState.YELLOW: (1.0, 0.8, 0.0),
-    LightState.GREEN: (0.0, 1.0, 0.2),
-}
-LAMP_OFF_FACTOR = 0.18  # an unlit lamp shows its colour this dim
-LAMP_ORDER = (LightState.RED, LightState.YELLOW, LightState.GREEN)  # top to bottom
-
-_GROUND_Z = -0.02
-_ROAD_Z = 0.0
-_MARKING_Z = 0.015
-_GROUND_MARGIN_M = 400.0
-_TILE_M = 40.0  # static geometry is culled in tiles of this size
-_CHUNK_M = 20.0  # longest strip piece
-_SIMPLIFY_TOL_M = 0.02  # vertices closer than this to a straight segment are dropped
 
 _BACKENDS = {"tiny": ("p3tinydisplay",), "gl": ("pandagl", "p3headlessgl")}
 _ALIASES = {"tinydisplay": "tiny", "software": "tiny", "cpu": "tiny", "opengl": "gl", "gpu": "gl"}
@@ -217,272 +183,6 @@ def _display_for(backend: str) -> tuple[GraphicsEngine, GraphicsPipe, GraphicsOu
     return engine, pipe, host
 
 
-# --------------------------------------------------------------------------- geometry
-
-
-def _vertex_format() -> GeomVertexFormat:
-    arr = GeomVertexArrayFormat()
-    arr.add_column("vertex", 3, GeomEnums.NT_float32, GeomEnums.C_point)
-    arr.add_column("color", 4, GeomEnums.NT_float32, GeomEnums.C_color)
-    return GeomVertexFormat.register_format(GeomVertexFormat(arr))
-
-
-_FORMAT: GeomVertexFormat | None = None
-
-
-def _make_geom(vertices: np.ndarray, colours: np.ndarray, triangles: np.ndarray) -> Geom:
-    """A static Geom: ``(N, 3)`` vertices, ``(N, 3|4)`` colours in [0, 1], ``(M, 3)`` indices."""
-    global _FORMAT
-    if _FORMAT is None:
-        _FORMAT = _vertex_format()
-    n = len(vertices)
-    cols = np.ones((n, 4), dtype=np.float32)
-    cols[:, : np.shape(colours)[1]] = colours
-    data = np.concatenate([np.asarray(vertices, np.float32), cols], axis=1)
-    vdata = GeomVertexData("v", _FORMAT, Geom.UH_static)
-    vdata.unclean_set_num_rows(n)
-    memoryview(vdata.modify_array(0)).cast("B")[:] = np.ascontiguousarray(data).tobytes()
-    prim = GeomTriangles(Geom.UH_static)
-    prim.set_index_type(GeomEnums.NT_uint32)
-    idx = np.ascontiguousarray(np.asarray(triangles, dtype=np.uint32).reshape(-1))
-    handle = prim.modify_vertices()
-    handle.unclean_set_num_rows(len(idx))
-    memoryview(handle).cast("B")[:] = idx.tobytes()
-    geom = Geom(vdata)
-    geom.add_primitive(prim)
-    return geom
-
-
-def _geom_node(name: str, geoms: Sequence[Geom]) -> GeomNode:
-    node = GeomNode(name)
-    for geom in geoms:
-        node.add_geom(geom)
-    return node
-
-
-def _strip(left: np.ndarray, right: np.ndarray, z: float, colour: Sequence[float]) -> Geom | None:
-    """A triangle strip between two ``(N, 2)`` polylines, facing up."""
-    n = min(len(left), len(right))
-    if n < 2:
-        return None
-    verts = np.zeros((2 * n, 3))
-    verts[0::2, :2] = right[:n]
-    verts[1::2, :2] = left[:n]
-    verts[:, 2] = z
-    i = np.arange(n - 1) * 2
-    # right_i, right_i+1, left_i and left_i, right_i+1, left_i+1: counter-clockwise from above
-    tris = np.concatenate(
-        [np.stack([i, i + 2, i + 1], axis=1), np.stack([i + 1, i + 2, i + 3], axis=1)]
-    )
-    return _make_geom(verts, np.tile(np.asarray(colour)[None], (2 * n, 1)), tris)
-
-
-def _box_geom(shades: Sequence[float] = (1.0, 0.82, 0.82, 0.66, 0.66, 0.45)) -> Geom:
-    """Unit box ``x, y in [-0.5, 0.5]``, ``z in [0, 1]``; per-face grey shades baked in.
-
-    Shades in face order: top, front (+x), back (-x), left (+y), right (-y), bottom. Faces wind
-    counter-clockwise seen from outside (Panda3D's front faces).
-    """
-    faces = [  # four corners per face, counter-clockwise seen from outside
-        [(-0.5, -0.5, 1), (0.5, -0.5, 1), (0.5, 0.5, 1), (-0.5, 0.5, 1)],  # top
-        [(0.5, -0.5, 0), (0.5, 0.5, 0), (0.5, 0.5, 1), (0.5, -0.5, 1)],  # front +x
-        [(-0.5, 0.5, 0), (-0.5, -0.5, 0), (-0.5, -0.5, 1), (-0.5, 0.5, 1)],  # back -x
-        [(0.5, 0.5, 0), (-0.5, 0.5, 0), (-0.5, 0.5, 1), (0.5, 0.5, 1)],  # left +y
-        [(-0.5, -0.5, 0), (0.5, -0.5, 0), (0.5, -0.5, 1), (-0.5, -0.5, 1)],  # right -y
-        [(-0.5, 0.5, 0), (0.5, 0.5, 0), (0.5, -0.5, 0), (-0.5, -0.5, 0)],  # bottom
-    ]
-    verts = np.array(faces, dtype=np.float64).reshape(-1, 3)
-    colours = np.repeat(np.asarray(shades, dtype=np.float64), 4)[:, None].repeat(3, axis=1)
-    base = np.arange(6)[:, None] * 4
-    tris = np.concatenate([base + [0, 1, 2], base + [0, 2, 3]])
-    return _make_geom(verts, colours, tris)
-
-
-def _quad_geom() -> Geom:
-    """Unit square in the local y-z plane at x = 0, facing +x, white."""
-    verts = np.array([(0, -0.5, -0.5), (0, 0.5, -0.5), (0, 0.5, 0.5), (0, -0.5, 0.5)], float)
-    return _make_geom(verts, np.ones((4, 3)), np.array([[0, 1, 2], [0, 2, 3]]))
-
-
-def _strip_chunks(centre: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
-    """Vertex indices for strips along a polyline: simplified, and cut into short chunks.
-
-    Vertices that a straight segment would replace within ``_SIMPLIFY_TOL_M`` (Douglas-Peucker
-    on ``centre``) are dropped, and the strip is cut every ``_CHUNK_M`` metres so that
-    frustum culling can skip the parts of the road a camera cannot see.
-    """
-    n = len(centre)
-    keep = np.zeros(n, dtype=bool)
-    keep[[0, n - 1]] = True
-    stack = [(0, n - 1)]
-    while stack:
-        a, b = stack.pop()
-        if b - a < 2:
-            continue
-        seg = centre[b] - centre[a]
-        rel = centre[a + 1 : b] - centre[a]
-        length = float(np.hypot(*seg))
-        if length < 1e-9:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / length
-        # the edges must stay within tolerance too (they bend more on the outside of a curve)
-        for side in (left, right):
-            sseg = side[b] - side[a]
-            srel = side[a + 1 : b] - side[a]
-            slen = float(np.hypot(*sseg))
-            if slen > 1e-9:
-                dist = np.maximum(dist, np.abs(sseg[0] * srel[:, 1] - sseg[1] * srel[:, 0]) / slen)
-        k = int(np.argmax(dist))
-        if dist[k] > _SIMPLIFY_TOL_M:
-            m = a + 1 + k
-            keep[m] = True
-            stack += [(a, m), (m, b)]
-    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(centre, axis=0).T))])
-    bucket = np.floor(arc / _CHUNK_M).astype(int)
-    cuts = np.flatnonzero(np.diff(bucket)) + 1
-    keep[cuts] = True
-    idx = np.flatnonzero(keep)
-    cut_set = set(cuts.tolist())
-    chunks, current = [], [idx[0]]
-    for i in idx[1:]:
-        current.append(i)
-        if i in cut_set:
-            chunks.append(np.array(current))
-            current = [i]
-    if len(current) >= 2:
-        chunks.append(np.array(current))
-    return chunks
-
-
-def _build_static(lanes: Sequence[LaneGeometry]) -> NodePath:
-    """Ground, roads and markings: drawn first, in that order, with no depth test.
-
-    Geometry is grouped into ``_TILE_M`` square tiles, each flattened into one node, so that
-    Panda3D culls the tiles outside a camera's frustum.
-    """
-    static = NodePath("static")
-    static.set_depth_test(False)
-    static.set_depth_write(False)
-    static.set_two_sided(True)
-
-    pts = [np.asarray(lane.centerline, dtype=np.float64) for lane in lanes]
-    if pts:
-        allpts = np.concatenate(pts, axis=0)
-        lo, hi = allpts.min(axis=0) - _GROUND_MARGIN_M, allpts.max(axis=0) + _GROUND_MARGIN_M
-    else:
-        lo, hi = np.array([-_GROUND_MARGIN_M] * 2), np.array([_GROUND_MARGIN_M] * 2)
-    ground = _strip(
-        np.array([[lo[0], hi[1]], [hi[0], hi[1]]]),
-        np.array([[lo[0], lo[1]], [hi[0], lo[1]]]),
-        _GROUND_Z,
-        GRASS,
-    )
-    layer = static.attach_new_node(_geom_node("ground", [ground] if ground else []))
-    layer.set_bin("background", 0)
-
-    tiles: dict[tuple[int, int, int], list[Geom]] = {}
-
-    def add(order: int, centre: np.ndarray, left: np.ndarray, right: np.ndarray, z, colour):
-        for idx in _strip_chunks(centre, left, right):
-            geom = _strip(left[idx], right[idx], z, colour)
-            if geom is not None:
-                cx, cy = np.floor(centre[idx].mean(axis=0) / _TILE_M).astype(int)
-                tiles.setdefault((order, int(cx), int(cy)), []).append(geom)
-
-    for lane in lanes:
-        right, left = lane.edges()
-        add(1, np.asarray(lane.centerline, dtype=np.float64), left, right, _ROAD_Z, ROAD)
-    half = MARKING_WIDTH_M / 2.0
-    for piece, yellow in marking_pieces(lanes):
-        colour = YELLOW if yellow else WHITE
-        add(
-            2,
-            piece,
-            offset_polyline(piece, half),
-            offset_polyline(piece, -half),
-            _MARKING_Z,
-            colour,
-        )
-
-    for (order, cx, cy), geoms in sorted(tiles.items()):
-        tile = static.attach_new_node(_geom_node(f"tile{order}_{cx}_{cy}", geoms))
-        tile.set_bin("background", order)
-        tile.flatten_strong()  # merges this tile's geoms; tiles stay separate for culling
-    return static
-
-
-# --------------------------------------------------------------------------- renderer
-
-
-class _Signal:
-    """A traffic-light head: pole, housing and three lamps (red on top)."""
-
-    def __init__(self, parent: NodePath, light: TrafficLightView, box: Geom, quad: Geom):
-        self.node = parent.attach_new_node(f"light{light.light_id}")
-        depth, width, height = HOUSING_SIZE_M
-        housing = self.node.attach_new_node(_geom_node("housing", [box]))
-        housing.set_pos(0.0, 0.0, -height / 2.0)
-        housing.set_scale(depth, width, height)
-        housing.set_color_scale(*HOUSING, 1.0)
-        self.pole = self.node.attach_new_node(_geom_node("pole", [box]))
-        self.pole.set_color_scale(*POLE, 1.0)
-        self.lamps = []
-        for i, _state in enumerate(LAMP_ORDER):
-            lamp = self.node.attach_new_node(_geom_node(f"lamp{i}", [quad]))
-            lamp.set_pos(depth / 2.0 + 0.02, 0.0, (1 - i) * LAMP_SPACING_M)
-            lamp.set_scale(1.0, LAMP_SIZE_M, LAMP_SIZE_M)
-            lamp.set_light_off(1)
-            self.lamps.append(lamp)
-        self.state: LightState | None = None
-        self.pose: tuple | None = None
-        self.update(light)
-
-    def update(self, light: TrafficLightView) -> None:
-        pose = (light.x, light.y, light.z, light.yaw)
-        if pose != self.pose:
-            self.pose = pose
-            self.node.set_pos_hpr(light.x, light.y, light.z, math.degrees(light.yaw), 0.0, 0.0)
-            bottom = light.z - HOUSING_SIZE_M[2] / 2.0
-            self.pole.set_pos(-HOUSING_SIZE_M[0] / 2.0 - POLE_WIDTH_M / 2.0, 0.0, -light.z)
-            self.pole.set_scale(POLE_WIDTH_M, POLE_WIDTH_M, max(bottom, 0.0) + HOUSING_SIZE_M[2])
-        state = LightState(light.state)
-        if state != self.state:
-            self.state = state
-            for lamp_state, lamp in zip(LAMP_ORDER, self.lamps, strict=True):
-                rgb = np.asarray(LAMP_ON[lamp_state])
-                if lamp_state != state:
-                    rgb = rgb * LAMP_OFF_FACTOR
-                lamp.set_color(float(rgb[0]), float(rgb[1]), float(rgb[2]), 1.0)
-
-
-class _Actor:
-    def __init__(self, parent: NodePath, actor_id: int, box: Geom):
-        self.node = parent.attach_new_node(_geom_node(f"actor{actor_id}", [box]))
-        self.key: tuple | None = None
-        self.colour: tuple | None = None
-
-    def update(self, actor: ActorBox) -> None:
-        key = (actor.x, actor.y, actor.yaw, actor.length, actor.width, actor.height)
-        if key != self.key:
-            self.key = key
-            self.node.set_pos_hpr_scale(
-                actor.x,
-                actor.y,
-                0.0,
-                math.degrees(actor.yaw),
-                0.0,
-                0.0,
-                max(actor.length, 1e-3),
-                max(actor.width, 1e-3),
-                max(actor.height, 1e-3),
-            )
-        colour = tuple(float(c) for c in actor.color[:3])
-        if colour != self.colour:
-            self.colour = colour
-            self.node.set_color_scale(colour[0], colour[1], colour[2], 1.0)
-
-
 class CameraRenderer:
     """Renders RGB images of a :class:`SceneSnapshot` for a rig of ego-mounted cameras.
 
@@ -513,7 +213,7 @@ class CameraRenderer:
 
         self._root = NodePath("camera_renderer")
         self._root.set_light_off(1)
-        self._root.attach_new_node(_build_static(lanes).node())
+        self._root.attach_new_node(build_static(lanes).node())
         self._actors_np = self._root.attach_new_node("actors")
         self._lights_np = self._root.attach_new_node("lights")
         # boxes draw in scene-graph order, not in Panda3D's default state-sorted order:
@@ -522,10 +222,10 @@ class CameraRenderer:
         # (measured: 2 pixels of one frame, enough to change a learned policy's drive)
         for node in (self._actors_np, self._lights_np):
             node.set_bin("unsorted", 10)
-        self._box = _box_geom()
-        self._quad = _quad_geom()
-        self._actors: dict[int, _Actor] = {}
-        self._signals: dict[int, _Signal] = {}
+        self._box = box_geom()
+        self._quad = quad_geom()
+        self._actors: dict[int, ActorNode] = {}
+        self._signals: dict[int, SignalNode] = {}
 
         self._views: list[tuple[CameraSpec, NodePath, Texture]] = []
         try:
@@ -601,7 +301,7 @@ class CameraRenderer:
             seen.add(actor.actor_id)
             node = self._actors.get(actor.actor_id)
             if node is None:
-                node = self._actors[actor.actor_id] = _Actor(
+                node = self._actors[actor.actor_id] = ActorNode(
                     self._actors_np, actor.actor_id, self._box
                 )
             node.update(actor)
@@ -613,7 +313,7 @@ class CameraRenderer:
             seen.add(light.light_id)
             signal = self._signals.get(light.light_id)
             if signal is None:
-                self._signals[light.light_id] = _Signal(
+                self._signals[light.light_id] = SignalNode(
                     self._lights_np, light, self._box, self._quad
                 )
             else:
