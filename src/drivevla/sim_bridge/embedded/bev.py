@@ -27,6 +27,7 @@ from drivevla.core.scene import (
     LightState,
     MarkingType,
     SceneSnapshot,
+    TrafficLightView,
 )
 
 __all__ = [
@@ -213,6 +214,94 @@ def _static_bev(lanes: Sequence[LaneGeometry]) -> _StaticBev:
     return static
 
 
+@dataclass(frozen=True)
+class _BevView:
+    """The image window: world points to pixel coordinates, and what is near enough to draw."""
+
+    origin: np.ndarray  # the ego's world (x, y), the image centre
+    c: float  # cos and sin of the world direction drawn as "up"
+    s: float
+    half: float  # pixel coordinate of the image centre
+    scale: float  # px per metre
+    reach: float  # anything farther from the ego than this is off-image
+
+    def to_px(self, pts: np.ndarray) -> np.ndarray:
+        d = np.asarray(pts, dtype=np.float64).reshape(-1, 2) - self.origin
+        fwd = d[:, 0] * self.c + d[:, 1] * self.s
+        left = -d[:, 0] * self.s + d[:, 1] * self.c
+        return np.stack([self.half - left * self.scale, self.half - fwd * self.scale], axis=1)
+
+    def near(self, pts: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(np.asarray(pts).reshape(-1, 2) - self.origin, axis=1) < self.reach
+
+
+def _xy(px: np.ndarray) -> list[tuple[float, float]]:
+    return [(float(u), float(v)) for u, v in px]
+
+
+def _draw_roads(draw: ImageDraw.ImageDraw, view: _BevView, static: _StaticBev, line_w: int) -> None:
+    """Road surfaces near the ego, then the lane markings whose pieces can reach the image."""
+    for centre, (right, left) in zip(static.centre, static.polygons, strict=True):
+        for a, b in _runs(view.near(centre)):
+            poly = np.concatenate([right[a:b], left[a:b][::-1]], axis=0)
+            if len(poly) >= 3:
+                draw.polygon(view.to_px(poly).ravel().tolist(), fill=_ROAD)
+    if len(static.mark_mid):
+        visible = (
+            np.linalg.norm(static.mark_mid - view.origin, axis=1) < view.reach + static.mark_radius
+        )
+        px = view.to_px(static.mark_pts)
+        bounds = static.mark_bounds
+        for p in np.flatnonzero(visible):
+            colour = _YELLOW if static.mark_yellow[p] else _WHITE
+            draw.line(px[bounds[p] : bounds[p + 1]].ravel().tolist(), fill=colour, width=line_w)
+
+
+def _draw_lights(
+    draw: ImageDraw.ImageDraw, view: _BevView, lights: Sequence[TrafficLightView], line_w: int
+) -> None:
+    """Each traffic light as its stop line in the light's colour, with a dot at its middle."""
+    for light in lights:
+        line = np.asarray(light.stop_line, dtype=np.float64).reshape(-1, 2)
+        if not view.near(line).any():
+            continue
+        colour = _LIGHT.get(LightState(light.state), _WHITE)
+        px = view.to_px(line)
+        draw.line(_xy(px), fill=colour, width=max(2, line_w))
+        cu, cv = px.mean(axis=0)
+        r = max(2.0, 0.8 * view.scale)
+        draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=colour, outline=(0, 0, 0))
+
+
+def _draw_box(
+    draw: ImageDraw.ImageDraw, view: _BevView, box: ActorBox, colour: tuple[int, int, int]
+) -> None:
+    """An oriented footprint with a black line from its centre to its nose."""
+    px = view.to_px(box.footprint())
+    draw.polygon(_xy(px), fill=colour, outline=(0, 0, 0))
+    nose = view.to_px(
+        np.array([[box.x, box.y], [box.x, box.y]])
+        + 0.5 * box.length * np.array([[0.0, 0.0], [math.cos(box.yaw), math.sin(box.yaw)]])
+    )
+    draw.line(_xy(nose), fill=(0, 0, 0), width=1)
+
+
+def _draw_actors(draw: ImageDraw.ImageDraw, view: _BevView, snapshot: SceneSnapshot) -> None:
+    """Every actor near the ego but the ego: pedestrians as discs, the rest as boxes."""
+    for actor in snapshot.actors:
+        if (
+            actor.actor_id == snapshot.ego.actor_id
+            or not view.near(np.array([actor.x, actor.y])).any()
+        ):
+            continue
+        if actor.kind == ActorKind.PEDESTRIAN:
+            (cu, cv), r = view.to_px(np.array([actor.x, actor.y]))[0], max(2.0, 0.4 * view.scale)
+            draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=_PEDESTRIAN, outline=(0, 0, 0))
+        else:
+            colour = tuple(int(np.clip(round(255 * ch), 0, 255)) for ch in actor.color[:3])
+            _draw_box(draw, view, actor, colour)  # type: ignore[arg-type]
+
+
 def render_bev(
     lanes: Sequence[LaneGeometry],
     snapshot: SceneSnapshot,
@@ -232,75 +321,24 @@ def render_bev(
     if not metres > 0:
         raise ValueError(f"metres={metres} must be positive")
     ego = snapshot.ego
-    scale = size_px / float(metres)  # px per metre
-    half = size_px / 2.0 - 0.5  # PIL addresses pixel centres by integer coordinates
     yaw = ego.yaw if heading_up else math.pi / 2.0  # the world direction drawn as "up"
-    c, s = math.cos(yaw), math.sin(yaw)
-    origin = np.array([ego.x, ego.y])
-    reach = 0.75 * metres + 10.0  # anything farther from the ego than this is off-image
-
-    def to_px(pts: np.ndarray) -> np.ndarray:
-        d = np.asarray(pts, dtype=np.float64).reshape(-1, 2) - origin
-        fwd = d[:, 0] * c + d[:, 1] * s
-        left = -d[:, 0] * s + d[:, 1] * c
-        return np.stack([half - left * scale, half - fwd * scale], axis=1)
-
-    def near(pts: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(np.asarray(pts).reshape(-1, 2) - origin, axis=1) < reach
-
-    def xy(px: np.ndarray) -> list[tuple[float, float]]:
-        return [(float(u), float(v)) for u, v in px]
-
+    view = _BevView(
+        origin=np.array([ego.x, ego.y]),
+        c=math.cos(yaw),
+        s=math.sin(yaw),
+        half=size_px / 2.0 - 0.5,  # PIL addresses pixel centres by integer coordinates
+        scale=size_px / float(metres),
+        reach=0.75 * metres + 10.0,
+    )
     img = Image.new("RGB", (size_px, size_px), _BACKGROUND)
     draw = ImageDraw.Draw(img)
-    line_w = max(1, round(0.15 * scale))
+    line_w = max(1, round(0.15 * view.scale))
 
-    static = _static_bev(lanes)
-    for centre, (right, left) in zip(static.centre, static.polygons, strict=True):
-        for a, b in _runs(near(centre)):
-            poly = np.concatenate([right[a:b], left[a:b][::-1]], axis=0)
-            if len(poly) >= 3:
-                draw.polygon(to_px(poly).ravel().tolist(), fill=_ROAD)
-    if len(static.mark_mid):
-        visible = np.linalg.norm(static.mark_mid - origin, axis=1) < reach + static.mark_radius
-        px = to_px(static.mark_pts)
-        bounds = static.mark_bounds
-        for p in np.flatnonzero(visible):
-            colour = _YELLOW if static.mark_yellow[p] else _WHITE
-            draw.line(px[bounds[p] : bounds[p + 1]].ravel().tolist(), fill=colour, width=line_w)
-
-    for light in snapshot.lights:
-        line = np.asarray(light.stop_line, dtype=np.float64).reshape(-1, 2)
-        if not near(line).any():
-            continue
-        colour = _LIGHT.get(LightState(light.state), _WHITE)
-        px = to_px(line)
-        draw.line(xy(px), fill=colour, width=max(2, line_w))
-        cu, cv = px.mean(axis=0)
-        r = max(2.0, 0.8 * scale)
-        draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=colour, outline=(0, 0, 0))
-
+    _draw_roads(draw, view, _static_bev(lanes), line_w)
+    _draw_lights(draw, view, snapshot.lights, line_w)
     for polyline, colour in ((route, _ROUTE), (trajectory_world, _TRAJECTORY)):
         if polyline is not None and len(polyline) >= 2:
-            draw.line(xy(to_px(np.asarray(polyline)[:, :2])), fill=colour, width=2)
-
-    def draw_box(box: ActorBox, colour: tuple[int, int, int]) -> None:
-        px = to_px(box.footprint())
-        draw.polygon(xy(px), fill=colour, outline=(0, 0, 0))
-        nose = to_px(
-            np.array([[box.x, box.y], [box.x, box.y]])
-            + 0.5 * box.length * np.array([[0.0, 0.0], [math.cos(box.yaw), math.sin(box.yaw)]])
-        )
-        draw.line(xy(nose), fill=(0, 0, 0), width=1)
-
-    for actor in snapshot.actors:
-        if actor.actor_id == ego.actor_id or not near(np.array([actor.x, actor.y])).any():
-            continue
-        if actor.kind == ActorKind.PEDESTRIAN:
-            (cu, cv), r = to_px(np.array([actor.x, actor.y]))[0], max(2.0, 0.4 * scale)
-            draw.ellipse([cu - r, cv - r, cu + r, cv + r], fill=_PEDESTRIAN, outline=(0, 0, 0))
-        else:
-            colour = tuple(int(np.clip(round(255 * ch), 0, 255)) for ch in actor.color[:3])
-            draw_box(actor, colour)  # type: ignore[arg-type]
-    draw_box(ego, _EGO)
+            draw.line(_xy(view.to_px(np.asarray(polyline)[:, :2])), fill=colour, width=2)
+    _draw_actors(draw, view, snapshot)
+    _draw_box(draw, view, ego, _EGO)
     return np.asarray(img, dtype=np.uint8)
