@@ -32,13 +32,10 @@ POLE_WIDTH_M = 0.15
 
 HOUSING = (0.08, 0.08, 0.08)
 POLE = (0.35, 0.35, 0.35)
-LAMP_ON = {
-    LightState.RED: (1.0, 0.0, 0.0),
-    LightState.YELLOW: (1.0, 0.8, 0.0),
-    LightState.GREEN: (0.0, 1.0, 0.2),
-}
-LAMP_OFF_FACTOR = 0.18  # an unlit lamp shows its colour this dim
 LAMP_ORDER = (LightState.RED, LightState.YELLOW, LightState.GREEN)  # top to bottom
+# each lamp's lit colour, in LAMP_ORDER: red, yellow, green
+LAMP_ON = dict(zip(LAMP_ORDER, [(1.0, 0.0, 0.0), (1.0, 0.8, 0.0), (0.0, 1.0, 0.2)], strict=True))
+LAMP_OFF_FACTOR = 0.18  # an unlit lamp shows its colour this dim
 
 
 class SignalNode:
