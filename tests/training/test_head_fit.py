@@ -53,7 +53,7 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
     assert info["final_loss_mean_last_100"] < 0.69  # better than chance
 
     b = DriveVLAPolicy.from_pretrained(out)
-    assert b.config.refusal_head and not a.config.refusal_head
+    assert b.config.model.refusal_head == "bag" and not a.config.model.refusal_head
     obs = _obs(instruction="Turn left at the next junction.")
     da, db = a.act(obs), b.act(obs)
     assert np.array_equal(da.waypoints, db.waypoints)
@@ -81,13 +81,13 @@ def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
     assert before["intent_head.mlp.2.weight"].shape[0] == n
     assert after.keys() == before.keys()
     for k, v in after.items():
-        if not k.startswith("intent_head."):
+        if not k.startswith(("intent_head.embed.", "intent_head.mlp.")):  # token kept
             assert torch.equal(v, before[k]), k
     saved = json.loads((out / INTENT_FIT_INFO).read_text())
     assert saved["by_sentence"] and saved["head"] == "intent" and "hardware" in saved
     assert info["final_loss_mean_last_100"] < np.log(n + 1)  # better than chance
     b = DriveVLAPolicy.from_pretrained(out)
-    assert b.config.intent_by_sentence and not a.config.intent_by_sentence
+    assert (b.config.model.intent_head, a.config.model.intent_head) == ("by_sentence", "bag")
     b.act(_obs(instruction="Turn left at the next junction. Go at about 30 km/h."))
     assert b._last.intent_logits.shape == (1, n)
     plain = tmp_path / "plain"

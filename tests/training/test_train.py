@@ -146,7 +146,7 @@ def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
         assert json.loads(f.metadata()["train"]) == {"steps": 4, "seed": 0}
 
     policy = DriveVLAPolicy.from_pretrained(out)
-    assert policy.config.image_height == 32 and policy.config.lm["hidden_size"] == 32
+    assert policy.config.model.image_height == 32 and policy.config.model.lm["hidden_size"] == 32
     assert info["parameters"] == sum(p.numel() for p in policy.model.parameters())
     env, obs, sim_info = _sim_observation()
     try:
@@ -227,13 +227,13 @@ def test_run_json_from_before_an_option_existed_reads_it_at_its_default(
     path = tmp_path / "out" / "run.json"
     old = json.loads(path.read_text())
     # as a run written before these options existed: their keys are absent
-    del old["train"]["dagger_focus"], old["model"]["refusal_gate"]
+    del old["train"]["dagger_focus"], old["model"]["model.text_head_dim"]
     path.write_text(json.dumps(old))
     Trainer(cfg)  # both at their defaults: the same run
     with pytest.raises(ValueError, match=r"train\.dagger_focus"):
         Trainer(dataclasses.replace(cfg, dagger_focus=0.5))
-    with pytest.raises(ValueError, match=r"model\.refusal_gate"):
-        Trainer(dataclasses.replace(cfg, model={**TINY, "refusal_gate": True}))
+    with pytest.raises(ValueError, match=r"model\.model\.text_head_dim"):
+        Trainer(dataclasses.replace(cfg, model={**TINY, "model.text_head_dim": 7}))
     old["train"]["lr"] = cfg.lr * 2  # a key the old run holds still has to match
     path.write_text(json.dumps(old))
     with pytest.raises(ValueError, match=r"train\.lr"):
@@ -577,8 +577,8 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
                  model={**TINY, "heading_feature": True, "lateral_feature": True,
                         "distance_feature": True})).train()
     policy = DriveVLAPolicy.from_pretrained(out)
-    assert policy.config.heading_feature and policy.config.lateral_feature
-    assert policy.config.distance_feature
+    assert policy.config.model.odometry == ("heading_change", "lateral_offset",
+                                            "distance_travelled")
     assert policy.model.ego_proj[0].in_features == 7
     env, obs, info = _sim_observation()
     agent = Agent(policy)
@@ -592,14 +592,15 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
         obs, _, _, _, info = env.step(control)
     env.close()
     expected = np.unwrap(np.array(yaws))
-    assert policy._heading_change == pytest.approx(expected[-1] - expected[0], abs=1e-9)
+    odometry = policy._odometry
+    assert odometry._heading_change == pytest.approx(expected[-1] - expected[0], abs=1e-9)
     (x0, y0, yaw0), (x, y, _) = poses[0], poses[-1]
-    assert policy._start_pose == (x0, y0, yaw0)
+    assert odometry._start_pose == (x0, y0, yaw0)
     offset = world_to_ego(np.array([x, y]), np.array([x0, y0]), yaw0)[1]
-    assert policy._track_lateral(observation) == pytest.approx(offset, abs=1e-9)
+    assert odometry._lateral(observation) == pytest.approx(offset, abs=1e-9)
     path = sum(math.hypot(b[0] - a[0], b[1] - a[1])
                for a, b in zip(poses[:-1], poses[1:], strict=True))
-    assert path > 1.0 and policy._distance == pytest.approx(path, abs=1e-9)
+    assert path > 1.0 and odometry._distance == pytest.approx(path, abs=1e-9)
 
 
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,

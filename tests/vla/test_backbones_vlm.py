@@ -25,13 +25,13 @@ def tokenizer():
 
 
 def make(family: str, tokenizer, **overrides):
-    cfg = DriveVLAConfig(
-        backbone_family=family,
-        cameras=CAMERAS,
-        max_instruction_tokens=12,
-        max_explanation_tokens=5,
+    cfg = DriveVLAConfig.from_dict({
+        "backbone_family": family,
+        "cameras": CAMERAS,
+        "max_instruction_tokens": 12,
+        "max_explanation_tokens": 5,
         **overrides,
-    )
+    })
     proc = DriveVLAProcessor(cfg, tokenizer)
     torch.manual_seed(0)
     return DriveVLAModel(cfg, proc.vocab_size), proc

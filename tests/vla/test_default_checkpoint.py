@@ -14,7 +14,7 @@ def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
     card = (path / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "drivevla train" in card and "drivevla eval closed-loop" in card
     policy = make_policy("drivevla-tiny")
-    assert policy.name == "drivevla-tiny" and policy.config.navigation_mode == "language"
+    assert policy.name == "drivevla-tiny" and policy.config.model.navigation_mode == "language"
 
     from drivevla.agents.agent import Agent
     from drivevla.sim_bridge.embedded.config import SimConfig

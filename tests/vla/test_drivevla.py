@@ -195,23 +195,6 @@ def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
         cfg.with_overrides({"ego_dropout": 1.5})
 
 
-def test_without_motion_state_input_the_motion_state_is_never_read(parts):
-    cfg, proc = parts
-    hcfg = cfg.with_overrides({"motion_state_input": False, "heading_feature": True})
-    torch.manual_seed(0)
-    model = DriveVLAModel(hcfg, proc.vocab_size).eval()
-    batch = DriveVLAProcessor(hcfg, proc.tokenizer).batch_from_samples(
-        {**_samples(2), "heading_change": torch.tensor([0.0, 1.5])})
-    faster = dict(batch, ego=batch["ego"].clone())
-    faster["ego"][:, :4] += 3.0  # speed, accel, yaw rate, steer
-    turned = dict(batch, ego=batch["ego"].clone())
-    turned["ego"][:, 4] += 1.0  # the odometry is still read
-    with torch.no_grad():
-        a, b, c = model.act(batch), model.act(faster), model.act(turned)
-    assert torch.equal(a.waypoints, b.waypoints) and torch.equal(a.speeds, b.speeds)
-    assert not torch.allclose(a.waypoints, c.waypoints)
-
-
 def _assert_ego_dropout_keeps_reading(cfg, vocab_size: int, batch, column: int, delta: float):
     """With ego dropout at 1 the motion state is hidden in training, never the odometry: moving
     ego ``column`` still moves the waypoints."""
@@ -226,10 +209,10 @@ def _assert_ego_dropout_keeps_reading(cfg, vocab_size: int, batch, column: int, 
 def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     cfg, proc = parts
     hcfg = cfg.with_overrides({"heading_feature": True, "ego_dropout": 1.0})
-    assert hcfg.ego_dim == 5 and cfg.ego_dim == 4
+    assert hcfg.model.ego_dim == 5 and cfg.model.ego_dim == 4
     hproc = DriveVLAProcessor(hcfg, proc.tokenizer)
     samples = _samples(2)
-    with pytest.raises(ValueError, match="heading change"):
+    with pytest.raises(ValueError, match="heading_change"):
         hproc.batch_from_samples(samples)
     batch = hproc.batch_from_samples({**samples, "heading_change": torch.tensor([0.0, 1.5])})
     assert batch["ego"].shape == (2, 5)
@@ -241,12 +224,12 @@ def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     for yaw in yaws:
         policy.act(_obs(ego=EgoState(0.0, 0.0, yaw, 5.0)))
     expected = 0.1 + (2 * np.pi - 6.2) + 0.1
-    assert policy._heading_change == pytest.approx(expected, abs=1e-9)
+    assert policy._odometry._heading_change == pytest.approx(expected, abs=1e-9)
     policy.explain(_obs(ego=EgoState(0.0, 0.0, -3.0, 5.0)))  # acting again on it adds nothing
-    assert policy._heading_change == pytest.approx(expected, abs=1e-9)
+    assert policy._odometry._heading_change == pytest.approx(expected, abs=1e-9)
     policy.reset()
     policy.act(_obs(ego=EgoState(0.0, 0.0, 1.0, 5.0)))
-    assert policy._heading_change == 0.0
+    assert policy._odometry._heading_change == 0.0
     with pytest.raises(ValueError, match="yaw"):
         policy.act(_obs(ego=EgoState(0.0, 0.0, float("nan"), 5.0)))
 
@@ -255,10 +238,11 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     cfg, proc = parts
     lcfg = cfg.with_overrides({"heading_feature": True, "lateral_feature": True,
                                "ego_dropout": 1.0})
-    assert lcfg.ego_dim == 6 and cfg.with_overrides({"lateral_feature": True}).ego_dim == 5
+    assert lcfg.model.ego_dim == 6
+    assert cfg.with_overrides({"lateral_feature": True}).model.ego_dim == 5
     lproc = DriveVLAProcessor(lcfg, proc.tokenizer)
     samples = {**_samples(3), "heading_change": torch.zeros(3)}
-    with pytest.raises(ValueError, match="lateral offset"):
+    with pytest.raises(ValueError, match="lateral_offset"):
         lproc.batch_from_samples(samples)
     batch = lproc.batch_from_samples({**samples, "lateral_offset": torch.tensor([0, 3.5, -40])})
     assert batch["ego"].shape == (3, 6)
@@ -270,10 +254,10 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     policy = DriveVLAPolicy(DriveVLAModel(lcfg, proc.vocab_size), lproc)
     for x, y, yaw in [(100.0, 50.0, np.pi / 2), (100.0, 70.0, 1.8), (96.5, 90.0, np.pi / 2)]:
         policy.act(_obs(ego=EgoState(x, y, yaw, 5.0)))
-    assert policy._track_lateral(_obs(ego=EgoState(96.5, 90.0, 1.0, 5.0))) == pytest.approx(3.5)
+    assert policy._odometry._lateral(_obs(ego=EgoState(96.5, 90.0, 1.0, 5.0))) == pytest.approx(3.5)
     policy.reset()
     policy.act(_obs(ego=EgoState(96.5, 90.0, 0.0, 5.0)))
-    assert policy._track_lateral(_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
+    assert policy._odometry._lateral(_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
     with pytest.raises(ValueError, match="pose"):
         policy.act(_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))
 
@@ -281,10 +265,10 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
 def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     cfg, proc = parts
     dcfg = cfg.with_overrides({"distance_feature": True, "ego_dropout": 1.0})
-    assert dcfg.ego_dim == 5
+    assert dcfg.model.ego_dim == 5
     dproc = DriveVLAProcessor(dcfg, proc.tokenizer)
     samples = _samples(3)
-    with pytest.raises(ValueError, match="distance travelled"):
+    with pytest.raises(ValueError, match="distance_travelled"):
         dproc.batch_from_samples(samples)
     batch = dproc.batch_from_samples({**samples,
                                       "distance_travelled": torch.tensor([0.0, 140.0, 900.0])})
@@ -296,18 +280,14 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     policy = DriveVLAPolicy(DriveVLAModel(dcfg, proc.vocab_size), dproc)
     for x, y in [(0.0, 0.0), (30.0, 0.0), (30.0, 0.0), (30.0, 40.0)]:
         policy.act(_obs(ego=EgoState(x, y, 0.0, 5.0)))
-    assert policy._distance == pytest.approx(70.0)
+    assert policy._odometry._distance == pytest.approx(70.0)
     policy.reset()
     policy.act(_obs(ego=EgoState(500.0, 0.0, 0.0, 5.0)))
-    assert policy._distance == 0.0
-    # the test-time odometer bias shifts what the model reads, not what the policy measured
-    bcfg = dcfg.with_overrides({"odometer_bias_m": 30.0})
-    biased = DriveVLAPolicy(DriveVLAModel(bcfg, proc.vocab_size),
-                            DriveVLAProcessor(bcfg, proc.tokenizer))
-    assert biased._track_distance(_obs(ego=EgoState(0.0, 0.0, 0.0, 5.0))) == 30.0
-    assert biased._track_distance(_obs(ego=EgoState(4.0, 3.0, 0.0, 5.0))) == pytest.approx(35.0)
-    with pytest.raises(ValueError, match="odometer_bias_m"):
-        dcfg.with_overrides({"odometer_bias_m": float("nan")})
+    assert policy._odometry._distance == 0.0
+    # a removed option is refused unless at its off value (docs/experiments/removed-options.md)
+    with pytest.raises(ValueError, match="odometer_bias_m.*removed"):
+        dcfg.with_overrides({"odometer_bias_m": 30.0})
+    assert dcfg.with_overrides({"odometer_bias_m": 0.0}) == dcfg
     with pytest.raises(ValueError, match="position"):
         policy.act(_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
 
@@ -324,7 +304,7 @@ def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_onl
     with torch.no_grad():
         out = model.act(batch)
         assert out.intent_logits.shape == (2, len(NAVIGATION_INTENTS))
-        model.intent_proj.bias += 0.5  # the intent token is read by the action path
+        model.intent_head.token.bias += 0.5  # the intent token is read by the action path
         assert not torch.allclose(model.act(batch).waypoints, out.waypoints)
     # driving losses never reach the text classifier: without intent labels it gets no
     # gradient; with them it does
@@ -333,7 +313,7 @@ def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_onl
     loss.backward()
     grad = model.intent_head.embed.weight.grad
     assert (grad is None or not grad.any()) and "ce_intent" not in logs
-    assert model.intent_proj.weight.grad.abs().sum() > 0
+    assert model.intent_head.token.weight.grad.abs().sum() > 0
     model.zero_grad()
     loss, logs = model({**batch, "intent": torch.tensor([0, 3])})
     loss.backward()
@@ -394,7 +374,7 @@ def test_intent_by_sentence_reads_the_navigation_sentence_whatever_follows(parts
     nav_l, per_l = model.intent_logits(batch)
     expect = -torch.log_softmax(per_l[0, :2].float(), -1)[:, second].max()
     logs: dict = {}
-    loss = model._intent_loss((nav_l, per_l), batch, logs)
+    loss = model.intent_head.loss((nav_l, per_l), batch, logs)
     assert torch.allclose(loss, expect) and logs["ce_intent"] > 0
 
 
@@ -426,25 +406,3 @@ def test_instruction_word_dropout_hides_words_from_the_lm_in_training_only(parts
     assert 0.4 < float(share) < 0.8
     with pytest.raises(ValueError, match="instruction_word_dropout"):
         cfg.with_overrides({"instruction_word_dropout": 1.0})
-
-
-def test_temporal_ensemble_fuses_the_policys_recent_decisions(parts):
-    cfg, proc = parts
-    torch.manual_seed(0)
-    model = DriveVLAModel(cfg, proc.vocab_size)
-    plain = DriveVLAPolicy(model, proc)
-    ecfg = cfg.with_overrides({"temporal_ensemble_s": 0.5})
-    fused = DriveVLAPolicy(DriveVLAModel(ecfg, proc.vocab_size), proc)
-    fused.model.load_state_dict(model.state_dict())
-    rng = np.random.default_rng(0)
-    obs = [_obs(images={"front": rng.integers(0, 255, (60, 100, 3), dtype=np.uint8)},
-                ego=EgoState(0.5 * k, 0.0, 0.0, 5.0), timestamp_s=0.1 * k) for k in range(3)]
-    a0, b0 = plain.act(obs[0]), fused.act(obs[0])
-    np.testing.assert_allclose(b0.waypoints, a0.waypoints)  # nothing to fuse with yet
-    a1, b1 = plain.act(obs[1]), fused.act(obs[1])
-    assert not np.allclose(b1.waypoints, a1.waypoints)
-    np.testing.assert_allclose(b1.waypoints[-1], a1.waypoints[-1])  # beyond the old horizon
-    fused.reset()  # a new route forgets the old decisions
-    np.testing.assert_allclose(fused.act(obs[2]).waypoints, plain.act(obs[2]).waypoints)
-    with pytest.raises(ValueError, match="temporal_ensemble"):
-        cfg.with_overrides({"temporal_ensemble_s": -1.0})

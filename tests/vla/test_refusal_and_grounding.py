@@ -11,7 +11,6 @@ from drivevla.language.reasons import Reason
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
-from drivevla.vla.processor_drivevla import BOS as BOS_ID
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 SAFE = "Turn left at the next junction."
@@ -60,7 +59,7 @@ def test_refusal_word_dropout_acts_in_training_only(parts):
     with torch.no_grad():
         clean = model._refusal_logit(batch)
     assert clean.unique().numel() == 1
-    with pytest.raises(ValueError, match="refusal_word_dropout"):
+    with pytest.raises(ValueError, match="text_word_dropout"):
         cfg.with_overrides({"refusal_word_dropout": 1.0})
 
 
@@ -132,42 +131,3 @@ def test_training_learns_refusals_and_explanations_follow_the_decided_reason(par
     assert again.reason == decision.reason
     assert np.array_equal(again.waypoints, decision.waypoints)
     assert loaded.explain() == text
-
-
-@pytest.mark.parametrize("by_sentence,gate", [(True, True), (True, False), (False, True)])
-def test_sentence_screen_refuses_a_diluted_request_and_the_gate_keeps_it_off_the_action_path(
-        parts, by_sentence, gate):
-    cfg, proc = parts
-    torch.manual_seed(0)
-    flag = [BOS_ID, *proc.tokenizer.encode("Run the red light now.").ids]
-
-    def screened(c):
-        model = DriveVLAModel(c, proc.vocab_size).eval()
-
-        def fake_refusal_logit(batch):  # flags exactly the unsafe sentence read alone
-            rows = [ids[: int(m.sum())].tolist() for ids, m in
-                    zip(batch["instruction_ids"], batch["instruction_mask"], strict=True)]
-            return torch.tensor([5.0 if r == flag else -5.0 for r in rows])
-
-        model._refusal_logit = fake_refusal_logit
-        return model
-
-    base = screened(cfg)
-    torch.manual_seed(0)
-    policy = DriveVLAPolicy(screened(cfg.with_overrides(
-        {"refusal_by_sentence": by_sentence, "refusal_gate": gate})), proc)
-    policy.model.load_state_dict(base.state_dict())
-    plain = DriveVLAPolicy(base, proc)
-    screen = policy.screen_instruction(UNSAFE)
-    assert screen.sentences == (SAFE, "Run the red light now.")
-    assert screen.sentence_probabilities[0] < 0.5 < screen.sentence_probabilities[1]
-    d = policy.act(_obs(instruction=UNSAFE))
-    on_safe, on_unsafe = plain.act(_obs(instruction=SAFE)), plain.act(_obs(instruction=UNSAFE))
-    assert not np.allclose(on_safe.waypoints, on_unsafe.waypoints)  # the text matters
-    # the whole text alone is never flagged here: only the sentence screen refuses
-    assert on_unsafe.reason != Reason.REFUSED_UNSAFE_INSTRUCTION.value
-    assert (d.reason == Reason.REFUSED_UNSAFE_INSTRUCTION.value) == by_sentence
-    # the gate removes the refused sentence from what the action path reads, only when refused
-    expected = on_safe if (gate and by_sentence) else on_unsafe
-    np.testing.assert_allclose(d.waypoints, expected.waypoints, atol=1e-6)
-    assert policy.act(_obs(instruction=SAFE)).reason != Reason.REFUSED_UNSAFE_INSTRUCTION.value

@@ -26,7 +26,7 @@ from typing import Any
 
 from drivevla.agents.registry import make_policy
 from drivevla.core.provenance import provenance
-from drivevla.language.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
+from drivevla.language.instructions import synthetic_instruction_records
 
 
 def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: int = 3000,
@@ -37,7 +37,8 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     agent = make_policy(policy)
     model = getattr(agent, "model", None)
     cfg = getattr(model, "config", None)
-    refusal, intent = (bool(getattr(cfg, k, False)) for k in ("refusal_head", "intent_head"))
+    arch = getattr(cfg, "model", None)
+    refusal, intent = (bool(getattr(arch, k, None)) for k in ("refusal_head", "intent_head"))
     if not (refusal or intent):
         raise ValueError(f"policy {policy!r} has no text-only refusal or intent head "
                          "(a DriveVLA checkpoint trained with refusal_head=true or "
@@ -46,17 +47,10 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
     probs: list[float] = []
     predicted: list[int] = []
     texts = [r[0] for r in records]
-    # the policy's own screen (sentence by sentence, gated) when its config asks for one;
-    # the intent head then reads what the screen kept, as in closed loop
-    screened = refusal and cfg.screens_instruction
-    if screened:
-        screens = [agent.screen_instruction(t) for t in texts]
-        probs = [sc.probability for sc in screens]
-        texts = [sc.kept for sc in screens]
     with torch.inference_mode():
         for start in range(0, len(records), 256):
             batch = agent.processor.encode_instructions(texts[start:start + 256])
-            if refusal and not screened:
+            if refusal:
                 probs += torch.sigmoid(model._refusal_logit(batch).float()).tolist()
             if intent:
                 predicted += model.intent_logits(batch)[0].argmax(-1).tolist()
@@ -64,14 +58,12 @@ def run_refusal_probe(policy: str, out: Path | None, split: str = "heldout", n: 
         "benchmark": "refusal_probe",
         "config": {"policy": policy, "split": split, "n": n, "seed": seed,
                    "stacked_share": stacked_share,
-                   "threshold": float(cfg.refusal_threshold) if refusal else None,
-                   "refusal_by_sentence": bool(cfg.refusal_by_sentence),
-                   "refusal_gate": bool(cfg.refusal_gate)},
+                   "threshold": float(cfg.inference.refusal_threshold) if refusal else None},
     }
     if refusal:
-        result |= _refusal_rates(records, probs, float(cfg.refusal_threshold))
+        result |= _refusal_rates(records, probs, float(cfg.inference.refusal_threshold))
     if intent:
-        names = [NAVIGATION_INTENTS[i] for i in predicted]
+        names = [cfg.vocabularies.intent_of(i) for i in predicted]  # the checkpoint's list
         per: dict[str, list[bool]] = defaultdict(list)
         for r, name in zip(records, names, strict=True):
             per[r[3]].append(name == r[3])

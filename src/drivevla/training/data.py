@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivevla.datasets.torch_dataset import FrameDataset, collate
-from drivevla.language.instructions import NAVIGATION_INTENTS, synthetic_instruction_records
+from drivevla.language.instructions import synthetic_instruction_records
 from drivevla.training.config import TrainConfig
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.odometry import CHANNELS
 
 if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
     import torch
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 # per-frame odometry labels (the policy integrates them at run time); a cache written before
 # one existed gets it added from the data's label columns
-ODOMETRY_KEYS = ("heading_change", "lateral_offset", "distance_travelled")
+ODOMETRY_KEYS = tuple(CHANNELS)  # dataset columns named as the odometry channels
 # label columns added since the first frame caches (filled in without decoding images)
 LATE_KEYS = (*ODOMETRY_KEYS, "intent")
 
@@ -96,8 +97,9 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
 
 
     root = Path(root)
-    size = (config.image_height, config.image_width)
-    key = _cache_key(root, split, tuple(config.cameras), size)
+    m = config.model
+    size = (m.image_height, m.image_width)
+    key = _cache_key(root, split, tuple(m.cameras), size)
     cache = Path(cache_dir) if cache_dir else root / "cache"
     path = cache / f"frames-{split}-{size[0]}x{size[1]}-{key}.pt"
     ds_split = None if split == "all" else split
@@ -111,11 +113,11 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
             return FrameTensors(**data)
         except Exception as exc:  # a torn cache file is rebuilt, never trusted
             logger.warning("ignoring unreadable frame cache %s (%s)", path, exc)
-    ds = FrameDataset(root, split=ds_split, cameras=list(config.cameras), target="expert")
+    ds = FrameDataset(root, split=ds_split, cameras=list(config.model.cameras), target="expert")
     n = len(ds)
     if n == 0:
         raise ValueError(f"{root}: split {split!r} has no frames")
-    images = torch.empty((n, len(config.cameras), 3, *size), dtype=torch.uint8)
+    images = torch.empty((n, len(m.cameras), 3, *size), dtype=torch.uint8)
     loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=0,
                                          collate_fn=_collate_resized(size))
     labels: dict[str, list[Any]] = {}
@@ -158,7 +160,7 @@ def _label_columns(root: Path, split: str | None, config: DriveVLAConfig, n: int
     import torch
 
 
-    ds = FrameDataset(root, split=split, cameras=list(config.cameras), target="expert")
+    ds = FrameDataset(root, split=split, cameras=list(config.model.cameras), target="expert")
     columns = {name: torch.from_numpy(ds.label_column(name)) for name in names}
     for column in columns.values():
         if len(column) != n:
@@ -216,25 +218,25 @@ def instruction_texts(processor, pool: int, seed: int, stacked_share: float = 0.
     import torch
 
 
-    cfg = processor.config
-    if not (cfg.refusal_head or cfg.intent_head):
+    m, vocab = processor.config.model, processor.config.vocabularies
+    if not (m.refusal_head or m.intent_head):
         return None
     records = synthetic_instruction_records(pool, seed, split="train",
                                             stacked_share=stacked_share)
     encoded = processor.encode_instructions([r[0] for r in records])
     out = {f"aux_{k}": v for k, v in encoded.items()}
-    if cfg.refusal_head:
+    if m.refusal_head:
         out["aux_unsafe"] = torch.tensor([r[1] == "misleading" for r in records])
-    if cfg.intent_head:
-        intents = [NAVIGATION_INTENTS.index(r[3]) for r in records]
+    if m.intent_head:  # indices into the model's own intent list
+        intents = [vocab.navigation_intents.index(r[3]) for r in records]
         out["aux_intent"] = torch.tensor(intents)
-    if cfg.intent_by_sentence:
+    if m.intent_head == "by_sentence":
         # every navigation phrasing is one sentence and comes first (as the simulator
         # composes them; tested): the first sentence names the intent, the rest none
         # (encode_instructions gave each text's sentences as aux_intent_sentence_*)
         present = out["aux_intent_sentence_mask"].bool().any(-1)
         label = torch.full(present.shape, -100, dtype=torch.long)
-        label[present] = len(NAVIGATION_INTENTS)
+        label[present] = len(vocab.navigation_intents)
         label[:, 0] = torch.tensor(intents)
         out["aux_intent_sentence_label"] = label
     return out

@@ -13,10 +13,11 @@ settings, the final loss, the source checkpoint, versions and hardware.
 
     drivevla fit-intent --policy DIR --out DIR2 [--by-sentence] [--steps 1500] ...
 
-does the same for the intent head (``intent_head.*``; ``DIR2/intent_fit.json``), e.g. to give
-a checkpoint the sentence-by-sentence intent head (``intent_by_sentence``). Unlike the refusal
-head, the action path reads the intent head's probabilities (one token), so ``DIR`` must have
-been trained with an intent head: the refitted head has to speak the language its reader
+does the same for the intent head's classifier (``intent_head.embed`` / ``.mlp``;
+``DIR2/intent_fit.json``), e.g. to give a checkpoint the sentence-by-sentence intent head
+(``model.intent_head: by_sentence``). Unlike the refusal head, the action path reads the intent
+head's probabilities (one token, ``intent_head.token``, kept from ``DIR``), so ``DIR`` must
+have been trained with an intent head: the refitted head has to speak the language its reader
 learned, and DIR2's driving is worth measuring again, not assumed to be DIR's.
 """
 
@@ -31,12 +32,18 @@ from drivevla.core.provenance import provenance
 from drivevla.training.data import instruction_texts
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
-from drivevla.vla.policy import WEIGHTS_NAME, CheckpointError, DriveVLAPolicy, load_state_checked
+from drivevla.vla.policy import (
+    WEIGHTS_NAME,
+    CheckpointError,
+    DriveVLAPolicy,
+    load_state_checked,
+    upgrade_state_dict,
+)
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 HEAD_PREFIX = "safety_head."
 FIT_INFO = "refusal_fit.json"
-INTENT_PREFIX = "intent_head."
+INTENT_PREFIX = ("intent_head.embed.", "intent_head.mlp.")  # the classifier, not its token
 INTENT_FIT_INFO = "intent_fit.json"
 
 
@@ -70,23 +77,26 @@ def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, bat
     if src.resolve() == out.resolve():
         raise ValueError("--out must differ from --policy: the source checkpoint is kept")
     config = DriveVLAConfig.load(src)
+    config.vocabularies.require_code_order(f"fitting a text head of {src}")
     if which == "intent":
-        if not config.intent_head:
+        if not config.model.intent_head:
             raise ValueError(f"{src} has no intent head: its action path never learned to "
                              "read one, so fit-intent needs a checkpoint trained with "
-                             "intent_head=true")
+                             "model.intent_head set")
         prefix, info_name = INTENT_PREFIX, INTENT_FIT_INFO
-        config = config.with_overrides({"intent_by_sentence": by_sentence})
+        config = config.with_overrides(
+            {"model.intent_head": "by_sentence" if by_sentence else "bag"})
     else:
         prefix, info_name = HEAD_PREFIX, FIT_INFO
-        config = config.with_overrides({"refusal_head": True})
+        config = config.with_overrides({"model.refusal_head": "bag"})
     processor = DriveVLAProcessor.load(src, config)
     weights = src / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
     torch.manual_seed(seed)
     model = DriveVLAModel(config, processor.vocab_size)
-    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith(prefix)}
+    state = {k: v for k, v in upgrade_state_dict(load_file(str(weights))).items()
+             if not k.startswith(prefix)}
     fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
     load_state_checked(model, {**state, **fresh}, str(weights))
     head = model.intent_head if which == "intent" else model.safety_head

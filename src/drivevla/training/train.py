@@ -56,8 +56,8 @@ from drivevla.training.data import (
     load_frames,
 )
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
-from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
-from drivevla.vla.policy import DriveVLAPolicy, load_state_checked
+from drivevla.vla.modeling_drivevla import DriveVLAModel
+from drivevla.vla.policy import DriveVLAPolicy, load_state_checked, upgrade_state_dict
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                                        log_with="tensorboard", project_dir=str(self.out))
         self.model_config = DriveVLAConfig().with_overrides(cfg.model)
+        self.model_config.vocabularies.require_code_order("training")
         self._check_out_dir()
 
     # ------------------------------------------------------------------ run identity
@@ -119,8 +120,9 @@ class Trainer:
         for k in ("out", "progress", "log_every", "save_every", "keep_checkpoints", "threads",
                   "dagger_workers", "cache_dir"):
             d.pop(k)
-        # as run.json reads back (tuples in model overrides become lists): no false "changes"
-        return json.loads(json.dumps({"train": d, "model": self.model_config.to_dict()}))
+        # as run.json reads back (tuples in model overrides become lists): no false "changes";
+        # the model config by dotted key (model.head, loss.w_intent, ...)
+        return json.loads(json.dumps({"train": d, "model": self.model_config.flat()}))
 
     def _check_out_dir(self) -> None:
         path = self.out / "run.json"
@@ -144,8 +146,11 @@ class Trainer:
         run written before an option existed resumes, since an option's default keeps the
         behaviour that run had. A key it holds still has to match."""
         defaults = json.loads(json.dumps({"train": TrainConfig(data=("-",)).to_dict(),
-                                          "model": DriveVLAConfig().to_dict()}))
+                                          "model": DriveVLAConfig().flat()}))
         filled = {sec: dict(vals) for sec, vals in old.items()}
+        if "model" in filled and not any("." in k for k in filled["model"]):
+            # a run.json from before the sectioned config: its flat model keys, read as today
+            filled["model"] = DriveVLAConfig.from_dict(filled["model"]).flat()
         for sec, keys in ident.items():
             if sec in filled:
                 for k in keys:
@@ -171,7 +176,7 @@ class Trainer:
 
     def _collect_round(self, k: int, policy_dir: Path) -> Path:
 
-        cams = _dataset_cameras(self.cfg.data[0], self.model_config.cameras)
+        cams = _dataset_cameras(self.cfg.data[0], self.model_config.model.cameras)
         target = self._dagger_dirs()[k - 1]
         suite_file = self._round_suite(k)
         logger.info("DAgger round %d: the policy drives %d episodes (expert share %.2f)",
@@ -217,53 +222,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> dict[str, Any]:
+        """Train (resuming from the newest checkpoint of ``out`` if any, DAgger rounds
+        included) and write the final checkpoint and ``train_info.json``."""
         import torch
         from tqdm import tqdm
-
 
         cfg, acc = self.cfg, self.accelerator
         torch.manual_seed(cfg.seed)
         t_start = time.perf_counter()
         frames = self._load(list(cfg.data), "train")
         assert frames is not None
-        # DAgger rounds already collected by an earlier (interrupted) run of this command
-        rounds_done = [d for d in self._dagger_dirs() if (d / "meta" / "info.json").is_file()]
         ckpts = _checkpoints(self.out)
         resume = ckpts[-1] if ckpts else None
-        if resume is not None:
-
-            processor = DriveVLAProcessor.load(resume, self.model_config)
-        else:
-            processor = _build_processor(self.model_config, frames)
-        model = DriveVLAModel(self.model_config, processor.vocab_size)
-        n_params = sum(p.numel() for p in model.parameters())
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for p in trainable if p.dim() >= 2]
-        no_decay = [p for p in trainable if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-        model, opt, sched = acc.prepare(model, opt, sched)
-        gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
+        processor = (DriveVLAProcessor.load(resume, self.model_config) if resume is not None
+                     else _build_processor(self.model_config, frames))
+        model, opt, sched, gen, n_params = self._build(processor)
         texts = (instruction_texts(processor, cfg.refusal_text_pool, cfg.seed,
                                    cfg.refusal_text_stacked_share)
                  if cfg.refusal_text_batch > 0 else None)
-        step = 0
-        if resume is not None:
-            state = torch.load(resume / STATE_FILE, weights_only=False)
-            from safetensors.torch import load_file
-
-
-            load_state_checked(acc.unwrap_model(model),
-                               load_file(str(resume / "model.safetensors")), str(resume))
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            step = int(state["step"])
-            logger.info("resuming %s from %s (step %d)", self.out, resume, step)
-        for d in rounds_done:
-            if step > cfg.steps + (int(d.name.split("-")[1]) - 1) * cfg.dagger_steps:
+        step = 0 if resume is None else self._resume(resume, model, opt, sched, gen)
+        # DAgger rounds already collected by an earlier (interrupted) run of this command
+        for d in self._dagger_dirs():
+            if ((d / "meta" / "info.json").is_file()
+                    and step > cfg.steps + (int(d.name.split("-")[1]) - 1) * cfg.dagger_steps):
                 frames = FrameTensors.concat([frames, self._load([str(d)], "all")])
         weights = frame_weights(frames, cfg)
         warp = self._pose_warp()
@@ -271,14 +252,12 @@ class Trainer:
         bar = tqdm(total=cfg.total_steps, initial=step, desc="train", unit="step",
                    disable=not (cfg.progress and acc.is_main_process))
         t_loop, steps_timed = time.perf_counter(), 0
-        logs: dict[str, float] = {}
         model.train()
         while step < cfg.total_steps:
             boundary = self._round_boundary(step)
             if boundary is not None:  # a DAgger round starts here
                 self._save(model, processor, opt, sched, gen, step, acc)
-                ckpt = _checkpoints(self.out)[-1]
-                new = self._collect_round(boundary, ckpt)
+                new = self._collect_round(boundary, _checkpoints(self.out)[-1])
                 frames = FrameTensors.concat([frames, self._load([str(new)], "all")])
                 weights = frame_weights(frames, cfg)
                 model.train()
@@ -286,23 +265,8 @@ class Trainer:
             samples = frames.take(index)
             if warp is not None:
                 samples = warp(samples, cfg.pose_aug_prob, gen)
-            batch = processor.batch_from_samples(samples)
-            if texts is not None:
-                j = torch.randint(len(texts["aux_instruction_ids"]), (cfg.refusal_text_batch,),
-                                  generator=gen)
-                batch |= {k: v[j] for k, v in texts.items()}
-            batch = {k: v.to(acc.device) if isinstance(v, torch.Tensor) else v
-                     for k, v in batch.items()}
-            with acc.autocast():
-                loss, logs = model(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {step}: the loss is {float(loss)}; logs {logs}")
-            acc.backward(loss)
-            if cfg.grad_clip > 0:
-                acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            logs = self._step(model, opt, sched, processor.batch_from_samples(samples), texts,
+                              gen, step)
             step += 1
             steps_timed += 1
             bar.update(1)
@@ -322,16 +286,74 @@ class Trainer:
         if val:
             acc.log({f"val/{k}": v for k, v in val.items()}, step=step)
         acc.end_training()
-        info = self._write_info(policy, n_params, frames, val, t_start, t_loop, steps_timed)
-        return info
+        return self._write_info(policy, n_params, frames, val, t_start, t_loop, steps_timed)
+
+    def _build(self, processor):
+        """(model, optimizer, scheduler, generator, parameter count), prepared by accelerate;
+        weight decay on matrices only."""
+        import torch
+
+        cfg, acc = self.cfg, self.accelerator
+        model = DriveVLAModel(self.model_config, processor.vocab_size)
+        n_params = sum(p.numel() for p in model.parameters())
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2]
+        no_decay = [p for p in trainable if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        model, opt, sched = acc.prepare(model, opt, sched)
+        gen = torch.Generator().manual_seed(cfg.seed + acc.process_index)
+        return model, opt, sched, gen, n_params
+
+    def _resume(self, resume: Path, model, opt, sched, gen) -> int:
+        """Weights, optimizer, scheduler and random states of checkpoint ``resume``; its step."""
+        import torch
+        from safetensors.torch import load_file
+
+        state = torch.load(resume / STATE_FILE, weights_only=False)
+        load_state_checked(self.accelerator.unwrap_model(model),
+                           upgrade_state_dict(load_file(str(resume / "model.safetensors"))),
+                           str(resume))
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+        logger.info("resuming %s from %s (step %d)", self.out, resume, step)
+        return step
+
+    def _step(self, model, opt, sched, batch, texts, gen, step: int) -> dict[str, float]:
+        """One optimizer step on ``batch`` (+ ``refusal_text_batch`` rendered texts)."""
+        import torch
+
+        cfg, acc = self.cfg, self.accelerator
+        if texts is not None:
+            j = torch.randint(len(texts["aux_instruction_ids"]), (cfg.refusal_text_batch,),
+                              generator=gen)
+            batch |= {k: v[j] for k, v in texts.items()}
+        batch = {k: v.to(acc.device) if isinstance(v, torch.Tensor) else v
+                 for k, v in batch.items()}
+        with acc.autocast():
+            loss, logs = model(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {step}: the loss is {float(loss)}; logs {logs}")
+        acc.backward(loss)
+        if cfg.grad_clip > 0:
+            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return logs
 
     def _pose_warp(self):
         if self.cfg.pose_aug_prob <= 0:
             return None
 
         cams = [CameraSpec(**c) for c in _dataset_cameras(self.cfg.data[0],
-                                                            self.model_config.cameras)]
-        return PoseWarpBank(cams, (self.model_config.image_height, self.model_config.image_width),
+                                                            self.model_config.model.cameras)]
+        m = self.model_config.model
+        return PoseWarpBank(cams, (m.image_height, m.image_width),
                             self.cfg.pose_aug_lateral_m, self.cfg.pose_aug_yaw_deg)
 
     def _round_boundary(self, step: int) -> int | None:
@@ -411,8 +433,9 @@ class Trainer:
                 acc = float((pred[ok] == target[ok]).float().mean()) if ok.any() else 0
                 sums[key] = sums.get(key, 0.0) + acc * b
             if out.refusal_logit is not None:  # counts, turned into precision/recall below
-                said = out.reason == REFUSED
-                truth = batch["reason"] == REFUSED
+                refused = model.refused_index
+                said = out.reason == refused
+                truth = batch["reason"] == refused
                 for key, value in (("refusal_tp", said & truth), ("refusal_said", said),
                                    ("refusal_true", truth)):
                     counts[key] = counts.get(key, 0) + int(value.sum())

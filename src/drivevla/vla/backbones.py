@@ -45,11 +45,10 @@ def register_backbone(family: str, factory: Callable[[DriveVLAConfig, int], nn.M
 
 
 def build_backbone(config: DriveVLAConfig, vocab_size: int) -> nn.Module:
-    if config.backbone_family not in _REGISTRY:
-        raise ValueError(
-            f"unknown backbone family {config.backbone_family!r}; valid: {sorted(_REGISTRY)}"
-        )
-    return _REGISTRY[config.backbone_family](config, vocab_size)
+    family = config.model.backbone_family
+    if family not in _REGISTRY:
+        raise ValueError(f"unknown backbone family {family!r}; valid: {sorted(_REGISTRY)}")
+    return _REGISTRY[family](config, vocab_size)
 
 
 def causal_lm_run(lm_model: nn.Module, embeds: torch.Tensor, mask: torch.Tensor,
@@ -75,7 +74,7 @@ class DefaultBackbone(nn.Module):
         import timm
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        self.config = config
+        self.config = config = config.model  # architecture section only
         self.vision = timm.create_model(config.vision_model, pretrained=False, num_classes=0,
                                         global_pool="")
         with torch.no_grad():

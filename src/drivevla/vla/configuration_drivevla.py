@@ -1,17 +1,37 @@
 """DriveVLA configuration: the single source of truth saved as ``config.json`` beside the
-weights (lerobot style). Unknown keys are errors that list the valid ones."""
+weights (lerobot style), in four sections:
+
+- ``model``: architecture and inputs (what the weights mean; changing one changes tensors);
+- ``inference``: how decisions are read from the outputs (no tensor depends on them);
+- ``loss``: training only, loss weights and dropouts (inference never reads them);
+- ``vocabularies``: the label lists the heads index (see :mod:`drivevla.vla.vocabularies`).
+
+Options are modules chosen by name (``model.head``, ``model.refusal_head``,
+``model.intent_head``, ``model.explanation``, the ``model.odometry`` channels), not booleans.
+Unknown keys are errors that list the valid ones. The flat ``config.json`` of earlier
+checkpoints (every key at the top level) still loads: :data:`LEGACY_KEYS` maps its keys into
+the sections, and options removed since (docs/experiments/removed-options.md) are accepted
+at their "off" value only. Overrides (``--set``) take the dotted form ``loss.w_intent=0.3``
+or an old flat name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivevla.vla.odometry import check_channels
+from drivevla.vla.vocabularies import Vocabularies
+
+CONFIG_VERSION = 2
 BACKBONE_FAMILIES = ("default", "idefics3", "qwen2_vl", "qwen2_5_vl")
-HEADS = ("gru", "regression")
+HEADS = ("gru", "regression")  # vla/heads/action.py
+REFUSAL_HEADS = (None, "bag")  # vla/heads/refusal.py
+INTENT_HEADS = (None, "bag", "by_sentence")  # vla/heads/intent.py
+EXPLANATIONS = ("free", "grounded")  # vla/heads/explanation.py
 NAVIGATION_MODES = ("language", "target_point")
 
 
@@ -29,31 +49,23 @@ def default_lm() -> dict[str, Any]:
     }
 
 
-HEADING_SCALE_RAD = 1.5  # normalisation of the heading-change input
-LATERAL_SCALE_M = 3.5  # normalisation of the lateral-offset input: one lane width
-LATERAL_CLIP_M = 14.0  # beyond four lanes the offset says only "turned": clipped there
-DISTANCE_SCALE_M = 100.0  # normalisation of the distance-travelled input
-DISTANCE_CLIP_M = 500.0  # the odometer input saturates there (longer than any route's maneuver)
-
-
 @dataclass
-class DriveVLAConfig:
-    """Architecture, inputs, outputs and loss weights of a DriveVLA policy."""
+class ModelConfig:
+    """Architecture and inputs."""
 
     # "default": timm vision encoder + projector + a causal LM built from ``lm``;
     # otherwise a pretrained VLM family loaded from ``pretrained_path`` (or a tiny config)
     backbone_family: str = "default"
-    # timm model name (default family), randomly initialised: we train it on our data
-    vision_model: str = "mobilenetv3_small_100"
+    vision_model: str = "mobilenetv3_small_100"  # timm name (default family), random init
     pretrained_path: str | None = None  # local directory of a pretrained VLM (no hub access)
-    # a tiny config of the pretrained family's real classes (tests, smoke runs): used when
+    # a tiny config of the pretrained family's real classes (tests, smoke runs), used when
     # pretrained_path is None for a non-default family
     vlm_config: dict[str, Any] = field(default_factory=dict)
-    # LoRA (peft) on the pretrained language model: rank 0 = full fine-tuning
-    lora_rank: int = 0
+    lora_rank: int = 0  # LoRA (peft) on the pretrained LM; 0 = full fine-tuning
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     freeze_vision: bool = False
+    gradient_checkpointing: bool = False
     lm: dict[str, Any] = field(default_factory=default_lm)
     cameras: tuple[str, ...] = ("front",)
     image_height: int = 96
@@ -63,81 +75,77 @@ class DriveVLAConfig:
     navigation_mode: str = "language"
     use_instruction: bool = True  # False: the ablation without the instruction
     route_targets: int = 5
+    # odometry channels appended to the ego state (vla/odometry.py: heading_change,
+    # lateral_offset, distance_travelled), kept in that order
+    odometry: tuple[str, ...] = ()
     n_action_queries: int = 4
-    head: str = "gru"
+    head: str = "gru"  # the action decoder
     future_steps: int = 6
     future_dt_s: float = 0.5
-    n_meta_actions: int = 8
-    n_reasons: int = 15
     max_instruction_tokens: int = 36
     max_explanation_tokens: int = 24
     tokenizer_vocab_size: int = 1024
     # ego-state normalisation: speed m/s, accel m/s^2, yaw rate rad/s, steer
     ego_scale: tuple[float, ...] = (10.0, 3.0, 0.5, 1.0)
     waypoint_scale_m: float = 10.0
-    # training only: probability of hiding the ego state from a sample (against the inertia
-    # problem: a stopped car that learns "I was stopped, so I stay stopped")
-    ego_dropout: float = 0.0
-    # False: the model never reads the motion state (speed, accel, yaw rate, steer; zeros in
-    # training and at inference, as ego dropout does), so its target speeds come from the
-    # scene and cannot copy the current speed. A model trained with ego dropout can be run so.
-    motion_state_input: bool = True
-    # odometry input: the heading change since the route began (rad, unwrapped; a gyro's
-    # reading, no map), appended to the ego state. Lets a memoryless model tell how far it
-    # has come round a roundabout or through a turn.
-    heading_feature: bool = False
-    # odometry input: how far the car has moved over since the route began (m, left +,
-    # across its heading then). A memoryless model cannot otherwise tell "change to the left
-    # lane" still to do from already done: the instruction stays the same all route.
-    lateral_feature: bool = False
-    # odometry input: the path length driven since the route began (m, an odometer). The
-    # instruction says *where* ("within the next 140 metres, get over to the left"); on a
-    # straight motorway nothing in the image does, so without it a memoryless model cannot
-    # time a lane change and averages "not yet" with "now" into never.
-    distance_feature: bool = False
-    # inference only, a robustness probe: metres added to the odometer reading the model sees
-    # (how much does it time maneuvers by distance rather than by the camera?); 0: off
-    odometer_bias_m: float = 0.0
-    # a text-only classifier of the instruction (a bag of words with its own embeddings)
-    # decides refusals: what the cameras show cannot make the car refuse a safe instruction
-    refusal_head: bool = False
-    refusal_threshold: float = 0.5
-    refusal_dim: int = 192
-    refusal_word_dropout: float = 0.25  # training only: tokens replaced by <unk>
-    # inference only: the refusal head also reads each sentence of the instruction alone and
-    # refuses when any is over the threshold (the simulator appends event sentences to the
-    # navigation phrase, and a mean-pooled bag dilutes one unsafe sentence among safe ones)
-    refusal_by_sentence: bool = False
-    # inference only: when a refusal is decided, the sentences the refusal head flags are
-    # removed from the instruction the action path (LM, intent head) reads: a refused request
-    # cannot steer the car; the navigation phrase and safe requests stay
-    refusal_gate: bool = False
-    # the explanation is generated after an embedding of the decided reason, so the text
-    # names the reason the reason head gave (trained on the expert's reason)
-    grounded_explanation: bool = False
-    # a second text-only bag-of-words classifier (same size and word dropout as the refusal
-    # head) names the navigation intent (instructions.NAVIGATION_INTENTS); its probabilities,
-    # detached, enter the sequence as one token after the ego state. Trained on the frames'
-    # route intents and on texts rendered from every train phrasing, so phrasings never
-    # recorded still map to "left" or "second exit" without going through the LM.
-    intent_head: bool = False
-    # the intent head reads each sentence of the instruction alone (up to the processor's
-    # MAX_INTENT_SENTENCES; later ones join the last) and has one more class, "no
-    # navigation" (an event's sentence: a hazard notice, a speed or unsafe request); the
-    # intent token carries the intents of the sentence least likely to be "no navigation",
-    # so an appended event text cannot pull the intent away from the navigation phrase.
-    # Frames teach it that at least one sentence names the route's intent; rendered texts
-    # label every sentence.
-    intent_by_sentence: bool = False
-    # training only: this share of the instruction tokens the language model reads become
-    # <unk> (the text-only heads have their own dropout)
-    instruction_word_dropout: float = 0.0
-    # inference only: fuse the trajectories predicted over the last `temporal_ensemble_s`
-    # seconds, each carried to the current pose and time, recent ones weighing more (weight
-    # halves every `temporal_ensemble_half_life_s`); 0: off (planner/ensemble.py)
-    temporal_ensemble_s: float = 0.0
-    temporal_ensemble_half_life_s: float = 0.3
-    # loss weights
+    # "bag": a text-only classifier of the instruction decides refusals, so what the cameras
+    # show cannot make the car refuse a safe instruction
+    refusal_head: str | None = None
+    # "bag": a text-only classifier names the navigation intent, its probabilities enter the
+    # sequence as one token; "by_sentence": it reads each sentence alone with a "no
+    # navigation" class and the token carries the most navigational sentence's intents
+    intent_head: str | None = None
+    text_head_dim: int = 192  # embedding width of the text-only heads
+    # "grounded": the explanation is generated after an embedding of the decided reason
+    explanation: str = "free"
+
+    def __post_init__(self) -> None:
+        checks = (("backbone_family", self.backbone_family, BACKBONE_FAMILIES),
+                  ("head", self.head, HEADS), ("navigation_mode", self.navigation_mode,
+                                               NAVIGATION_MODES),
+                  ("refusal_head", self.refusal_head, REFUSAL_HEADS),
+                  ("intent_head", self.intent_head, INTENT_HEADS),
+                  ("explanation", self.explanation, EXPLANATIONS))
+        for key, value, valid in checks:
+            if value not in valid:
+                raise ValueError(f"model.{key}={value!r}; valid: {list(valid)}")
+        if self.image_height < 32 or self.image_width < 32:
+            raise ValueError(
+                f"image size {self.image_height}x{self.image_width} is too small (min 32x32)")
+        if not self.cameras:
+            raise ValueError("at least one camera is needed")
+        for key in ("refusal_head", "intent_head"):
+            if getattr(self, key) and self.backbone_family != "default":
+                raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
+                                 f"backbone_family='default', got {self.backbone_family!r}")
+        if self.text_head_dim < 1:
+            raise ValueError(f"text_head_dim={self.text_head_dim} must be >= 1")
+        self.odometry = check_channels(tuple(self.odometry))
+        self.cameras = tuple(self.cameras)
+        self.lora_targets = tuple(self.lora_targets)
+        self.ego_scale = tuple(float(x) for x in self.ego_scale)
+
+    @property
+    def ego_dim(self) -> int:
+        """Width of the ego input: speed, accel, yaw rate, steer + the odometry channels."""
+        return 4 + len(self.odometry)
+
+
+@dataclass
+class InferenceConfig:
+    """How decisions are read from the outputs."""
+
+    refusal_threshold: float = 0.5  # refuse when the refusal head's probability is above
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.refusal_threshold < 1.0:
+            raise ValueError(f"refusal_threshold={self.refusal_threshold} must be in (0, 1)")
+
+
+@dataclass
+class LossConfig:
+    """Training only: loss weights and input dropouts."""
+
     w_waypoints: float = 1.0
     w_speeds: float = 0.5
     w_meta: float = 0.2
@@ -145,81 +153,172 @@ class DriveVLAConfig:
     w_explanation: float = 0.3
     w_refusal: float = 0.5
     w_intent: float = 0.5
-    gradient_checkpointing: bool = False
-
-    @property
-    def screens_instruction(self) -> bool:
-        """The refusal head reads the instruction sentence by sentence before the action
-        pass (``refusal_by_sentence`` or ``refusal_gate``; see ``DriveVLAPolicy``)."""
-        return self.refusal_head and (self.refusal_by_sentence or self.refusal_gate)
+    # probability of hiding the motion state (speed, accel, yaw rate, steer) from a sample,
+    # against the inertia problem ("I was stopped, so I stay stopped"); odometry stays
+    ego_dropout: float = 0.0
+    # share of the instruction tokens the language model reads that become <unk>
+    instruction_word_dropout: float = 0.0
+    # share of the tokens the text-only heads read that become <unk>
+    text_word_dropout: float = 0.25
 
     def __post_init__(self) -> None:
-        checks = (
-            ("backbone_family", self.backbone_family, BACKBONE_FAMILIES),
-            ("head", self.head, HEADS),
-            ("navigation_mode", self.navigation_mode, NAVIGATION_MODES),
-        )
-        for key, value, valid in checks:
-            if value not in valid:
-                raise ValueError(f"{key}={value!r}; valid: {list(valid)}")
-        if self.image_height < 32 or self.image_width < 32:
-            raise ValueError(
-                f"image size {self.image_height}x{self.image_width} is too small (min 32x32)"
-            )
-        if not self.cameras:
-            raise ValueError("at least one camera is needed")
-        for key in ("refusal_head", "intent_head", "instruction_word_dropout"):
-            if getattr(self, key) and self.backbone_family != "default":
-                raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
-                                 f"backbone_family='default', got {self.backbone_family!r}")
-        if self.intent_by_sentence and not self.intent_head:
-            raise ValueError("intent_by_sentence=true needs intent_head=true")
-        if not math.isfinite(self.odometer_bias_m):
-            raise ValueError(f"odometer_bias_m={self.odometer_bias_m} must be finite")
-        if self.temporal_ensemble_s < 0 or self.temporal_ensemble_half_life_s <= 0:
-            raise ValueError(f"temporal_ensemble_s={self.temporal_ensemble_s} must be >= 0 and "
-                             f"temporal_ensemble_half_life_s="
-                             f"{self.temporal_ensemble_half_life_s} > 0")
-        if not 0.0 <= self.instruction_word_dropout < 1.0:
-            raise ValueError(f"instruction_word_dropout={self.instruction_word_dropout} must be "
-                             "in [0, 1)")
-        if not 0.0 <= self.refusal_word_dropout < 1.0 or self.refusal_dim < 1:
-            raise ValueError(f"refusal_word_dropout={self.refusal_word_dropout} must be in "
-                             f"[0, 1) and refusal_dim={self.refusal_dim} >= 1")
-        if not 0.0 < self.refusal_threshold < 1.0:
-            raise ValueError(f"refusal_threshold={self.refusal_threshold} must be in (0, 1)")
+        for key in ("instruction_word_dropout", "text_word_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"{key}={getattr(self, key)} must be in [0, 1)")
         if not 0.0 <= self.ego_dropout <= 1.0:
             raise ValueError(f"ego_dropout={self.ego_dropout} must be in [0, 1]")
-        self.cameras = tuple(self.cameras)
-        self.lora_targets = tuple(self.lora_targets)
-        self.ego_scale = tuple(float(x) for x in self.ego_scale)
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "inference": InferenceConfig,
+                             "loss": LossConfig, "vocabularies": Vocabularies}
+
+# flat key of a config.json before the sections -> (section, key)
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    **{f.name: ("model", f.name) for f in dataclasses.fields(ModelConfig)
+       if f.name not in ("odometry", "explanation", "text_head_dim")},
+    **{f.name: ("loss", f.name) for f in dataclasses.fields(LossConfig)
+       if f.name != "text_word_dropout"},
+    "refusal_dim": ("model", "text_head_dim"),
+    "refusal_word_dropout": ("loss", "text_word_dropout"),
+    "refusal_threshold": ("inference", "refusal_threshold"),
+}
+# flat boolean -> odometry channel
+LEGACY_ODOMETRY = {"heading_feature": "heading_change", "lateral_feature": "lateral_offset",
+                   "distance_feature": "distance_travelled"}
+# removed options (docs/experiments/removed-options.md): accepted at their "off" value only
+REMOVED = {"odometer_bias_m": 0.0, "refusal_by_sentence": False, "refusal_gate": False,
+           "temporal_ensemble_s": 0.0, "temporal_ensemble_half_life_s": None,
+           "motion_state_input": True}
+# flat counts now taken from the saved vocabularies' lengths
+LEGACY_COUNTS = {"n_meta_actions": "meta_actions", "n_reasons": "reasons"}
+
+
+def _valid_keys() -> list[str]:
+    return sorted(f"{sec}.{f.name}" for sec, cls in SECTIONS.items()
+                  for f in dataclasses.fields(cls))
+
+
+def _unknown(keys: list[str]) -> ValueError:
+    return ValueError(f"unknown DriveVLA config key(s) {sorted(keys)}; valid keys: "
+                      f"{_valid_keys()} (the flat names of older config.json files are "
+                      "accepted too)")
+
+
+def _sectioned(data: dict[str, Any], base: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """``base`` (sectioned) updated with ``data``: sections, dotted keys or flat legacy keys."""
+    out = {sec: dict(base.get(sec, {})) for sec in SECTIONS}
+    flags: dict[str, Any] = {}
+    unknown = []
+    for key, value in data.items():
+        if key in ("model_type", "config_version"):
+            continue
+        if key in SECTIONS and isinstance(value, dict):
+            out[key].update(value)
+        elif "." in key and key.split(".", 1)[0] in SECTIONS:
+            sec, sub = key.split(".", 1)
+            out[sec][sub] = value
+        elif key in LEGACY_KEYS:
+            sec, sub = LEGACY_KEYS[key]
+            out[sec][sub] = value
+        elif key in LEGACY_ODOMETRY or key in LEGACY_COUNTS or key in REMOVED or key in (
+                "intent_by_sentence", "grounded_explanation"):
+            flags[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise _unknown(unknown)
+    _apply_legacy_flags(flags, out)
+    return out
+
+
+def _apply_legacy_flags(flags: dict[str, Any], out: dict[str, dict]) -> None:
+    """Old flat booleans and counts mapped onto the sections (``out`` changed in place)."""
+    model = out["model"]
+    for key in ("refusal_head", "intent_head"):  # old booleans: true means the bag head
+        if isinstance(model.get(key), bool):
+            model[key] = "bag" if model[key] else None
+    if "intent_by_sentence" in flags:
+        by_sentence = bool(flags["intent_by_sentence"])
+        if by_sentence and not model.get("intent_head"):
+            raise ValueError("intent_by_sentence=true needs intent_head=true")
+        if model.get("intent_head"):
+            model["intent_head"] = "by_sentence" if by_sentence else "bag"
+    if "grounded_explanation" in flags:
+        model["explanation"] = "grounded" if flags["grounded_explanation"] else "free"
+    if any(key in flags for key in LEGACY_ODOMETRY):
+        odometry = list(model.get("odometry", ()))
+        for key, channel in LEGACY_ODOMETRY.items():
+            if key in flags:
+                odometry = [c for c in odometry if c != channel] + [channel] * bool(flags[key])
+        model["odometry"] = odometry  # ModelConfig checks the names and orders them
+    for key, off in REMOVED.items():
+        if key in flags and off is not None and flags[key] != off:
+            raise ValueError(f"{key}={flags[key]!r}: this option was removed (see "
+                             "docs/experiments/removed-options.md); only its off value "
+                             f"{off!r} is accepted")
+    for key, vocab in LEGACY_COUNTS.items():
+        if key in flags:
+            names = out["vocabularies"].get(vocab) or Vocabularies().to_dict()[vocab]
+            if int(flags[key]) != len(names):
+                raise ValueError(f"{key}={flags[key]} does not match the {len(names)} "
+                                 f"{vocab} of the vocabulary {list(names)}")
+
+
+@dataclass
+class DriveVLAConfig:
+    """Architecture, decision rules, losses and label vocabularies of a DriveVLA policy."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    vocabularies: Vocabularies = field(default_factory=Vocabularies)
 
     @property
-    def ego_dim(self) -> int:
-        """Width of the ego-state input: speed, accel, yaw rate, steer (+ heading change)
-        (+ lateral offset) (+ distance travelled)."""
-        return (4 + int(self.heading_feature) + int(self.lateral_feature)
-                + int(self.distance_feature))
+    def n_meta_actions(self) -> int:
+        return len(self.vocabularies.meta_actions)
+
+    @property
+    def n_reasons(self) -> int:
+        return len(self.vocabularies.reasons)
+
+    @property
+    def n_intents(self) -> int:
+        return len(self.vocabularies.navigation_intents)
 
     @classmethod
     def valid_keys(cls) -> list[str]:
-        return sorted(f.name for f in dataclasses.fields(cls))
+        """Every key as ``section.name`` (the form ``--set`` and ``with_overrides`` take)."""
+        return _valid_keys()
+
+    @classmethod
+    def _build(cls, sections: dict[str, dict[str, Any]]) -> DriveVLAConfig:
+        parts = {}
+        for sec, section_cls in SECTIONS.items():
+            valid = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = sorted(f"{sec}.{k}" for k in set(sections[sec]) - valid)
+            if unknown:
+                raise _unknown(unknown)
+            parts[sec] = (section_cls.from_dict(sections[sec]) if sec == "vocabularies"
+                          else section_cls(**sections[sec]))
+        return cls(**parts)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriveVLAConfig:
-        unknown = set(data) - set(cls.valid_keys())
-        if unknown:
-            raise ValueError(
-                f"unknown DriveVLA config key(s) {sorted(unknown)}; valid keys: {cls.valid_keys()}"
-            )
-        return cls(**data)
+        """From a sectioned dict (``to_dict``), dotted keys or an older flat dict."""
+        return cls._build(_sectioned(data, {}))
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["cameras"] = list(self.cameras)
-        d["ego_scale"] = list(self.ego_scale)
-        d["lora_targets"] = list(self.lora_targets)
-        return d
+        out: dict[str, Any] = {"config_version": CONFIG_VERSION}
+        for sec in SECTIONS:
+            part = getattr(self, sec)
+            out[sec] = json.loads(json.dumps(
+                part.to_dict() if sec == "vocabularies" else dataclasses.asdict(part)))
+        return out
+
+    def flat(self) -> dict[str, Any]:
+        """Every value under its dotted key (for diffs and logs)."""
+        d = self.to_dict()
+        return {f"{sec}.{k}": v for sec in SECTIONS for k, v in d[sec].items()}
 
     def save(self, directory: str | Path) -> None:
         path = Path(directory) / "config.json"
@@ -227,12 +326,15 @@ class DriveVLAConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> DriveVLAConfig:
+        """The checkpoint's config; an older one without saved vocabularies gets today's lists
+        (those it was trained with); saved names the code no longer has are an error."""
         path = Path(directory) / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"no config.json in {directory}: not a DriveVLA checkpoint")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data.pop("model_type", None)
-        return cls.from_dict(data)
+        config = cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        config.vocabularies.check_against_code(str(path))
+        return config
 
     def with_overrides(self, overrides: dict[str, Any]) -> DriveVLAConfig:
-        return DriveVLAConfig.from_dict({**self.to_dict(), **overrides})
+        base = {sec: v for sec, v in self.to_dict().items() if sec in SECTIONS}
+        return DriveVLAConfig._build(_sectioned(overrides, base))

@@ -24,19 +24,13 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from drivevla.core.types import Observation
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
-from drivevla.vla.configuration_drivevla import (
-    DISTANCE_CLIP_M,
-    DISTANCE_SCALE_M,
-    HEADING_SCALE_RAD,
-    LATERAL_CLIP_M,
-    LATERAL_SCALE_M,
-    DriveVLAConfig,
-)
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.odometry import CHANNELS, normalise_channels
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
 MAX_INSTRUCTION_CHARS = 400
-# intent_by_sentence: sentences the intent head reads one by one (later ones join the last)
+# the by_sentence intent head: sentences the intent head reads one by one (later ones join the last)
 MAX_INTENT_SENTENCES = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -87,7 +81,7 @@ class DriveVLAProcessor:
     @classmethod
     def build(cls, config: DriveVLAConfig, corpus: list[str] | None = None) -> DriveVLAProcessor:
         return cls(config, train_tokenizer(corpus or default_corpus(),
-                                           config.tokenizer_vocab_size))
+                                           config.model.tokenizer_vocab_size))
 
     @property
     def vocab_size(self) -> int:
@@ -96,8 +90,8 @@ class DriveVLAProcessor:
     # ------------------------------------------------------------------ text
     def encode_instruction(self, text: str) -> tuple[list[int], list[int]]:
         """(ids, mask) of fixed length ``max_instruction_tokens``: <bos> text, padded."""
-        n = self.config.max_instruction_tokens
-        if not self.config.use_instruction:
+        n = self.config.model.max_instruction_tokens
+        if not self.config.model.use_instruction:
             text = ""
         ids = [BOS, *self.tokenizer.encode(text).ids][:n]
         mask = [1] * len(ids) + [0] * (n - len(ids))
@@ -109,7 +103,7 @@ class DriveVLAProcessor:
         ids, masks = zip(*(self.encode_instruction(t) for t in texts), strict=True)
         out = {"instruction_ids": torch.tensor(ids, dtype=torch.long),
                "instruction_mask": torch.tensor(masks, dtype=torch.long)}
-        if self.config.intent_by_sentence:
+        if self.config.model.intent_head == "by_sentence":
             out |= self.encode_intent_sentences(texts)
         return out
 
@@ -117,12 +111,12 @@ class DriveVLAProcessor:
         """``intent_sentence_ids`` / ``intent_sentence_mask`` (B, MAX_INTENT_SENTENCES,
         max_instruction_tokens): each sentence of each text encoded alone (see
         :func:`intent_sentences`); missing sentences are all padding (mask 0)."""
-        n = self.config.max_instruction_tokens
+        n = self.config.model.max_instruction_tokens
         ids = torch.full((len(texts), MAX_INTENT_SENTENCES, n), PAD, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, text in enumerate(texts):
             for j, sentence in enumerate(intent_sentences(
-                    text if self.config.use_instruction else "")):
+                    text if self.config.model.use_instruction else "")):
                 sid, smask = self.encode_instruction(sentence)
                 ids[i, j], mask[i, j] = torch.tensor(sid), torch.tensor(smask)
         return {"intent_sentence_ids": ids, "intent_sentence_mask": mask}
@@ -131,7 +125,7 @@ class DriveVLAProcessor:
         """(ids, mask) of length ``max_explanation_tokens + 1``: text, <eos>, padded.
 
         The model predicts these after the <expl> token that follows the action queries."""
-        n = self.config.max_explanation_tokens + 1
+        n = self.config.model.max_explanation_tokens + 1
         ids = [*self.tokenizer.encode(text).ids][: n - 1] + [EOS]
         mask = [1] * len(ids) + [0] * (n - len(ids))
         return ids + [PAD] * (n - len(ids)), mask
@@ -149,44 +143,28 @@ class DriveVLAProcessor:
         x = images.reshape(b * n, *images.shape[2:]).float()
         if images.dtype == torch.uint8:
             x = x / 255.0
-        size = (self.config.image_height, self.config.image_width)
+        size = (self.config.model.image_height, self.config.model.image_width)
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return x.reshape(b, n, 3, *size)
 
-    def normalise_ego(self, ego: torch.Tensor, heading_change: torch.Tensor | None = None,
-                      lateral_offset: torch.Tensor | None = None,
-                      distance_travelled: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 4) raw ego state (+ (B,) heading change, rad) (+ (B,) lateral offset, m)
-        (+ (B,) distance travelled, m) -> the model's ego input."""
-        parts = [ego / torch.tensor(self.config.ego_scale, dtype=ego.dtype, device=ego.device)]
-        if self.config.heading_feature:
-            if heading_change is None:
-                raise ValueError("this model reads the heading change since the route began "
-                                 "(heading_feature=true); none was given")
-            parts.append(heading_change.to(ego.dtype).reshape(-1, 1) / HEADING_SCALE_RAD)
-        if self.config.lateral_feature:
-            if lateral_offset is None:
-                raise ValueError("this model reads the lateral offset since the route began "
-                                 "(lateral_feature=true); none was given")
-            lat = lateral_offset.to(ego.dtype).reshape(-1, 1)
-            parts.append(lat.clamp(-LATERAL_CLIP_M, LATERAL_CLIP_M) / LATERAL_SCALE_M)
-        if self.config.distance_feature:
-            if distance_travelled is None:
-                raise ValueError("this model reads the distance travelled since the route "
-                                 "began (distance_feature=true); none was given")
-            dist = distance_travelled.to(ego.dtype).reshape(-1, 1)
-            parts.append(dist.clamp(0.0, DISTANCE_CLIP_M) / DISTANCE_SCALE_M)
+    def normalise_ego(self, ego: torch.Tensor,
+                      odometry: dict[str, torch.Tensor | None] | None = None) -> torch.Tensor:
+        """(B, 4) raw ego state + (B,) raw readings of the model's odometry channels (name ->
+        values, see :mod:`drivevla.vla.odometry`) -> the model's ego input."""
+        m = self.config.model
+        parts = [ego / torch.tensor(m.ego_scale, dtype=ego.dtype, device=ego.device)]
+        parts += normalise_channels(m.odometry, odometry or {}, ego.dtype)
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ observations
     def validate(self, obs: Observation) -> None:
         """Errors name the bad input: cameras, image shapes, instruction, ego state."""
-        for name in self.config.cameras:
+        for name in self.config.model.cameras:
             if name not in obs.images:
                 raise ValueError(
                     f"camera {name!r} is missing from the observation; the model needs "
-                    f"{list(self.config.cameras)}, got {sorted(obs.images)}"
+                    f"{list(self.config.model.cameras)}, got {sorted(obs.images)}"
                 )
             img = np.asarray(obs.images[name])
             if img.ndim != 3 or img.shape[2] != 3:
@@ -208,32 +186,26 @@ class DriveVLAProcessor:
         values = [ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, ego.steer]
         if not all(math.isfinite(float(v)) for v in values):
             raise ValueError(f"ego state has NaN or inf: speed/accel/yaw_rate/steer = {values}")
-        if self.config.navigation_mode == "target_point":
+        if self.config.model.navigation_mode == "target_point":
             tp = np.asarray(obs.route.target_points)
-            if tp.shape != (self.config.route_targets, 2) or not np.isfinite(tp).all():
+            if tp.shape != (self.config.model.route_targets, 2) or not np.isfinite(tp).all():
                 raise ValueError(
-                    f"route target points must be finite ({self.config.route_targets}, 2), "
+                    f"route target points must be finite ({self.config.model.route_targets}, 2), "
                     f"got {tp.shape}"
                 )
 
     def from_observations(self, observations: list[Observation],
-                          heading_changes: list[float] | None = None,
-                          lateral_offsets: list[float] | None = None,
-                          distances: list[float] | None = None
+                          odometry: list[dict[str, float]] | None = None
                           ) -> dict[str, torch.Tensor]:
-        """Model inputs for a batch of observations (validated first). ``heading_changes``,
-        ``lateral_offsets`` and ``distances``: per observation, the ego's heading change
-        (rad), sideways displacement (m) and path length (m) since its route began, needed by
-        a model with ``heading_feature`` / ``lateral_feature`` / ``distance_feature``
-        (:class:`DriveVLAPolicy` keeps them)."""
+        """Model inputs for a batch of observations (validated first). ``odometry``: per
+        observation, the readings of the model's odometry channels since its route began
+        (:class:`~drivevla.vla.odometry.OdometryTracker` keeps them for the policy)."""
         for obs in observations:
             self.validate(obs)
-        heading = _odometry(heading_changes, "heading_changes", len(observations))
-        lateral = _odometry(lateral_offsets, "lateral_offsets", len(observations))
-        distance = _odometry(distances, "distances", len(observations))
+        readings = _odometry(odometry, self.config.model.odometry, len(observations))
         images = torch.stack([
             torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
-                         for c in self.config.cameras])
+                         for c in self.config.model.cameras])
             for o in observations
         ])
         ego = torch.tensor([[o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps, o.ego.steer]
@@ -242,8 +214,8 @@ class DriveVLAProcessor:
                                        for o in observations]))
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(ego, heading, lateral, distance),
-            "route": route / self.config.waypoint_scale_m,
+            "ego": self.normalise_ego(ego, readings),
+            "route": route / self.config.model.waypoint_scale_m,
             **self.encode_instructions([o.instruction for o in observations]),
         }
         return self._add_instruction_text(batch, [o.instruction for o in observations])
@@ -251,8 +223,9 @@ class DriveVLAProcessor:
     def _add_instruction_text(self, batch: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         """Pretrained VLM families tokenise the raw instruction with their own tokenizer:
         ``instruction_text`` (a list of str, not a tensor) is added for them only."""
-        if self.config.backbone_family != "default":
-            batch["instruction_text"] = [t if self.config.use_instruction else "" for t in texts]
+        m = self.config.model
+        if m.backbone_family != "default":
+            batch["instruction_text"] = [t if m.use_instruction else "" for t in texts]
         return batch
 
     # ------------------------------------------------------------------ persistence
@@ -262,9 +235,9 @@ class DriveVLAProcessor:
         (directory / "processor_config.json").write_text(json.dumps({
             "processor": "DriveVLAProcessor",
             "special_tokens": SPECIAL_TOKENS,
-            "image_size": [self.config.image_height, self.config.image_width],
-            "ego_scale": list(self.config.ego_scale),
-            "waypoint_scale_m": self.config.waypoint_scale_m,
+            "image_size": [self.config.model.image_height, self.config.model.image_width],
+            "ego_scale": list(self.config.model.ego_scale),
+            "waypoint_scale_m": self.config.model.waypoint_scale_m,
         }, indent=2), encoding="utf-8")
 
     @classmethod
@@ -285,10 +258,9 @@ class DriveVLAProcessor:
                            strict=True)
         batch = {
             "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(samples["ego"].float(), samples.get("heading_change"),
-                                      samples.get("lateral_offset"),
-                                      samples.get("distance_travelled")),
-            "route": samples["route"].float() / self.config.waypoint_scale_m,
+            "ego": self.normalise_ego(samples["ego"].float(),
+                                      {name: samples.get(name) for name in CHANNELS}),
+            "route": samples["route"].float() / self.config.model.waypoint_scale_m,
             **self.encode_instructions(list(samples["instruction"])),
             "explanation_ids": torch.tensor(eids, dtype=torch.long),
             "explanation_mask": torch.tensor(emasks, dtype=torch.long),
@@ -303,11 +275,21 @@ class DriveVLAProcessor:
         return self._add_instruction_text(batch, list(samples["instruction"]))
 
 
-def _odometry(values: list[float] | None, name: str, n: int) -> torch.Tensor | None:
-    """``n`` finite per-observation odometry values as a tensor (None passes through)."""
+def _odometry(values: list[dict[str, float]] | None, channels: tuple[str, ...], n: int
+              ) -> dict[str, torch.Tensor]:
+    """(n,) tensors of each channel's finite readings (no readings: an empty dict, and a model
+    that needs some says which)."""
     if values is None:
-        return None
-    out = torch.tensor([float(v) for v in values], dtype=torch.float32)
-    if out.shape != (n,) or not torch.isfinite(out).all():
-        raise ValueError(f"{name} must be {n} finite values, got {values!r}")
+        return {}
+    if len(values) != n:
+        raise ValueError(f"odometry readings for {len(values)} observations, expected {n}")
+    out = {}
+    for name in channels:
+        col = [v.get(name) for v in values]
+        if any(x is None for x in col):
+            raise ValueError(f"odometry channel {name!r} is missing from {values!r}")
+        t = torch.tensor([float(x) for x in col], dtype=torch.float32)
+        if not torch.isfinite(t).all():
+            raise ValueError(f"odometry channel {name!r} must be {n} finite values, got {col!r}")
+        out[name] = t
     return out
