@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_drivevla import CORPUS, TINY, _obs
 
 from drivevla.language.reasons import Reason
 from drivevla.training.head_fit import FIT_INFO, fit_refusal_head
@@ -17,6 +16,7 @@ from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from support.vla_parts import CORPUS, TINY, tiny_obs
 
 
 def _saved_source(tmp_path: Path, extra: dict) -> tuple[DriveVLAPolicy, DriveVLAProcessor, Path]:
@@ -54,7 +54,7 @@ def test_fit_adds_a_refusal_head_and_changes_nothing_else(tmp_path):
 
     b = DriveVLAPolicy.from_pretrained(out)
     assert b.config.model.refusal_head == "bag" and not a.config.model.refusal_head
-    obs = _obs(instruction="Turn left at the next junction.")
+    obs = tiny_obs(instruction="Turn left at the next junction.")
     da, db = a.act(obs), b.act(obs)
     assert np.array_equal(da.waypoints, db.waypoints)
     assert np.array_equal(da.target_speeds, db.target_speeds)
@@ -88,7 +88,7 @@ def test_fit_intent_by_sentence_replaces_the_intent_head_only(tmp_path):
     assert info["final_loss_mean_last_100"] < np.log(n + 1)  # better than chance
     b = DriveVLAPolicy.from_pretrained(out)
     assert (b.config.model.intent_head, a.config.model.intent_head) == ("by_sentence", "bag")
-    b.act(_obs(instruction="Turn left at the next junction. Go at about 30 km/h."))
+    b.act(tiny_obs(instruction="Turn left at the next junction. Go at about 30 km/h."))
     assert b._last.intent_logits.shape == (1, n)
     plain = tmp_path / "plain"
     DriveVLAPolicy(DriveVLAModel(DriveVLAConfig.from_dict(TINY), proc.vocab_size),

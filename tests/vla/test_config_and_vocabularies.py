@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_drivevla import CORPUS, TINY, _obs
 
 from drivevla.language.intents import NAVIGATION_INTENTS
 from drivevla.language.reasons import Reason
@@ -20,6 +19,7 @@ from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy, default_checkpoint_dir
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 from drivevla.vla.vocabularies import code_vocabularies
+from support.vla_parts import CORPUS, TINY, tiny_obs
 
 FLAT_V6 = Path(__file__).parent / "fixtures" / "drivevla_tiny_v6_flat_config.json"
 
@@ -99,7 +99,7 @@ def test_a_checkpoint_without_vocabularies_loads_with_todays_lists(tmp_path):
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(data))
     loaded = DriveVLAPolicy.from_pretrained(tmp_path / "ckpt")
     assert loaded.config.vocabularies.navigation_intents == NAVIGATION_INTENTS
-    obs = _obs()
+    obs = tiny_obs()
     np.testing.assert_array_equal(loaded.act(obs).waypoints, policy.act(obs).waypoints)
 
 
@@ -132,7 +132,7 @@ def test_a_checkpoint_with_other_lists_is_sized_and_read_by_its_own(tmp_path):
     loaded = DriveVLAPolicy.from_pretrained(tmp_path / "ckpt")
     assert loaded.model.intent_head.token.in_features == len(intents)
     assert loaded.model.refused_index == reasons.index(Reason.REFUSED_UNSAFE_INSTRUCTION.value)
-    assert loaded.act(_obs()).reason == reasons[0] != list(Reason)[0].value
+    assert loaded.act(tiny_obs()).reason == reasons[0] != list(Reason)[0].value
     with pytest.raises(ValueError, match="training needs the code's label vocabularies"):
         loaded.config.vocabularies.require_code_order("training")
 
@@ -152,7 +152,7 @@ def test_old_tensor_names_load_and_convert_gives_the_same_outputs(tmp_path):
                                                        "text_head_dim", "text_word_dropout")}
     flat |= {"intent_head": True, "grounded_explanation": True, "refusal_head": False}
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(flat))
-    obs = _obs()
+    obs = tiny_obs()
     want = policy.act(obs)
     want_text = policy.explain()
     for _ in range(2):  # as it was, then converted (a second conversion changes nothing)

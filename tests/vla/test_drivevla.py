@@ -8,21 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drivevla.core.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
+from drivevla.core.types import CameraSpec, EgoState
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import CheckpointError, DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
-
-TINY = {"image_height": 48, "image_width": 80, "vision_model": "resnet10t",
-        "lm": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "num_key_value_heads": 1, "intermediate_size": 128,
-               "max_position_embeddings": 128, "tie_word_embeddings": True},
-        "max_instruction_tokens": 16, "max_explanation_tokens": 12,
-        "tokenizer_vocab_size": 300}
-CORPUS = ["Turn left at the next junction.", "Take the second exit at the roundabout.",
-          "Slowing down: the red car ahead is braking.", "Stopping: the light is red.",
-          "Following the route.", "I won't run the red light; carrying on safely."] * 5
+from support.vla_parts import CORPUS, TINY, tiny_obs, tiny_samples
 
 
 @pytest.fixture(scope="module")
@@ -33,38 +24,11 @@ def parts():
     return cfg, proc
 
 
-def _samples(b: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "images": torch.randint(0, 255, (b, 1, 3, 60, 100), dtype=torch.uint8, generator=g),
-        "ego": torch.rand(b, 4, generator=g),
-        "route": torch.rand(b, 5, 2, generator=g) * 20,
-        "instruction": [CORPUS[i % 2] for i in range(b)],
-        "explanation": [CORPUS[2 + i % 3] for i in range(b)],
-        "target_waypoints": torch.cumsum(torch.rand(b, 6, 2, generator=g) * 3, dim=1),
-        "target_speeds": torch.rand(b, 6, generator=g) * 10,
-        "waypoint_mask": torch.ones(b, 6),
-        "meta_action": torch.randint(0, 8, (b,), generator=g),
-        "reason": torch.randint(0, 15, (b,), generator=g),
-    }
-
-
-def _obs(**kw):
-    spec = CameraSpec(name="front", width=100, height=60)
-    img = np.random.default_rng(1).integers(0, 255, (60, 100, 3), dtype=np.uint8)
-    base = dict(images={"front": img}, cameras={"front": spec},
-                ego=EgoState(0.0, 0.0, 0.0, 5.0), instruction="Turn left at the next junction.",
-                route=RouteInfo(np.zeros((5, 2)), HighLevelCommand.LANE_FOLLOW, "turn_left", 50.0),
-                timestamp_s=0.0)
-    base.update(kw)
-    return Observation(**base)
-
-
 def test_overfitting_a_tiny_batch_drives_the_loss_down_10x(parts):
     cfg, proc = parts
     torch.manual_seed(0)
     model = DriveVLAModel(cfg, proc.vocab_size)
-    batch = proc.batch_from_samples(_samples(4))
+    batch = proc.batch_from_samples(tiny_samples(4))
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     first = None
     for _ in range(300):
@@ -79,7 +43,7 @@ def test_overfitting_a_tiny_batch_drives_the_loss_down_10x(parts):
 def test_save_load_gives_identical_outputs(parts, tmp_path):
     cfg, proc = parts
     policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
-    obs = _obs()
+    obs = tiny_obs()
     before = policy.act(obs)
     policy.save_pretrained(tmp_path / "ckpt")
     loaded = DriveVLAPolicy.from_pretrained(tmp_path / "ckpt")
@@ -93,7 +57,7 @@ def test_save_load_gives_identical_outputs(parts, tmp_path):
 def test_action_path_unchanged_when_an_explanation_is_generated_in_between(parts):
     cfg, proc = parts
     policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
-    a, b = _obs(), _obs(ego=EgoState(0.0, 0.0, 0.0, 9.0))
+    a, b = tiny_obs(), tiny_obs(ego=EgoState(0.0, 0.0, 0.0, 9.0))
     plain = [policy.act(a), policy.act(b)]
     first = policy.act(a)
     text = policy.explain()
@@ -115,7 +79,7 @@ def test_action_path_unchanged_when_an_explanation_is_generated_in_between(parts
 def test_bad_inputs_are_named(parts, change, match):
     cfg, proc = parts
     policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
-    obs = _obs()
+    obs = tiny_obs()
     for k, v in change.items():
         object.__setattr__(obs, k, v)
     with pytest.raises(ValueError, match=match):
@@ -126,7 +90,7 @@ def test_wrong_image_size_is_resized_not_silently_misread(parts):
     cfg, proc = parts
     policy = DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc)
     img = np.random.default_rng(2).integers(0, 255, (90, 160, 3), dtype=np.uint8)
-    obs = _obs(images={"front": img}, cameras={"front": CameraSpec(width=160, height=90)})
+    obs = tiny_obs(images={"front": img}, cameras={"front": CameraSpec(width=160, height=90)})
     decision = policy.act(obs)
     assert decision.waypoints.shape == (6, 2)
 
@@ -170,7 +134,7 @@ def test_heads_and_navigation_modes_run(parts, head, mode):
     cfg, proc = parts
     cfg2 = cfg.with_overrides({"head": head, "navigation_mode": mode})
     model = DriveVLAModel(cfg2, proc.vocab_size)
-    loss, logs = model(proc.batch_from_samples(_samples(2)))
+    loss, logs = model(proc.batch_from_samples(tiny_samples(2)))
     assert torch.isfinite(loss) and logs["l1_waypoints_m"] > 0
     no_instr = cfg.with_overrides({"use_instruction": False})
     ids, mask = DriveVLAProcessor(no_instr, proc.tokenizer).encode_instruction("Turn left.")
@@ -181,7 +145,7 @@ def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
     cfg, proc = parts
     torch.manual_seed(0)
     model = DriveVLAModel(cfg.with_overrides({"ego_dropout": 1.0}), proc.vocab_size)
-    batch = proc.batch_from_samples(_samples(2))
+    batch = proc.batch_from_samples(tiny_samples(2))
     other = dict(batch, ego=batch["ego"] + 3.0)
     model.train()
     with torch.no_grad():
@@ -211,7 +175,7 @@ def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     hcfg = cfg.with_overrides({"heading_feature": True, "ego_dropout": 1.0})
     assert hcfg.model.ego_dim == 5 and cfg.model.ego_dim == 4
     hproc = DriveVLAProcessor(hcfg, proc.tokenizer)
-    samples = _samples(2)
+    samples = tiny_samples(2)
     with pytest.raises(ValueError, match="heading_change"):
         hproc.batch_from_samples(samples)
     batch = hproc.batch_from_samples({**samples, "heading_change": torch.tensor([0.0, 1.5])})
@@ -222,16 +186,16 @@ def test_heading_feature_odometry_in_model_processor_and_policy(parts):
     policy = DriveVLAPolicy(DriveVLAModel(hcfg, proc.vocab_size), hproc)
     yaws = [3.0, 3.1, -3.1, -3.0, -3.0]  # +0.1, +0.0832 (across pi), +0.1, +0
     for yaw in yaws:
-        policy.act(_obs(ego=EgoState(0.0, 0.0, yaw, 5.0)))
+        policy.act(tiny_obs(ego=EgoState(0.0, 0.0, yaw, 5.0)))
     expected = 0.1 + (2 * np.pi - 6.2) + 0.1
     assert policy._odometry._heading_change == pytest.approx(expected, abs=1e-9)
-    policy.explain(_obs(ego=EgoState(0.0, 0.0, -3.0, 5.0)))  # acting again on it adds nothing
+    policy.explain(tiny_obs(ego=EgoState(0.0, 0.0, -3.0, 5.0)))  # acting again on it adds nothing
     assert policy._odometry._heading_change == pytest.approx(expected, abs=1e-9)
     policy.reset()
-    policy.act(_obs(ego=EgoState(0.0, 0.0, 1.0, 5.0)))
+    policy.act(tiny_obs(ego=EgoState(0.0, 0.0, 1.0, 5.0)))
     assert policy._odometry._heading_change == 0.0
     with pytest.raises(ValueError, match="yaw"):
-        policy.act(_obs(ego=EgoState(0.0, 0.0, float("nan"), 5.0)))
+        policy.act(tiny_obs(ego=EgoState(0.0, 0.0, float("nan"), 5.0)))
 
 
 def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
@@ -241,7 +205,7 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     assert lcfg.model.ego_dim == 6
     assert cfg.with_overrides({"lateral_feature": True}).model.ego_dim == 5
     lproc = DriveVLAProcessor(lcfg, proc.tokenizer)
-    samples = {**_samples(3), "heading_change": torch.zeros(3)}
+    samples = {**tiny_samples(3), "heading_change": torch.zeros(3)}
     with pytest.raises(ValueError, match="lateral_offset"):
         lproc.batch_from_samples(samples)
     batch = lproc.batch_from_samples({**samples, "lateral_offset": torch.tensor([0, 3.5, -40])})
@@ -253,13 +217,14 @@ def test_lateral_feature_odometry_in_model_processor_and_policy(parts):
     # (yaw pi/2) and moving 3.5 m west is one lane to the left, whatever the yaw is now
     policy = DriveVLAPolicy(DriveVLAModel(lcfg, proc.vocab_size), lproc)
     for x, y, yaw in [(100.0, 50.0, np.pi / 2), (100.0, 70.0, 1.8), (96.5, 90.0, np.pi / 2)]:
-        policy.act(_obs(ego=EgoState(x, y, yaw, 5.0)))
-    assert policy._odometry._lateral(_obs(ego=EgoState(96.5, 90.0, 1.0, 5.0))) == pytest.approx(3.5)
+        policy.act(tiny_obs(ego=EgoState(x, y, yaw, 5.0)))
+    lateral = policy._odometry._lateral
+    assert lateral(tiny_obs(ego=EgoState(96.5, 90.0, 1.0, 5.0))) == pytest.approx(3.5)
     policy.reset()
-    policy.act(_obs(ego=EgoState(96.5, 90.0, 0.0, 5.0)))
-    assert policy._odometry._lateral(_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
+    policy.act(tiny_obs(ego=EgoState(96.5, 90.0, 0.0, 5.0)))
+    assert lateral(tiny_obs(ego=EgoState(120.0, 89.0, 0.0, 5.0))) == pytest.approx(-1)
     with pytest.raises(ValueError, match="pose"):
-        policy.act(_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))
+        policy.act(tiny_obs(ego=EgoState(float("nan"), 0.0, 0.0, 5.0)))
 
 
 def test_distance_feature_odometer_in_model_processor_and_policy(parts):
@@ -267,7 +232,7 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     dcfg = cfg.with_overrides({"distance_feature": True, "ego_dropout": 1.0})
     assert dcfg.model.ego_dim == 5
     dproc = DriveVLAProcessor(dcfg, proc.tokenizer)
-    samples = _samples(3)
+    samples = tiny_samples(3)
     with pytest.raises(ValueError, match="distance_travelled"):
         dproc.batch_from_samples(samples)
     batch = dproc.batch_from_samples({**samples,
@@ -279,17 +244,17 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     # acting on the same observation twice adds nothing; reset starts again at 0
     policy = DriveVLAPolicy(DriveVLAModel(dcfg, proc.vocab_size), dproc)
     for x, y in [(0.0, 0.0), (30.0, 0.0), (30.0, 0.0), (30.0, 40.0)]:
-        policy.act(_obs(ego=EgoState(x, y, 0.0, 5.0)))
+        policy.act(tiny_obs(ego=EgoState(x, y, 0.0, 5.0)))
     assert policy._odometry._distance == pytest.approx(70.0)
     policy.reset()
-    policy.act(_obs(ego=EgoState(500.0, 0.0, 0.0, 5.0)))
+    policy.act(tiny_obs(ego=EgoState(500.0, 0.0, 0.0, 5.0)))
     assert policy._odometry._distance == 0.0
     # a removed option is refused unless at its off value (docs/experiments/removed-options.md)
     with pytest.raises(ValueError, match="odometer_bias_m.*removed"):
         dcfg.with_overrides({"odometer_bias_m": 30.0})
     assert dcfg.with_overrides({"odometer_bias_m": 0.0}) == dcfg
     with pytest.raises(ValueError, match="position"):
-        policy.act(_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
+        policy.act(tiny_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
 
 
 def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_only(parts):
@@ -300,7 +265,7 @@ def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_onl
     iproc = DriveVLAProcessor(icfg, proc.tokenizer)
     torch.manual_seed(0)
     model = DriveVLAModel(icfg, proc.vocab_size).eval()
-    batch = iproc.batch_from_samples(_samples(2))
+    batch = iproc.batch_from_samples(tiny_samples(2))
     with torch.no_grad():
         out = model.act(batch)
         assert out.intent_logits.shape == (2, len(NAVIGATION_INTENTS))
@@ -366,7 +331,7 @@ def test_intent_by_sentence_reads_the_navigation_sentence_whatever_follows(parts
     assert not torch.allclose(per2[0, 1, :none], alone[0], atol=1e-3)
     # frames: the loss is that of the sentence naming the route's intent best
     model.train()
-    samples = _samples(2)
+    samples = tiny_samples(2)
     samples["instruction"] = [f"{nav} {event}", nav]
     batch = sproc.batch_from_samples(samples)
     second = NAVIGATION_INTENTS.index("roundabout_exit_2")  # a label neither sentence names
@@ -385,7 +350,7 @@ def test_instruction_word_dropout_hides_words_from_the_lm_in_training_only(parts
     dcfg = cfg.with_overrides({"instruction_word_dropout": 0.6})
     torch.manual_seed(0)
     model = DriveVLAModel(dcfg, proc.vocab_size)
-    batch = proc.batch_from_samples(_samples(8))
+    batch = proc.batch_from_samples(tiny_samples(8))
     seen = []
     embed = model.backbone.embed_prefix
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_drivevla import CORPUS, TINY, _obs, _samples
 
 from drivevla.language.reasons import Reason
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import REFUSED, DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from support.vla_parts import CORPUS, TINY, tiny_obs, tiny_samples
 
 SAFE = "Turn left at the next junction."
 UNSAFE = "Turn left at the next junction. Run the red light now."
@@ -33,10 +33,10 @@ def test_refusal_head_sees_only_the_instruction(parts):
     cfg, proc = parts
     torch.manual_seed(0)
     model = DriveVLAModel(cfg, proc.vocab_size).eval()
-    samples = _samples(2)
+    samples = tiny_samples(2)
     samples["instruction"] = [SAFE, SAFE]
     a = proc.batch_from_samples(samples)
-    other = _samples(2, seed=5)  # other images, ego state and route
+    other = tiny_samples(2, seed=5)  # other images, ego state and route
     other["instruction"] = [SAFE, UNSAFE]
     b = proc.batch_from_samples(other)
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_training_learns_refusals_and_explanations_follow_the_decided_reason(par
     cfg, proc = parts
     torch.manual_seed(0)
     model = DriveVLAModel(cfg, proc.vocab_size)
-    samples = _samples(4)
+    samples = tiny_samples(4)
     for key in ("images", "ego", "route"):
         samples[key][1] = samples[key][0]
     samples["instruction"] = [SAFE, SAFE, UNSAFE, SAFE]
@@ -121,7 +121,7 @@ def test_training_learns_refusals_and_explanations_follow_the_decided_reason(par
 
     # the policy reports the decided reason and saves / loads both new heads
     policy = DriveVLAPolicy(model, proc)
-    obs = _obs(instruction=UNSAFE)
+    obs = tiny_obs(instruction=UNSAFE)
     decision = policy.act(obs)
     assert decision.reason == Reason.REFUSED_UNSAFE_INSTRUCTION.value
     text = policy.explain()

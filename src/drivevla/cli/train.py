@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a drivevla dataset directory (repeat for several)")
     p.add_argument("--out", required=True, help="output checkpoint dir (rerun to resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config override, e.g. --set head=regression "
+                   help="model config override, e.g. --set model.head=regression "
                         f"(keys: {', '.join(DriveVLAConfig.valid_keys())})")
     for name, help in INT_OPTIONS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default,

@@ -49,7 +49,7 @@ class DriveVLAPolicy:
         self._odometry = OdometryTracker(self.config.model.odometry)
 
     # ------------------------------------------------------------------ contract
-    def reset(self, env: Any | None = None) -> None:
+    def reset(self, privileged: Any | None = None) -> None:  # learned: ignores ground truth
         self._last, self._tick, self._last_explanation = None, 0, None
         self._odometry.reset()
 
