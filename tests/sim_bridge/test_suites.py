@@ -126,3 +126,29 @@ def test_route_events_are_loaded_and_validated(tmp_path):
         {"scenario": "urban", "intent": "go_straight", "seed": 1, "events": [bad]}]}))
     with pytest.raises(ValueError, match="event #0.*speed_kmh"):
         load_suite(path)
+
+
+@pytest.mark.parametrize(
+    "route_id",
+    ["../../escaped/pwned", "/tmp/abs", "sub/../r1", "a/b", "..", ".hidden", "r 1", "", "é"],
+)
+def test_route_ids_outside_the_safe_character_set_are_refused(tmp_path, route_id):
+    path = tmp_path / "evil.yaml"
+    r = {"id": route_id, "scenario": "highway", "intent": "cruise", "seed": 1}
+    path.write_text(yaml.safe_dump({"name": "evil", "routes": [r]}))
+    if route_id == "":  # an empty id falls back to the generated one
+        assert load_suite(path).routes[0].route_id == "highway-cruise-1"
+        return
+    with pytest.raises(ValueError, match=r"route #0: route id .* must"):
+        load_suite(path)
+
+
+def test_route_ids_that_differ_only_in_case_are_refused(tmp_path):
+    path = tmp_path / "case.yaml"
+    routes = [
+        {"id": "r1", "scenario": "highway", "intent": "cruise", "seed": 1},
+        {"id": "R1", "scenario": "highway", "intent": "cruise", "seed": 2},
+    ]
+    path.write_text(yaml.safe_dump({"name": "case", "routes": routes}))
+    with pytest.raises(ValueError, match="'r1' and 'R1' differ only in case"):
+        load_suite(path)

@@ -77,6 +77,7 @@ from drivevla.benchmarks.instruction_metrics import (
     route_instruction_metrics,
 )
 from drivevla.core.jsonio import write_json_atomic
+from drivevla.core.paths import safe_child
 from drivevla.core.provenance import provenance
 from drivevla.core.workers import init_worker
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
@@ -112,7 +113,7 @@ class RouteJob:
 
     @property
     def route_file(self) -> Path:
-        return Path(self.out) / "routes" / f"{self.spec.route_id}.json"
+        return safe_child(Path(self.out) / "routes", self.spec.route_id, ".json", what="route id")
 
 
 def _error_record(phase: str, exc: BaseException, step: int | None, t: float | None) -> dict:
@@ -154,7 +155,8 @@ def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], Rou
         hooks.append(Explainer(job.explain_every, trace))
     video = None
     if job.video:
-        path = Path(job.out) / "videos" / f".{job.spec.route_id}.tmp.mp4"
+        path = safe_child(Path(job.out) / "videos", job.spec.route_id, ".tmp.mp4", prefix=".",
+                          what="route id")
         video = RouteVideo(path, cfg.control_hz)
         hooks.append(video)
     hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
@@ -202,7 +204,8 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
             env.close()
         if video is not None and video.writer is not None:
             video.writer.close()
-            os.replace(video.writer.path, Path(job.out) / "videos" / f"{spec.route_id}.mp4")
+            final = safe_child(Path(job.out) / "videos", spec.route_id, ".mp4", what="route id")
+            os.replace(video.writer.path, final)
     if status in CRASH_STATUSES:
         result["status"] = status
         result["driving_score"] = 0.0
@@ -430,7 +433,7 @@ def _claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
 def _load_records(out: Path, suite: Suite) -> dict[str, dict[str, Any]]:
     records = {}
     for spec in suite.routes:
-        path = out / "routes" / f"{spec.route_id}.json"
+        path = safe_child(out / "routes", spec.route_id, ".json", what="route id")
         if not path.is_file():
             continue
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.core.paths import safe_child
 
 DEFAULT_POLICY = "drivevla-tiny"
 
@@ -28,7 +29,8 @@ def _route_rows(out: Path, summary: dict[str, Any]) -> list[str]:
     rows = ["| route | instruction | DS | RC % | status | explanation (sample) |",
             "|---|---|---:|---:|---|---|"]
     for r in summary["routes"]:
-        rec = json.loads((out / "routes" / f"{r['route_id']}.json").read_text(encoding="utf-8"))
+        path = safe_child(out / "routes", r["route_id"], ".json", what="route id")
+        rec = json.loads(path.read_text(encoding="utf-8"))
         samples = rec["metrics"].get("explanations", {}).get("samples") or [{}]
         text = samples[len(samples) // 2].get("text") or "-"
         rows.append(

@@ -11,6 +11,7 @@ from typing import Any
 from drivevla.agents.rollout import Driver, Hook, RouteFollowerDriver, Tick, run_episode
 from drivevla.benchmarks.video import VideoWriter, compose_frame
 from drivevla.core.env import Env
+from drivevla.core.paths import safe_child
 from drivevla.core.provenance import provenance
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec
@@ -77,8 +78,9 @@ def drive_route(
     cfg = spec.sim_config(base_config)
     if max_steps and cfg.max_steps is None:
         cfg = cfg.replace(max_steps=max_steps)
+    video_path = safe_child(out_dir, spec.route_id, ".mp4", what="route id")  # before any work
     env = EmbeddedDrivingEnv(cfg)
-    writer = VideoWriter(out_dir / f"{spec.route_id}.mp4", cfg.control_hz) if video else None
+    writer = VideoWriter(video_path, cfg.control_hz) if video else None
     hooks = [_DriveVideo(writer, cfg.cameras[0].name if cfg.cameras else None)] if writer else []
     try:
         episode = run_episode(
@@ -99,7 +101,8 @@ def drive_route(
         **provenance(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{spec.route_id}.json.tmp"
+    tmp = safe_child(out_dir, spec.route_id, ".json.tmp", prefix=".", what="route id")
     tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    tmp.replace(out_dir / f"{spec.route_id}.json")  # atomic: a finished route is never half-written
+    # atomic: a finished route is never half-written
+    tmp.replace(safe_child(out_dir, spec.route_id, ".json", what="route id"))
     return record

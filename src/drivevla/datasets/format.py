@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivevla.core.paths import check_name
+
 SCHEMA_VERSION = 1
 FUTURE_STEPS = 6  # 3 s ahead at 0.5 s: nuScenes open-loop scoring applies
 FUTURE_DT_S = 0.5
@@ -148,5 +150,6 @@ def feature_names(cameras: list[str]) -> list[str]:
 
 
 def episode_file(episode_index: int, episode_id: str) -> str:
-    """Relative path of an episode's Parquet shard."""
+    """Relative path of an episode's Parquet shard (``episode_id``: a safe file name)."""
+    check_name(episode_id, "episode id")
     return f"data/chunk-{episode_index // EPISODES_PER_CHUNK:03d}/episode-{episode_id}.parquet"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.paths import confined
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     EPISODES_PATH,
@@ -98,7 +99,7 @@ def read_episode(
     import pyarrow.parquet as pq
 
     eid = str(meta["episode_id"])
-    path = dataset_dir / str(meta.get("file") or episode_file(index, eid))
+    path = confined(dataset_dir, str(meta.get("file") or episode_file(index, eid)), "shard file")
     if not path.is_file():
         raise FileNotFoundError(f"episode {eid!r}: shard {path} is missing")
     wanted = ["frame_index", "timestamp_s", "ego.x", "ego.y", "ego.yaw", "actors"]

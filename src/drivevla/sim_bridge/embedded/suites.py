@@ -5,7 +5,9 @@ File format::
     name: my-suite
     description: optional text
     routes:
-      - id: highway-cruise-0          # optional; defaults to "{scenario}-{intent}-{seed}"
+      - id: highway-cruise-0          # optional; defaults to "{scenario}-{intent}-{seed}";
+                                      # letters, digits, . _ - (names the result files),
+                                      # unique ignoring case
         scenario: highway             # a family name (drivevla sim list)
         intent: cruise                # one of the family's intents
         seed: 1000000                 # reset seed: the same seed gives the same route
@@ -31,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from drivevla.core.paths import SAFE_NAME_RULE, name_problem, normalized_name
 from drivevla.language.events import InstructionEvent
 from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
@@ -135,8 +138,12 @@ def _route_from_dict(raw: Any, where: str) -> RouteSpec:
             InstructionEvent.from_dict(event)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: event #{k}: {exc}") from None
+    route_id = str(raw.get("id") or f"{scenario}-{intent}-{seed}")
+    problem = name_problem(route_id)
+    if problem is not None:  # the id names the route's result and video files
+        raise ValueError(f"{where}: route id {route_id!r} {problem}")
     return RouteSpec(
-        str(raw.get("id") or f"{scenario}-{intent}-{seed}"),
+        route_id,
         scenario,
         intent,
         seed,
@@ -162,6 +169,14 @@ def suite_from_dict(data: Any, source: str = "<suite>") -> Suite:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ValueError(f"{source}: duplicate route id(s) {dupes}")
+    seen: dict[str, str] = {}
+    for rid in ids:  # r1 and R1 would share one result file on a case-insensitive disk
+        other = seen.setdefault(normalized_name(rid), rid)
+        if other != rid:
+            raise ValueError(
+                f"{source}: route ids {other!r} and {rid!r} differ only in case; route ids "
+                f"must be unique ignoring case ({SAFE_NAME_RULE})"
+            )
     return Suite(
         str(data.get("name") or Path(source).stem), routes, str(data.get("description") or "")
     )
