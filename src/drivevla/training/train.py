@@ -66,6 +66,34 @@ STATE_FILE = "trainer_state.pt"
 INFO_FILE = "train_info.json"
 
 
+class UnsafeTrainerStateError(ValueError):
+    """A checkpoint's ``trainer_state.pt`` holds more than tensors and plain values (a pickle
+    that could run code when loaded): it is refused, never unpickled."""
+
+
+def load_trainer_state(path: Path) -> dict[str, Any]:
+    """``trainer_state.pt`` read with ``weights_only=True``: tensors, numbers, strings and
+    containers only; anything else (an object whose unpickling would run code) raises
+    :class:`UnsafeTrainerStateError` naming the file, before any of it runs."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsafeTrainerStateError(
+            f"{path}: refused to load: it holds objects other than tensors and plain values "
+            f"({first}); delete this checkpoint folder, or start a new --out"
+        ) from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "step"} <= set(state):
+        raise UnsafeTrainerStateError(
+            f"{path}: not a trainer state (expected a mapping with optimizer, scheduler, step)"
+        )
+    return state
+
+
 # ---------------------------------------------------------------------------------- training
 
 
@@ -311,7 +339,7 @@ class Trainer:
         import torch
         from safetensors.torch import load_file
 
-        state = torch.load(resume / STATE_FILE, weights_only=False)
+        state = load_trainer_state(resume / STATE_FILE)
         load_state_checked(self.accelerator.unwrap_model(model),
                            upgrade_state_dict(load_file(str(resume / "model.safetensors"))),
                            str(resume))
