@@ -172,7 +172,7 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     spec = job.spec
     t0 = time.perf_counter()
     cfg = spec.sim_config(job.base_config)
-    if job.max_steps and cfg.max_steps is None:
+    if job.max_steps is not None and cfg.max_steps is None:
         cfg = cfg.replace(max_steps=int(job.max_steps))
     trace = Trace()
     hooks, video = _route_hooks(job, cfg, trace)
@@ -479,6 +479,16 @@ def _run_fields(
     }
 
 
+def _check_run_options(max_steps: Any, explain_every: Any, workers: Any) -> None:
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise ValueError(f"max_steps={max_steps!r} must be an integer >= 1 (or unset)")
+    for name, value in (("explain_every", explain_every), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} must be an integer >= 0")
+
+
 def run_closed_loop(
     policy: str,
     suite: str | Path,
@@ -500,7 +510,10 @@ def run_closed_loop(
 
     t0 = time.perf_counter()
     out = Path(out)
+    _check_run_options(max_steps, explain_every, workers)
     suite_obj = load_suite(suite)
+    for spec in suite_obj.routes:  # every route's config is valid before any route starts
+        spec.sim_config(base_config)
     factory = _resolve_factory(policy)
     meta_provenance = provenance()
     meta = {

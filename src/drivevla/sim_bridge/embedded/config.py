@@ -8,10 +8,42 @@ from typing import Any
 
 from drivevla.core.types import CameraSpec
 from drivevla.sim_bridge.embedded.criteria import CriteriaConfig
+from drivevla.sim_bridge.embedded.field_rules import Rule, check_fields
 
 
 def default_cameras() -> tuple[CameraSpec, ...]:
     return (CameraSpec(name="front", width=320, height=180, fov_deg=90.0),)
+
+
+# What every scalar field of SimConfig allows (cameras, light_cycle_s and criteria are checked
+# in __post_init__: they hold several values each).
+SIM_FIELD_RULES: dict[str, Rule] = {
+    "scenario": Rule("str"),
+    "intent": Rule("str", optional=True),
+    "instruction": Rule("str", optional=True),
+    "instruction_split": Rule("choice", choices=("canonical", "train", "heldout", "all")),
+    "notice_instructions": Rule("bool"),
+    "control_hz": Rule("float", 1.0, 100.0),
+    "physics_substeps": Rule("int", 1, 100),
+    "render_backend": Rule("choice", choices=("auto", "tiny", "gl")),
+    "bev_size_px": Rule("int", 16, 4096),
+    "bev_metres": Rule("float", 0.0, 2000.0, lo_open=True),
+    "traffic_density": Rule("float", 0.0, 50.0),
+    "pedestrians": Rule("bool"),
+    "light_offset_s": Rule("float", optional=True),
+    "guard_rails": Rule("bool"),
+    "max_steps": Rule("int", 1, None, optional=True),
+    "route_target_points": Rule("int", 1, 100),
+    "route_target_spacing_m": Rule("float", 0.0, 1000.0, lo_open=True),
+    "traffic_radius_m": Rule("float", 0.0, 10000.0, lo_open=True),
+    "npc_crash_hold_s": Rule("float", 0.0, None, optional=True),
+    "max_accel_mps2": Rule("float", 0.0, 50.0, lo_open=True),
+    "max_brake_mps2": Rule("float", 0.0, 100.0, lo_open=True),
+    "max_steer_deg": Rule("float", 0.0, 90.0, lo_open=True, hi_open=True),
+    "steer_tau_s": Rule("float", 0.0, 10.0),
+}
+# Each of green, yellow, red (s); their sum must be > 0.
+LIGHT_PHASE_RULE = Rule("float", 0.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -62,21 +94,29 @@ class SimConfig:
     steer_tau_s: float = 0.1
 
     def __post_init__(self) -> None:
-        if not (1.0 <= self.control_hz <= 100.0):
-            raise ValueError(f"control_hz={self.control_hz} must be in [1, 100]")
-        if self.physics_substeps < 1:
-            raise ValueError(f"physics_substeps={self.physics_substeps} must be >= 1")
-        if self.render_backend not in ("auto", "tiny", "gl"):
-            raise ValueError(f"render_backend={self.render_backend!r}; valid: 'auto', 'tiny', 'gl'")
-        if self.instruction_split not in ("canonical", "train", "heldout", "all"):
+        check_fields("SimConfig", self, SIM_FIELD_RULES)
+        cycle = self.light_cycle_s
+        if (
+            not isinstance(cycle, tuple | list)
+            or len(cycle) != 3
+            or not all(LIGHT_PHASE_RULE.allows(x) for x in cycle)
+            or not sum(cycle) > 0
+        ):
             raise ValueError(
-                f"instruction_split={self.instruction_split!r}; valid: "
-                "'canonical', 'train', 'heldout', 'all'"
+                f"SimConfig.light_cycle_s={cycle!r} is invalid: must be 3 durations (green, "
+                f"yellow, red), each {LIGHT_PHASE_RULE.describe()}, with a sum > 0"
             )
-        if self.npc_crash_hold_s is not None and not self.npc_crash_hold_s >= 0:
-            raise ValueError(f"npc_crash_hold_s={self.npc_crash_hold_s} must be >= 0 or None")
-        if self.traffic_density < 0:
-            raise ValueError(f"traffic_density={self.traffic_density} must be >= 0")
+        if not isinstance(self.cameras, tuple) or not all(
+            isinstance(c, CameraSpec) for c in self.cameras
+        ):
+            raise ValueError(
+                f"SimConfig.cameras={self.cameras!r} is invalid: must be a list of cameras"
+            )
+        if not isinstance(self.criteria, dict):
+            raise ValueError(
+                f"SimConfig.criteria={self.criteria!r} is invalid: must be a mapping of "
+                "criteria overrides"
+            )
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
@@ -99,12 +139,17 @@ class SimConfig:
             raise ValueError(
                 f"unknown simulator config key(s) {sorted(unknown)}; valid keys: {cls.valid_keys()}"
             )
-        if "cameras" in data:
+        if "cameras" in data and isinstance(data["cameras"], list | tuple) and all(
+            isinstance(c, CameraSpec | dict) for c in data["cameras"]
+        ):
             data["cameras"] = tuple(
                 c if isinstance(c, CameraSpec) else CameraSpec.from_dict(c) for c in data["cameras"]
             )
-        if "light_cycle_s" in data:
-            data["light_cycle_s"] = tuple(float(x) for x in data["light_cycle_s"])
+        if "light_cycle_s" in data and isinstance(data["light_cycle_s"], list | tuple):
+            data["light_cycle_s"] = tuple(
+                float(x) if isinstance(x, int | float) and not isinstance(x, bool) else x
+                for x in data["light_cycle_s"]
+            )
         return cls(**data)
 
     def replace(self, **changes: Any) -> SimConfig:

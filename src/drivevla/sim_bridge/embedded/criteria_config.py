@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from drivevla.core.types import InfractionType
+from drivevla.sim_bridge.embedded.field_rules import Rule, check_fields
 
 # Constant factors per event (leaderboard-2.0 ``PENALTY_VALUE_DICT``).
 PENALTY_FACTORS: dict[InfractionType, float] = {
@@ -38,6 +38,32 @@ STATUS_TIMED_OUT = "Failed - Agent timed out"
 
 _OUTSIDE_LANES_BASES = ("route", "driven")
 
+_POSITIVE = Rule("float", 0.0, None, lo_open=True)
+_NON_NEGATIVE = Rule("float", 0.0, None)
+_SHARE = Rule("float", 0.0, 1.0, lo_open=True)
+# What every field of CriteriaConfig allows.
+CRITERIA_FIELD_RULES: dict[str, Rule] = {
+    "collision_same_actor_window_s": _POSITIVE,
+    "collision_min_separation_m": _POSITIVE,
+    "collision_min_ego_speed_mps": _NON_NEGATIVE,
+    "outside_lane_tolerance_m": _NON_NEGATIVE,
+    "wrong_way_angle_deg": Rule("float", 0.0, 180.0, lo_open=True),
+    "red_light_check_distance_m": _POSITIVE,
+    "route_deviation_m": _POSITIVE,
+    "route_deviation_far_m": _POSITIVE,
+    "route_deviation_far_share": _SHARE,
+    "blocked_speed_mps": _NON_NEGATIVE,
+    "blocked_time_s": _POSITIVE,
+    "timeout_base_s": _NON_NEGATIVE,
+    "timeout_speed_fraction": _POSITIVE,
+    "min_speed_checkpoints": Rule("int", 1, None),
+    "enable_min_speed": Rule("bool"),
+    "completion_snap_fraction": _SHARE,
+    "completion_snap_distance_m": _POSITIVE,
+    "outside_lanes_basis": Rule("choice", choices=_OUTSIDE_LANES_BASES),
+    "projection_window_m": _POSITIVE,
+}
+
 
 @dataclass(frozen=True)
 class CriteriaConfig:
@@ -67,52 +93,7 @@ class CriteriaConfig:
     projection_window_m: float = 20.0
 
     def __post_init__(self) -> None:
-        positive = (
-            "collision_same_actor_window_s",
-            "collision_min_separation_m",
-            "red_light_check_distance_m",
-            "route_deviation_m",
-            "route_deviation_far_m",
-            "blocked_time_s",
-            "timeout_speed_fraction",
-            "completion_snap_distance_m",
-            "projection_window_m",
-        )
-        for key in positive:
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be a finite number > 0")
-        non_negative = (
-            "collision_min_ego_speed_mps",
-            "outside_lane_tolerance_m",
-            "blocked_speed_mps",
-            "timeout_base_s",
-        )
-        for key in non_negative:
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be a finite number >= 0")
-        for key in ("route_deviation_far_share", "completion_snap_fraction"):
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and 0 < value <= 1):
-                raise ValueError(f"CriteriaConfig.{key}={value!r} must be in (0, 1]")
-        if not (0 < self.wrong_way_angle_deg <= 180):
-            raise ValueError(
-                f"CriteriaConfig.wrong_way_angle_deg={self.wrong_way_angle_deg!r} "
-                "must be in (0, 180]"
-            )
-        if isinstance(self.min_speed_checkpoints, bool) or not (
-            isinstance(self.min_speed_checkpoints, int) and self.min_speed_checkpoints >= 1
-        ):
-            raise ValueError(
-                f"CriteriaConfig.min_speed_checkpoints={self.min_speed_checkpoints!r} "
-                "must be an integer >= 1"
-            )
-        if self.outside_lanes_basis not in _OUTSIDE_LANES_BASES:
-            raise ValueError(
-                f"CriteriaConfig.outside_lanes_basis={self.outside_lanes_basis!r}; "
-                f"valid: {list(_OUTSIDE_LANES_BASES)}"
-            )
+        check_fields("CriteriaConfig", self, CRITERIA_FIELD_RULES)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CriteriaConfig:
