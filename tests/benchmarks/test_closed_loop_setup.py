@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.closed_loop import CheckpointError, run_closed_loop
 from drivevla.cli import main as cli_main
 
 ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001,
@@ -51,3 +53,69 @@ def test_a_bad_route_config_fails_the_run_before_any_route(tmp_path, key, value)
     with pytest.raises(ValueError, match=f"SimConfig.{key}="):
         _run("expert", _suite(tmp_path, route), tmp_path / "out", workers=0)
     assert not (tmp_path / "out" / "routes").exists()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _copy(checkpoint: Path, dest: Path) -> Path:
+    shutil.copytree(checkpoint, dest)
+    return dest
+
+
+def _truncate_weights(ckpt: Path) -> None:
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _garble_config(ckpt: Path) -> None:
+    (ckpt / "config.json").write_text('{"model": ', encoding="utf-8")
+
+
+def _unknown_key(ckpt: Path) -> None:
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    config["no_such_key"] = 1
+    (ckpt / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.mark.parametrize("breakage", [_truncate_weights, _garble_config, _unknown_key])
+def test_a_broken_checkpoint_fails_the_run_and_writes_no_route(
+    tmp_path, tiny_checkpoint, breakage, capsys
+):
+    ckpt = _copy(tiny_checkpoint, tmp_path / "ckpt")
+    breakage(ckpt)
+    suite = _suite(tmp_path)
+    with pytest.raises(CheckpointError, match="cannot be loaded"):
+        _run(str(ckpt), suite, tmp_path / "out", workers=0, max_steps=3)
+    assert not list((tmp_path / "out").glob("routes/*.json"))
+    argv = ["eval", "closed-loop", "--policy", str(ckpt), "--suite", str(suite),
+            "--out", str(tmp_path / "out"), "--workers", "0", "--max-steps", "3"]
+    assert cli_main(argv) == 2
+    assert f"checkpoint {ckpt}" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("routes/*.json"))
+    # once fixed, the same command runs the route (nothing broken was stored to resume from)
+    shutil.rmtree(ckpt)
+    _copy(tiny_checkpoint, ckpt)
+    summary = _run(str(ckpt), suite, tmp_path / "out", workers=0, max_steps=3)
+    assert summary["run"]["routes_run"] == 1
+    assert summary["routes"][0]["status"] != "Failed - Agent couldn't be set up"
+
+
+def test_resume_fingerprint_holds_checkpoint_content_and_explain_every(tmp_path, tiny_checkpoint):
+    ckpt = _copy(tiny_checkpoint, tmp_path / "ckpt")
+    suite, out = _suite(tmp_path), tmp_path / "out"
+    first = _run(str(ckpt), suite, out, workers=0, max_steps=3)
+    run_meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert len(run_meta["checkpoint_sha256"]) == 64
+    again = _run(str(ckpt), suite, out, workers=0, max_steps=3)  # same content: resumes
+    assert again["run"]["routes_skipped"] == 1
+    assert again["config"]["fingerprint"] == first["config"]["fingerprint"]
+    with pytest.raises(ValueError, match="explain_every"):
+        _run(str(ckpt), suite, out, workers=0, max_steps=3, explain_every=5)
+    # retrained into the same folder: other content under the same path
+    weights = ckpt / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checkpoint content"):
+        _run(str(ckpt), suite, out, workers=0, max_steps=3)

@@ -8,8 +8,11 @@ and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: t
 
 - **Resume**: a rerun into the same ``out`` never redoes a route whose file exists; it runs the
   missing ones and recomputes ``out/summary.json`` from all route files. ``out/run.json``
-  records the policy, the suite and a fingerprint of the routes and config; a run with another
-  policy, suite or config into the same ``out`` is refused.
+  records the policy, the suite and a fingerprint of the routes, config, ``max_steps``,
+  ``explain_every`` and the checkpoint's content (sha256 of its files); a run with another
+  policy, suite, config, option or checkpoint content into the same ``out`` is refused.
+- **Checkpoints** are loaded once in the parent before any route starts: a broken one
+  (truncated weights, bad ``config.json``, unknown key) raises :class:`CheckpointError`.
 - **Failures**: a policy that raises, returns something that is not a valid ``Decision``
   (NaN waypoints, ...) or makes the controller fail ends its route as
   ``"Failed - Agent crashed"`` (DS 0, RC as reached, the error and a traceback tail in the
@@ -399,9 +402,56 @@ def _resolve_factory(policy: str) -> Any:
     return factory
 
 
-def _fingerprint(suite: Suite, base_config: dict | None, max_steps: int | None) -> str:
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as a policy: the run fails before any route starts."""
+
+
+def _checkpoint_dir(policy: str) -> Path | None:
+    """The checkpoint directory ``policy`` names; None for a registered policy name."""
+    path = Path(policy)
+    return path if policy not in registry.policy_names() and path.is_dir() else None
+
+
+def _check_policy_loads(policy: str) -> None:
+    """Load a checkpoint once in this process, so that a broken one (truncated weights, bad
+    config.json, unknown key) fails the command instead of setting up no route at all."""
+    path = _checkpoint_dir(policy)
+    if path is None:
+        return
+    try:
+        registry.make_policy(policy)
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded as a policy: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _checkpoint_sha256(policy: str) -> str | None:
+    """sha256 over the relative names and bytes of every file of a checkpoint directory."""
+    path = _checkpoint_dir(policy)
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _fingerprint(
+    suite: Suite,
+    base_config: dict | None,
+    max_steps: int | None,
+    checkpoint_sha256: str | None = None,
+    explain_every: int = 0,
+) -> str:
+    """What makes two runs' results comparable: routes, config, options, checkpoint content."""
     blob = json.dumps(
-        {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps},
+        {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps,
+         "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every},
         sort_keys=True,
         default=str,
     )
@@ -420,8 +470,9 @@ def _claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
             )
         if old.get("fingerprint") != meta["fingerprint"]:
             raise ValueError(
-                f"{out} holds results of suite {meta['suite']!r} with other routes, config or "
-                "max_steps than this run; use another --out directory (or delete it)."
+                f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
+                "max_steps, explain_every or checkpoint content than this run; use another "
+                "--out directory (or delete it)."
             )
         return
     routes_dir = out / "routes"
@@ -515,12 +566,18 @@ def run_closed_loop(
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
     factory = _resolve_factory(policy)
+    _check_policy_loads(policy)
+    checkpoint_sha256 = _checkpoint_sha256(policy)
     meta_provenance = provenance()
     meta = {
         "policy": _policy_identity(policy),
         "suite": suite_obj.name,
         "suite_source": str(suite),
-        "fingerprint": _fingerprint(suite_obj, base_config, max_steps),
+        "fingerprint": _fingerprint(
+            suite_obj, base_config, max_steps, checkpoint_sha256, explain_every
+        ),
+        "checkpoint_sha256": checkpoint_sha256,
+        "explain_every": explain_every,
         "base_config": base_config,
         "max_steps": max_steps,
         "protocol": PROTOCOL,
