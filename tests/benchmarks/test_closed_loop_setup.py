@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drivevla.benchmarks.closed_loop import CheckpointError, run_closed_loop
+from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.cli import main as cli_main
+from drivevla.core.paths import OutputFolderBusyError, exclusive_dir
+from drivevla.vla.policy import CheckpointError
 
 ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001,
          "config": {"cameras": []}}
@@ -119,3 +121,16 @@ def test_resume_fingerprint_holds_checkpoint_content_and_explain_every(tmp_path,
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="checkpoint content"):
         _run(str(ckpt), suite, out, workers=0, max_steps=3)
+
+
+# --------------------------------------------------------------------------------- the lock
+
+
+def test_a_second_run_into_a_busy_out_folder_fails_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    with exclusive_dir(out, ".lock", what="evaluation"):  # as a first run holds it
+        with pytest.raises(OutputFolderBusyError, match="another evaluation"):
+            _run("expert", _suite(tmp_path), out, workers=0, max_steps=5)
+        assert not (out / "routes").exists() and not (out / "run.json").exists()
+    summary = _run("expert", _suite(tmp_path), out, workers=0, max_steps=5)  # free again
+    assert summary["n_routes"] == 1

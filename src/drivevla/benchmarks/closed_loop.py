@@ -12,7 +12,9 @@ and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: t
   ``explain_every`` and the checkpoint's content (sha256 of its files); a run with another
   policy, suite, config, option or checkpoint content into the same ``out`` is refused.
 - **Checkpoints** are loaded once in the parent before any route starts: a broken one
-  (truncated weights, bad ``config.json``, unknown key) raises :class:`CheckpointError`.
+  (truncated weights, bad ``config.json``, unknown key) raises the policy's
+  :class:`~drivevla.vla.policy.CheckpointError`. A second run into the same ``out`` while
+  one runs fails with :class:`~drivevla.core.paths.OutputFolderBusyError`.
 - **Failures**: a policy that raises, returns something that is not a valid ``Decision``
   (NaN waypoints, ...) or makes the controller fail ends its route as
   ``"Failed - Agent crashed"`` (DS 0, RC as reached, the error and a traceback tail in the
@@ -33,11 +35,11 @@ as fractions in [0, 1] (``None`` when there was nothing to count).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import statistics
 import time
 import traceback
@@ -63,6 +65,12 @@ from drivevla.benchmarks.closed_loop_hooks import (  # noqa: F401  (re-exported)
     check_decision,
     explanation_metrics,
 )
+from drivevla.benchmarks.closed_loop_run import (
+    check_policy_loads,
+    check_run_options,
+    claim_out_dir,
+    run_meta,
+)
 from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exported)
     CRASH_STATUSES,
     PROTOCOL,
@@ -80,7 +88,7 @@ from drivevla.benchmarks.instruction_metrics import (
     route_instruction_metrics,
 )
 from drivevla.core.jsonio import write_json_atomic
-from drivevla.core.paths import safe_child
+from drivevla.core.paths import exclusive_dir, safe_child
 from drivevla.core.provenance import provenance
 from drivevla.core.workers import init_worker
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
@@ -90,7 +98,6 @@ logger = logging.getLogger(__name__)
 
 _TRACEBACK_TAIL_CHARS = 4000
 _PARENT_CHECK_EVERY = 50  # ticks between checks that the run's main process is alive
-RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 
 
@@ -365,17 +372,9 @@ def _execute(jobs: list[RouteJob], workers: int, on_done) -> list[RouteJob]:
 # ---------------------------------------------------------------------------------- run
 
 
-def _policy_identity(policy: str) -> str:
-    path = Path(policy)
-    return str(path.resolve()) if path.is_dir() else policy
-
-
 def _resolve_factory(policy: str) -> Any:
     """The parent's factory for ``policy`` when a worker cannot know it by name (it was
     registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
-    import pickle
-
-
     names = registry.policy_names()
     if policy not in names:
         path = Path(policy)
@@ -400,85 +399,6 @@ def _resolve_factory(policy: str) -> Any:
             f"({exc}); register a module-level class or function"
         ) from exc
     return factory
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as a policy: the run fails before any route starts."""
-
-
-def _checkpoint_dir(policy: str) -> Path | None:
-    """The checkpoint directory ``policy`` names; None for a registered policy name."""
-    path = Path(policy)
-    return path if policy not in registry.policy_names() and path.is_dir() else None
-
-
-def _check_policy_loads(policy: str) -> None:
-    """Load a checkpoint once in this process, so that a broken one (truncated weights, bad
-    config.json, unknown key) fails the command instead of setting up no route at all."""
-    path = _checkpoint_dir(policy)
-    if path is None:
-        return
-    try:
-        registry.make_policy(policy)
-    except Exception as exc:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be loaded as a policy: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _checkpoint_sha256(policy: str) -> str | None:
-    """sha256 over the relative names and bytes of every file of a checkpoint directory."""
-    path = _checkpoint_dir(policy)
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def _fingerprint(
-    suite: Suite,
-    base_config: dict | None,
-    max_steps: int | None,
-    checkpoint_sha256: str | None = None,
-    explain_every: int = 0,
-) -> str:
-    """What makes two runs' results comparable: routes, config, options, checkpoint content."""
-    blob = json.dumps(
-        {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps,
-         "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
-    run_file = out / RUN_FILE
-    if run_file.is_file():
-        old = json.loads(run_file.read_text(encoding="utf-8"))
-        if (old.get("policy"), old.get("suite")) != (meta["policy"], meta["suite"]):
-            raise ValueError(
-                f"{out} holds results of policy {old.get('policy')!r} on suite "
-                f"{old.get('suite')!r}; this run is policy {meta['policy']!r} on suite "
-                f"{meta['suite']!r}. Use another --out directory (or delete {out})."
-            )
-        if old.get("fingerprint") != meta["fingerprint"]:
-            raise ValueError(
-                f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
-                "max_steps, explain_every or checkpoint content than this run; use another "
-                "--out directory (or delete it)."
-            )
-        return
-    routes_dir = out / "routes"
-    if routes_dir.is_dir() and any(routes_dir.glob("*.json")):
-        raise ValueError(f"{out} holds route results but no {RUN_FILE}; use another --out")
-    write_json_atomic(run_file, meta)
 
 
 def _load_records(out: Path, suite: Suite) -> dict[str, dict[str, Any]]:
@@ -530,16 +450,6 @@ def _run_fields(
     }
 
 
-def _check_run_options(max_steps: Any, explain_every: Any, workers: Any) -> None:
-    if max_steps is not None and (
-        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
-    ):
-        raise ValueError(f"max_steps={max_steps!r} must be an integer >= 1 (or unset)")
-    for name, value in (("explain_every", explain_every), ("workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} must be an integer >= 0")
-
-
 def run_closed_loop(
     policy: str,
     suite: str | Path,
@@ -557,51 +467,54 @@ def run_closed_loop(
 
     ``workers``: worker processes (0 runs in this process, without crash isolation).
     Returns the summary (also written to ``out/summary.json``)."""
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     out = Path(out)
-    _check_run_options(max_steps, explain_every, workers)
+    check_run_options(max_steps, explain_every, workers)
     suite_obj = load_suite(suite)
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
     factory = _resolve_factory(policy)
-    _check_policy_loads(policy)
-    checkpoint_sha256 = _checkpoint_sha256(policy)
+    check_policy_loads(policy)
     meta_provenance = provenance()
-    meta = {
-        "policy": _policy_identity(policy),
-        "suite": suite_obj.name,
-        "suite_source": str(suite),
-        "fingerprint": _fingerprint(
-            suite_obj, base_config, max_steps, checkpoint_sha256, explain_every
-        ),
-        "checkpoint_sha256": checkpoint_sha256,
-        "explain_every": explain_every,
-        "base_config": base_config,
-        "max_steps": max_steps,
-        "protocol": PROTOCOL,
-        **meta_provenance,
-    }
-    _claim_out_dir(out, meta)
-    done = _load_records(out, suite_obj)
-    todo = [s for s in suite_obj.routes if s.route_id not in done]
-    if done:
-        logger.info("%s: %d route(s) already done, %d to run", out, len(done), len(todo))
-    parent_pid = os.getpid() if workers > 0 else None
-    jobs = [
-        RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config, max_steps,
-                 parent_pid, meta_provenance, explain_every)
-        for spec in todo
-    ]
+    meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every)
+    meta.update(protocol=PROTOCOL, **meta_provenance)
+    with exclusive_dir(out, ".lock", what="evaluation"):  # a second run into `out` fails at once
+        claim_out_dir(out, meta)
+        done = _load_records(out, suite_obj)
+        todo = [s for s in suite_obj.routes if s.route_id not in done]
+        if done:
+            logger.info("%s: %d route(s) already done, %d to run", out, len(done), len(todo))
+        parent_pid = os.getpid() if workers > 0 else None
+        jobs = [
+            RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
+                     max_steps, parent_pid, meta_provenance, explain_every)
+            for spec in todo
+        ]
+        retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress)
+        records = _load_records(out, suite_obj)
+        missing = [s.route_id for s in suite_obj.routes if s.route_id not in records]
+        if missing:
+            raise RuntimeError(f"route file(s) missing after the run: {missing}")
+        summary = summarize([records[s.route_id] for s in suite_obj.routes])
+        summary.update(_run_fields(meta, suite_obj, suite, explain_every, video, workers, t0,
+                                   jobs, done, retried))
+        write_json_atomic(out / SUMMARY_FILE, summary)
+    if print_table:
+        print(format_table(summary))
+    return summary
+
+
+def _drive_jobs(
+    jobs: list[RouteJob], workers: int, done: dict[str, Any], n_routes: int, policy: str,
+    progress: bool,
+) -> list[RouteJob]:
+    """Run the jobs under a progress bar showing the running mean DS; returns the jobs retried
+    after a worker died."""
+    from tqdm import tqdm
+
     scores = [r["metrics"]["driving_score"] for r in done.values()]
-    bar = tqdm(
-        total=len(suite_obj.routes),
-        initial=len(done),
-        desc=f"closed-loop {policy}",
-        unit="route",
-        disable=not progress,
-    )
+    bar = tqdm(total=n_routes, initial=len(done), desc=f"closed-loop {policy}", unit="route",
+               disable=not progress)
 
     def on_done(record: dict[str, Any]) -> None:
         scores.append(record["metrics"]["driving_score"])
@@ -611,18 +524,6 @@ def run_closed_loop(
     if scores:
         bar.set_postfix(DS=f"{statistics.fmean(scores):.1f}")
     try:
-        retried = _execute(jobs, workers, on_done) if jobs else []
+        return _execute(jobs, workers, on_done) if jobs else []
     finally:
         bar.close()
-    records = _load_records(out, suite_obj)
-    missing = [s.route_id for s in suite_obj.routes if s.route_id not in records]
-    if missing:
-        raise RuntimeError(f"route file(s) missing after the run: {missing}")
-    summary = summarize([records[s.route_id] for s in suite_obj.routes])
-    summary.update(
-        _run_fields(meta, suite_obj, suite, explain_every, video, workers, t0, jobs, done, retried)
-    )
-    write_json_atomic(out / SUMMARY_FILE, summary)
-    if print_table:
-        print(format_table(summary))
-    return summary

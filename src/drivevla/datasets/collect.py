@@ -42,7 +42,6 @@ One episode is recorded by :func:`drivevla.datasets.episode.collect_episode`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -57,6 +56,7 @@ from typing import Any
 
 from drivevla.agents.registry import make_policy
 from drivevla.core.jsonio import json_ready, write_json_atomic
+from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec
 from drivevla.core.workers import init_worker
@@ -361,22 +361,8 @@ def collect(config: CollectConfig) -> dict[str, Any]:
     out = Path(config.out)
     plan = plan_collection(config)
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with exclusive_dir(out, "meta/.lock", what="collection"):
         return _collect_locked(config, out, plan)
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path):
-    """Hold an advisory lock on ``out`` (released by the OS if the process dies)."""
-    import fcntl
-
-    (out / "meta").mkdir(exist_ok=True)
-    with open(out / "meta" / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another collection is writing to {out} right now") from None
-        yield
 
 
 def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, Any]:
