@@ -71,6 +71,9 @@ def main() -> int:
             f"collect: {len(digests['shards'])} shards, {time.perf_counter() - t0:.1f} s",
             flush=True,
         )
+    (out / g.MACHINE_FILE).write_text(
+        json.dumps(g.arithmetic_signature(), indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
     for f in sorted(out.iterdir()):
         print(f"  {f.name}: {f.stat().st_size} bytes")
     return 0

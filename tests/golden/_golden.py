@@ -28,6 +28,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 DRIVES_FILE = "drives.npz"
 TINY_FILE = "drivevla_tiny.npz"
 COLLECT_FILE = "collect.json"
+MACHINE_FILE = "machine.json"
 
 SUITE = "smoke"
 DRIVE_POLICIES = ("expert", "idm", "lane_keep")
@@ -394,3 +395,23 @@ def digest_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list
                 f"meta/info.json {k!r}: {expected['info'].get(k)!r} -> {actual['info'].get(k)!r}"
             )
     return diffs
+
+
+def arithmetic_signature() -> dict[str, Any]:
+    """What decides the last bits of this machine's float results: numpy's SIMD dispatch level
+    and torch's CPU kernels. Closed-loop drives amplify a last-bit difference, so golden drives
+    are only comparable on machines with the same signature."""
+    import numpy
+    import torch
+
+    try:  # numpy 2's dispatch table; its place is private, so a move reads as "unknown"
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        __cpu_features__ = {"unknown": True}
+    simd = sorted(name for name, on in __cpu_features__.items() if on)
+    return {
+        "numpy": numpy.__version__,
+        "numpy_simd": simd,
+        "torch": torch.__version__.split("+")[0],
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
