@@ -19,6 +19,7 @@ from drivevla.core.frames import ego_to_world
 from drivevla.core.types import Decision
 from drivevla.language.explanations import reason_from_explanation
 from drivevla.planner.expert import ExpertPolicy
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 
 
 class InvalidDecisionError(ValueError):
@@ -60,7 +61,7 @@ class Trace(Hook):
         self._outside_m = 0.0
         self.explanations: list[dict[str, Any]] = []
         self.reason_agree: list[bool] = []  # the policy's reason head vs the expert, per tick
-        self.env: Env | None = None
+        self.env: EmbeddedDrivingEnv | None = None  # the trace reads its criteria
         self.info: dict[str, Any] = {}  # the latest info the env returned
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
@@ -85,7 +86,8 @@ class Trace(Hook):
     def after_step(self, tick: Tick, info: dict[str, Any]) -> None:
         self.info = info
         # the criteria record outside-lanes once per route; the trace needs when it happened
-        outside_m = self.env.privileged_state().outside_route_lanes_m
+        # (their running count, not a whole privileged snapshot, on this per-tick path)
+        outside_m = self.env.criteria.outside_route_lanes_m
         if outside_m > self._outside_m + 1e-9:
             self.outside_times.append(float(info["time_s"]))
         self._outside_m = outside_m

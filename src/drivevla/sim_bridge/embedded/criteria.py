@@ -205,6 +205,11 @@ class RouteCriteria:
         return round(min(100.0 * self._s_max / self.route.length_m, 100.0), 2)
 
     @property
+    def outside_route_lanes_m(self) -> float:
+        """Distance (m) driven outside the route lanes so far (the record comes at route end)."""
+        return self._outside_m
+
+    @property
     def outside_lanes_pct(self) -> float:
         if self._outside_total_m <= 0:
             return 0.0

@@ -295,8 +295,7 @@ class EmbeddedDrivingEnv(gym.Env):
             route_length_m=float(self.scenario.route.length_m),
             route_progress_m=float(self._route_s),
             speed_limit_mps=float(self.scenario.speed_limit_mps),
-            # the criteria's running count (it reports the distance only in its final record)
-            outside_route_lanes_m=float(getattr(self.criteria, "_outside_m", 0.0)),
+            outside_route_lanes_m=float(self.criteria.outside_route_lanes_m),
             backend=self,
         )
 
