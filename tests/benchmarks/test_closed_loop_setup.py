@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.agents import registry
+from drivevla.benchmarks.closed_loop import AgentSetupError, run_closed_loop
 from drivevla.cli import main as cli_main
 from drivevla.core.paths import OutputFolderBusyError, exclusive_dir
+from drivevla.planner.expert import ExpertPolicy
 from drivevla.vla.policy import CheckpointError
 
 ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001,
@@ -134,3 +136,48 @@ def test_a_second_run_into_a_busy_out_folder_fails_and_writes_nothing(tmp_path):
         assert not (out / "routes").exists() and not (out / "run.json").exists()
     summary = _run("expert", _suite(tmp_path), out, workers=0, max_steps=5)  # free again
     assert summary["n_routes"] == 1
+
+
+# ------------------------------------------------------------------------ set-up failures
+
+
+class _SetupFailsOnRightTurns:
+    """The expert, except that ``reset`` raises on turn_right routes while the flag file
+    exists (a policy whose resources are missing until the user fixes them)."""
+
+    name = "test_setup_fails"
+    flag: Path | None = None
+
+    def __init__(self) -> None:
+        self.inner = ExpertPolicy()
+
+    def reset(self, privileged=None) -> None:
+        if self.flag is not None and self.flag.exists() and privileged.intent == "turn_right":
+            raise RuntimeError("policy resources missing")
+        self.inner.reset(privileged)
+
+    def act(self, obs):
+        return self.inner.act(obs)
+
+
+def test_a_route_that_cannot_be_set_up_is_not_a_result_and_is_retried(tmp_path):
+    flag = tmp_path / "broken"
+    flag.touch()
+    _SetupFailsOnRightTurns.flag = flag
+    registry.register_policy("test_setup_fails", _SetupFailsOnRightTurns)
+    other = {"id": "int-straight", "scenario": "intersection", "intent": "go_straight",
+             "seed": 1700003, "config": {"cameras": []}}
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "two", "routes": [ROUTE, other]}), encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(AgentSetupError, match="1 of 2 route.*int-right.*resources missing"):
+        _run("test_setup_fails", suite, out, workers=0, max_steps=5)
+    assert sorted(p.name for p in (out / "routes").glob("*.json")) == ["int-straight.json"]
+    failure = json.loads((out / "setup_failures" / "int-right.json").read_text("utf-8"))
+    assert failure["setup_failed"] and failure["error"]["phase"] == "setup"
+    assert not (out / "summary.json").exists()
+    flag.unlink()  # fixed: the rerun drives only the route that never started
+    summary = _run("test_setup_fails", suite, out, workers=0, max_steps=5)
+    assert summary["run"] == {**summary["run"], "routes_run": 1, "routes_skipped": 1}
+    assert "Failed - Agent couldn't be set up" not in {r["status"] for r in summary["routes"]}
+    assert not (out / "setup_failures" / "int-right.json").exists()

@@ -18,8 +18,11 @@ and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: t
 - **Failures**: a policy that raises, returns something that is not a valid ``Decision``
   (NaN waypoints, ...) or makes the controller fail ends its route as
   ``"Failed - Agent crashed"`` (DS 0, RC as reached, the error and a traceback tail in the
-  route file); a policy that cannot be built or reset, ``"Failed - Agent couldn't be set up"``;
-  a simulator error, ``"Failed - Simulation crashed"`` (all DS 0). The run goes on. A worker
+  route file); a simulator error, ``"Failed - Simulation crashed"`` (both DS 0). The run goes
+  on. A route whose policy cannot be built or reset, or whose simulator cannot be built or
+  reset, is **not a finished route**: nothing is written under ``routes/``, the error goes to
+  ``out/setup_failures/{route_id}.json``, the other routes run, and the run then fails with
+  :class:`AgentSetupError` (no summary); the same command, rerun, retries those routes. A worker
   process that dies (segfault, out of memory) breaks the process pool: the routes that were
   in flight or queued are **retried once**, each in a fresh single-worker process; a route
   whose worker dies again is recorded as ``"Failed - Agent crashed"`` with RC 0 and the error.
@@ -99,6 +102,12 @@ logger = logging.getLogger(__name__)
 _TRACEBACK_TAIL_CHARS = 4000
 _PARENT_CHECK_EVERY = 50  # ticks between checks that the run's main process is alive
 SUMMARY_FILE = "summary.json"
+SETUP_FAILURES_DIR = "setup_failures"  # routes that never started: not results, retried
+
+
+class AgentSetupError(RuntimeError):
+    """Routes whose policy or simulator could not be built or reset: they have no result, so
+    the run has no summary; the finished routes are kept and a rerun retries these."""
 
 
 # ---------------------------------------------------------------------------------- one route
@@ -124,6 +133,11 @@ class RouteJob:
     @property
     def route_file(self) -> Path:
         return safe_child(Path(self.out) / "routes", self.spec.route_id, ".json", what="route id")
+
+    @property
+    def setup_failure_file(self) -> Path:
+        return safe_child(Path(self.out) / SETUP_FAILURES_DIR, self.spec.route_id, ".json",
+                          what="route id")
 
 
 def _error_record(phase: str, exc: BaseException, step: int | None, t: float | None) -> dict:
@@ -177,7 +191,9 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     """Drive one route with the job's policy, score it and write its route file.
 
     Errors of the policy, the controller or the simulator end the route as a failure (see the
-    module docstring); only errors writing the file propagate. Returns the record."""
+    module docstring); only errors writing the file propagate. Returns the record; a route
+    that could not be set up is written to ``setup_failures/``, not ``routes/``, and its
+    record has ``"setup_failed": True``."""
 
     spec = job.spec
     t0 = time.perf_counter()
@@ -206,8 +222,8 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
             error = _error_record(err.phase, err.cause, err.step, err.time_s)
             env.terminate_route(status.removeprefix("Failed - "))
         result = env.route_result().to_dict()
-    except Exception as exc:  # the env could not be built or reset
-        error, status = _error_record("simulation", exc, None, None), STATUS_SIM_CRASHED
+    except Exception as exc:  # the env could not be built or reset: the route never started
+        error, status = _error_record("setup", exc, None, None), STATUS_SIM_CRASHED
         result = _empty_result(spec, status)
     finally:
         if env is not None:
@@ -223,6 +239,11 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
         logger.warning("route %s: %s: %s", spec.route_id, status, error["message"])
     record = _route_record(job, cfg.to_dict(), result, trace, trace.info, error)
     record["wall_time_s"] = time.perf_counter() - t0
+    if error is not None and error["phase"] == "setup":
+        record["setup_failed"] = True
+        write_json_atomic(job.setup_failure_file, record)
+        return record
+    job.setup_failure_file.unlink(missing_ok=True)  # an earlier failed setup, now retried
     write_json_atomic(job.route_file, record)
     return record
 
@@ -491,6 +512,7 @@ def run_closed_loop(
             for spec in todo
         ]
         retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress)
+        _raise_setup_failures(out, suite_obj)
         records = _load_records(out, suite_obj)
         missing = [s.route_id for s in suite_obj.routes if s.route_id not in records]
         if missing:
@@ -502,6 +524,23 @@ def run_closed_loop(
     if print_table:
         print(format_table(summary))
     return summary
+
+
+def _raise_setup_failures(out: Path, suite: Suite) -> None:
+    failed = {}
+    for spec in suite.routes:
+        path = safe_child(out / SETUP_FAILURES_DIR, spec.route_id, ".json", what="route id")
+        if path.is_file():
+            failed[spec.route_id] = json.loads(path.read_text(encoding="utf-8"))["error"]
+    if not failed:
+        return
+    first_id, first = next(iter(failed.items()))
+    raise AgentSetupError(
+        f"{len(failed)} of {len(suite.routes)} route(s) could not be set up, so the run has no "
+        f"summary: {', '.join(failed)}. Route {first_id}: {first['type']}: {first['message']} "
+        f"(tracebacks in {out / SETUP_FAILURES_DIR}). The other routes are saved; rerun the "
+        "same command to retry these."
+    )
 
 
 def _drive_jobs(
@@ -517,8 +556,10 @@ def _drive_jobs(
                disable=not progress)
 
     def on_done(record: dict[str, Any]) -> None:
-        scores.append(record["metrics"]["driving_score"])
         bar.update(1)
+        if record.get("setup_failed"):
+            return
+        scores.append(record["metrics"]["driving_score"])
         bar.set_postfix(DS=f"{statistics.fmean(scores):.1f}")
 
     if scores:
