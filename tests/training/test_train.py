@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from drivevla.core.frames import world_to_ego
+from drivevla.core.paths import OutputFolderBusyError, exclusive_dir
 from drivevla.training import train as train_mod
 from drivevla.training.data import keyframe_weights, load_frames, sampling_weights
 from drivevla.training.train import TrainConfig, Trainer, parse_overrides
@@ -210,6 +211,18 @@ def test_another_config_in_the_same_out_dir_is_refused_by_name(tiny_dataset, fra
     moved = tmp_path / "moved"
     shutil.copytree(tmp_path / "out", moved)
     Trainer(dataclasses.replace(cfg, out=str(moved)))
+
+
+def test_a_second_training_run_into_a_busy_out_dir_fails_and_writes_nothing(
+        tiny_dataset, frame_cache, tmp_path):
+    cfg = _cfg(tiny_dataset, tmp_path / "out", frame_cache, steps=1)
+    trainer = Trainer(cfg)
+    with exclusive_dir(tmp_path / "out", ".lock", what="training run"):  # as a first run holds it
+        with pytest.raises(OutputFolderBusyError, match="another training run"):
+            trainer.train()
+        assert not (tmp_path / "out" / "checkpoints").exists()
+    trainer.train()  # free again
+    assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_tuple_model_overrides_do_not_read_as_a_changed_config(tiny_dataset, frame_cache,

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.core.jsonio import write_json_atomic
+from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.collect import CollectConfig, collect
@@ -251,7 +253,15 @@ class Trainer:
     # ------------------------------------------------------------------ main loop
     def train(self) -> dict[str, Any]:
         """Train (resuming from the newest checkpoint of ``out`` if any, DAgger rounds
-        included) and write the final checkpoint and ``train_info.json``."""
+        included) and write the final checkpoint and ``train_info.json``. A second training
+        run into the same ``out`` while this one runs fails at once
+        (:class:`~drivevla.core.paths.OutputFolderBusyError`); the main process holds the lock."""
+        lock = (exclusive_dir(self.out, ".lock", what="training run")
+                if self.accelerator.is_main_process else contextlib.nullcontext())
+        with lock:
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         import torch
         from tqdm import tqdm
 
