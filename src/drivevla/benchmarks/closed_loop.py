@@ -293,6 +293,7 @@ def _route_record(
         ),
         "n_ticks": len(trace.times),
         "explanations": explanation_metrics(trace),
+        "sensor_faults": dict(sorted(trace.sensor_faults.items())),
     }
     return {
         "protocol": PROTOCOL,

@@ -49,7 +49,8 @@ class CheckDecision(Hook):
 
 
 class Trace(Hook):
-    """Per-tick record of a drive for the comfort and instruction metrics."""
+    """Per-tick record of a drive for the comfort and instruction metrics, and the ticks per
+    sensor fault the agent's monitor reported (``Decision.health``)."""
 
     def __init__(self) -> None:
         self.pose: list[tuple[float, float, float, float]] = []  # x, y, yaw, speed per obs
@@ -63,6 +64,7 @@ class Trace(Hook):
         self.reason_agree: list[bool] = []  # the policy's reason head vs the expert, per tick
         self.env: EmbeddedDrivingEnv | None = None  # the trace reads its criteria
         self.info: dict[str, Any] = {}  # the latest info the env returned
+        self.sensor_faults: dict[str, int] = {}  # ticks per fault code of Decision.health
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
         self.env, self.info = env, info
@@ -82,6 +84,9 @@ class Trace(Hook):
             str(getattr(decision.reason, "value", decision.reason)) == REFUSAL_REASON
         )
         self.speeds.append(float(info["ego"]["speed_mps"]))
+        health = getattr(decision, "health", None)
+        for code in health.faults if health is not None else ():
+            self.sensor_faults[code] = self.sensor_faults.get(code, 0) + 1
 
     def after_step(self, tick: Tick, info: dict[str, Any]) -> None:
         self.info = info

@@ -184,12 +184,36 @@ class Control:
         return np.array([self.throttle, self.steer, self.brake], dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class SensorHealth:
+    """What the runtime's sensor check (:mod:`drivevla.perception.sensor_health`) found wrong
+    with one observation: fault codes such as ``"camera_black:front"`` or
+    ``"ego_speed_implausible"``, in the order found; none means healthy."""
+
+    faults: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        faults = (self.faults,) if isinstance(self.faults, str) else tuple(self.faults)
+        if not all(isinstance(f, str) and f for f in faults):
+            raise ValueError(f"SensorHealth.faults must be non-empty strings, got {faults!r}")
+        object.__setattr__(self, "faults", faults)
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "faults": list(self.faults)}
+
+
 @dataclass
 class Decision:
     """A policy's output: a trajectory in the ego frame and what to do with it.
 
     ``waypoints``: (T, 2) metres, ego frame, one every ``dt_s`` seconds starting at ``dt_s``.
     ``target_speeds``: (T,) m/s. At least 3 s ahead so open-loop nuScenes scoring applies.
+    ``health``: the sensor check of the observation it was made from, attached by the
+    :class:`~drivevla.agents.agent.Agent` (None when nothing checked it).
     """
 
     waypoints: np.ndarray
@@ -198,8 +222,13 @@ class Decision:
     meta_action: MetaAction | None = None
     explanation: str | None = None
     reason: str | None = None
+    health: SensorHealth | None = None
 
     def __post_init__(self) -> None:
+        if self.health is not None and not isinstance(self.health, SensorHealth):
+            raise ValueError(
+                f"Decision.health must be a SensorHealth or None, got {type(self.health).__name__}"
+            )
         self.waypoints = np.asarray(self.waypoints, dtype=np.float64)
         self.target_speeds = np.asarray(self.target_speeds, dtype=np.float64)
         if self.waypoints.ndim != 2 or self.waypoints.shape[1] != 2:
