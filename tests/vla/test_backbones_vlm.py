@@ -267,6 +267,15 @@ def test_from_pretrained_local_path(family, tokenizer, tmp_path):
     assert torch.isfinite(out.waypoints).all()
 
 
+def test_a_pickled_pretrained_vlm_is_refused(tokenizer, tmp_path):
+    """Weights only as ``pytorch_model.bin`` (a pickle): never unpickled, the load fails."""
+    vlm = _save_tiny("idefics3", tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(vlm.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="safetensors"):
+        make("idefics3", tokenizer, pretrained_path=str(tmp_path))
+
+
 def test_family_tokenizer_used_for_instruction(tokenizer, tmp_path):
     """A pretrained directory with a tokenizer: the raw instruction is tokenised with it and
     wrapped in the chat template; without ``instruction_text`` the error names the key."""

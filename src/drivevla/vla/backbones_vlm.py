@@ -107,7 +107,9 @@ class VLMBackbone(nn.Module):
                 warnings.warn(
                     "vlm_config is ignored: the VLM is loaded from pretrained_path", stacklevel=2
                 )
-            full = model_cls.from_pretrained(config.pretrained_path, local_files_only=True)
+            # safetensors only: a pickled pytorch_model.bin in a user's folder is never read
+            full = model_cls.from_pretrained(config.pretrained_path, local_files_only=True,
+                                             use_safetensors=True)
         else:
             full = model_cls(tiny_vlm_config(self.family, config.vlm_config))
         if config.gradient_checkpointing:
