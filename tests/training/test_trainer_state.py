@@ -1,4 +1,5 @@
-"""Resume never unpickles: a crafted ``trainer_state.pt`` is refused before it runs code."""
+"""Resume and caches never unpickle: a crafted ``trainer_state.pt`` or frame cache is refused
+before it runs code."""
 
 from __future__ import annotations
 
@@ -60,3 +61,18 @@ def test_a_state_that_is_not_a_trainer_state_is_named(tmp_path):
     torch.save([1, 2, 3], tmp_path / STATE_FILE)
     with pytest.raises(UnsafeTrainerStateError, match="not a trainer state"):
         load_trainer_state(tmp_path / STATE_FILE)
+
+
+def test_a_crafted_pickle_in_the_frame_cache_never_runs_and_is_rebuilt(tiny_dataset, tmp_path):
+    from drivevla.training.data import load_frames
+    from drivevla.vla.configuration_drivevla import DriveVLAConfig
+
+    config = DriveVLAConfig.from_dict({"model": {"image_height": 32, "image_width": 48}})
+    cache = tmp_path / "cache"
+    first = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
+    (cache_file,) = cache.glob("frames-train-*.pt")
+    marker = tmp_path / "pwned"
+    torch.save({"ego": _Payload(marker)}, cache_file)
+    again = load_frames(tiny_dataset, "train", config, cache_dir=str(cache), progress=False)
+    assert not marker.exists(), "unpickling the crafted frame cache ran its payload"
+    assert torch.equal(again.images, first.images)
