@@ -10,9 +10,11 @@ module here with a ``register`` function, added to :data:`GROUPS`.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+import traceback
 
 # Before the simulator (pygame) is imported by the command modules: no window, ever.
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
@@ -29,6 +31,8 @@ from drivevla.cli import (  # noqa: E402
     train,
 )
 from drivevla.cli._parsing import Parser  # noqa: E402
+from drivevla.core.errors import DriveVLAError  # noqa: E402
+from drivevla.datasets.format import CorruptDataError  # noqa: E402
 
 DESCRIPTION = (
     "drivevla: a vision-language-action driving agent and its embedded simulator. Drive and "
@@ -37,6 +41,15 @@ DESCRIPTION = (
 
 # Command groups in the order `drivevla --help` lists them.
 GROUPS = (demo, sim, suite, bench, evaluate, collect, data, train, fit)
+
+# Errors about the user's input, files or machine, not about drivevla's code: one line and
+# exit 2. drivevla's own (DriveVLAError) name the file and the line, row or field; the
+# builtin ones are kept for what libraries raise on a bad value or file (OSError names the
+# file itself). Anything else is a bug: its traceback and a request to report it, exit 1.
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (DriveVLAError, ValueError, OSError)
+EXIT_KNOWN, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+BUG_REPORT = ("drivevla: internal error: this is a bug; please report it with the command "
+              "and the traceback above")
 
 
 def build_parser() -> Parser:
@@ -50,14 +63,40 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one ``drivevla`` command; returns its exit status (2: a bad value or file)."""
+    """Run one ``drivevla`` command; returns its exit status (2: a bad value or file, 1: a
+    bug in drivevla, 130: interrupted)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``args.fn(args)`` behind the error boundary (see :data:`KNOWN_ERRORS`)."""
     try:
         return int(args.fn(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"drivevla: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("drivevla: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KNOWN_ERRORS as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"drivevla: error: {error_line(exc, args)}", file=sys.stderr)
+        return EXIT_KNOWN
+    except Exception:
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return EXIT_BUG
+
+
+def error_line(exc: BaseException, args: argparse.Namespace) -> str:
+    """The message of a known error on one line; corruption that ``--skip-corrupt`` can
+    skip says so when the command has that option and it was not given."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    text = text or type(exc).__name__
+    if (isinstance(exc, CorruptDataError) and exc.skippable
+            and getattr(args, "skip_corrupt", None) is False):
+        text += " (--skip-corrupt leaves it out, counted and listed)"
+    return text

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivevla.core.errors import DriveVLAError
+
 SAFE_NAME_RULE = (
     "letters, digits, '.', '_' and '-' only, at most 128 characters, "
     "not starting with '.' or '-'"
@@ -24,11 +26,11 @@ SAFE_NAME_RULE = (
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
-class UnsafeNameError(ValueError):
+class UnsafeNameError(DriveVLAError, ValueError):
     """A name derived from input would not be a plain file name inside its folder."""
 
 
-class OutputFolderBusyError(ValueError):
+class OutputFolderBusyError(DriveVLAError, ValueError):
     """Another process holds the advisory lock on an output folder."""
 
 
