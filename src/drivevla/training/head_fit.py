@@ -34,9 +34,9 @@ from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import (
     WEIGHTS_NAME,
-    CheckpointError,
     DriveVLAPolicy,
     load_state_checked,
+    load_weights,
     upgrade_state_dict,
 )
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
@@ -68,8 +68,6 @@ def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, bat
                    by_sentence: bool = False) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
-    from safetensors.torch import load_file
-
 
     src, out = Path(src), Path(out)
     if steps < 1 or batch_size < 1 or pool < 1:
@@ -91,11 +89,10 @@ def _fit_text_head(which: str, src: str | Path, out: str | Path, steps: int, bat
         config = config.with_overrides({"model.refusal_head": "bag"})
     processor = DriveVLAProcessor.load(src, config)
     weights = src / WEIGHTS_NAME
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing")
+    loaded = load_weights(weights)
     torch.manual_seed(seed)
     model = DriveVLAModel(config, processor.vocab_size)
-    state = {k: v for k, v in upgrade_state_dict(load_file(str(weights))).items()
+    state = {k: v for k, v in upgrade_state_dict(loaded).items()
              if not k.startswith(prefix)}
     fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
     load_state_checked(model, {**state, **fresh}, str(weights))

@@ -23,10 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivevla.core.errors import DriveVLAError, read_json
 from drivevla.vla.odometry import check_channels
 from drivevla.vla.vocabularies import Vocabularies
 
 CONFIG_VERSION = 2
+
+
+class CheckpointError(DriveVLAError, ValueError):
+    """A checkpoint that cannot be loaded (missing or malformed files, missing or mismatched
+    tensors); the message names the file."""
+
 BACKBONE_FAMILIES = ("default", "idefics3", "qwen2_vl", "qwen2_5_vl")
 HEADS = ("gru", "regression")  # vla/heads/action.py
 REFUSAL_HEADS = (None, "bag")  # vla/heads/refusal.py
@@ -331,7 +338,15 @@ class DriveVLAConfig:
         path = Path(directory) / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"no config.json in {directory}: not a DriveVLA checkpoint")
-        config = cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        try:
+            config = cls.from_dict(data)
+        except ValueError as exc:  # an unknown key or a bad value: the message names it
+            raise CheckpointError(f"{path}: {exc}") from exc
+        except (TypeError, AttributeError) as exc:  # a value of the wrong type
+            raise CheckpointError(f"{path}: {type(exc).__name__}: {exc}") from exc
         config.vocabularies.check_against_code(str(path))
         return config
 

@@ -19,16 +19,15 @@ import numpy as np
 import torch
 
 from drivevla.core.types import Decision, Observation
-from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
 from drivevla.vla.modeling_drivevla import LEGACY_TENSOR_PREFIXES, ActionOutput, DriveVLAModel
 from drivevla.vla.odometry import OdometryTracker
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded (missing files, missing or mismatched tensors)."""
+# CheckpointError (configuration_drivevla, which raises it for a bad config.json) is
+# importable from here too, as before
 
 
 class DriveVLAPolicy:
@@ -105,24 +104,31 @@ class DriveVLAPolicy:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> DriveVLAPolicy:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"checkpoint directory {str(directory)!r} does not exist")
         config = DriveVLAConfig.load(directory)
         processor = DriveVLAProcessor.load(directory, config)
         weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise CheckpointError(f"{weights} is missing")
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{weights} is not a readable safetensors file: {exc}") from exc
+        state = load_weights(weights)
         model = DriveVLAModel(config, processor.vocab_size)
         load_state_checked(model, upgrade_state_dict(state), str(weights))
         return cls(model, processor, **kwargs)
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``model.safetensors``; a missing or unreadable file raises
+    :class:`CheckpointError` naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
 
 
 def default_checkpoint_dir() -> Path:

@@ -24,7 +24,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from drivevla.core.types import Observation
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
-from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
 from drivevla.vla.odometry import CHANNELS, normalise_channels
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
@@ -247,7 +247,11 @@ class DriveVLAProcessor:
             raise FileNotFoundError(
                 f"no tokenizer.json in {directory}: the checkpoint is incomplete"
             )
-        return cls(config, Tokenizer.from_file(str(path)))
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the tokenizers library raises a bare Exception
+            raise CheckpointError(f"{path}: not a readable tokenizer: {exc}") from exc
+        return cls(config, tokenizer)
 
     def batch_from_samples(self, samples: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Model inputs and targets from a collated dataset batch (see datasets.torch_dataset)."""

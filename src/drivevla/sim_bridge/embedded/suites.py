@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from drivevla.core.errors import InvalidFileError, read_utf8
 from drivevla.core.paths import SAFE_NAME_RULE, name_problem, normalized_name
 from drivevla.language.events import InstructionEvent
 from drivevla.sim_bridge.embedded.config import SimConfig
@@ -204,14 +205,25 @@ def load_suite(name_or_path: str | Path) -> Suite:
             )
         text, source = candidate.read_text(encoding="utf-8"), str(name_or_path)
     else:
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        text, source = read_utf8(path), str(path)
     try:
         data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(
-            f"{source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {exc}"
+    except json.JSONDecodeError as exc:
+        raise InvalidFileError(
+            source, f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidFileError(source, f"not valid YAML: {_yaml_problem(exc)}") from exc
     return suite_from_dict(data, source)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (line, column) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return where + (f"{context}: {problem}" if context else problem)
 
 
 # unsafe instruction categories cycled through the generated suites (LangAuto's misleading
