@@ -587,10 +587,13 @@ def test_export_errors_name_the_problem(exported, tmp_path):
     shutil.copytree(root, broken)
     good = (root / EPISODES_PATH).read_text().splitlines()[0]
     (broken / EPISODES_PATH).write_text('{"episode_id": "ep-a"\n' + good + "\n")
-    with pytest.raises(CorruptDataError, match=r"episodes\.jsonl.*line 1 is not JSON"):
+    with pytest.raises(CorruptDataError, match=r"episodes\.jsonl: line 1: not JSON"):
         export_nuscenes(broken, tmp_path / "out")
-    # only a partial last line (a collection killed while appending): no finished episode
-    (broken / EPISODES_PATH).write_text('{"episode_id": "ep-a"\n')
+    # a partial last line (a collection killed while appending) is named, never dropped
+    (broken / EPISODES_PATH).write_text('{"episode_id": "ep-a"')
+    with pytest.raises(CorruptDataError, match=r"episodes\.jsonl: line 1: an unfinished"):
+        export_nuscenes(broken, tmp_path / "out")
+    (broken / EPISODES_PATH).write_text("")
     with pytest.raises(ValueError, match=r"episodes\.jsonl lists no episodes"):
         export_nuscenes(broken, tmp_path / "out")
     with pytest.raises(ValueError, match="unknown episode"):

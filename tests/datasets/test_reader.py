@@ -83,10 +83,51 @@ def test_undecodable_jpeg_names_file_and_row_and_skip_counts_it(tiny_copy):
     assert skipping.skipped.rows == 2 and skipping.skipped.files == 0
 
 
-def test_a_partial_last_line_is_not_an_episode(tiny_copy):
+def test_a_partial_last_line_is_never_dropped_silently(tiny_copy):
+    # before: the episode of that line was left out without a word (issue #22)
     path = tiny_copy / "meta/episodes.jsonl"
     path.write_text(path.read_text() + '{"episode_id": "000099", "scen')
-    assert len(open_dataset(tiny_copy).episodes) == 6
+    with pytest.raises(CorruptDataError, match=r"episodes\.jsonl: line 7: an unfinished") as err:
+        open_dataset(tiny_copy)
+    assert err.value.line == 7 and err.value.skippable
+    skipping = open_dataset(tiny_copy, skip_corrupt=True)
+    assert len(skipping.episodes) == 6
+    assert skipping.skipped.lines == [7] and skipping.skipped.files == 0
+    assert "line 7" in skipping.skipped.summary()
+    assert skipping.skipped.to_dict()["episodes_jsonl_lines"] == [7]
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("{}", "missing"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"episode_id": "000009", "file": "x.parquet", "n_frames": -1}', "'n_frames' is -1"),
+    ("not json at all", "not JSON"),
+])
+def test_a_bad_line_in_episodes_jsonl_names_its_line_or_is_skipped(tiny_copy, bad, says):
+    # before: "{}" was a KeyError from deep in the reader
+    path = tiny_copy / "meta/episodes.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], bad, *lines[2:]]) + "\n")
+    with pytest.raises(CorruptDataError, match=f"{path}: line 3: .*{says}"):
+        open_dataset(tiny_copy)
+    skipping = open_dataset(tiny_copy, skip_corrupt=True)
+    assert len(skipping.episodes) == 6 and skipping.skipped.lines == [3]
+
+
+def test_the_collector_alone_takes_a_partial_last_line_as_an_interrupted_append(tmp_path):
+    from drivevla.datasets.format import READER_FIELDS, read_episode_log
+
+    path = tmp_path / "episodes.jsonl"
+    good = json.dumps({"episode_id": "000000", "file": "a.parquet", "n_frames": 3})
+    path.write_text(good + "\n" + '{"episode_id": "0000')
+    records, left_out = read_episode_log(path, READER_FIELDS, resume=True)
+    assert [r["episode_id"] for r in records] == ["000000"]
+    assert [e.line for e in left_out] == [2]  # the collector rewrites the file and redoes it
+    with pytest.raises(CorruptDataError, match="line 2"):
+        read_episode_log(path, READER_FIELDS)
+    path.write_text('{"episode_id": "0000\n' + good + "\n")  # not the last line: corrupt
+    with pytest.raises(CorruptDataError, match="line 1: not JSON"):
+        read_episode_log(path, READER_FIELDS, resume=True)
 
 
 def test_not_a_dataset(tmp_path):

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from drivevla.cli._parsing import add_command, add_group
 from drivevla.datasets.nuscenes_export import DEFAULT_VERSION, export_nuscenes
-from drivevla.datasets.reader import CorruptDataError
 from drivevla.datasets.show import render_grid
 from drivevla.datasets.stats import dataset_stats, format_stats
 
@@ -21,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("dir", help="drivevla dataset directory")
     stats.add_argument("--json", help="also write the stats to this JSON file")
     stats.add_argument("--skip-corrupt", action="store_true",
-                       help="skip corrupt shards and report how many, instead of failing")
+                       help="leave out corrupt shards and lines of meta/episodes.jsonl, and "
+                            "count and list them, instead of failing")
     stats.set_defaults(fn=_cmd_data_stats)
 
     show = add_command(data, "show", "a PNG grid of frames with trajectories and captions")
@@ -45,15 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    try:
-        stats = dataset_stats(args.dir, skip_corrupt=args.skip_corrupt)
-    except CorruptDataError as exc:
-        print(f"drivevla: error: {exc} (--skip-corrupt skips it)", file=sys.stderr)
-        return 1
+    # corrupt data raises CorruptDataError: the CLI's error boundary names the file and
+    # says whether --skip-corrupt can leave it out
+    stats = dataset_stats(args.dir, skip_corrupt=args.skip_corrupt)
     print(format_stats(stats))
     skipped = stats["skipped"]
-    if skipped["files"] or skipped["rows"]:
-        print(f"skipped as corrupt: {skipped['files']} shard(s), {skipped['rows']} frame(s)")
+    if skipped["errors"]:
+        print(f"skipped as corrupt: {skipped['files']} shard(s), {skipped['rows']} frame(s), "
+              f"{len(skipped['episodes_jsonl_lines'])} line(s) of meta/episodes.jsonl")
+        for error in skipped["errors"]:
+            print(f"  {error}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(stats, indent=2), encoding="utf-8")

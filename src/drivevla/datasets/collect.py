@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.agents.registry import make_policy
+from drivevla.core.errors import read_json
 from drivevla.core.jsonio import json_ready, write_json_atomic
 from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
@@ -67,6 +68,7 @@ from drivevla.datasets.format import (
     FUTURE_DT_S,
     FUTURE_STEPS,
     INFO_PATH,
+    READER_FIELDS,
     ROUTE_TARGETS,
     SCHEMA_VERSION,
     read_episode_log,
@@ -165,13 +167,15 @@ def parse_cameras(value: str) -> tuple[dict[str, Any], ...]:
     JSON file."""
 
     path = Path(value)
-    text = path.read_text(encoding="utf-8") if path.is_file() else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"--cameras must be JSON (a list of camera dicts) or a JSON file: {exc}"
-        ) from None
+    if path.is_file():
+        data = read_json(path)
+    else:
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"--cameras must be JSON (a list of camera dicts) or a JSON file: {exc}"
+            ) from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
@@ -263,7 +267,8 @@ def plan_collection(config: CollectConfig) -> _Plan:
 def _load_finished(out: Path) -> tuple[dict[str, dict[str, Any]], bool]:
     """Finished episodes by id from ``episodes.jsonl``; True when the file needs rewriting
     (a partial last line, a duplicate, or a line whose shard is missing)."""
-    records, dirty = read_episode_log(out / EPISODES_PATH)
+    records, partial = read_episode_log(out / EPISODES_PATH, READER_FIELDS, resume=True)
+    dirty = bool(partial)
     finished: dict[str, dict[str, Any]] = {}
     for rec in records:
         if not (out / rec["file"]).is_file():
@@ -281,8 +286,8 @@ def _load_finished(out: Path) -> tuple[dict[str, dict[str, Any]], bool]:
 def _claim(out: Path, plan: _Plan) -> None:
     info_path = out / INFO_PATH
     if info_path.is_file():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        old = info.get("collection", {})
+        info = read_json(info_path)
+        old = info.get("collection", {}) if isinstance(info, dict) else {}
         if old.get("fingerprint") != plan.fingerprint:
             prev = old.get("identity", {})
             diff = sorted(k for k in plan.identity if prev.get(k) != plan.identity[k])

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivevla.core.errors import DriveVLAError, read_utf8
 from drivevla.core.paths import check_name
 
 SCHEMA_VERSION = 1
@@ -39,37 +40,107 @@ EPISODES_PATH = "meta/episodes.jsonl"
 logger = logging.getLogger(__name__)
 
 
-class CorruptDataError(RuntimeError):
-    """A shard or an image of the dataset cannot be read; names the file, row and column."""
+class CorruptDataError(DriveVLAError, RuntimeError):
+    """A file of the dataset cannot be read; names the file and the row (shards, images) or
+    line (``episodes.jsonl``), and the column where there is one. ``skippable``: whether a
+    reader's ``skip_corrupt`` can leave the damaged part out (and count it) instead."""
 
     def __init__(
-        self, path: str | Path, row: int | None, detail: str, column: str | None = None
+        self, path: str | Path, row: int | None, detail: str, column: str | None = None,
+        line: int | None = None, skippable: bool = True,
     ) -> None:
-        self.path, self.row, self.column = str(path), row, column
-        where = "row unknown (the file cannot be parsed)" if row is None else f"row {row}"
+        self.path, self.row, self.column, self.line = str(path), row, column, line
+        self.detail, self.skippable = detail, skippable
+        if line is not None:
+            where = f"line {line}"
+        else:
+            where = "row unknown (the file cannot be parsed)" if row is None else f"row {row}"
         col = f", column {column!r}" if column else ""
         super().__init__(f"corrupt data in {path}: {where}{col}: {detail}")
 
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent
+        return (type(self), (self.path, self.row, self.detail, self.column, self.line,
+                             self.skippable))
 
-def read_episode_log(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """The records of ``episodes.jsonl`` in file order (duplicates kept) and whether a partial
-    last line was dropped (a collection killed while appending: that episode is unfinished).
-    A bad line anywhere else raises :class:`CorruptDataError`. No file: no records."""
+
+# what the readers need of an episodes.jsonl record (the collector writes EPISODE_FIELDS)
+READER_FIELDS = ("episode_id", "file", "n_frames")
+
+
+def _record_problem(rec: Any, required: tuple[str, ...]) -> str | None:
+    """Why ``rec`` is not a usable episodes.jsonl record (None when it is)."""
+    if not isinstance(rec, dict):
+        return f"not a JSON object but {type(rec).__name__}"
+    missing = [k for k in required if k not in rec]
+    if missing:
+        return f"field(s) {missing} missing"
+    checks = {
+        "episode_id": lambda v: isinstance(v, str) and bool(v),
+        "file": lambda v: isinstance(v, str) and bool(v),
+        "n_frames": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    }
+    for key in required:
+        if key in checks and not checks[key](rec[key]):
+            return f"field {key!r} is {rec[key]!r}"
+    return None
+
+
+def read_episode_log(
+    path: Path, required: tuple[str, ...] = ("episode_id",), *, skip_bad: bool = False,
+    resume: bool = False,
+) -> tuple[list[dict[str, Any]], list[CorruptDataError]]:
+    """The records of ``episodes.jsonl`` in file order (duplicates kept) and the lines left
+    out. No file: no records.
+
+    A line that is not JSON, not an object or lacks a ``required`` field raises
+    :class:`CorruptDataError` naming the file and line, wherever it is: a reader (training,
+    stats, export) never drops an episode silently. ``skip_bad`` (a reader's
+    ``skip_corrupt``) leaves such lines out and returns their errors instead.
+
+    ``resume`` is for the collector alone: a last line that is not JSON is a collection
+    killed while appending it; it is returned as left out (the collector rewrites the file
+    and collects that episode again) rather than raised."""
     if not path.is_file():
-        return [], False
+        return [], []
     records: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for n, line in enumerate(lines):
+    left_out: list[CorruptDataError] = []
+    text = read_utf8(path)
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            if n == len(lines) - 1:
-                logger.warning("%s: ignoring a partial last line", path)
-                return records, True
-            raise CorruptDataError(path, n, f"line {n + 1} is not JSON: {exc}") from exc
-    return records, False
+            last = n == len(lines)
+            error = _bad_json(path, n, exc, unfinished=last and not text.endswith("\n"))
+            if last and resume:
+                logger.warning("%s: ignoring a partial last line %d (an episode being "
+                               "written when the collection stopped): collecting it again",
+                               path, n)
+                left_out.append(error)
+                continue
+        else:
+            problem = _record_problem(rec, required)
+            if problem is None:
+                records.append(rec)
+                continue
+            error = CorruptDataError(path, None, problem, line=n)
+        if not skip_bad:
+            raise error
+        left_out.append(error)
+    return records, left_out
+
+
+def _bad_json(path: Path, n: int, exc: json.JSONDecodeError, unfinished: bool
+              ) -> CorruptDataError:
+    if unfinished:
+        detail = (f"an unfinished last line (no newline at its end: written by a collection "
+                  f"that was killed, or is still running; rerun the same drivevla collect "
+                  f"command to finish it): {exc.msg} (column {exc.colno})")
+    else:
+        detail = f"not JSON: {exc.msg} (column {exc.colno})"
+    return CorruptDataError(path, None, detail, line=n)
 
 
 @dataclass(frozen=True)

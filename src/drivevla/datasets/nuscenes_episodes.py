@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.errors import read_json as read_json_file
 from drivevla.core.paths import confined
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
@@ -41,13 +42,11 @@ class SourceEpisode:
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return read_json_file(path)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} is missing: is this a drivevla dataset directory?"
         ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def cameras_from_info(info: dict[str, Any]) -> dict[str, CameraSpec]:
@@ -154,11 +153,9 @@ def episode_metas(dataset_dir: Path) -> list[dict[str, Any]]:
     path = dataset_dir / EPISODES_PATH
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: is {dataset_dir} a drivevla dataset?")
-    records, _ = read_episode_log(path)
+    records, _ = read_episode_log(path)  # a bad line (an unfinished last one too) raises
     metas: dict[str, dict[str, Any]] = {}
-    for n, rec in enumerate(records, 1):
-        if not isinstance(rec, dict) or "episode_id" not in rec:
-            raise ValueError(f"{path}: record {n} has no 'episode_id'")
+    for rec in records:
         metas[str(rec["episode_id"])] = rec
     if not metas:
         raise ValueError(f"{path} lists no episodes")

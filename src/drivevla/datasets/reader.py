@@ -4,8 +4,9 @@
 episode's frames as a ``pyarrow.Table`` (``read_episode``) or one dict per frame
 (``iter_frames``). Damaged data raises :class:`CorruptDataError` naming the file and the row
 (a Parquet shard that cannot be parsed, a row group that cannot be decoded, a JPEG that does
-not decode); with ``skip_corrupt=True`` the damaged shards and rows are skipped instead and
-``dataset.skipped`` counts them.
+not decode) or the line of ``episodes.jsonl`` (not JSON, unfinished, or without the fields a
+reader needs); with ``skip_corrupt=True`` the damaged shards, rows and lines are skipped
+instead and ``dataset.skipped`` counts and lists them. Nothing is ever left out silently.
 
 Nothing here needs drivevla's simulator: a dataset is plain Parquet + JSON and pyarrow,
 pandas or Hugging Face ``datasets`` read it directly.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from drivevla.core.errors import InvalidFileError, read_json
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     EPISODES_PATH,
     FEATURES,
     INFO_PATH,
+    READER_FIELDS,
     CorruptDataError,
     feature_names,
     read_episode_log,
@@ -41,17 +43,52 @@ SPLIT_FRACTIONS = (("train", 0.90), ("val", 0.05), ("test", 0.05))
 
 @dataclass
 class SkipReport:
-    """What ``skip_corrupt=True`` left out: whole files and single rows, with the errors."""
+    """What ``skip_corrupt=True`` left out, with the errors: whole shards (and the episodes
+    they hold), single rows, and lines of ``episodes.jsonl`` (episodes of unknown size)."""
 
     files: int = 0
     rows: int = 0
+    episodes: list[str] = field(default_factory=list)  # ids whose whole shard was skipped
+    lines: list[int] = field(default_factory=list)  # line numbers in meta/episodes.jsonl
     errors: list[str] = field(default_factory=list)
 
-    def add(self, error: CorruptDataError, rows: int = 0, whole_file: bool = False) -> None:
+    def add(self, error: CorruptDataError, rows: int = 0, whole_file: bool = False,
+            episode_id: str | None = None) -> None:
         self.files += int(whole_file)
         self.rows += rows
+        if episode_id is not None:
+            self.episodes.append(episode_id)
+        if error.line is not None:
+            self.lines.append(error.line)
         self.errors.append(str(error))
         logger.warning("skipping: %s", error)
+
+    def merge(self, other: SkipReport) -> None:
+        """Add what ``other`` left out (no new warnings: it logged its own)."""
+        self.files += other.files
+        self.rows += other.rows
+        self.episodes += other.episodes
+        self.lines += other.lines
+        self.errors += other.errors
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def summary(self) -> str:
+        """One line: what was left out (empty report: 'nothing')."""
+        parts = []
+        if self.files:
+            parts.append(f"{self.files} shard(s) (episodes {', '.join(self.episodes)})")
+        if self.rows:
+            parts.append(f"{self.rows} frame(s)")
+        if self.lines:
+            parts.append(f"{len(self.lines)} line(s) of {EPISODES_PATH} "
+                         f"(line {', '.join(map(str, self.lines))})")
+        return ", ".join(parts) or "nothing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "rows": self.rows, "episodes": list(self.episodes),
+                "episodes_jsonl_lines": list(self.lines), "errors": list(self.errors)}
 
 
 def arrow_schema(cameras: Sequence[str]):
@@ -111,14 +148,22 @@ class DemoDataset:
             raise FileNotFoundError(
                 f"{self.root} is not a dataset: no {INFO_PATH} (make one with drivevla collect)"
             )
-        self.info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8"))
+        self.info: dict[str, Any] = read_json(info_path)
+        if not isinstance(self.info, dict):
+            raise InvalidFileError(info_path, f"expected a JSON object, got "
+                                              f"{type(self.info).__name__}")
         self.skip_corrupt = skip_corrupt
         self.skipped = SkipReport()
         self.episodes: list[dict[str, Any]] = self._read_episodes()
         self._by_id = {e["episode_id"]: e for e in self.episodes}
 
     def _read_episodes(self) -> list[dict[str, Any]]:
-        records, _ = read_episode_log(self.root / EPISODES_PATH)
+        """Records of ``episodes.jsonl``: a bad line (an unfinished last one included)
+        raises, or with ``skip_corrupt`` is left out and counted in ``skipped``."""
+        records, bad = read_episode_log(self.root / EPISODES_PATH, READER_FIELDS,
+                                        skip_bad=self.skip_corrupt)
+        for error in bad:
+            self.skipped.add(error)
         # a rewritten episode: the last line wins
         by_id = {rec["episode_id"]: rec for rec in records}
         return sorted(by_id.values(), key=lambda e: e["episode_id"])
@@ -179,7 +224,8 @@ class DemoDataset:
         except CorruptDataError as exc:
             if not self.skip_corrupt:
                 raise
-            self.skipped.add(exc, rows=int(self.episode(episode_id)["n_frames"]), whole_file=True)
+            self.skipped.add(exc, rows=int(self.episode(episode_id)["n_frames"]),
+                             whole_file=True, episode_id=episode_id)
             return None
 
     def _read_shard(self, path: Path, columns: Sequence[str] | None, n_frames: int):

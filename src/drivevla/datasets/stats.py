@@ -24,8 +24,8 @@ _FRAME_COLUMNS = {
 def dataset_stats(root: str | Path, skip_corrupt: bool = False) -> dict[str, Any]:
     """Counts of a dataset: frames, episodes, bytes (shards + metadata), per-label counts.
 
-    A corrupt shard raises :class:`CorruptDataError` naming it; with ``skip_corrupt`` it is
-    left out of the frame-label counts and reported under ``skipped``."""
+    A corrupt shard or line of ``episodes.jsonl`` raises :class:`CorruptDataError` naming
+    it; with ``skip_corrupt`` it is left out of the counts and listed under ``skipped``."""
     ds = open_dataset(root, skip_corrupt=skip_corrupt)
     root = Path(root)
     episodes = ds.episodes
@@ -60,8 +60,7 @@ def dataset_stats(root: str | Path, skip_corrupt: bool = False) -> dict[str, Any
         "episodes_per_intent": dict(sorted(per_intent.items())),
         "frames_per_scenario": dict(sorted(frames_per_scenario.items())),
         **{f"frames_per_{k}": dict(v.most_common()) for k, v in frame_counts.items()},
-        "skipped": {"files": ds.skipped.files, "rows": ds.skipped.rows,
-                    "errors": list(ds.skipped.errors)},
+        "skipped": ds.skipped.to_dict(),
     }
 
 

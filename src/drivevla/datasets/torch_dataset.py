@@ -328,7 +328,8 @@ class FrameDataset(Dataset):
                 self.dataset.skipped.add(exc, rows=1)
                 index = (index + 1) % len(self)  # the next frame stands in, deterministically
         else:
-            raise CorruptDataError(self.paths[0], None, "no frame of this split decodes")
+            raise CorruptDataError(self.paths[0], None, "no frame of this split decodes",
+                                   skippable=False)
         c = self._columns
         wps, speeds, mask = self._targets(index)
         item = {
