@@ -127,7 +127,7 @@ def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
     assert info["seed"] == 0
     assert {"versions", "hardware"} <= set(info["provenance"])
     assert info["data"] == {"datasets": [str(with_val)], "dagger_datasets": [],
-                            "train_frames": _n_frames(with_val, "train")}
+                            "train_frames": _n_frames(with_val, "train"), "skipped_as_corrupt": {}}
     assert info["data"]["train_frames"] < _n_frames(with_val, None)  # val frames held out
     val = info["validation"]
     assert val["frames"] == 8.0

@@ -51,6 +51,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     val_frames: int = 2048  # validation frames evaluated at the end (0: none)
     cache_dir: str | None = None  # None: DIR/cache of each dataset (if writable)
+    # leave out corrupt shards, frames and lines of meta/episodes.jsonl instead of failing;
+    # what was left out is logged and listed in train_info.json (data.skipped_as_corrupt)
+    skip_corrupt: bool = False
     # DAgger
     dagger: int = 0
     dagger_steps: int = 1000

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivevla.datasets.reader import SkipReport
 from drivevla.datasets.torch_dataset import FrameDataset, collate
 from drivevla.language.instructions import synthetic_instruction_records
 from drivevla.training.config import TrainConfig
@@ -25,7 +26,9 @@ if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for i
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# 2: caches written before episodes.jsonl was read strictly may lack the episode of a
+# garbled last line (dropped silently then): rebuilt once
+CACHE_VERSION = 2
 # per-frame odometry labels (the policy integrates them at run time); a cache written before
 # one existed gets it added from the data's label columns
 ODOMETRY_KEYS = tuple(CHANNELS)  # dataset columns named as the odometry channels
@@ -90,8 +93,14 @@ def _cache_key(root: Path, split: str, cameras: tuple[str, ...], size: tuple[int
 
 
 def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
-                cache_dir: str | None = None, progress: bool = True) -> FrameTensors:
-    """Decode and resize every frame of ``split`` (cached as a ``.pt`` file beside the data)."""
+                cache_dir: str | None = None, progress: bool = True,
+                skip_corrupt: bool = False, skipped: SkipReport | None = None
+                ) -> FrameTensors:
+    """Decode and resize every frame of ``split`` (cached as a ``.pt`` file beside the data).
+
+    Corrupt data raises :class:`CorruptDataError` naming the file and row or line; with
+    ``skip_corrupt`` it is left out and added to ``skipped``, and the frames are not cached
+    (a later run without ``skip_corrupt`` must not train on them unawares)."""
     import torch
     from tqdm import tqdm
 
@@ -113,9 +122,12 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
             return FrameTensors(**data)
         except Exception as exc:  # a torn cache file is rebuilt, never trusted
             logger.warning("ignoring unreadable frame cache %s (%s)", path, exc)
-    ds = FrameDataset(root, split=ds_split, cameras=list(config.model.cameras), target="expert")
+    ds = FrameDataset(root, split=ds_split, cameras=list(config.model.cameras), target="expert",
+                      skip_corrupt=skip_corrupt)
     n = len(ds)
     if n == 0:
+        if skipped is not None:
+            skipped.merge(ds.dataset.skipped)
         raise ValueError(f"{root}: split {split!r} has no frames")
     images = torch.empty((n, len(m.cameras), 3, *size), dtype=torch.uint8)
     loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=0,
@@ -138,7 +150,14 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         "instruction": [s for part in labels["instruction"] for s in part],
         "explanation": [s for part in labels["explanation"] for s in part],
     }
-    _save_cache(path, data)
+    report = ds.dataset.skipped
+    if report:
+        logger.warning("%s (%s): left out as corrupt: %s; these frames are not cached",
+                       root, split, report.summary())
+        if skipped is not None:
+            skipped.merge(report)
+    else:
+        _save_cache(path, data)
     return FrameTensors(**data)
 
 

@@ -39,13 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivevla.core.errors import DriveVLAError
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.collect import CollectConfig, collect
 from drivevla.datasets.nuscenes_episodes import episode_metas
-from drivevla.datasets.reader import open_dataset
+from drivevla.datasets.reader import SkipReport, open_dataset
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
 from drivevla.perception.augment import PoseWarpBank
@@ -59,7 +60,13 @@ from drivevla.training.data import (
 )
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
-from drivevla.vla.policy import DriveVLAPolicy, load_state_checked, upgrade_state_dict
+from drivevla.vla.policy import (
+    CheckpointError,
+    DriveVLAPolicy,
+    load_state_checked,
+    load_weights,
+    upgrade_state_dict,
+)
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 
 logger = logging.getLogger(__name__)
@@ -68,7 +75,7 @@ STATE_FILE = "trainer_state.pt"
 INFO_FILE = "train_info.json"
 
 
-class UnsafeTrainerStateError(ValueError):
+class UnsafeTrainerStateError(DriveVLAError, ValueError):
     """A checkpoint's ``trainer_state.pt`` holds more than tensors and plain values (a pickle
     that could run code when loaded): it is refused, never unpickled."""
 
@@ -89,6 +96,11 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
             f"{path}: refused to load: it holds objects other than tensors and plain values "
             f"({first}); delete this checkpoint folder, or start a new --out"
         ) from None
+    except (RuntimeError, EOFError) as exc:  # torch's message for a truncated or torn file
+        raise CheckpointError(
+            f"{path}: not a readable trainer state ({exc}); delete this checkpoint folder to "
+            "resume from the one before"
+        ) from exc
     if not isinstance(state, dict) or not {"optimizer", "scheduler", "step"} <= set(state):
         raise UnsafeTrainerStateError(
             f"{path}: not a trainer state (expected a mapping with optimizer, scheduler, step)"
@@ -140,15 +152,18 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision,
                                        log_with="tensorboard", project_dir=str(self.out))
         self.model_config = DriveVLAConfig().with_overrides(cfg.model)
+        # what skip_corrupt left out, by dataset and split (see _load)
+        self.skipped: dict[str, dict[str, dict[str, Any]]] = {}
         self.model_config.vocabularies.require_code_order("training")
         self._check_out_dir()
 
     # ------------------------------------------------------------------ run identity
     def _identity(self) -> dict[str, Any]:
         d = self.cfg.to_dict()
-        # "out" is where the run lives, not what it is: a moved or copied run dir resumes
+        # "out" is where the run lives, not what it is: a moved or copied run dir resumes;
+        # skip_corrupt changes nothing on sound data (what it left out is in train_info.json)
         for k in ("out", "progress", "log_every", "save_every", "keep_checkpoints", "threads",
-                  "dagger_workers", "cache_dir"):
+                  "dagger_workers", "cache_dir", "skip_corrupt"):
             d.pop(k)
         # as run.json reads back (tuples in model overrides become lists): no false "changes";
         # the model config by dotted key (model.head, loss.w_intent, ...)
@@ -190,15 +205,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _load(self, roots: list[str], split: str) -> FrameTensors | None:
+        """Frames of ``split`` of each dataset; corrupt data raises, or with ``skip_corrupt``
+        is left out and listed in :attr:`skipped` (written to train_info.json)."""
         parts = []
         for root in roots:
+            report = SkipReport()
             try:
                 parts.append(load_frames(root, split, self.model_config, self.cfg.cache_dir,
-                                         self.cfg.progress and self.accelerator.is_main_process))
+                                         self.cfg.progress and self.accelerator.is_main_process,
+                                         skip_corrupt=self.cfg.skip_corrupt, skipped=report))
             except ValueError as exc:
-                if split == "train":
+                if split == "train" or isinstance(exc, DriveVLAError):
                     raise
                 logger.info("no %s frames in %s (%s)", split, root, exc)
+            finally:
+                if report:
+                    self.skipped.setdefault(str(root), {})[split] = report.to_dict()
         return FrameTensors.concat(parts) if parts else None
 
     def _dagger_dirs(self) -> list[Path]:
@@ -206,7 +228,8 @@ class Trainer:
 
     def _collect_round(self, k: int, policy_dir: Path) -> Path:
 
-        cams = _dataset_cameras(self.cfg.data[0], self.model_config.model.cameras)
+        cams = _dataset_cameras(self.cfg.data[0], self.model_config.model.cameras,
+                                self.cfg.skip_corrupt)
         target = self._dagger_dirs()[k - 1]
         suite_file = self._round_suite(k)
         logger.info("DAgger round %d: the policy drives %d episodes (expert share %.2f)",
@@ -347,11 +370,10 @@ class Trainer:
     def _resume(self, resume: Path, model, opt, sched, gen) -> int:
         """Weights, optimizer, scheduler and random states of checkpoint ``resume``; its step."""
         import torch
-        from safetensors.torch import load_file
 
         state = load_trainer_state(resume / STATE_FILE)
         load_state_checked(self.accelerator.unwrap_model(model),
-                           upgrade_state_dict(load_file(str(resume / "model.safetensors"))),
+                           upgrade_state_dict(load_weights(resume / "model.safetensors")),
                            str(resume))
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -494,7 +516,9 @@ class Trainer:
             "parameters": n_params,
             "data": {"datasets": list(self.cfg.data),
                      "dagger_datasets": [str(d) for d in self._dagger_dirs() if d.is_dir()],
-                     "train_frames": len(frames)},
+                     "train_frames": len(frames),
+                     # by dataset and split: what skip_corrupt left out (empty: nothing)
+                     "skipped_as_corrupt": self.skipped},
             "wall_time_s": time.perf_counter() - t_start,
             "loop_time_s_this_run": loop_s,
             "samples_per_s_this_run": steps_timed * self.cfg.batch_size / max(loop_s, 1e-9),
@@ -509,10 +533,11 @@ class Trainer:
         return info
 
 
-def _dataset_cameras(root: str, names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+def _dataset_cameras(root: str, names: tuple[str, ...], skip_corrupt: bool = False
+                     ) -> tuple[dict[str, Any], ...]:
     """The camera rig of the training data (DAgger must render the same cameras)."""
 
-    specs = {s.name: s for s in open_dataset(root).camera_specs}
+    specs = {s.name: s for s in open_dataset(root, skip_corrupt).camera_specs}
     return tuple(dataclasses.asdict(specs[n]) for n in names)
 
 
