@@ -160,7 +160,7 @@ class _SetupFailsOnRightTurns:
         return self.inner.act(obs)
 
 
-def test_a_route_that_cannot_be_set_up_is_not_a_result_and_is_retried(tmp_path):
+def test_a_route_that_cannot_be_set_up_is_not_a_result_and_is_retried(tmp_path, capsys):
     flag = tmp_path / "broken"
     flag.touch()
     _SetupFailsOnRightTurns.flag = flag
@@ -176,6 +176,11 @@ def test_a_route_that_cannot_be_set_up_is_not_a_result_and_is_retried(tmp_path):
     failure = json.loads((out / "setup_failures" / "int-right.json").read_text("utf-8"))
     assert failure["setup_failed"] and failure["error"]["phase"] == "setup"
     assert not (out / "summary.json").exists()
+    argv = ["eval", "closed-loop", "--policy", "test_setup_fails", "--suite", str(suite),
+            "--out", str(out), "--workers", "0", "--max-steps", "5", "--explain-every", "0"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "could not be set up" in err and "Traceback" not in err
     flag.unlink()  # fixed: the rerun drives only the route that never started
     summary = _run("test_setup_fails", suite, out, workers=0, max_steps=5)
     assert summary["run"] == {**summary["run"], "routes_run": 1, "routes_skipped": 1}

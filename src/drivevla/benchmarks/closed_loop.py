@@ -90,6 +90,7 @@ from drivevla.benchmarks.comfort import route_comfort
 from drivevla.benchmarks.instruction_metrics import (
     route_instruction_metrics,
 )
+from drivevla.core.errors import DriveVLAError
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir, safe_child
 from drivevla.core.provenance import provenance
@@ -105,7 +106,7 @@ SUMMARY_FILE = "summary.json"
 SETUP_FAILURES_DIR = "setup_failures"  # routes that never started: not results, retried
 
 
-class AgentSetupError(RuntimeError):
+class AgentSetupError(DriveVLAError, RuntimeError):
     """Routes whose policy or simulator could not be built or reset: they have no result, so
     the run has no summary; the finished routes are kept and a rerun retries these."""
 

@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None,
                    help="decoded-frame cache (default: DIR/cache of each dataset)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="leave out corrupt shards, frames and lines of meta/episodes.jsonl "
+                        "instead of failing (logged, and listed in train_info.json)")
     p.set_defaults(fn=_cmd_train)
 
 
