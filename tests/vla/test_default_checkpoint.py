@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from drivevla.agents.registry import make_policy
+from drivevla.core.types import EgoState, HighLevelCommand, RouteInfo
 from drivevla.vla.policy import default_checkpoint_dir
+from support.vla_parts import tiny_obs
 
 
 def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
@@ -33,3 +38,18 @@ def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
         assert isinstance(policy.explain(), str)
     finally:
         env.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"ego": EgoState(0.0, 0.0, 0.0, math.nan)}, "ego"),
+     ({"ego": EgoState(0.0, 0.0, 0.0, 1e300)}, "ego"),
+     ({"route": RouteInfo(np.full((5, 2), math.inf), HighLevelCommand.LANE_FOLLOW, "turn_left",
+                          50.0)}, "target")],
+)
+def test_a_non_finite_model_input_is_refused_by_name(change, named):
+    policy = make_policy("drivevla-tiny")
+    policy.reset()
+    policy.act(tiny_obs())  # the same observation with finite inputs drives
+    with pytest.raises(ValueError, match=named):  # InvalidObservationError is one
+        policy.act(tiny_obs(**change))

@@ -32,6 +32,11 @@ class InvalidFileError(DriveVLAError, ValueError):
         return (type(self), (self.path, self.detail))
 
 
+class InvalidObservationError(DriveVLAError, ValueError):
+    """An observation a policy cannot act on (e.g. a non-finite ego state or target point);
+    the message names the inputs."""
+
+
 def read_utf8(path: str | Path) -> str:
     """The text of ``path``; bytes that are not UTF-8 raise :class:`InvalidFileError` with the
     offset of the first (``OSError`` such as ``FileNotFoundError`` propagates unchanged)."""

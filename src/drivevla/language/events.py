@@ -10,6 +10,7 @@ always sees the navigation goal and the latest remark together.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,6 +32,17 @@ class InstructionEvent:
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
             raise ValueError(f"unknown instruction event kind {self.kind!r}; valid: {EVENT_KINDS}")
+        for name in ("start_s", "duration_s", "speed_kmh"):
+            value = getattr(self, name)
+            if value is None and name == "speed_kmh":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                    value):
+                raise ValueError(f"instruction event {name} must be a finite number, got {value!r}")
+        for name in ("category", "text"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"instruction event {name} must be a string, got "
+                                 f"{getattr(self, name)!r}")
         if self.start_s < 0 or self.duration_s <= 0:
             raise ValueError(
                 f"instruction event needs start_s >= 0 and duration_s > 0, got "

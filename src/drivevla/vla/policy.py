@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Decision, Observation
 from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
 from drivevla.vla.modeling_drivevla import LEGACY_TENSOR_PREFIXES, ActionOutput, DriveVLAModel
@@ -55,6 +56,12 @@ class DriveVLAPolicy:
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
         batch = self.processor.from_observations([obs], [self._odometry.read(obs)])
+        bad = sorted(k for k, v in batch.items() if torch.is_tensor(v) and v.is_floating_point()
+                     and not bool(torch.isfinite(v).all()))
+        if bad:  # NaN in, NaN out: refuse by name instead of a decision from garbage
+            raise InvalidObservationError(
+                f"observation at t={obs.timestamp_s!r} s: model input(s) {bad} are not finite "
+                f"(ego {obs.ego}; target points {obs.route.target_points.tolist()})")
         out = self.model.act(batch, use_cache=True)
         self._last = out
         wps = out.waypoints[0].double().numpy()

@@ -114,9 +114,9 @@ def _route_from_dict(raw: Any, where: str) -> RouteSpec:
         if key not in raw:
             raise ValueError(f"{where}: missing required key {key!r}")
     scenario, intent = raw["scenario"], raw["intent"]
-    if scenario not in FAMILIES:
+    if not isinstance(scenario, str) or scenario not in FAMILIES:
         raise ValueError(f"{where}: unknown scenario {scenario!r}; valid: {sorted(FAMILIES)}")
-    if intent not in FAMILIES[scenario].intents:
+    if not isinstance(intent, str) or intent not in FAMILIES[scenario].intents:
         raise ValueError(
             f"{where}: unknown intent {intent!r} for scenario {scenario!r}; "
             f"valid: {list(FAMILIES[scenario].intents)}"
@@ -124,8 +124,14 @@ def _route_from_dict(raw: Any, where: str) -> RouteSpec:
     seed = raw["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"{where}: seed must be a non-negative integer, got {seed!r}")
-    config = dict(raw.get("config") or {})
-    SimConfig.from_dict({**config, "scenario": scenario, "intent": intent})  # validate keys
+    config = raw.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: config must be a mapping, got {type(config).__name__}")
+    config = dict(config)
+    try:  # every field: known key, type, finiteness and range
+        SimConfig.from_dict({**config, "scenario": scenario, "intent": intent})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: config: {exc}") from exc
     instruction = raw.get("instruction")
     if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
         raise ValueError(f"{where}: instruction must be a non-empty string")
@@ -139,7 +145,10 @@ def _route_from_dict(raw: Any, where: str) -> RouteSpec:
             InstructionEvent.from_dict(event)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: event #{k}: {exc}") from None
-    route_id = str(raw.get("id") or f"{scenario}-{intent}-{seed}")
+    route_id = raw.get("id")
+    if route_id is not None and not isinstance(route_id, str):
+        raise ValueError(f"{where}: route id must be a string, got {route_id!r}")
+    route_id = route_id or f"{scenario}-{intent}-{seed}"
     problem = name_problem(route_id)
     if problem is not None:  # the id names the route's result and video files
         raise ValueError(f"{where}: route id {route_id!r} {problem}")
