@@ -130,6 +130,8 @@ class RouteJob:
     # every this many ticks a policy with ``explain()`` explains itself, and the explanation
     # is checked against the expert's reason at that tick (0: never)
     explain_every: int = 0
+    # the video shows the shadow expert's reason beside the policy's (where it runs)
+    video_expert_reason: bool = False
 
     @property
     def route_file(self) -> Path:
@@ -176,13 +178,14 @@ def _agent_factory(job: RouteJob):
 
 def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], RouteVideo | None]:
     hooks: list[Hook] = [CheckDecision(), trace]
-    if job.explain_every > 0:
-        hooks.append(Explainer(job.explain_every, trace))
+    explainer = Explainer(job.explain_every, trace) if job.explain_every > 0 else None
+    hooks += [explainer] if explainer is not None else []
     video = None
     if job.video:
         path = safe_child(Path(job.out) / "videos", job.spec.route_id, ".tmp.mp4", prefix=".",
                           what="route id")
-        video = RouteVideo(path, cfg.control_hz)
+        video = RouteVideo(path, cfg.control_hz,
+                           explainer if job.video_expert_reason else None)
         hooks.append(video)
     hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
     return hooks, video
@@ -240,6 +243,8 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
         logger.warning("route %s: %s: %s", spec.route_id, status, error["message"])
     record = _route_record(job, cfg.to_dict(), result, trace, trace.info, error)
     record["wall_time_s"] = time.perf_counter() - t0
+    if video is not None and video.writer is not None:  # what the video shows, for the report
+        record["video"] = video.record(f"videos/{final.name}")
     if error is not None and error["phase"] == "setup":
         record["setup_failed"] = True
         write_json_atomic(job.setup_failure_file, record)
@@ -296,6 +301,7 @@ def _route_record(
         "explanations": explanation_metrics(trace),
         "sensor_faults": dict(sorted(trace.sensor_faults.items())),
     }
+    drive = trace.drive_record() if trace.times or trace.pose else None
     return {
         "protocol": PROTOCOL,
         "policy": job.policy,
@@ -310,6 +316,7 @@ def _route_record(
         "config": config,
         "seed": job.spec.seed,
         "provenance": _route_provenance(job),
+        "drive": drive,  # per-tick speeds, path and route for the report
     }
 
 
@@ -485,10 +492,13 @@ def run_closed_loop(
     *,
     progress: bool = True,
     print_table: bool = True,
+    video_expert_reason: bool = False,
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
     ``workers``: worker processes (0 runs in this process, without crash isolation).
+    ``video_expert_reason``: the videos show the shadow expert's reason beside the policy's
+    (a debug view; only where the explainer's shadow expert runs).
     Returns the summary (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
@@ -510,7 +520,7 @@ def run_closed_loop(
         parent_pid = os.getpid() if workers > 0 else None
         jobs = [
             RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
-                     max_steps, parent_pid, meta_provenance, explain_every)
+                     max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason)
             for spec in todo
         ]
         retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress)

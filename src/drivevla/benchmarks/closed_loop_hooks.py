@@ -13,7 +13,7 @@ import numpy as np
 
 from drivevla.agents.rollout import Driver, Episode, Hook, Tick
 from drivevla.benchmarks.instruction_metrics import REFUSAL_REASON
-from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.benchmarks.video import Caption, DriveVideo
 from drivevla.core.env import Env
 from drivevla.core.frames import ego_to_world
 from drivevla.core.types import Decision
@@ -49,8 +49,9 @@ class CheckDecision(Hook):
 
 
 class Trace(Hook):
-    """Per-tick record of a drive for the comfort and instruction metrics, and the ticks per
-    sensor fault the agent's monitor reported (``Decision.health``)."""
+    """Per-tick record of a drive for the comfort and instruction metrics, the ticks per
+    sensor fault the agent's monitor reported (``Decision.health``), and the drive's record for
+    the report (:meth:`drive_record`: path, speeds, planned speeds, reasons, the route)."""
 
     def __init__(self) -> None:
         self.pose: list[tuple[float, float, float, float]] = []  # x, y, yaw, speed per obs
@@ -65,9 +66,21 @@ class Trace(Hook):
         self.env: EmbeddedDrivingEnv | None = None  # the trace reads its criteria
         self.info: dict[str, Any] = {}  # the latest info the env returned
         self.sensor_faults: dict[str, int] = {}  # ticks per fault code of Decision.health
+        # per decision: the policy's planned speed at its first waypoint and its reason; the
+        # shadow expert's (Explainer) when one runs
+        self.planned_speeds: list[float] = []
+        self.reasons: list[str | None] = []
+        self.expert_speeds: list[float] = []
+        self.expert_reasons: list[str | None] = []
+        self.route_polyline: list[list[float]] = []
+        self.speed_limit_mps: float | None = None
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
         self.env, self.info = env, info
+        self.speed_limit_mps = info.get("speed_limit_mps")
+        route = getattr(getattr(env, "scenario", None), "route", None)
+        if route is not None:
+            self.route_polyline = _rounded_xy(route.polyline)
 
     def observe(self, info: dict[str, Any]) -> None:
         ego = info["ego"]
@@ -84,6 +97,8 @@ class Trace(Hook):
             str(getattr(decision.reason, "value", decision.reason)) == REFUSAL_REASON
         )
         self.speeds.append(float(info["ego"]["speed_mps"]))
+        self.planned_speeds.append(_first_speed(decision))
+        self.reasons.append(_reason_value(decision.reason))
         health = getattr(decision, "health", None)
         for code in health.faults if health is not None else ():
             self.sensor_faults[code] = self.sensor_faults.get(code, 0) + 1
@@ -100,6 +115,36 @@ class Trace(Hook):
     def on_end(self, episode: Episode) -> None:
         if episode.error is None:
             self.observe(episode.info)  # the final pose
+
+    def drive_record(self) -> dict[str, Any]:
+        """The drive for the report (world metres, m/s, rounded): per decision tick its time,
+        the ego speed, the planned speed at the first waypoint and the reason (and the shadow
+        expert's, when one ran); the path (every observed pose, the last included); the route
+        polyline and its speed limit."""
+        n = len(self.times)
+        record: dict[str, Any] = {
+            "time_s": [round(t, 3) for t in self.times],
+            "speed_mps": [round(v, 3) for v in self.speeds],
+            "planned_speed_mps": [round(v, 3) for v in self.planned_speeds[:n]],
+            "reason": self.reasons[:n],
+            "path_xy": _rounded_xy([(p[0], p[1]) for p in self.pose]),
+            "route_polyline": self.route_polyline,
+            "speed_limit_mps": self.speed_limit_mps,
+        }
+        if self.expert_speeds:
+            record["expert_planned_speed_mps"] = [round(v, 3) for v in self.expert_speeds[:n]]
+            record["expert_reason"] = self.expert_reasons[:n]
+        return record
+
+
+def _first_speed(decision: Decision) -> float:
+    """The planned speed (m/s) at a decision's first waypoint (0 for an empty plan)."""
+    speeds = np.asarray(decision.target_speeds, dtype=np.float64).reshape(-1)
+    return float(speeds[0]) if len(speeds) else 0.0
+
+
+def _rounded_xy(points: Any) -> list[list[float]]:
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(points)[:, :2]]
 
 
 class Explainer(Hook):
@@ -118,6 +163,7 @@ class Explainer(Hook):
         self.expert: ExpertPolicy | None = None
         self.tick = 0
         self.text: str | None = None
+        self.expert_reason: str | None = None  # the shadow expert's reason at this tick
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
         policy = getattr(driver, "policy", None)
@@ -129,8 +175,11 @@ class Explainer(Hook):
         if self.expert is None:
             return
         decision, trace = tick.decision, self.trace
-        expert_reason = _reason_value(self.expert.act(tick.observation).reason)
+        expert = self.expert.act(tick.observation)
+        expert_reason = self.expert_reason = _reason_value(expert.reason)
         trace.reason_agree.append(_reason_value(decision.reason) == expert_reason)
+        trace.expert_reasons.append(expert_reason)
+        trace.expert_speeds.append(_first_speed(expert))
         if self.tick % self.every == 0:
             t0 = time.perf_counter()
             self.text = str(self.policy.explain())
@@ -175,32 +224,36 @@ def explanation_metrics(trace: Trace) -> dict[str, Any]:
     }
 
 
-class RouteVideo(Hook):
-    """One frame per tick: the first camera, the BEV with the planned trajectory, and the
-    instruction, the explanation and the speed as captions. The writer opens on reset (after
-    the agent was set up)."""
+class RouteVideo(DriveVideo):
+    """The closed-loop video (:class:`DriveVideo`): the BEV shows the planned trajectory; the
+    caption the policy's explanation and reason and, with ``explainer`` (a running
+    :class:`Explainer`, whose shadow expert costs nothing more here), the expert's reason at
+    each tick beside it."""
 
-    def __init__(self, path: Any, control_hz: float) -> None:
-        self.path, self.control_hz = path, control_hz
-        self.writer: VideoWriter | None = None
-        self.env: Any = None
+    show_reason = True
+
+    def __init__(self, path: Any, control_hz: float, explainer: Explainer | None = None) -> None:
+        super().__init__(path, control_hz)
+        self.control_hz = control_hz
+        self.explainer = explainer
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
-        self.env = env
-        self.writer = VideoWriter(self.path, self.control_hz)
+        # the expert's reason only where the shadow expert runs (a policy with explain())
+        self.show_expert = self.explainer is not None and self.explainer.expert is not None
+        super().on_reset(env, driver, info)
 
-    def after_decision(self, tick: Tick) -> None:
-        obs, info, decision = tick.obs, tick.info, tick.decision
+    def trajectory(self, tick: Tick | None) -> np.ndarray | None:
+        if tick is None:
+            return None
         ego = tick.observation.ego
-        traj = ego_to_world(decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
-        cams = obs.get("cameras") or {}
-        cam = next(iter(cams.values())) if cams else None
-        reason = getattr(decision.reason, "value", decision.reason)
-        v = info["ego"]["speed_mps"]
-        captions = [
-            f"Instruction [{info.get('instruction_kind', 'navigation')}]: {info['instruction']}",
-            f"Explanation: {decision.explanation or '-'}" + (f"  [{reason}]" if reason else ""),
-            f"t={info['time_s']:.1f} s  v={v:.1f} m/s ({v * 3.6:.0f} km/h)  "
-            f"RC={info['route_completion']:.0f}%",
-        ]
-        self.writer.add(compose_frame(cam, self.env.render_bev(trajectory_world=traj), captions))
+        return ego_to_world(tick.decision.waypoints, np.array([ego.x, ego.y]), ego.yaw)
+
+    def caption(self, tick: Tick | None, info: dict[str, Any]) -> Caption:
+        base = super().caption(tick, info)
+        tick = tick or self._last
+        if tick is None:
+            return base
+        decision = tick.decision
+        expert = self.explainer.expert_reason if self.show_expert else None
+        return dataclasses.replace(base, explanation=decision.explanation,
+                                   reason=_reason_value(decision.reason), expert_reason=expert)

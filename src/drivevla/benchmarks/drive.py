@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.agents.rollout import Driver, Hook, RouteFollowerDriver, Tick, run_episode
-from drivevla.benchmarks.video import VideoWriter, compose_frame
+from drivevla.benchmarks.video import Caption, DriveVideo
 from drivevla.core.env import Env
 from drivevla.core.paths import safe_child
 from drivevla.core.provenance import provenance
@@ -41,26 +42,13 @@ def _why(driver: Driver, info: dict[str, Any]) -> str:
     return "Following the route."
 
 
-class _DriveVideo(Hook):
-    """One video frame per tick: the first camera, the BEV and captions."""
+class _DriveVideo(DriveVideo):
+    """The shared video layout; the explanation is the scripted driver's speed choice (it
+    has no reason head, so no ``Reason:`` row)."""
 
-    def __init__(self, writer: VideoWriter, camera: str | None) -> None:
-        self.writer, self.camera = writer, camera
-        self.env = self.driver = None
-
-    def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
-        self.env, self.driver = env, driver
-
-    def after_decision(self, tick: Tick) -> None:
-        obs, info = tick.obs, tick.info
-        cam = obs.get("cameras", {}).get(self.camera) if self.camera else None
-        captions = [
-            f"Instruction: {info['instruction']}",
-            f"Why: {_why(self.driver, info)}",
-            f"t={info['time_s']:.1f}s  v={info['ego']['speed_mps']:.1f} m/s  "
-            f"RC={info['route_completion']:.0f}%",
-        ]
-        self.writer.add(compose_frame(cam, self.env.render_bev(), captions))
+    def caption(self, tick: Tick | None, info: dict[str, Any]) -> Caption:
+        return dataclasses.replace(super().caption(tick, info),
+                                   explanation=_why(self.driver, info))
 
 
 def drive_route(
@@ -80,8 +68,9 @@ def drive_route(
         cfg = cfg.replace(max_steps=max_steps)
     video_path = safe_child(out_dir, spec.route_id, ".mp4", what="route id")  # before any work
     env = EmbeddedDrivingEnv(cfg)
-    writer = VideoWriter(video_path, cfg.control_hz) if video else None
-    hooks = [_DriveVideo(writer, cfg.cameras[0].name if cfg.cameras else None)] if writer else []
+    camera = cfg.cameras[0].name if cfg.cameras else None
+    recorder = _DriveVideo(video_path, cfg.control_hz, camera) if video else None
+    hooks: list[Hook] = [recorder] if recorder is not None else []
     try:
         episode = run_episode(
             env, make_driver, hooks, seed=spec.seed, options=spec.reset_options()
@@ -91,8 +80,8 @@ def drive_route(
             result["status"] = "Failed - step limit reached"
     finally:
         env.close()
-        if writer is not None:
-            writer.close()
+        if recorder is not None and recorder.writer is not None:
+            recorder.writer.close()
     record = {
         "route": spec.to_dict(),
         "result": result,
@@ -100,6 +89,8 @@ def drive_route(
         "seed": spec.seed,
         **provenance(),
     }
+    if recorder is not None and recorder.writer is not None:
+        record["video"] = recorder.record()  # what the video shows (its infraction banners)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = safe_child(out_dir, spec.route_id, ".json.tmp", prefix=".", what="route id")
     tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")

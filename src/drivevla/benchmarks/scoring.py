@@ -16,6 +16,26 @@ PROTOCOL = "CARLA Leaderboard 2.0 (criteria) / Bench2Drive success"
 SUCCESS_STATUSES = ("Completed", "Perfect")
 # The leaderboard divides by at least 1 m driven so that an empty run does not divide by zero.
 _MIN_KM_DRIVEN = 0.001
+# How reports and video banners name each infraction kind.
+INFRACTION_LABELS: dict[str, str] = {
+    InfractionType.COLLISION_PEDESTRIAN.value: "collision with a pedestrian",
+    InfractionType.COLLISION_VEHICLE.value: "collision with a vehicle",
+    InfractionType.COLLISION_STATIC.value: "collision with the layout",
+    InfractionType.RED_LIGHT.value: "red light run",
+    InfractionType.STOP_SIGN.value: "stop sign run",
+    InfractionType.SCENARIO_TIMEOUT.value: "scenario timeout",
+    InfractionType.YIELD_EMERGENCY.value: "failed to yield to an emergency vehicle",
+    InfractionType.OUTSIDE_ROUTE_LANES.value: "outside route lanes",
+    InfractionType.MIN_SPEED.value: "below the minimum speed",
+    InfractionType.ROUTE_DEVIATION.value: "deviated from the route",
+    InfractionType.AGENT_BLOCKED.value: "agent blocked",
+    InfractionType.ROUTE_TIMEOUT.value: "route timeout",
+}
+
+
+def infraction_label(kind: str) -> str:
+    """A short human name of an infraction kind (the kind itself when unknown)."""
+    return INFRACTION_LABELS.get(str(getattr(kind, "value", kind)), str(kind))
 
 
 def success(result: RouteResult) -> bool:
