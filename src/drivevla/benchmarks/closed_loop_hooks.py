@@ -144,7 +144,10 @@ def _first_speed(decision: Decision) -> float:
 
 
 def _rounded_xy(points: Any) -> list[list[float]]:
-    return [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(points)[:, :2]]
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.size == 0:
+        return []
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in pts.reshape(len(pts), -1)[:, :2]]
 
 
 class Explainer(Hook):

@@ -1,7 +1,9 @@
 """``drivevla demo``: drivevla-tiny (the trained default model shipped in the package) drives
 a handful of routes of different families in the embedded simulator, each with a
 spoken-style instruction, and writes per-route videos (front camera, BEV with the planned
-trajectory, instruction and explanation captions) and a short report with the scores.
+trajectory, instruction and explanation captions, the decided reason beside the shadow
+expert's, the running DS and a banner for each infraction) and a report
+(:mod:`drivevla.benchmarks.report`: ``report.md`` and a self-contained ``report.html``).
 
 The drive is the closed-loop benchmark (:func:`run_closed_loop`) on the ``smoke`` suite, so
 the report's numbers are the benchmark's (LB2.0 driving score, route completion, instruction
@@ -11,57 +13,31 @@ command to resume.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
-from drivevla.core.paths import safe_child
+from drivevla.benchmarks.report import write_report
+from drivevla.benchmarks.report_render import headline
 
 DEFAULT_POLICY = "drivevla-tiny"
 
 
-def _fmt(value: float | None, scale: float = 1.0) -> str:
-    return "-" if value is None else f"{value * scale:.1f}"
-
-
-def _route_rows(out: Path, summary: dict[str, Any]) -> list[str]:
-    rows = ["| route | instruction | DS | RC % | status | explanation (sample) |",
-            "|---|---|---:|---:|---|---|"]
-    for r in summary["routes"]:
-        path = safe_child(out / "routes", r["route_id"], ".json", what="route id")
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        samples = rec["metrics"].get("explanations", {}).get("samples") or [{}]
-        text = samples[len(samples) // 2].get("text") or "-"
-        rows.append(
-            f"| {r['route_id']} | {rec.get('navigation_instruction') or '-'} | "
-            f"{r['driving_score']:.1f} | {r['route_completion']:.1f} | {r['status']} | "
-            f"{text} |"
-        )
-    return rows
-
-
 def run_demo(out: Path, suite_name: str = "smoke", video: bool = True,
-             policy: str = DEFAULT_POLICY, workers: int = 2) -> dict[str, Any]:
+             policy: str = DEFAULT_POLICY, workers: int = 2,
+             expert_drive: bool = True) -> dict[str, Any]:
+    """Drive the suite and write the report; returns the run's summary.
+
+    ``expert_drive``: the report also drives the privileged expert on each route (no
+    cameras, a few seconds a route) for its speed profile and path."""
     out = Path(out)
+    # the demo's explainer runs a shadow expert anyway: its reason in the videos costs nothing
     summary = run_closed_loop(policy, suite_name, out, workers=workers, video=video,
-                              explain_every=10, print_table=False)
-    md = [
-        f"# drivevla demo: `{policy}` on suite `{summary['suite']}`",
-        "",
-        *_route_rows(out, summary),
-        "",
-        f"Driving score {_fmt(summary['driving_score'])} (LB2.0; "
-        f"{_fmt(summary['driving_score_no_min_speed'])} without the minimum-speed factor), "
-        f"route completion {_fmt(summary['route_completion'])} %, instruction success "
-        f"{_fmt(summary['instruction_success']['overall'], 100)} %, explanation "
-        f"faithfulness {_fmt(summary['explanation_faithfulness'], 100)} % "
-        f"({summary['n_explanations']} explanations).",
-        "",
-        "Videos: `videos/<route>.mp4`. Scores per route: `routes/<route>.json`; everything, "
-        "with config, seeds, versions and hardware: `summary.json`.",
-    ]
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    print("\n".join(md[2:-2]))
-    print(f"\nreport: {out / 'report.md'}" + (f"  videos: {out / 'videos'}" if video else ""))
+                              explain_every=10, print_table=False, video_expert_reason=True)
+    html = write_report(out, summary, expert_drive=expert_drive)
+    for r in summary["routes"]:
+        print(f"{r['route_id']:<32} DS {r['driving_score']:5.1f}  RC {r['route_completion']:5.1f}"
+              f"  {r['status']}")
+    print(f"\n{headline(summary)}")
+    print(f"report: {out / 'report.md'}, {html}" + (f"  videos: {out / 'videos'}" if video else ""))
     return summary

@@ -16,10 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-video", action="store_true", help="skip the MP4 videos")
     p.add_argument("--policy", default="drivevla-tiny", help="name or checkpoint dir")
     p.add_argument("--workers", type=int, default=2, help="worker processes (0: inline)")
+    p.add_argument("--no-expert-drive", action="store_true",
+                   help="the report does not drive the privileged expert on each route for its "
+                   "speed and path references")
     p.set_defaults(fn=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     run_demo(Path(args.out), args.suite, video=not args.no_video, policy=args.policy,
-             workers=args.workers)
+             workers=args.workers, expert_drive=not args.no_expert_drive)
     return 0

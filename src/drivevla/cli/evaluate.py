@@ -1,4 +1,5 @@
-"""``drivevla eval closed-loop``: drive a suite with a policy and score every route."""
+"""``drivevla eval closed-loop``: drive a suite with a policy and score every route;
+``drivevla eval report``: the report (markdown and self-contained HTML) of such a run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
 from drivevla.cli._parsing import add_command, add_group
 
 
@@ -28,7 +30,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ticks between explanations of a learned policy, each checked against the "
         "expert's reason (faithfulness); 0: none",
     )
+    p.add_argument("--video-expert-reason", action="store_true",
+                   help="the videos show the shadow expert's reason beside the policy's "
+                   "(debug; where the explainer runs)")
     p.set_defaults(fn=_cmd_eval_closed_loop)
+    r = add_command(
+        evaluate, "report",
+        "write OUT/report.md and a self-contained OUT/report.html for a closed-loop run folder",
+    )
+    r.add_argument("--out", required=True, help="a finished closed-loop results dir")
+    r.add_argument("--no-expert-drive", action="store_true",
+                   help="do not drive the privileged expert on each route for the speed and "
+                   "path references (a few seconds a route, cached in OUT/report_files)")
+    r.add_argument("--link-videos", action="store_true",
+                   help="link the videos from the HTML instead of embedding them (embedded up "
+                   f"to {EMBED_VIDEOS_MAX_MB:g} MB of video by default)")
+    r.set_defaults(fn=_cmd_eval_report)
 
 
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
@@ -40,6 +57,14 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         video=args.video,
         max_steps=args.max_steps,
         explain_every=args.explain_every,
+        video_expert_reason=args.video_expert_reason,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
+    return 0
+
+
+def _cmd_eval_report(args: argparse.Namespace) -> int:
+    html = write_report(Path(args.out), expert_drive=not args.no_expert_drive,
+                        embed_videos=False if args.link_videos else None)
+    print(f"wrote {Path(args.out) / 'report.md'} and {html}")
     return 0
