@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.benchmarks.report_plots import outcome
-from drivevla.benchmarks.scoring import infraction_label
+from drivevla.benchmarks.scoring import ROUTE_ENDING_KINDS, infraction_label
 
 CRASHED_PREFIXES = ("Failed - Agent crashed", "Failed - Simulation crashed")
 
@@ -81,7 +81,7 @@ def headline(summary: dict[str, Any]) -> str:
 def factor_text(inf: dict[str, Any]) -> str:
     """An infraction's DS factor: 'x0.70', 'x1.00 (ends the route)'."""
     penalty = float(inf.get("penalty", 1.0))
-    return f"x{penalty:.2f}" if penalty < 1.0 else "x1.00 (ends the route)"
+    return f"x{penalty:.2f}" + (" (ends the route)" if inf["kind"] in ROUTE_ENDING_KINDS else "")
 
 
 def ds_formula(record: dict[str, Any]) -> str:

@@ -33,6 +33,14 @@ INFRACTION_LABELS: dict[str, str] = {
 }
 
 
+# Kinds that end the route instead of multiplying its score by a factor.
+ROUTE_ENDING_KINDS = frozenset({
+    InfractionType.ROUTE_DEVIATION.value,
+    InfractionType.AGENT_BLOCKED.value,
+    InfractionType.ROUTE_TIMEOUT.value,
+})
+
+
 def infraction_label(kind: str) -> str:
     """A short human name of an infraction kind (the kind itself when unknown)."""
     return INFRACTION_LABELS.get(str(getattr(kind, "value", kind)), str(kind))

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from drivevla.agents.rollout import Driver, Episode, Hook, Tick
-from drivevla.benchmarks.scoring import infraction_label
+from drivevla.benchmarks.scoring import ROUTE_ENDING_KINDS, infraction_label
 from drivevla.core.env import Env
 from drivevla.language.reasons import Reason
 
@@ -204,6 +204,8 @@ class Banner:
     @property
     def text(self) -> str:
         factor = f"   DS x{self.penalty:.2f}" if self.penalty is not None else ""
+        if self.kind in ROUTE_ENDING_KINDS:
+            factor = "   ends the route"
         return f"INFRACTION: {infraction_label(self.kind)} at t={self.time_s:.1f} s{factor}"
 
 
