@@ -24,6 +24,16 @@ UNSAFE_ACTION_PHRASES: dict[str, str] = {
 }
 assert set(UNSAFE_ACTION_PHRASES) == set(UNSAFE_CATEGORIES)
 
+# Places a phrasing can name, and their cues (regular expressions on normalised text, see
+# drivevla.language.explanations.normalise). A phrasing naming one place (the highway's
+# off-ramp, the roundabout's ring) is rendered only at that place (render_explanation's
+# ``place``); "street" (junctions, urban roads) is named by none of them.
+PLACES = ("highway", "roundabout", "street")
+PLACE_CUES: dict[str, str] = {
+    "highway": r"\b(highways?|motorways?|(off |on |exit )?ramps?|slip roads?|carriageway)\b",
+    "roundabout": r"\b(roundabouts?|ring)\b",
+}
+
 R, M = Reason, MetaAction
 
 # --------------------------------------------------------------------------------------

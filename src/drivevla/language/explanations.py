@@ -39,6 +39,8 @@ from drivevla.core.types import MetaAction
 from drivevla.language.explanation_phrasings import (
     EXPLANATION_SLOTS,
     EXPLANATION_TEMPLATES,
+    PLACE_CUES,
+    PLACES,
     UNSAFE_ACTION_PHRASES,
 )
 from drivevla.language.instructions import (
@@ -59,6 +61,9 @@ _DIRECTION_OF = {
     M.CHANGE_RIGHT: "right",
     M.TURN_RIGHT: "right",
 }
+# reasons whose ``direction`` is the side their object is on (the pedestrian, the car given
+# way to), never the car's own turn: not defaulted from the meta-action
+OBJECT_SIDE_REASONS = frozenset({R.PEDESTRIAN_CROSSING, R.YIELD_JUNCTION, R.YIELD_ROUNDABOUT})
 
 # --------------------------------------------------------------------------------------
 # reading a reason back: the cue table
@@ -282,21 +287,55 @@ def all_explanation_templates(reason: Reason | str, split: str = "all") -> list[
     return out
 
 
+_PLACE_RES = {place: re.compile(pattern) for place, pattern in PLACE_CUES.items()}
+
+
+def names_other_place(text: str, place: str | None) -> bool:
+    """Whether ``text`` names a place (:data:`PLACE_CUES`) other than ``place`` (``None``:
+    any place fits)."""
+    if place is None:
+        return False
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r}; valid: {list(PLACES)}")
+    norm = normalise(text)
+    return any(p != place and rx.search(norm) for p, rx in _PLACE_RES.items())
+
+
+def _templates_at(
+    reason: Reason, meta: MetaAction | None, split: str, place: str | None, values: Mapping
+) -> tuple[list[str], frozenset[str] | None]:
+    """The list to pick from and the phrasings allowed at ``place``: the meta-action's list,
+    or the reason's general one when none of the former's fits the place and slots."""
+    templates = _list_for(reason, meta)
+    if place is None:
+        return templates, None
+    lists = [templates, EXPLANATION_TEMPLATES[reason][None]]
+    for candidates in lists:
+        pool = split_templates(candidates, split) if split != "canonical" else candidates
+        allow = frozenset(t for t in pool if not names_other_place(t, place))
+        if any(template_slots(t) <= values.keys() for t in allow):
+            return candidates, allow
+    return templates, None  # cannot happen for this module's lists (checked by the tests)
+
+
 def render_explanation(
     reason: Reason | str,
     meta_action: MetaAction | str | None,
     rng: np.random.Generator | None,
     split: str = "train",
     slots: Mapping[str, Any] | None = None,
+    place: str | None = None,
 ) -> str:
     """An explanation of ``reason`` (for ``meta_action`` where it has its own phrasings).
 
     ``slots`` may also carry ``unsafe_category`` (one of ``UNSAFE_CATEGORIES``) in place of
-    ``refused``; ``direction`` defaults to the meta-action's side.
+    ``refused``; ``direction`` defaults to the meta-action's side, except for the reasons of
+    :data:`OBJECT_SIDE_REASONS` (there it is the object's side: the caller passes it or it
+    stays unnamed). ``place`` (one of ``PLACES``): where the car is; phrasings naming
+    another place (a highway's off-ramp at a roundabout) are left out.
     """
     reason, meta = _reason(reason), _meta(meta_action)
-    templates = _list_for(reason, meta)
-    split_templates(templates, split)  # validates the split
+    split_templates(_list_for(reason, meta), split)  # validates the split
     raw = dict(slots or {})
     category = raw.pop("unsafe_category", None)
     if category is not None:
@@ -306,8 +345,11 @@ def render_explanation(
             )
         raw.setdefault("refused", UNSAFE_ACTION_PHRASES[category])
     if raw.get("direction") is None and meta in _DIRECTION_OF:
-        raw["direction"] = _DIRECTION_OF[meta]
-    return pick_template(templates, rng, split, format_slots(raw, EXPLANATION_SLOTS))
+        if reason not in OBJECT_SIDE_REASONS:
+            raw["direction"] = _DIRECTION_OF[meta]
+    values = format_slots(raw, EXPLANATION_SLOTS)
+    templates, allow = _templates_at(reason, meta, split, place, values)
+    return pick_template(templates, rng, split, values, allow=allow)
 
 
 # representative slot values per reason for corpora and tests
@@ -347,6 +389,9 @@ def explanation_corpus(split: str = "all") -> list[str]:
 __all__ = [
     "EXPLANATION_SLOTS",
     "EXPLANATION_TEMPLATES",
+    "OBJECT_SIDE_REASONS",
+    "PLACES",
+    "PLACE_CUES",
     "REASON_CUES",
     "SPLITS",
     "UNSAFE_ACTION_PHRASES",
@@ -354,6 +399,7 @@ __all__ = [
     "example_slots",
     "explanation_corpus",
     "explanation_phrasings",
+    "names_other_place",
     "normalise",
     "reason_from_explanation",
     "render_explanation",
