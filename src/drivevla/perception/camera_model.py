@@ -22,6 +22,7 @@ from drivevla.core.types import CameraSpec
 __all__ = [
     "NEAR_PLANE_M",
     "camera_pose_world",
+    "ego_point_in_view",
     "world_to_camera",
     "project_world_points",
     "project_box",
@@ -122,3 +123,11 @@ def project_box(
         float(min(u_max, spec.width)),
         float(min(v_max, spec.height)),
     )
+
+
+def ego_point_in_view(spec: CameraSpec, x: float, y: float, z: float = 0.75) -> bool:
+    """Whether the ego-frame point ``(x, y, z)`` (x forward, y left, z up; metres; by default
+    about the middle height of a car) images inside the camera ``spec``."""
+    uv, depth = project_world_points(spec, 0.0, 0.0, 0.0, np.array([[x, y, z]], dtype=float))
+    u, v = uv[0]
+    return bool(depth[0] > NEAR_PLANE_M and 0.0 <= u <= spec.width and 0.0 <= v <= spec.height)

@@ -4,14 +4,21 @@ It reads ground truth from the :class:`~drivevla.core.env.PrivilegedState` hande
 ``reset`` (its live ``backend``: world, lane graph, route plan) and returns a ``Decision`` like
 every other policy (the shared controllers drive it). Per step it:
 
-1. plans a lateral path: the route polyline, blended in from the ego's current offset; a
-   pending lane change (instructed change, overtake, exit, merge) is held in the current lane
-   until the target lane has a safe gap;
+1. plans a lateral path: the route polyline (past the goal, straight on along its last
+   direction), blended in from the ego's current offset; a pending lane change (instructed
+   change, overtake, exit, merge) is held in the current lane until the target lane has a
+   safe gap;
 2. caps the speed along that path: speed limit or an instructed speed, curvature, leaders
    (IDM-like time gap), pedestrians crossing or about to, red/yellow lights, and yielding at
    junction and roundabout entries to anyone whose predicted path meets the ego's;
 3. labels the step with a meta-action and the reason (closed vocabulary) of the binding
-   constraint, naming its object, and renders an explanation.
+   constraint, naming its object, and renders an explanation. The labels say what the
+   cameras show: slowing for its own sideways move on a straight road (a lane change) is
+   that manoeuvre's reason, never ``curve`` (the road's lane geometry decides what a bend
+   is); a move back onto the route that no instruction asked for is ``follow_route``; a car
+   is named by its colour only while a camera sees it; the side of a pedestrian or of a car
+   given way to is that object's; phrasings naming another place than the scenario's
+   (a highway's off-ramp at a roundabout) are not used.
 
 Unsafe (misleading) instructions are refused: the plan ignores them (the trajectory is the
 same as without them) and the reason is ``refused_unsafe_instruction`` while they last.
@@ -26,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from drivevla.core.env import PrivilegedBackend, PrivilegedState
-from drivevla.core.types import Decision, HighLevelCommand, MetaAction, Observation
-from drivevla.language.explanations import render_explanation
+from drivevla.core.frames import world_to_ego
+from drivevla.core.types import CameraSpec, Decision, HighLevelCommand, MetaAction, Observation
+from drivevla.language.explanations import OBJECT_SIDE_REASONS, render_explanation
 from drivevla.language.instructions import colour_name
 from drivevla.language.reasons import Reason
+from drivevla.perception.camera_model import ego_point_in_view
 from drivevla.planner.hazards import (
     Cap,
     crossing_pedestrian_caps,
@@ -38,18 +47,42 @@ from drivevla.planner.hazards import (
     path_arclength,
     yield_caps,
 )
-from drivevla.planner.trajectory import follow_lanes, path_curvature, plan_decision
+from drivevla.planner.trajectory import (
+    follow_lanes,
+    path_curvature,
+    plan_decision,
+    road_curvature_ahead,
+    route_road_curvature,
+)
 
 PLAN_LENGTH_M = 80.0
 LATERAL_ACCEL_MPS2 = 3.0
 CRUISE_FRACTION = 0.95
 LANE_CHANGE_LOOKAHEAD_M = 45.0
+# an object the explanation names by colour must be this close and inside a camera's view
+VISIBLE_RANGE_M = 60.0
 
 _TURN_META = {
     HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
     HighLevelCommand.RIGHT: MetaAction.TURN_RIGHT,
 }
 _EXIT_INTENTS = {"take_exit", "roundabout_exit_1", "roundabout_exit_2", "roundabout_exit_3"}
+# intents whose instruction is a lane-level manoeuvre: what a lane change is done for
+_LANE_MANOEUVRES = {
+    "overtake": Reason.INSTRUCTED_OVERTAKE,
+    "merge": Reason.INSTRUCTED_MERGE,
+    "take_exit": Reason.INSTRUCTED_EXIT,
+}
+_LANE_CHANGE_SIDE = {"change_lane_left": "left", "change_lane_right": "right"}
+# where each scenario family is, for the explanations' place words (off-ramp, roundabout)
+FAMILY_PLACE = {
+    "highway": "highway",
+    "merge": "highway",
+    "exit": "highway",
+    "roundabout": "roundabout",
+    "intersection": "street",
+    "urban": "street",
+}
 
 
 class ExpertPolicy:
@@ -76,12 +109,17 @@ class ExpertPolicy:
         self.sim = privileged.backend
         self.speed_limit_mps = privileged.speed_limit_mps
         self.intent = privileged.intent
+        self.place = FAMILY_PLACE.get(privileged.scenario)
+        # the cameras the driven policy sees (the default front camera when none render)
+        config = getattr(self.sim, "config", None)
+        self.cameras = tuple(getattr(config, "cameras", ()) or ()) or (CameraSpec(),)
         self.rng = np.random.default_rng(self.seed)
         self._committed = False
         scenario = self.sim.scenario
         self.route = scenario.route
         self.network = scenario.network
         self._yield_points = self._find_yield_points()
+        self._road_s, self._road_k = route_road_curvature(self.route, self.network)
 
     def act(self, obs: Observation) -> Decision:
         world = self.sim.world
@@ -99,6 +137,20 @@ class ExpertPolicy:
         decision.meta_action = meta
         decision.explanation = self._explain(reason, meta, binding)
         return decision
+
+    def _route_points(self, s: np.ndarray) -> np.ndarray:
+        """Route points at route distances ``s``; past the goal, straight on along the route's
+        last direction (clamping them all to the goal would fold the path back at the goal:
+        a spurious hairpin the speed plan braked for)."""
+        length = float(self.route.length_m)
+        pts = np.array([self.route.point_at(si) for si in s])
+        beyond = s > length
+        if beyond.any():
+            end = self.route.point_at(length)
+            back = end - self.route.point_at(length - 2.0)
+            t = back / max(float(np.linalg.norm(back)), 1e-9)
+            pts[beyond] = end + np.outer(s[beyond] - length, t)
+        return pts
 
     # ------------------------------------------------------------------ lateral
     def _route_lateral(self, s_route: float) -> float:
@@ -163,7 +215,7 @@ class ExpertPolicy:
             return path, False
         blend = float(np.clip(2.5 * v, 20.0, 45.0))
         d = np.arange(1.0, PLAN_LENGTH_M + 1.0)
-        pts = np.array([self.route.point_at(s_route + di) for di in d])
+        pts = self._route_points(s_route + d)
         tang = np.gradient(pts, axis=0)
         tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
         normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
@@ -186,14 +238,21 @@ class ExpertPolicy:
                     )
         return Cap(0.0, limit, Reason.SPEED_LIMIT.value, {"kind": "speed_limit"})
 
-    def _curve_caps(self, path: np.ndarray, s_path: np.ndarray) -> list[Cap]:
+    def _curve_caps(self, path: np.ndarray, s_path: np.ndarray, s_route: float) -> list[Cap]:
+        """Lateral-acceleration caps along the path. A cap where the road itself bends less
+        than needs slowing for comes from the car's own sideways move (a lane change, a
+        return onto the route) on a straight road: its object is ``lane_change``, not a bend."""
         k = path_curvature(path)
+        k_bend = LATERAL_ACCEL_MPS2 / self.speed_limit_mps**2
         caps = []
         for i in range(0, len(path), 4):
             if k[i] > 1e-3:
                 v = math.sqrt(LATERAL_ACCEL_MPS2 / k[i])
                 if v < self.speed_limit_mps:
-                    caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": "curve"}))
+                    s_r = s_route + float(s_path[i])
+                    road = road_curvature_ahead(self._road_s, self._road_k, s_r - 5.0, s_r + 5.0)
+                    kind = "curve" if road > k_bend else "lane_change"
+                    caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": kind}))
         return caps
 
     def _find_yield_points(self) -> list[tuple[float, float, Reason]]:
@@ -217,7 +276,7 @@ class ExpertPolicy:
         world = self.sim.world
         ego = world.ego
         colour = self._colour_of
-        caps = [self._cruise_cap(), *self._curve_caps(path, s_path)]
+        caps = [self._cruise_cap(), *self._curve_caps(path, s_path, s_route)]
         caps += leader_caps(world, path, s_path, ego.WIDTH, colour)
         caps += crossing_pedestrian_caps(world, path, s_path, ego.WIDTH)
         caps += light_caps(world, path, s_path)
@@ -246,17 +305,26 @@ class ExpertPolicy:
         return min(caps, key=envelope_now)
 
     # ------------------------------------------------------------------ labels
+    def _lane_change_reason(self, s_route: float) -> Reason | None:
+        """The instructed manoeuvre a lane change belongs to, or None: a move back onto the
+        route (after a drift, e.g. a DAgger policy's) or to the side the instruction did not
+        ask for is nobody's instruction."""
+        if self.intent in _LANE_MANOEUVRES:
+            return _LANE_MANOEUVRES[self.intent]
+        side = _LANE_CHANGE_SIDE.get(self.intent)
+        if side is None:
+            return None
+        lat = self._route_lateral(s_route)  # > 0: the ego is left of the route, moving right
+        moving = "right" if lat > 0.5 else "left" if lat < -0.5 else side
+        return Reason.INSTRUCTED_LANE_CHANGE if moving == side else None
+
     def _manoeuvre_reason(self, s_route: float, changing: bool) -> Reason | None:
         intent = self.intent
         cmd = self.route.command_at(s_route, lookahead_m=20.0)
         if changing:
-            if intent == "overtake":
-                return Reason.INSTRUCTED_OVERTAKE
-            if intent == "merge":
-                return Reason.INSTRUCTED_MERGE
-            if intent == "take_exit":
-                return Reason.INSTRUCTED_EXIT
-            return Reason.INSTRUCTED_LANE_CHANGE
+            manoeuvre = self._lane_change_reason(s_route)
+            if manoeuvre is not None:
+                return manoeuvre
         if cmd in (HighLevelCommand.LEFT, HighLevelCommand.RIGHT, HighLevelCommand.STRAIGHT):
             if intent in _EXIT_INTENTS:
                 return Reason.INSTRUCTED_EXIT
@@ -268,6 +336,9 @@ class ExpertPolicy:
         if any(e.kind == "misleading" for e, _ in self.sim.active_events()):
             return Reason.REFUSED_UNSAFE_INSTRUCTION
         tag = Reason(binding.tag)
+        if tag == Reason.CURVE and binding.obj.get("kind") == "lane_change":
+            # slowing for its own sideways move on a straight road: not a bend
+            return self._manoeuvre_reason(s_route, True) or Reason.FOLLOW_ROUTE
         if tag in (Reason.SPEED_LIMIT, Reason.CURVE):
             manoeuvre = self._manoeuvre_reason(s_route, changing)
             if manoeuvre is not None:
@@ -302,26 +373,46 @@ class ExpertPolicy:
 
         return colour_name(getattr(vehicle, "color_rgb", (0.5, 0.5, 0.5)))
 
-    def _explain(self, reason: Reason, meta: MetaAction, binding: Cap) -> str:
-
-        obj = binding.obj
+    def _object_slots(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Slots naming the reason's object as the cameras show it: a vehicle by its colour
+        only while it is in view (within ``VISIBLE_RANGE_M`` and inside a camera's field of
+        view: the picture must show the car the text names), its distance, and the side it
+        is on (``side``: ``left`` / ``right``, None within 1 m of the ego's axis)."""
         slots: dict[str, Any] = {}
-        if obj.get("kind") == "vehicle":
-            slots["object"] = f"{obj.get('colour', '')} car".strip()
-        elif obj.get("kind") == "pedestrian":
+        kind = obj.get("kind")
+        if kind == "pedestrian":
             slots["object"] = "pedestrian"
-        if "x" in obj:
-            ego = self.sim.world.ego
-            slots["distance"] = int(
-                round(float(np.hypot(obj["x"] - ego.position[0], obj["y"] - ego.position[1])))
-            )
-        if obj.get("kind") == "speed":
+        if kind == "speed":
             slots["speed"] = int(round(obj["speed_kmh"]))
-        if meta in (MetaAction.TURN_LEFT, MetaAction.CHANGE_LEFT):
+        if "x" not in obj:
+            return slots
+        ego = self.sim.world.ego
+        rel = world_to_ego(
+            np.array([obj["x"], obj["y"]], dtype=float), ego.position, float(ego.heading)
+        )
+        dist = float(np.hypot(rel[0], rel[1]))
+        slots["distance"] = int(round(dist))
+        visible = dist <= VISIBLE_RANGE_M and any(
+            ego_point_in_view(cam, float(rel[0]), float(rel[1])) for cam in self.cameras
+        )
+        if kind == "vehicle" and visible:
+            slots["object"] = f"{obj.get('colour', '')} car".strip()
+        if abs(rel[1]) > 1.0:
+            slots["side"] = "left" if rel[1] > 0 else "right"
+        return slots
+
+    def _explain(self, reason: Reason, meta: MetaAction, binding: Cap) -> str:
+        slots = self._object_slots(binding.obj)
+        side = slots.pop("side", None)
+        if reason in OBJECT_SIDE_REASONS:
+            slots["direction"] = side  # the side the pedestrian / the car given way to is on
+        elif meta in (MetaAction.TURN_LEFT, MetaAction.CHANGE_LEFT):
             slots["direction"] = "left"
         elif meta in (MetaAction.TURN_RIGHT, MetaAction.CHANGE_RIGHT):
             slots["direction"] = "right"
         intent = self.intent
         if intent.startswith("roundabout_exit_"):
             slots["ordinal"] = {"1": "first", "2": "second", "3": "third"}[intent[-1]]
-        return render_explanation(reason, meta, self.rng, split=self.explanation_split, slots=slots)
+        return render_explanation(
+            reason, meta, self.rng, split=self.explanation_split, slots=slots, place=self.place
+        )

@@ -100,6 +100,41 @@ def path_curvature(path: np.ndarray) -> np.ndarray:
     return np.concatenate([[k[0]], k, [k[-1]]])
 
 
+def route_road_curvature(route, network: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """The curvature (1/m) of the road under a lane-level route: ``(s, k)`` sampled about every
+    metre of the route polyline.
+
+    It is the curvature of the lane centrelines the route's legs run on (heading change per
+    metre along each lane, smoothed over ~5 m like :func:`path_curvature`), so a lane change
+    (a leg's lateral offset, the next leg's lane beside the last) on a straight road reads as
+    straight; junction connectors, ring lanes and ramps read as the bends they are. Heading
+    steps where one lane joins the next are not counted."""
+    s_all, k_all = [], []
+    for leg, start in zip(route.legs, route.leg_start_m, strict=True):
+        lane = network.get_lane(leg.lane)
+        n = max(int(math.ceil(leg.s_end - leg.s_start)), 2)
+        ls = np.linspace(leg.s_start, leg.s_end, n + 1)
+        h = np.unwrap([lane.heading_at(x) for x in ls])
+        ds = np.maximum(np.diff(ls), 1e-6)
+        k = np.abs(np.diff(h)) / ds
+        s_all.append(float(start) + (ls[:-1] + ls[1:]) / 2 - leg.s_start)
+        k_all.append(k)
+    s, k = np.concatenate(s_all), np.concatenate(k_all)
+    order = np.argsort(s, kind="stable")
+    s, k = s[order], np.convolve(k[order], np.ones(5) / 5.0, mode="same")
+    return s, k
+
+
+def road_curvature_ahead(
+    s_road: np.ndarray, k_road: np.ndarray, s_from: float, s_to: float
+) -> float:
+    """The largest road curvature (1/m) between route distances ``s_from`` and ``s_to``."""
+    lo, hi = np.searchsorted(s_road, [s_from, s_to])
+    if hi <= lo:
+        return float(np.interp(s_from, s_road, k_road)) if len(s_road) else 0.0
+    return float(k_road[lo:hi].max())
+
+
 @dataclass(frozen=True)
 class SpeedCap:
     """Speed must be at most ``speed_mps`` from ``s_m`` (metres along the path) on."""
