@@ -24,6 +24,7 @@ from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.benchmarks.report import write_report
 from drivevla.benchmarks.scoring import infraction_label
 from drivevla.benchmarks.video import BANNER_PX, BANNER_RGB
+from drivevla.cli import main
 
 ROUTE_ID = "urban-red"
 ROUTE = {
@@ -121,6 +122,27 @@ def test_the_caption_band_has_no_empty_rows_at_the_bottom(run):
     frame = next(iter(imageio.get_reader(str(run / _record(run)["video"]["file"]))))
     bottom = frame[-10:].astype(int)  # the status line sits in the band's last row
     assert (bottom > 150).any(), "the last 10 px of the frame hold no caption text"
+
+
+def test_eval_report_remakes_the_report_of_a_run_folder_even_from_older_route_files(
+    run, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    route_file = out / "routes" / f"{ROUTE_ID}.json"
+    rec = json.loads(route_file.read_text(encoding="utf-8"))
+    for key in ("drive", "video"):  # what route files lacked before #23
+        rec.pop(key)
+    route_file.write_text(json.dumps(rec), encoding="utf-8")
+    (out / "report.md").unlink()
+    assert main(["eval", "report", "--out", str(out), "--link-videos"]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for inf in rec["result"]["infractions"]:  # linked at their simulation time
+        assert f"(videos/{ROUTE_ID}.mp4#t={float(inf['time_s']):.1f})" in md
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert f'src="videos/{ROUTE_ID}.mp4"' in page and "data:video/mp4" not in page
+    assert main(["eval", "report", "--out", str(tmp_path / "nothing")]) == 2
+    assert "summary.json does not exist" in capsys.readouterr().err
 
 
 def _chromium() -> str | None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from drivevla.agents import registry
 from drivevla.agents.agent import Agent
@@ -161,21 +162,39 @@ def _poster(video: Path, record: dict[str, Any]) -> bytes | None:
         return None
 
 
+def _rebuilt_route(out: Path, view: RouteView, expert_drive: bool) -> tuple[list, list, list]:
+    """The route's map layers (:func:`_map_layers`) from its rebuilt env and, with
+    ``expert_drive``, the expert's own drive into ``view.expert``. A route whose env cannot
+    be rebuilt (or whose expert drive fails) gets a note in the report instead."""
+    record = view.record
+    try:
+        env, spec = _route_env(record)
+    except Exception as exc:  # e.g. a route that crashed at setup: no map, say why
+        logger.warning("route %s: no road map: %s", view.route_id, exc)
+        view.notes.append(f"no road map: the route's env could not be rebuilt ({exc})")
+        return [], [], []
+    try:
+        if expert_drive and record.get("policy") != EXPERT_POLICY:
+            try:
+                view.expert = _cached_expert(out, env, spec, record)
+            except Exception as exc:  # the report goes on without this reference
+                logger.warning("route %s: the expert's drive failed: %s", view.route_id, exc)
+                view.notes.append(f"the expert's own drive of this route failed ({exc})")
+            env.reset(seed=spec.seed, options=spec.reset_options())  # the map: the start state
+        if not (view.record.get("drive") or {}).get("route_polyline"):  # an older record
+            view.record = {**record, "drive": {**(record.get("drive") or {}), "route_polyline":
+                                               np.asarray(env.scenario.route.polyline).tolist()}}
+        return _map_layers(env)
+    finally:
+        env.close()
+
+
 def route_view(out: Path, record: dict[str, Any], expert_drive: bool = True) -> RouteView:
     """The route's plots, its video and poster, and (``expert_drive``) the expert's drive."""
     view = RouteView(record)
     infractions = record["result"].get("infractions", [])
-    drive = record.get("drive") or {}
-    env, spec = _route_env(record)
-    try:
-        if expert_drive and record.get("policy") != EXPERT_POLICY:
-            view.expert = _cached_expert(out, env, spec, record)
-            env.reset(seed=spec.seed, options=spec.reset_options())  # the map: the start state
-        roads, markings, stops = _map_layers(env)
-        if not drive.get("route_polyline"):  # a record from before drives were recorded
-            drive = {**drive, "route_polyline": np.asarray(env.scenario.route.polyline).tolist()}
-    finally:
-        env.close()
+    roads, markings, stops = _rebuilt_route(out, view, expert_drive)
+    drive = view.record.get("drive") or {}
     expert_path = view.expert["path_xy"] if view.expert else None
     view.plots["map"] = route_map(roads, markings, stops, drive, infractions, expert_path)
     if drive.get("time_s"):
@@ -189,12 +208,14 @@ def route_view(out: Path, record: dict[str, Any], expert_drive: bool = True) -> 
 
 
 def build_report(out: Path, summary: dict[str, Any] | None = None, *,
-                 expert_drive: bool = True, embed_videos: bool | None = None) -> Report:
+                 expert_drive: bool = True, embed_videos: bool | None = None,
+                 progress: bool = True) -> Report:
     """Everything :func:`write_report` writes, for the run folder ``out``."""
     out = Path(out)
     loaded, records = load_run(out)
     summary = summary or loaded
-    views = [route_view(out, rec, expert_drive) for rec in records]
+    views = [route_view(out, rec, expert_drive)
+             for rec in tqdm(records, desc="report", unit="route", disable=not progress)]
     video_mb = sum(v.video.stat().st_size for v in views if v.video) / 2**20
     if embed_videos is None:
         embed_videos = video_mb <= EMBED_VIDEOS_MAX_MB
@@ -204,11 +225,13 @@ def build_report(out: Path, summary: dict[str, Any] | None = None, *,
 
 
 def write_report(out: Path, summary: dict[str, Any] | None = None, *,
-                 expert_drive: bool = True, embed_videos: bool | None = None) -> Path:
+                 expert_drive: bool = True, embed_videos: bool | None = None,
+                 progress: bool = True) -> Path:
     """Write ``report.md``, ``report.html`` and ``report_files/*.png`` for the closed-loop
     run folder ``out`` (its ``summary.json``, ``routes/`` and ``videos/``); returns the
     HTML's path. ``embed_videos``: None embeds them up to :data:`EMBED_VIDEOS_MAX_MB`."""
-    report = build_report(out, summary, expert_drive=expert_drive, embed_videos=embed_videos)
+    report = build_report(out, summary, expert_drive=expert_drive, embed_videos=embed_videos,
+                          progress=progress)
     files = report.out / REPORT_FILES
     files.mkdir(parents=True, exist_ok=True)
     (files / "driving_score.png").write_bytes(report.ds_plot)

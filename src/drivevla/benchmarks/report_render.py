@@ -26,6 +26,7 @@ class RouteView:
     video: Path | None = None  # the route's MP4, when there is one
     poster: bytes | None = None  # a PNG frame of the video (at the first infraction)
     expert: dict[str, Any] | None = None  # the expert's own drive of the route
+    notes: list[str] = field(default_factory=list)  # what could not be drawn, and why
 
     @property
     def route_id(self) -> str:
@@ -184,6 +185,7 @@ def _md_route(view: RouteView) -> list[str]:
           f"- **Explanation faithfulness:** {faithfulness_text(rec)}"]
     if expert_text(view):
         md.append(f"- **Reference:** {expert_text(view)}")
+    md += [f"- **Note:** {note}" for note in view.notes]
     infs = rec["result"].get("infractions", [])
     md += ["", f"**Infractions:** {len(infs) or 'none'}", ""]
     if infs:
@@ -299,6 +301,7 @@ def _html_route(report: Report, view: RouteView) -> str:
              ("Explanation faithfulness", faithfulness_text(rec))]
     if expert_text(view):
         items.append(("Reference", expert_text(view)))
+    items += [("Note", note) for note in view.notes]
     plots = "".join(f'<img class="plot {name}" alt="{_e(view.route_id)} {name}" '
                     f'src="{data_uri(view.plots[name], "image/png")}">'
                     for name in ("speed", "map") if name in view.plots)
