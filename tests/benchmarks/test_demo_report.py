@@ -20,11 +20,14 @@ import pytest
 import yaml
 from PIL import Image
 
+from drivevla.benchmarks import video as video_module
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.drive import drive_route, rule_based_driver
 from drivevla.benchmarks.report import write_report
 from drivevla.benchmarks.scoring import infraction_label
-from drivevla.benchmarks.video import BANNER_PX, BANNER_RGB
+from drivevla.benchmarks.video import BANNER_PX, BANNER_RGB, Caption
 from drivevla.cli import main
+from drivevla.sim_bridge.embedded.suites import RouteSpec
 
 ROUTE_ID = "urban-red"
 ROUTE = {
@@ -122,6 +125,24 @@ def test_the_caption_band_has_no_empty_rows_at_the_bottom(run):
     frame = next(iter(imageio.get_reader(str(run / _record(run)["video"]["file"]))))
     bottom = frame[-10:].astype(int)  # the status line sits in the band's last row
     assert (bottom > 150).any(), "the last 10 px of the frame hold no caption text"
+
+
+def test_sim_drive_videos_have_the_same_caption_layout(tmp_path, monkeypatch):
+    captions: list[Caption] = []
+    real = video_module.compose_frame
+
+    def spy(camera, bev, caption, banners=(), rows=None):
+        captions.append(caption)
+        return real(camera, bev, caption, banners, rows)
+
+    monkeypatch.setattr(video_module, "compose_frame", spy)
+    spec = RouteSpec(ROUTE_ID, "urban", "follow_street", 1800100, config=ROUTE["config"])
+    rec = drive_route(spec, rule_based_driver(), tmp_path, video=True, max_steps=15)
+    assert rec["video"]["frames"] == 15 + 10  # and the last state held for a second
+    texts = captions[0].texts()
+    assert [t.split(":")[0] for t in texts[:2]] == ["Instruction [navigation]", "Explanation"]
+    assert texts[-1].startswith("t=0.0 s | v=") and "| DS=" in texts[-1]
+    assert not any(t.startswith(("Why", "Reason")) for t in texts)  # no reason head here
 
 
 def test_eval_report_remakes_the_report_of_a_run_folder_even_from_older_route_files(

@@ -109,20 +109,21 @@ def route_map(
     (``roads``: polygons), lane markings, traffic-light stop lines, the route, the expert's
     own path (when given), the ego's path from start to end and each infraction where it
     happened. PNG bytes."""
-    fig, ax = _axes(6, 6)
+    route = np.asarray(drive.get("route_polyline") or np.zeros((0, 2)), dtype=float)
+    path = np.asarray(drive.get("path_xy") or np.zeros((0, 2)), dtype=float)
+    x0, y0, width, height = _map_frame(route, path)
+    fig, ax = _axes(6, max(2.5, min(6.0, 6.0 * height / width)))
     for poly in roads:
         ax.add_patch(Polygon(poly, closed=True, color=_ROAD, lw=0))
     for line in markings:
         ax.plot(line[:, 0], line[:, 1], color=_MARKING, lw=0.6)
     for line in stop_lines:
         ax.plot(line[:, 0], line[:, 1], color="#111111", lw=2.5)
-    route = np.asarray(drive.get("route_polyline") or np.zeros((0, 2)), dtype=float)
     if len(route):
         ax.plot(route[:, 0], route[:, 1], color=_ROUTE, lw=3, alpha=0.5)
     if expert_path:
         ep = np.asarray(expert_path, dtype=float)
         ax.plot(ep[:, 0], ep[:, 1], color=EXPERT_COLOUR, lw=1.2, ls="--")
-    path = np.asarray(drive.get("path_xy") or np.zeros((0, 2)), dtype=float)
     if len(path):
         ax.plot(path[:, 0], path[:, 1], color=_PATH, lw=1.8)
         ax.plot(*path[0], "o", color=_PATH, ms=6)
@@ -132,7 +133,12 @@ def route_map(
         ax.annotate(f"{infraction_label(inf['kind'])} ({float(inf['time_s']):.1f} s)",
                     (float(inf["x"]), float(inf["y"])), textcoords="offset points",
                     xytext=(6, 6), fontsize=7, color=_INFRACTION)
-    _frame_map(ax, route, path)
+    ax.set_xlim(x0, x0 + width)
+    ax.set_ylim(y0, y0 + height)
+    ax.set_aspect("equal")
+    ax.set_facecolor("#dfe8d8")
+    ax.set_xlabel("x (m, east)")
+    ax.set_ylabel("y (m, north)")
     ax.legend(handles=[
         Line2D([], [], color=_ROUTE, lw=3, alpha=0.5, label="route"),
         Line2D([], [], color=_PATH, lw=1.8, label="driven path (o start, square end)"),
@@ -143,14 +149,13 @@ def route_map(
     return _png(fig)
 
 
-def _frame_map(ax: Any, route: np.ndarray, path: np.ndarray) -> None:
-    """Square axes around the route and the path, with a 25 m margin."""
+def _map_frame(route: np.ndarray, path: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, width, height) around the route and the path: 25 m margins, >= 80 m a side,
+    no side under a third of the other (so a straight route keeps some road around it)."""
     pts = np.concatenate([p for p in (route, path) if len(p)] or [np.zeros((1, 2))])
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 + 25.0, 40.0)
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[1] - half, centre[1] + half)
-    ax.set_aspect("equal")
-    ax.set_facecolor("#dfe8d8")
-    ax.set_xlabel("x (m, east)")
-    ax.set_ylabel("y (m, north)")
+    lo, hi = pts.min(axis=0) - 25.0, pts.max(axis=0) + 25.0
+    size = np.maximum(hi - lo, 80.0)
+    size = np.maximum(size, size.max() / 3.0)
+    centre = (lo + hi) / 2
+    return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]),
+            float(size[1]))

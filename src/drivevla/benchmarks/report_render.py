@@ -80,9 +80,24 @@ def headline(summary: dict[str, Any]) -> str:
 
 
 def factor_text(inf: dict[str, Any]) -> str:
-    """An infraction's DS factor: 'x0.70', 'x1.00 (ends the route)'."""
+    """An infraction's DS factor: 'x0.700', 'x1.000 (ends the route)'."""
     penalty = float(inf.get("penalty", 1.0))
-    return f"x{penalty:.2f}" + (" (ends the route)" if inf["kind"] in ROUTE_ENDING_KINDS else "")
+    return f"x{penalty:.3f}" + (" (ends the route)" if inf["kind"] in ROUTE_ENDING_KINDS else "")
+
+
+def infractions_by_time(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The route's infractions in time order (the outside-lanes record, made when the route
+    ends, carries the time it began)."""
+    return sorted(record["result"].get("infractions", []), key=lambda i: float(i["time_s"]))
+
+
+def _counted(kinds: list[str]) -> str:
+    """'2 x below the minimum speed, outside route lanes' (first-seen order)."""
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} x {infraction_label(k)}" if n > 1 else infraction_label(k)
+                     for k, n in counts.items())
 
 
 def ds_formula(record: dict[str, Any]) -> str:
@@ -90,8 +105,7 @@ def ds_formula(record: dict[str, Any]) -> str:
     m, status = record["metrics"], str(record["status"])
     ds, rc, penalty = m["driving_score"], m["route_completion"], m["infraction_penalty"]
     factors = [f"{infraction_label(i['kind'])} {factor_text(i)}"
-               for i in record["result"].get("infractions", [])
-               if float(i.get("penalty", 1.0)) < 1.0]
+               for i in infractions_by_time(record) if float(i.get("penalty", 1.0)) < 1.0]
     text = (f"DS {ds:.1f} = RC {rc:.1f} % x penalty {penalty:.3f} "
             f"({'; '.join(factors) if factors else 'no penalised infraction'})")
     if status.startswith(CRASHED_PREFIXES):
@@ -149,11 +163,11 @@ def summary_rows(report: Report) -> list[list[str]]:
     rows = [["route", "outcome", "DS", "RC %", "penalty", "infractions", "instruction",
              "faithfulness"]]
     for v in report.routes:
-        m, infs = v.record["metrics"], v.record["result"].get("infractions", [])
+        m, infs = v.record["metrics"], infractions_by_time(v.record)
         faith = (m.get("explanations") or {}).get("faithfulness")
         rows.append([v.route_id, str(v.record["status"]), f"{m['driving_score']:.1f}",
                      f"{m['route_completion']:.1f}", f"{m['infraction_penalty']:.3f}",
-                     ", ".join(infraction_label(i["kind"]) for i in infs) or "none",
+                     _counted([i["kind"] for i in infs]) or "none",
                      instruction_text(v.record), _pct(faith, 100)])
     return rows
 
@@ -186,7 +200,7 @@ def _md_route(view: RouteView) -> list[str]:
     if expert_text(view):
         md.append(f"- **Reference:** {expert_text(view)}")
     md += [f"- **Note:** {note}" for note in view.notes]
-    infs = rec["result"].get("infractions", [])
+    infs = infractions_by_time(rec)
     md += ["", f"**Infractions:** {len(infs) or 'none'}", ""]
     if infs:
         rows = [["t (s)", "infraction", "DS factor", "detail", "video"]]
@@ -240,7 +254,8 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:
 text-align:left;font-size:14px}th{background:#eee}
 .route{border-top:3px solid #999;margin-top:28px;padding-top:4px}
 .media{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-.media img{max-width:720px}video{max-width:720px;background:#000}
+video{width:620px;max-width:100%;background:#000}
+.media img.speed{width:600px}.media img.map{max-width:600px}
 .Perfect{color:#2e7d32}.Completed{color:#b07000}.Failed{color:#c62828}
 a.seek{font-weight:bold}
 """
@@ -267,7 +282,7 @@ def _html_table(rows: list[list[str]], cls: str, raw_last: bool = False) -> str:
 
 
 def _html_infractions(view: RouteView, video_id: str) -> str:
-    infs = view.record["result"].get("infractions", [])
+    infs = infractions_by_time(view.record)
     if not infs:
         return "<p><b>Infractions:</b> none</p>"
     rows = [["t (s)", "infraction", "DS factor", "detail", "video"]]

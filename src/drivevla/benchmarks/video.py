@@ -203,7 +203,7 @@ class Banner:
 
     @property
     def text(self) -> str:
-        factor = f"   DS x{self.penalty:.2f}" if self.penalty is not None else ""
+        factor = f"   DS x{self.penalty:.3f}" if self.penalty is not None else ""
         if self.kind in ROUTE_ENDING_KINDS:
             factor = "   ends the route"
         return f"INFRACTION: {infraction_label(self.kind)} at t={self.time_s:.1f} s{factor}"
