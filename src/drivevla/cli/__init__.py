@@ -30,14 +30,35 @@ from drivevla.cli import (  # noqa: E402
     suite,
     train,
 )
-from drivevla.cli._parsing import Parser  # noqa: E402
+from drivevla.cli._parsing import Parser, TopHelpFormatter  # noqa: E402
 from drivevla.core.errors import DriveVLAError  # noqa: E402
 from drivevla.datasets.format import CorruptDataError  # noqa: E402
 
-DESCRIPTION = (
-    "drivevla: a vision-language-action driving agent and its embedded simulator. Drive and "
-    "evaluate policies, collect demonstration datasets and train on them."
-)
+DESCRIPTION = """\
+drivevla: a vision-language-action driving agent and its embedded simulator.
+Drive and evaluate policies, collect demonstration datasets and train on them."""
+
+# The top-level help's epilog: the common workflows, one command a line (kept as written).
+WORKFLOWS = """\
+common workflows:
+  a first look: the smoke suite driven by drivevla-tiny, videos and report.html
+    drivevla demo --out runs/demo
+  the simulator: its scenario families, then one route with the rule-based driver
+    drivevla sim list
+    drivevla sim drive --scenario urban --video --out runs/drive
+  evaluate a policy, then its report (report.md and a self-contained report.html)
+    drivevla eval closed-loop --policy drivevla-tiny --suite standard --out runs/eval
+    drivevla eval report --out runs/eval
+  collect expert demonstrations, check their counts and labels, train, evaluate
+    drivevla collect --suite train --episodes 200 --out data/demos
+    drivevla data stats data/demos
+    drivevla train --data data/demos --out runs/mine
+    drivevla eval closed-loop --policy runs/mine --suite standard --out runs/eval-mine
+  a policy's per-tick latency (report it with the thread count and machine load)
+    drivevla bench latency --policy drivevla-tiny --threads 1 --out runs/latency.json
+
+Each command's options and their defaults: drivevla COMMAND [SUBCOMMAND] --help.
+A bad argument, value or file: one line "drivevla: error: ..." and exit status 2."""
 
 # Command groups in the order `drivevla --help` lists them.
 GROUPS = (demo, sim, suite, bench, evaluate, collect, data, train, fit)
@@ -54,7 +75,8 @@ BUG_REPORT = ("drivevla: internal error: this is a bug; please report it with th
 
 def build_parser() -> Parser:
     """The ``drivevla`` argument parser with every command group registered."""
-    parser = Parser(prog="drivevla", description=DESCRIPTION)
+    parser = Parser(prog="drivevla", description=DESCRIPTION, epilog=WORKFLOWS,
+                    formatter_class=TopHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks import latency, refusal_probe, sim_throughput
-from drivevla.cli._parsing import add_command, add_group
+from drivevla.cli._parsing import add_command, add_group, fraction, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_sim(bench: argparse._SubParsersAction) -> None:
     p = add_command(bench, "sim", "simulator steps/s per family, one core")
     p.add_argument("--out", required=True, help="result JSON file")
-    p.add_argument("--steps", type=int, default=1000, help="simulator steps per measurement")
+    p.add_argument("--steps", type=positive_int, default=1000,
+                   help="simulator steps per measurement")
     p.add_argument("--families", nargs="*", help="scenario families (default: all)")
     p.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
     p.set_defaults(fn=_cmd_bench_sim)
@@ -55,9 +56,9 @@ def _register_refusal(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="result JSON file")
     p.add_argument("--split", default="heldout", choices=["train", "heldout", "all"],
                    help="which phrasings the instructions are rendered from")
-    p.add_argument("--n", type=int, default=3000, help="rendered instructions")
+    p.add_argument("--n", type=positive_int, default=3000, help="rendered instructions")
     p.add_argument("--seed", type=int, default=1, help="seed of the rendering")
-    p.add_argument("--stacked-share", type=float, default=0.0,
+    p.add_argument("--stacked-share", type=fraction, default=0.0,
                    help="share of event texts with a second, safe event before the first "
                         "(as overlapping events read in the simulator)")
     p.set_defaults(fn=_cmd_bench_refusal)

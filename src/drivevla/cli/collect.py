@@ -6,7 +6,13 @@ import argparse
 import json
 import sys
 
-from drivevla.cli._parsing import add_command
+from drivevla.cli._parsing import (
+    add_command,
+    fraction,
+    int_range,
+    non_negative_int,
+    positive_int,
+)
 from drivevla.datasets.collect import CollectConfig, collect, parse_cameras
 
 
@@ -16,19 +22,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "collect a demonstration dataset with the expert (or DAgger); resumable",
     )
     p.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
-    p.add_argument("--episodes", type=int, required=True, help="episodes (cycling the routes)")
+    p.add_argument("--episodes", type=positive_int, required=True,
+                   help="episodes (cycling the routes)")
     p.add_argument("--out", required=True, help="dataset dir (rerun the command to resume)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (0: inline)")
-    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of the frames")
+    p.add_argument("--workers", type=non_negative_int, default=2,
+                   help="worker processes (0: inline)")
+    p.add_argument("--jpeg-quality", type=int_range(1, 100), default=90,
+                   help="JPEG quality of the frames")
     p.add_argument("--cameras", help="JSON list of camera dicts (or a JSON file)")
     p.add_argument("--policy", help="DAgger: policy driving the non-expert steps")
-    p.add_argument("--beta", type=float,
+    p.add_argument("--beta", type=fraction,
                    help="DAgger: expert's share of steps (default: 0.5 with --policy, else 1)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the 90/5/5 split")
     p.add_argument(
         "--allow-eval-seeds", action="store_true", help="collect from held-out eval seeds"
     )
-    p.add_argument("--max-steps", type=int, default=3000, help="cap on steps per episode")
+    p.add_argument("--max-steps", type=positive_int, default=3000, help="cap on steps per episode")
     p.set_defaults(fn=_cmd_collect)
 
 

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from drivevla.cli._parsing import add_command, add_group
+from drivevla.cli._parsing import add_command, add_group, positive_int
 from drivevla.datasets.nuscenes_export import DEFAULT_VERSION, export_nuscenes
 from drivevla.datasets.show import render_grid
 from drivevla.datasets.stats import dataset_stats, format_stats
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = add_command(data, "show", "a PNG grid of frames with trajectories and captions")
     show.add_argument("dir", help="drivevla dataset directory")
     show.add_argument("--out", required=True, help="PNG file to write")
-    show.add_argument("--n", type=int, default=12, help="frames in the grid")
+    show.add_argument("--n", type=positive_int, default=12, help="frames in the grid")
     show.add_argument("--seed", type=int, default=0, help="seed of the frame draw")
     show.set_defaults(fn=_cmd_data_show)
 

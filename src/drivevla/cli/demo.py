@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.demo import run_demo
-from drivevla.cli._parsing import add_command
+from drivevla.cli._parsing import add_command, non_negative_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="smoke", help="built-in suite name or YAML/JSON file")
     p.add_argument("--no-video", action="store_true", help="skip the MP4 videos")
     p.add_argument("--policy", default="drivevla-tiny", help="name or checkpoint dir")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (0: inline)")
+    p.add_argument("--workers", type=non_negative_int, default=2,
+                   help="worker processes (0: inline)")
     p.add_argument("--no-expert-drive", action="store_true",
                    help="the report does not drive the privileged expert on each route for its "
                    "speed and path references")

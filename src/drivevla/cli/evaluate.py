@@ -8,7 +8,7 @@ from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
-from drivevla.cli._parsing import add_command, add_group
+from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,13 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True, help="registered name or checkpoint dir")
     p.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
     p.add_argument("--out", required=True, help="results dir (rerun it to resume)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (0: inline)")
+    p.add_argument("--workers", type=non_negative_int, default=1,
+                   help="worker processes (0: inline)")
     p.add_argument("--video", action="store_true", help="an MP4 per route in OUT/videos")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--max-steps", type=positive_int, default=None,
                    help="cap on control steps (default: the route's own)")
     p.add_argument(
         "--explain-every",
-        type=int,
+        type=non_negative_int,
         default=10,
         help="ticks between explanations of a learned policy, each checked against the "
         "expert's reason (faithfulness); 0: none",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from drivevla.cli._parsing import add_command
+from drivevla.cli._parsing import add_command, fraction, positive_int
 from drivevla.training.head_fit import fit_intent_head, fit_refusal_head
 
 
@@ -15,12 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"train a checkpoint's text-only {which} head alone")
         p.add_argument("--policy", required=True, help="source checkpoint directory (kept)")
         p.add_argument("--out", required=True, help="new checkpoint directory")
-        p.add_argument("--steps", type=int, default=1500, help="optimiser steps")
-        p.add_argument("--batch-size", type=int, default=64, help="texts per step")
+        p.add_argument("--steps", type=positive_int, default=1500, help="optimiser steps")
+        p.add_argument("--batch-size", type=positive_int, default=64, help="texts per step")
         p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
         p.add_argument("--seed", type=int, default=0, help="seed of rendering and sampling")
-        p.add_argument("--pool", type=int, default=20000, help="rendered train instructions")
-        p.add_argument("--stacked-share", type=float, default=0.0,
+        p.add_argument("--pool", type=positive_int, default=20000,
+                       help="rendered train instructions")
+        p.add_argument("--stacked-share", type=fraction, default=0.0,
                        help="share of texts with an event that carry a second, safe event "
                             "before it, as the simulator composes overlapping events (0: one "
                             "event)")
