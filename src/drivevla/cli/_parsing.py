@@ -78,6 +78,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A number > 0 (a distance, a duration)."""
+    value = _number(text, float)
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return value
+
+
 def fraction(text: str) -> float:
     """A number in [0, 1] (a share)."""
     value = _number(text, float)

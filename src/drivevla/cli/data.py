@@ -1,5 +1,5 @@
-"""``drivevla data stats|show|export-nuscenes``: look into a demonstration dataset and
-export it as a nuScenes database."""
+"""``drivevla data stats|show|export-nuscenes``: look into a demonstration dataset (its counts
+and the checks of its expert labels) and export it as a nuScenes database."""
 
 from __future__ import annotations
 
@@ -7,21 +7,22 @@ import argparse
 import json
 from pathlib import Path
 
-from drivevla.cli._parsing import add_command, add_group, positive_int
+from drivevla.cli._parsing import (
+    add_command,
+    add_group,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from drivevla.datasets.label_checks import LOOKAHEAD_M
 from drivevla.datasets.nuscenes_export import DEFAULT_VERSION, export_nuscenes
 from drivevla.datasets.show import render_grid
-from drivevla.datasets.stats import dataset_stats, format_stats
+from drivevla.datasets.stats import dataset_stats, format_stats, label_check_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = add_group(subparsers, "data", "demonstration datasets")
-    stats = add_command(data, "stats", "counts per scenario, reason, meta-action, ...")
-    stats.add_argument("dir", help="drivevla dataset directory")
-    stats.add_argument("--json", help="also write the stats to this JSON file")
-    stats.add_argument("--skip-corrupt", action="store_true",
-                       help="leave out corrupt shards and lines of meta/episodes.jsonl, and "
-                            "count and list them, instead of failing")
-    stats.set_defaults(fn=_cmd_data_stats)
+    _register_stats(data)
 
     show = add_command(data, "show", "a PNG grid of frames with trajectories and captions")
     show.add_argument("dir", help="drivevla dataset directory")
@@ -43,10 +44,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(fn=_cmd_export_nuscenes)
 
 
+def _register_stats(data: argparse._SubParsersAction) -> None:
+    stats = add_command(data, "stats", "counts per scenario, reason, meta-action, ... and "
+                        "checks of the expert's labels against the frames")
+    stats.add_argument("dir", help="drivevla dataset directory")
+    stats.add_argument("--json", metavar="FILE",
+                       help="also write the stats (and the label checks) to this JSON file")
+    stats.add_argument("--skip-corrupt", action="store_true",
+                       help="leave out corrupt shards and lines of meta/episodes.jsonl, and "
+                            "count and list them, instead of failing")
+    stats.add_argument("--check-labels", action=argparse.BooleanOptionalAction, default=True,
+                       help="check the expert's labels against the frames: a 'curve' reason "
+                            "on a straight road, an explanation's colour, side, distance, "
+                            "reason or place that is not the frame's (label and state "
+                            "columns only; each episode's road is rebuilt, ~0.1 s an episode)")
+    stats.add_argument("--strict", action="store_true",
+                       help="exit 2 with a one-line error naming each check and its count "
+                            "when a label check flags any frame (before training, in CI)")
+    stats.add_argument("--lookahead-m", type=positive_float, metavar="M", default=LOOKAHEAD_M,
+                       help="a 'curve' frame is flagged when the road does not bend within "
+                            "this distance ahead (m)")
+    stats.add_argument("--label-examples", type=non_negative_int, metavar="N", default=5,
+                       help="flagged frames kept per check as examples in the JSON (the "
+                            "table shows one)")
+    stats.set_defaults(fn=_cmd_data_stats)
+
+
 def _cmd_data_stats(args: argparse.Namespace) -> int:
+    if args.strict and not args.check_labels:
+        raise ValueError("--strict needs the label checks: drop --no-check-labels")
     # corrupt data raises CorruptDataError: the CLI's error boundary names the file and
     # says whether --skip-corrupt can leave it out
-    stats = dataset_stats(args.dir, skip_corrupt=args.skip_corrupt)
+    stats = dataset_stats(
+        args.dir, skip_corrupt=args.skip_corrupt, label_checks=args.check_labels,
+        label_check_options={"lookahead_m": args.lookahead_m,
+                             "max_examples": args.label_examples},
+    )
     print(format_stats(stats))
     skipped = stats["skipped"]
     if skipped["errors"]:
@@ -58,6 +91,9 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(stats, indent=2), encoding="utf-8")
         print(f"wrote {args.json}")
+    error = label_check_error(stats) if args.strict else None
+    if error is not None:
+        raise error
     return 0
 
 

@@ -2,7 +2,11 @@
 
 Episode counts per scenario and intent come from ``meta/episodes.jsonl``; frame counts per
 reason, meta-action, instruction kind and driver from the shards (label columns only, no
-images are read).
+images are read). With ``label_checks`` the expert's labels are checked against what the
+frames show (:mod:`drivevla.datasets.label_checks`: a 'curve' reason on a straight road,
+colours, sides, distances, places); :func:`label_check_failures` lists the checks that
+flagged frames and :class:`LabelCheckError` is what ``drivevla data stats --strict`` raises
+on them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import collections
 from pathlib import Path
 from typing import Any
 
+from drivevla.core.errors import DriveVLAError
+from drivevla.datasets.label_checks import CHECKS, check_labels, format_label_checks
 from drivevla.datasets.reader import open_dataset
 
 _FRAME_COLUMNS = {
@@ -21,11 +27,54 @@ _FRAME_COLUMNS = {
 }
 
 
-def dataset_stats(root: str | Path, skip_corrupt: bool = False) -> dict[str, Any]:
+class LabelCheckError(DriveVLAError, ValueError):
+    """Label checks flagged frames of a dataset (``drivevla data stats --strict``)."""
+
+
+def dataset_stats(
+    root: str | Path,
+    skip_corrupt: bool = False,
+    label_checks: bool = False,
+    label_check_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Counts of a dataset: frames, episodes, bytes (shards + metadata), per-label counts.
 
     A corrupt shard or line of ``episodes.jsonl`` raises :class:`CorruptDataError` naming
-    it; with ``skip_corrupt`` it is left out of the counts and listed under ``skipped``."""
+    it; with ``skip_corrupt`` it is left out of the counts and listed under ``skipped``.
+    ``label_checks``: also run :func:`~drivevla.datasets.label_checks.check_labels` (with
+    ``label_check_options``, e.g. ``lookahead_m``, ``max_examples``) and keep its result
+    under ``label_checks`` (None when not run)."""
+    stats = _counts(root, skip_corrupt)
+    stats["label_checks"] = (
+        check_labels(root, skip_corrupt=skip_corrupt, **(label_check_options or {}))
+        if label_checks else None
+    )
+    return stats
+
+
+def label_check_failures(stats: dict[str, Any]) -> dict[str, int]:
+    """``{check: flagged frames}`` of the checks that flagged any frame, in the order of
+    :data:`~drivevla.datasets.label_checks.CHECKS` (empty: every check passed, or the checks
+    were not run)."""
+    result = stats.get("label_checks") or {}
+    counts = result.get("counts") or {}
+    return {check: int(counts[check]) for check in CHECKS if counts.get(check)}
+
+
+def label_check_error(stats: dict[str, Any]) -> LabelCheckError | None:
+    """The one-line error for the checks that flagged frames (None when none did)."""
+    failures = label_check_failures(stats)
+    if not failures:
+        return None
+    flagged = ", ".join(f"{check} {n}" for check, n in failures.items())
+    return LabelCheckError(
+        f"label checks flagged frames of {stats['root']}: {flagged} (of "
+        f"{stats['label_checks']['frames']} frames; the label-check table lists examples)"
+    )
+
+
+def _counts(root: str | Path, skip_corrupt: bool) -> dict[str, Any]:
+    """The counts of :func:`dataset_stats`, without the label checks."""
     ds = open_dataset(root, skip_corrupt=skip_corrupt)
     root = Path(root)
     episodes = ds.episodes
@@ -96,4 +145,10 @@ def format_stats(stats: dict[str, Any]) -> str:
     table("scenario", stats["frames_per_scenario"], frames, "frames")
     for key in ("reason", "meta_action", "instruction_kind", "driver"):
         table(key.replace("_", " "), stats[f"frames_per_{key}"], frames, "frames")
+    if stats.get("label_checks") is not None:
+        failures = label_check_failures(stats)
+        lines += ["", format_label_checks(stats["label_checks"])]
+        lines.append("label checks: " + (
+            "flagged " + ", ".join(f"{c} {n}" for c, n in failures.items()) if failures
+            else "every check passed"))
     return "\n".join(lines)
