@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sim_bridge",),
     ("planner",),
     ("vla",),
+    ("export",),
     ("agents",),
     ("datasets", "benchmarks"),
     ("training",),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivevla.core.policy import Policy
+from drivevla.export.onnx_policy import OnnxPolicy, onnx_policy_dir
 from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
@@ -43,14 +44,18 @@ def policy_names() -> list[str]:
 
 
 def make_policy(name_or_checkpoint: str) -> Policy:
-    """A fresh policy: a registered name, or a checkpoint directory (``config.json`` inside)."""
+    """A fresh policy: a registered name, ``onnx:DIR`` (an exported deployment folder run by
+    ONNX Runtime) or a checkpoint directory (``config.json`` inside)."""
     _builtin()
     if name_or_checkpoint in _FACTORIES:
         return _FACTORIES[name_or_checkpoint]()
+    deployment = onnx_policy_dir(name_or_checkpoint)
+    if deployment is not None:  # onnx:DIR, a folder of `drivevla export onnx`
+        return OnnxPolicy(deployment)
     path = Path(name_or_checkpoint)
     if path.is_dir() and (path / "config.json").is_file():
         return DriveVLAPolicy.from_pretrained(path)
     raise ValueError(
         f"unknown policy {name_or_checkpoint!r}: not a registered name {sorted(_FACTORIES)} "
-        "and not a checkpoint directory with a config.json"
+        "and not a checkpoint directory with a config.json (an exported folder is onnx:DIR)"
     )

@@ -31,7 +31,26 @@ DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
 # importable from here too, as before
 
 
-class DriveVLAPolicy:
+class ExplanationClock:
+    """Explanations on a slower clock than the decisions: every ``explain_every`` ticks
+    (0 = only on demand via ``explain()``), the latest one repeated in between."""
+
+    explain_every: int = 0
+    _tick: int = 0
+    _last_explanation: str | None = None
+
+    def explain(self, obs: Observation | None = None) -> str:
+        raise NotImplementedError
+
+    def clocked_explanation(self) -> str | None:
+        """This tick's explanation (None when the clock is off); advances the tick."""
+        if self.explain_every and self._tick % self.explain_every == 0:
+            self._last_explanation = self.explain()
+        self._tick += 1
+        return self._last_explanation if self.explain_every else None
+
+
+class DriveVLAPolicy(ExplanationClock):
     """Processor + model; ``act`` returns a :class:`Decision` (ego frame, 0.5 s steps)."""
 
     def __init__(self, model: DriveVLAModel, processor: DriveVLAProcessor,
@@ -55,30 +74,20 @@ class DriveVLAPolicy:
 
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
-        batch = self.processor.from_observations([obs], [self._odometry.read(obs)])
-        bad = sorted(k for k, v in batch.items() if torch.is_tensor(v) and v.is_floating_point()
-                     and not bool(torch.isfinite(v).all()))
-        if bad:  # NaN in, NaN out: refuse by name instead of a decision from garbage
-            raise InvalidObservationError(
-                f"observation at t={obs.timestamp_s!r} s: model input(s) {bad} are not finite "
-                f"(ego {obs.ego}; target points {obs.route.target_points.tolist()})")
-        out = self.model.act(batch, use_cache=True)
+        out = self.action_output(obs, self._odometry.read(obs))
         self._last = out
-        wps = out.waypoints[0].double().numpy()
-        speeds = np.clip(out.speeds[0].double().numpy(), 0.0, None)
-        if not (np.isfinite(wps).all() and np.isfinite(speeds).all()):
-            raise FloatingPointError("the model produced NaN/inf waypoints or speeds")
-        vocab = self.config.vocabularies  # the checkpoint's own label lists
-        meta = vocab.meta_action_of(int(out.meta_logits[0].argmax()))
-        reason = vocab.reason_of(int(out.reason[0]))
-        explanation = None
-        if self.explain_every and self._tick % self.explain_every == 0:
-            self._last_explanation = self.explain()
-        if self.explain_every:
-            explanation = self._last_explanation
-        self._tick += 1
-        return Decision(wps, speeds, dt_s=self.config.model.future_dt_s, meta_action=meta,
-                        explanation=explanation, reason=reason.value)
+        meta = int(out.meta_logits[0].argmax())
+        return decision_from_outputs(self.config, out.waypoints[0].double().numpy(),
+                                     out.speeds[0].double().numpy(), meta, int(out.reason[0]),
+                                     self.clocked_explanation())
+
+    @torch.inference_mode()
+    def action_output(self, obs: Observation, odometry: dict[str, float]) -> ActionOutput:
+        """The action pass on one observation (with its KV cache, for explanations);
+        ``odometry``: the readings of the model's channels at ``obs``."""
+        batch = self.processor.from_observations([obs], [odometry])
+        check_finite_inputs(batch, obs)
+        return self.model.act(batch, use_cache=True)
 
     @torch.inference_mode()
     def explain(self, obs: Observation | None = None) -> str:
@@ -90,8 +99,12 @@ class DriveVLAPolicy:
             self.act(obs)
         if self._last is None:
             raise RuntimeError("explain() needs an observation first (call act or pass obs)")
-        ids = self.model.generate_explanation(self._last)
-        return self.processor.decode(ids[0])
+        return self.explain_output(self._last)
+
+    @torch.inference_mode()
+    def explain_output(self, out: ActionOutput) -> str:
+        """The explanation text generated from an :meth:`action_output`'s KV cache."""
+        return self.processor.decode(self.model.generate_explanation(out)[0])
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
@@ -121,6 +134,33 @@ class DriveVLAPolicy:
         model = DriveVLAModel(config, processor.vocab_size)
         load_state_checked(model, upgrade_state_dict(state), str(weights))
         return cls(model, processor, **kwargs)
+
+
+def check_finite_inputs(inputs: dict[str, Any], obs: Observation) -> None:
+    """Raise :class:`InvalidObservationError` naming the floating-point inputs that hold NaN
+    or inf (NaN in, NaN out: refuse by name instead of a decision from garbage)."""
+    bad = sorted(k for k, v in inputs.items() if torch.is_tensor(v) and v.is_floating_point()
+                 and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise InvalidObservationError(
+            f"observation at t={obs.timestamp_s!r} s: model input(s) {bad} are not finite "
+            f"(ego {obs.ego}; target points {obs.route.target_points.tolist()})")
+
+
+def decision_from_outputs(config: DriveVLAConfig, waypoints: np.ndarray, speeds: np.ndarray,
+                          meta_index: int, reason_index: int,
+                          explanation: str | None = None) -> Decision:
+    """The :class:`Decision` of one tick's action outputs: ``waypoints`` (T, 2) m in the ego
+    frame, ``speeds`` (T,) m/s (clipped at 0), the meta-action's arg-max and the decided
+    reason's index in the checkpoint's own vocabularies."""
+    wps = np.asarray(waypoints, dtype=np.float64)
+    speeds = np.clip(np.asarray(speeds, dtype=np.float64), 0.0, None)
+    if not (np.isfinite(wps).all() and np.isfinite(speeds).all()):
+        raise FloatingPointError("the model produced NaN/inf waypoints or speeds")
+    vocab = config.vocabularies
+    return Decision(wps, speeds, dt_s=config.model.future_dt_s,
+                    meta_action=vocab.meta_action_of(meta_index), explanation=explanation,
+                    reason=vocab.reason_of(reason_index).value)
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Observation
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
@@ -30,6 +31,11 @@ from drivevla.vla.odometry import CHANNELS, normalise_channels
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
 MAX_INSTRUCTION_CHARS = 400
+# physically possible magnitudes of the ego state (|value| at most) and of target points (m,
+# ego frame): far beyond any drive, yet finite inputs past them overflow the network's float32
+# activations into NaN waypoints; such a reading is a sensor fault the policy refuses by name
+EGO_LIMITS = {"speed_mps": 150.0, "accel_mps2": 100.0, "yaw_rate_rps": 10.0, "steer": 10.0}
+MAX_TARGET_DISTANCE_M = 10_000.0
 # the by_sentence intent head: sentences the intent head reads one by one (later ones join the last)
 MAX_INTENT_SENTENCES = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -182,10 +188,7 @@ class DriveVLAProcessor:
                 f"the instruction is {len(obs.instruction)} characters long; at most "
                 f"{MAX_INSTRUCTION_CHARS} are accepted"
             )
-        ego = obs.ego
-        values = [ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, ego.steer]
-        if not all(math.isfinite(float(v)) for v in values):
-            raise ValueError(f"ego state has NaN or inf: speed/accel/yaw_rate/steer = {values}")
+        _check_ego(obs)
         if self.config.model.navigation_mode == "target_point":
             tp = np.asarray(obs.route.target_points)
             if tp.shape != (self.config.model.route_targets, 2) or not np.isfinite(tp).all():
@@ -193,6 +196,10 @@ class DriveVLAProcessor:
                     f"route target points must be finite ({self.config.model.route_targets}, 2), "
                     f"got {tp.shape}"
                 )
+            if np.abs(tp).max(initial=0.0) > MAX_TARGET_DISTANCE_M:
+                raise InvalidObservationError(
+                    f"route target points {tp.tolist()} lie beyond {MAX_TARGET_DISTANCE_M:g} m "
+                    "of the ego: not a route the model can follow")
 
     def from_observations(self, observations: list[Observation],
                           odometry: list[dict[str, float]] | None = None
@@ -200,25 +207,54 @@ class DriveVLAProcessor:
         """Model inputs for a batch of observations (validated first). ``odometry``: per
         observation, the readings of the model's odometry channels since its route began
         (:class:`~drivevla.vla.odometry.OdometryTracker` keeps them for the policy)."""
+        batch = self.model_inputs(self.raw_inputs(observations, odometry))
+        return self._add_instruction_text(batch, [o.instruction for o in observations])
+
+    def raw_inputs(self, observations: list[Observation],
+                   odometry: list[dict[str, float]] | None = None) -> dict[str, torch.Tensor]:
+        """The tensors a vehicle has at one tick, before any scaling (observations validated
+        first): ``images`` (B, N, H, W, 3) uint8 RGB in ``model.cameras`` order, ``ego`` (B, 4)
+        speed m/s, accel m/s^2, yaw rate rad/s, steer; ``odometry`` (B, K) the raw readings
+        of the model's channels (only when it has some); ``route`` (B, R, 2) target points in
+        metres, ego frame (target-point mode only); the instruction's token ids and mask.
+        :meth:`model_inputs` turns them into what the network reads (the exported graph runs
+        that same code)."""
         for obs in observations:
             self.validate(obs)
-        readings = _odometry(odometry, self.config.model.odometry, len(observations))
-        images = torch.stack([
-            torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c])).permute(2, 0, 1)
-                         for c in self.config.model.cameras])
-            for o in observations
-        ])
-        ego = torch.tensor([[o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps, o.ego.steer]
-                            for o in observations], dtype=torch.float32)
-        route = torch.tensor(np.stack([np.asarray(o.route.target_points, dtype=np.float32)
-                                       for o in observations]))
-        batch = {
-            "images": self.images_to_tensor(images),
-            "ego": self.normalise_ego(ego, readings),
-            "route": route / self.config.model.waypoint_scale_m,
+        m = self.config.model
+        readings = _odometry(odometry, m.odometry, len(observations))
+        raw = {
+            "images": torch.stack([
+                torch.stack([torch.from_numpy(np.ascontiguousarray(o.images[c]))
+                             for c in m.cameras])
+                for o in observations
+            ]),
+            "ego": torch.tensor([[o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps,
+                                  o.ego.steer] for o in observations], dtype=torch.float32),
             **self.encode_instructions([o.instruction for o in observations]),
         }
-        return self._add_instruction_text(batch, [o.instruction for o in observations])
+        if m.navigation_mode == "target_point":  # other modes never read target points
+            raw["route"] = torch.tensor(np.stack([
+                np.asarray(o.route.target_points, dtype=np.float32) for o in observations]))
+        if m.odometry and readings:
+            raw["odometry"] = torch.stack([readings[name] for name in m.odometry], dim=1)
+        return raw
+
+    def model_inputs(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the network reads from :meth:`raw_inputs`' tensors: images resized to the
+        model size in [0, 1] (B, N, 3, h, w), the normalised ego input, target points over
+        ``waypoint_scale_m``; token ids unchanged. Pure tensor code (exported as it is)."""
+        m = self.config.model
+        odometry = raw.get("odometry")
+        readings = {} if odometry is None else {
+            name: odometry[:, i] for i, name in enumerate(m.odometry)}
+        batch = {
+            "images": self.images_to_tensor(raw["images"].permute(0, 1, 4, 2, 3)),
+            "ego": self.normalise_ego(raw["ego"], readings),
+        }
+        if "route" in raw:  # read in target-point mode only
+            batch["route"] = raw["route"] / m.waypoint_scale_m
+        return batch | {k: v for k, v in raw.items() if k not in batch and k != "odometry"}
 
     def _add_instruction_text(self, batch: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         """Pretrained VLM families tokenise the raw instruction with their own tokenizer:
@@ -277,6 +313,18 @@ class DriveVLAProcessor:
         if "intent" in samples:
             batch["intent"] = samples["intent"].long()
         return self._add_instruction_text(batch, list(samples["instruction"]))
+
+
+def _check_ego(obs: Observation) -> None:
+    """The ego state the model reads: finite, and within :data:`EGO_LIMITS`."""
+    values = {name: float(getattr(obs.ego, name)) for name in EGO_LIMITS}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise ValueError(f"ego state has NaN or inf: {values}")
+    beyond = {n: v for n, v in values.items() if abs(v) > EGO_LIMITS[n]}
+    if beyond:
+        raise InvalidObservationError(
+            f"ego state {beyond} beyond the physically possible |value| <= "
+            f"{ {n: EGO_LIMITS[n] for n in beyond} }: a sensor fault, not a state to act on")
 
 
 def _odometry(values: list[dict[str, float]] | None, channels: tuple[str, ...], n: int

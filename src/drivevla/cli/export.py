@@ -1,0 +1,85 @@
+"""``drivevla export onnx|parity``: a DriveVLA checkpoint exported to an ONNX deployment
+folder (docs/export.md), and that folder held to PyTorch on recorded frames."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from drivevla.benchmarks import export_parity
+from drivevla.cli._parsing import add_command, add_group
+from drivevla.datasets import replay
+from drivevla.export import onnx_export
+from drivevla.export.deploy import ExportError, load_deploy
+from drivevla.export.parity import format_parity
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    export = add_group(subparsers, "export", "deployment: ONNX export and its parity check")
+    _register_onnx(export)
+    _register_parity(export)
+
+
+def _register_onnx(export: argparse._SubParsersAction) -> None:
+    p = add_command(export, "onnx", "export a DriveVLA policy's action path to an ONNX "
+                                    "deployment folder (action.onnx + deploy.json + checkpoint)")
+    p.add_argument("--policy", required=True,
+                   help="drivevla-tiny or a DriveVLA checkpoint folder")
+    p.add_argument("--out", required=True, help="deployment folder to write (new, empty, or "
+                                                "an earlier export to replace)")
+    p.add_argument("--opset", type=int, default=onnx_export.DEFAULT_OPSET,
+                   help="ONNX opset (>= 18: the resize is antialiased)")
+    p.add_argument("--camera-size", default="320x180",
+                   help="WIDTHxHEIGHT px of every camera as the vehicle delivers it (the "
+                        "graph's static image input; resized inside the graph)")
+    p.add_argument("--parity-samples", type=int, default=8,
+                   help="sample ticks run through PyTorch and ONNX Runtime at export")
+    p.set_defaults(fn=_cmd_onnx)
+
+
+def _register_parity(export: argparse._SubParsersAction) -> None:
+    p = add_command(export, "parity", "ONNX Runtime vs PyTorch on recorded frames of a "
+                                      "drivevla dataset (max abs differences, arg-max agreement)")
+    p.add_argument("--onnx", required=True, help="deployment folder of `drivevla export onnx`")
+    p.add_argument("--data", required=True, help="drivevla dataset folder (drivevla collect)")
+    p.add_argument("--frames", type=int, default=200, help="frames compared, spread over the "
+                                                            "episodes")
+    p.add_argument("--out", default=None,
+                   help="result JSON file (default: parity.json in the deployment folder)")
+    p.set_defaults(fn=_cmd_parity)
+
+
+def camera_size(text: str) -> tuple[int, int]:
+    """(width, height) of ``WIDTHxHEIGHT``."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ExportError(f"--camera-size {text!r}: expected WIDTHxHEIGHT, e.g. 320x180")
+    return int(parts[0]), int(parts[1])
+
+
+def _cmd_onnx(args: argparse.Namespace) -> int:
+    deploy = onnx_export.export_onnx(args.policy, Path(args.out), opset=args.opset,
+                                     camera_size=camera_size(args.camera_size),
+                                     samples=args.parity_samples)
+    print(format_parity(deploy["parity"]))
+    print(f"exported {deploy['model']['name']} with {deploy['action']['exporter']}, opset "
+          f"{deploy['action']['opset']}; wrote {args.out} (run it with --policy onnx:{args.out})")
+    return 0
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.onnx) / "parity.json"
+    if args.frames < 1:
+        raise ExportError(f"--frames {args.frames}: at least 1 frame is needed")
+    cameras = [c["name"] for c in load_deploy(Path(args.onnx))["cameras"]]  # checked first
+    ticks = replay.recorded_ticks(Path(args.data), cameras, args.frames)
+    result = export_parity.run_parity(Path(args.onnx), ticks, total=args.frames)
+    result["data"] = str(args.data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(format_parity(result["parity"]))
+    print(f"wrote {out}")
+    if not result["parity"]["passed"]:
+        raise ExportError(f"{args.onnx}: parity failed on {args.data} (see {out})")
+    return 0

@@ -1,0 +1,164 @@
+"""ONNX Runtime as a policy: ``--policy onnx:DIR`` (a folder of ``drivevla export onnx``).
+
+    policy = OnnxPolicy("exports/tiny")     # checks the folder first (deploy.load_deploy)
+    decision = policy.act(observation)      # action.onnx in ONNX Runtime
+    text = policy.explain()                 # the PyTorch explainer of the folder's checkpoint
+
+``act`` has :class:`~drivevla.vla.policy.DriveVLAPolicy`'s contract and shares its code on
+both sides of the graph: the processor's validation, tokenisation and raw tensors before,
+:func:`~drivevla.vla.policy.decision_from_outputs` after. The explainer is not exported yet
+(deploy.json says ``"explainer": "pytorch"``): ``explain`` runs the PyTorch model of the same
+folder on the latest observation, so the torch stack stays needed for explanations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivevla.core.errors import InvalidObservationError
+from drivevla.core.types import Decision, Observation
+from drivevla.export.deploy import (
+    ACTION_FILE,
+    DeploymentError,
+    TensorSpec,
+    check_feeds,
+    check_metadata,
+    load_deploy,
+)
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.odometry import OdometryTracker
+from drivevla.vla.policy import (
+    DriveVLAPolicy,
+    ExplanationClock,
+    check_finite_inputs,
+    decision_from_outputs,
+)
+from drivevla.vla.processor_drivevla import DriveVLAProcessor
+
+POLICY_PREFIX = "onnx:"
+_ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)", "uint8": "tensor(uint8)"}
+
+
+def _onnxruntime() -> Any:
+    # lazy: onnxruntime is the optional `export` extra, needed only when a folder is run
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise DeploymentError("running an exported policy needs onnxruntime: pip install "
+                              "'drivevla[export]'") from exc
+    return onnxruntime
+
+
+class OnnxActionModel:
+    """action.onnx of a checked deployment folder in an ONNX Runtime session."""
+
+    def __init__(self, directory: str | Path, providers: list[str] | None = None,
+                 threads: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.deploy = load_deploy(self.directory)
+        self.path = self.directory / ACTION_FILE
+        self.inputs = [TensorSpec.from_dict(d) for d in self.deploy["action"]["inputs"]]
+        self.outputs = [TensorSpec.from_dict(d) for d in self.deploy["action"]["outputs"]]
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail)
+            raise DeploymentError(f"{self.path}: ONNX Runtime cannot load it (corrupted or "
+                                  f"not an ONNX model): {exc}") from exc
+        check_metadata(self.deploy, self.session.get_modelmeta().custom_metadata_map,
+                       str(self.path))
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        """The session's inputs and outputs are deploy.json's, name by name."""
+        for kind, specs, args in (("input", self.inputs, self.session.get_inputs()),
+                                  ("output", self.outputs, self.session.get_outputs())):
+            got = [(a.name, a.type, [int(d) if isinstance(d, int) else d for d in a.shape])
+                   for a in args]
+            want = [(s.name, _ORT_TYPES[s.dtype], list(s.shape)) for s in specs]
+            if got != want:
+                raise DeploymentError(f"{self.path}: its {kind}s {got} are not deploy.json's "
+                                      f"{want}")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs by name of one tick; inputs of a wrong name, shape or dtype raise
+        :class:`~drivevla.export.deploy.DeploymentInputError` naming them."""
+        check_feeds(self.inputs, feeds, str(self.path))
+        names = [s.name for s in self.outputs]
+        return dict(zip(names, self.session.run(names, feeds), strict=True))
+
+
+class OnnxPolicy(ExplanationClock):
+    """An exported DriveVLA in ONNX Runtime under the common policy contract."""
+
+    def __init__(self, directory: str | Path, explain_every: int = 0,
+                 providers: list[str] | None = None, threads: int | None = None,
+                 name: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.action_model = OnnxActionModel(self.directory, providers, threads)
+        self.deploy = self.action_model.deploy
+        self.config = DriveVLAConfig.load(self.directory)
+        self.processor = DriveVLAProcessor.load(self.directory, self.config)
+        self.name = name or f"{POLICY_PREFIX}{self.directory}"
+        self.explain_every = explain_every
+        self._cameras = {c["name"]: (int(c["height"]), int(c["width"]))
+                         for c in self.deploy["cameras"]}
+        self._odometry = OdometryTracker(self.config.model.odometry)
+        self._explainer: DriveVLAPolicy | None = None
+        self.reset()
+
+    def reset(self, privileged: Any | None = None) -> None:  # learned: ignores ground truth
+        self._last_tick: tuple[Observation, dict[str, float]] | None = None
+        self._tick, self._last_explanation = 0, None
+        self._odometry.reset()
+
+    def act(self, obs: Observation) -> Decision:
+        readings = self._odometry.read(obs)
+        out = self.action_outputs(obs, readings)
+        self._last_tick = (obs, readings)
+        return decision_from_outputs(self.config, out["waypoints"][0], out["target_speeds"][0],
+                                     int(out["meta_action_logits"][0].argmax()),
+                                     int(out["reason"][0]), self.clocked_explanation())
+
+    def action_outputs(self, obs: Observation, odometry: dict[str, float]
+                       ) -> dict[str, np.ndarray]:
+        """action.onnx's outputs by name for one observation (validated and tokenised by the
+        checkpoint's processor); ``odometry``: the readings of the model's channels."""
+        self._check_cameras(obs)
+        raw = self.processor.raw_inputs([obs], [odometry])
+        check_finite_inputs(raw, obs)
+        return self.action_model.run({s.name: raw[s.name].numpy()
+                                      for s in self.action_model.inputs})
+
+    def _check_cameras(self, obs: Observation) -> None:
+        for name, (height, width) in self._cameras.items():
+            image = obs.images.get(name)
+            if image is not None and tuple(np.shape(image)[:2]) != (height, width):
+                raise InvalidObservationError(
+                    f"camera {name!r}: image {np.shape(image)[1]}x{np.shape(image)[0]} (WxH); "
+                    f"{self.directory} was exported for {width}x{height} (re-export it with "
+                    f"--camera-size {np.shape(image)[1]}x{np.shape(image)[0]})")
+
+    def explain(self, obs: Observation | None = None) -> str:
+        """The explanation of the latest decision (or of ``obs``, acting on it first), by
+        the PyTorch explainer of the folder's checkpoint on the same observation and
+        odometry readings (``"explainer": "pytorch"`` in deploy.json)."""
+        if obs is not None:
+            self.act(obs)
+        if self._last_tick is None:
+            raise RuntimeError("explain() needs an observation first (call act or pass obs)")
+        if self._explainer is None:
+            self._explainer = DriveVLAPolicy.from_pretrained(self.directory)
+        return self._explainer.explain_output(self._explainer.action_output(*self._last_tick))
+
+
+def onnx_policy_dir(name: str) -> Path | None:
+    """The folder of an ``onnx:DIR`` policy name, or None for any other name."""
+    return Path(name[len(POLICY_PREFIX):]) if name.startswith(POLICY_PREFIX) else None
