@@ -12,9 +12,10 @@ from typing import Any
 _PACKAGES = ("drivevla", "numpy", "gymnasium", "highway-env", "panda3d", "torch", "pillow")
 
 
-def versions() -> dict[str, str]:
+def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
+    """Python's version and each of ``packages``' installed version ("not installed")."""
     out = {"python": sys.version.split()[0]}
-    for name in _PACKAGES:
+    for name in packages:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -11,16 +11,15 @@ would (:class:`~drivevla.export.onnx_policy.OnnxActionModel`) before the command
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from drivevla.core.provenance import versions
 from drivevla.core.types import CameraSpec
 from drivevla.export import parity
 from drivevla.export.deploy import (
@@ -67,16 +66,6 @@ def checkpoint_dir(policy: str) -> tuple[str, Path]:
                       f"{DEFAULT_CHECKPOINT!r} or a checkpoint folder with a config.json")
 
 
-def library_versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for name in _VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
                 camera_size: tuple[int, int] | None = None, samples: int = 8) -> dict[str, Any]:
     """Export ``policy`` (name or checkpoint folder) to the deployment folder ``out`` and
@@ -116,7 +105,7 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         "explainer": "pytorch",
         "explainer_note": "explain_prefill/explain_step ONNX files are not exported yet: "
                           "explain() runs this folder's PyTorch checkpoint",
-        "versions": library_versions(),
+        "versions": versions(_VERSIONED),
         "parity": figures,
     }
     _write_metadata(out / ACTION_FILE, deploy)
@@ -155,7 +144,7 @@ def _export_graph(policy: DriveVLAPolicy, tick: tuple, cameras: list[CameraSpec]
     for name in ("onnxscript", "onnx_ir"):  # their INFO lines, one per rewrite, drown the rest
         logging.getLogger(name).setLevel(logging.WARNING)
     graph = ActionGraph(policy.model, policy.processor,
-                        (cameras[0].height, cameras[0].width))
+                        (cameras[0].height, cameras[0].width)).eval()
     raw = policy.processor.raw_inputs([tick[0]], [tick[1]])
     names = [s.name for s in input_specs(policy.config, cameras)]
     kwargs = {name: raw[name] for name in names}
