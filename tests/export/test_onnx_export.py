@@ -142,3 +142,11 @@ def test_camera_resize_matrices_match_the_processor(camera_hw):
     got = CameraResize(processor, *camera_hw)(images).permute(0, 1, 4, 2, 3)
     assert got.shape == expected.shape
     assert float((got - expected).abs().max()) < 2e-6
+
+
+def test_processor_split_gives_the_model_contiguous_images():
+    # a channels-last view of the HWC input would take other conv kernels in PyTorch and
+    # change drivevla-tiny's outputs in the last bits (the golden drives)
+    processor = DriveVLAProcessor.build(DriveVLAConfig.from_dict(TINY), CORPUS)
+    batch = processor.from_observations([camera_obs(100, 60), camera_obs(100, 60, seed=1)])
+    assert batch["images"].is_contiguous() and batch["images"].shape == (2, 1, 3, 48, 80)

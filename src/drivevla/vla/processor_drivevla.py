@@ -249,7 +249,8 @@ class DriveVLAProcessor:
         readings = {} if odometry is None else {
             name: odometry[:, i] for i, name in enumerate(m.odometry)}
         batch = {
-            "images": self.images_to_tensor(raw["images"].permute(0, 1, 4, 2, 3)),
+            # contiguous: a channels-last view would take other conv kernels (last-bit changes)
+            "images": self.images_to_tensor(raw["images"].permute(0, 1, 4, 2, 3).contiguous()),
             "ego": self.normalise_ego(raw["ego"], readings),
         }
         if "route" in raw:  # read in target-point mode only
