@@ -43,13 +43,22 @@ def test_the_shipped_default_loads_fits_and_drives_a_few_ticks():
 @pytest.mark.parametrize(
     ("change", "named"),
     [({"ego": EgoState(0.0, 0.0, 0.0, math.nan)}, "ego"),
-     ({"ego": EgoState(0.0, 0.0, 0.0, 1e300)}, "ego"),
-     ({"route": RouteInfo(np.full((5, 2), math.inf), HighLevelCommand.LANE_FOLLOW, "turn_left",
-                          50.0)}, "target")],
+     ({"ego": EgoState(0.0, 0.0, 0.0, 1e300)}, "speed_mps"),
+     # finite but impossible (found by tests/test_fuzz_inputs.py): overflowed into NaN waypoints
+     ({"ego": EgoState(0.0, 0.0, 0.0, 5.0, 1e30)}, "accel_mps2"),
+     ({"ego": EgoState(0.0, 0.0, 0.0, 5.0, 0.0, 0.0, -50.0)}, "steer")],
 )
-def test_a_non_finite_model_input_is_refused_by_name(change, named):
+def test_a_non_finite_or_impossible_model_input_is_refused_by_name(change, named):
     policy = make_policy("drivevla-tiny")
     policy.reset()
     policy.act(tiny_obs())  # the same observation with finite inputs drives
     with pytest.raises(ValueError, match=named):  # InvalidObservationError is one
         policy.act(tiny_obs(**change))
+
+
+def test_target_points_a_language_mode_model_never_reads_do_not_stop_it():
+    policy = make_policy("drivevla-tiny")
+    policy.reset()
+    route = RouteInfo(np.full((5, 2), math.inf), HighLevelCommand.LANE_FOLLOW, "turn_left", 50.0)
+    decision = policy.act(tiny_obs(route=route))
+    assert np.isfinite(decision.waypoints).all()

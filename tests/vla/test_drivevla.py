@@ -3,6 +3,8 @@ and errors that name bad inputs and bad checkpoints."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -139,6 +141,21 @@ def test_heads_and_navigation_modes_run(parts, head, mode):
     no_instr = cfg.with_overrides({"use_instruction": False})
     ids, mask = DriveVLAProcessor(no_instr, proc.tokenizer).encode_instruction("Turn left.")
     assert sum(mask) == 1  # only <bos>: the ablation sees no instruction
+
+
+def test_target_point_mode_refuses_target_points_that_are_not_finite_or_too_far(parts):
+    cfg, proc = parts
+    tp_proc = DriveVLAProcessor(cfg.with_overrides({"navigation_mode": "target_point"}),
+                                proc.tokenizer)
+    route = tiny_obs().route
+    assert "route" in tp_proc.from_observations([tiny_obs()])
+    assert "route" not in proc.from_observations([tiny_obs()])  # language mode: not read
+    for bad, named in ((np.inf, "finite"), (1e6, "beyond 10000 m")):
+        points = np.zeros((5, 2))
+        points[2, 1] = bad
+        obs = tiny_obs(route=dataclasses.replace(route, target_points=points))
+        with pytest.raises(ValueError, match=named):
+            tp_proc.from_observations([obs])
 
 
 def test_ego_dropout_hides_the_ego_state_in_training_only(parts):
