@@ -71,8 +71,9 @@ def compare(reference: dict[str, np.ndarray], exported: dict[str, np.ndarray],
     row["meta_action_agree"] = bool(reference["meta_action_logits"].argmax(-1)[0]
                                     == exported["meta_action_logits"].argmax(-1)[0])
     row["reason_agree"] = bool(reference["reason"][0] == exported["reason"][0])
-    row["refusal_agree"] = bool((reference["refusal_probability"][0] > threshold)
-                                == (exported["refusal_probability"][0] > threshold))
+    refused = bool(reference["refusal_probability"][0] > threshold)
+    row["refusal_agree"] = refused == bool(exported["refusal_probability"][0] > threshold)
+    row["refused"] = refused  # by PyTorch: how many refusals the agreement covers
     return row
 
 
@@ -82,7 +83,7 @@ def summarise(rows: list[dict[str, Any]], tolerance: float = TOLERANCE) -> dict[
     out: dict[str, Any] = {"frames": len(rows), "tolerance": tolerance}
     for key in FLOAT_OUTPUTS.values():
         out[key] = max((r[key] for r in rows), default=0.0)
-    for key in ("meta_action_agree", "reason_agree", "refusal_agree"):
+    for key in ("meta_action_agree", "reason_agree", "refusal_agree", "refused"):
         out[key] = sum(r[key] for r in rows)
     out["passed"] = bool(
         out["max_abs_waypoints_m"] <= tolerance and out["max_abs_target_speeds_mps"] <= tolerance
@@ -97,7 +98,7 @@ def format_parity(figures: dict[str, Any]) -> str:
     lines = [f"{'measure':<34} {'value':>14}", "-" * 49]
     for key in FLOAT_OUTPUTS.values():
         lines.append(f"{key:<34} {figures[key]:>14.3e}")
-    for key in ("meta_action_agree", "reason_agree", "refusal_agree"):
+    for key in ("meta_action_agree", "reason_agree", "refusal_agree", "refused"):
         lines.append(f"{key:<34} {f'{figures[key]}/{n}':>14}")
     verdict = "PASS" if figures["passed"] else "FAIL"
     lines.append(f"{'within ' + format(figures['tolerance'], 'g') + ', arg-max identical':<34} "
