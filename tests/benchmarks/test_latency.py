@@ -136,6 +136,21 @@ def test_registered_policy_without_explain(tmp_path):
     assert result["explanation"]["timings_ms"]["count"] == 0
     _check_stats(result["timings_ms"]["action"], 3)
     assert "no explain()" in format_table(result)
+    load = result["config"]["machine_load"]
+    assert load["before"]["cpus"] >= 1 and load["after"]["load_avg_1min"] >= 0.0
+    assert "machine load (1-min average)" in format_table(result)
+
+
+def test_the_table_says_when_the_machine_was_busy():
+    from drivevla.benchmarks import latency
+
+    result = run_latency("idm", steps=2, warmup=0, progress=False)
+    busy = {"load_avg_1min": 3.5, "cpus": 2}
+    result["config"]["machine_load"] = {"before": busy, "after": busy}
+    assert "not an idle machine's" in latency.format_table(result)
+    idle = {"load_avg_1min": 0.1, "cpus": 2}
+    result["config"]["machine_load"] = {"before": idle, "after": idle}
+    assert "not an idle machine's" not in latency.format_table(result)
 
 
 def test_bad_policy_name_is_a_clear_error(tmp_path, capsys):

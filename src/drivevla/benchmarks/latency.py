@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -219,6 +220,7 @@ def run_latency(
     Returns the result dict and, when ``out`` is given, writes it there as JSON. Errors:
     ``ValueError`` for an unknown policy, scenario or a bad setting (before anything runs)."""
     _validate(threads, steps, warmup, explain_every, scenario)
+    load_before = machine_load()
 
     inner = make_policy(policy)  # ValueError naming the registered names for a bad name
     if hasattr(inner, "explain_every"):
@@ -267,6 +269,7 @@ def run_latency(
         steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
         torch_threads=torch_threads, can_explain=can_explain, seed=seed,
     )
+    result["config"]["machine_load"] = {"before": load_before, "after": machine_load()}
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -336,6 +339,28 @@ def _result(
     return result
 
 
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average and the CPU count: a latency means little without them (on a
+    loaded 2-core machine drivevla-tiny's action path p50 was 116 ms with 2 torch threads and
+    27.5 ms with 1)."""
+    try:
+        load1 = round(os.getloadavg()[0], 2)
+    except OSError:  # not available on this platform
+        load1 = None
+    return {"load_avg_1min": load1, "cpus": os.cpu_count()}
+
+
+def _load_lines(load: dict[str, Any] | None) -> list[str]:
+    if not load:
+        return []
+    before, after = load["before"], load["after"]
+    line = (f"machine load (1-min average) before {before['load_avg_1min']} / after "
+            f"{after['load_avg_1min']} on {before['cpus']} CPUs")
+    if (before["load_avg_1min"] or 0.0) > 0.5:
+        line += " - other work was running: these times are not an idle machine's"
+    return [line]
+
+
 def _expected_explanations(steps: int, explain_every: int) -> int:
     return math.ceil(steps / explain_every) if explain_every else 0
 
@@ -353,6 +378,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"policy {cfg['policy_name']} ({cfg['policy']}), scenario {cfg['scenario']}, "
         f"{result['steps']} ticks after {cfg['warmup']} warm-up, threads {cfg['threads']}, "
         f"device {cfg['device']}",
+        *_load_lines(cfg.get("machine_load")),
         f"{'part (ms)':<22}{'n':>6}{'mean':>10}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}",
     ]
     for name, s in rows:
