@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from drivevla.agents.registry import policy_folder
+from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.benchmarks.export_parity import run_parity
 from drivevla.cli import main
-from drivevla.core.errors import InvalidObservationError
+from drivevla.core.errors import DriveVLAError, InvalidObservationError
 from drivevla.datasets.replay import recorded_ticks
 from drivevla.export.deploy import (
     DEPLOY_FILE,
@@ -150,3 +153,18 @@ def test_parity_on_recorded_frames(exported, tiny_dataset, tmp_path, capsys):
                  "--frames", "3", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["parity"]["frames"] == 3
     assert "PASS" in capsys.readouterr().out
+
+
+def test_closed_loop_drives_an_onnx_folder_and_checks_it_first(exported, tmp_path):
+    ckpt, folder = exported
+    assert policy_folder(f"onnx:{folder}") == folder and policy_folder(str(ckpt)) == ckpt
+    assert policy_folder(f"onnx:{tmp_path / 'none'}") is None and policy_folder("idm") is None
+    suite = Path(__file__).parents[1] / "datasets" / "tiny_suite.yaml"  # a 64x48 camera
+    summary = run_closed_loop(f"onnx:{folder}", suite, tmp_path / "eval", workers=0,
+                              max_steps=4, progress=False, print_table=False)
+    assert summary["policy"] == f"onnx:{folder}" and summary["run"]["routes_run"] == 3
+    assert not summary.get("failed_routes")
+    (folder.parent / "broken").mkdir()
+    with pytest.raises(DriveVLAError, match="broken' has no deploy.json"):
+        run_closed_loop(f"onnx:{folder.parent / 'broken'}", suite, tmp_path / "eval2",
+                        workers=0, max_steps=4, progress=False, print_table=False)

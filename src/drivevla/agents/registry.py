@@ -43,6 +43,18 @@ def policy_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def policy_folder(name: str) -> Path | None:
+    """The folder ``make_policy(name)`` loads from: a checkpoint directory, or the deployment
+    folder of ``onnx:DIR``; None for a registered name or anything else."""
+    if name in policy_names():
+        return None
+    deployment = onnx_policy_dir(name)
+    if deployment is not None:
+        return deployment if deployment.is_dir() else None
+    path = Path(name)
+    return path if path.is_dir() and (path / "config.json").is_file() else None
+
+
 def make_policy(name_or_checkpoint: str) -> Policy:
     """A fresh policy: a registered name, ``onnx:DIR`` (an exported deployment folder run by
     ONNX Runtime) or a checkpoint directory (``config.json`` inside)."""

@@ -407,12 +407,12 @@ def _resolve_factory(policy: str) -> Any:
     registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
     names = registry.policy_names()
     if policy not in names:
-        path = Path(policy)
-        if path.is_dir() and (path / "config.json").is_file():
+        if registry.policy_folder(policy) is not None:  # a checkpoint, or onnx:DIR
             return None
         raise ValueError(
             f"unknown policy {policy!r}: not a registered name {names} "
-            "and not a checkpoint directory with a config.json"
+            "and not a checkpoint directory with a config.json (an exported folder is "
+            "onnx:DIR)"
         )
     # the registry has no public getter; a worker gets the factory itself (pickled by
     # reference) so that policies registered at run time exist there too

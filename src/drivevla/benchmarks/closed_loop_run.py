@@ -23,7 +23,11 @@ def policy_identity(policy: str) -> str:
 
 
 def checkpoint_dir(policy: str) -> Path | None:
-    """The checkpoint directory ``policy`` names; None for a registered policy name."""
+    """The checkpoint (or ``onnx:DIR`` deployment) directory ``policy`` names; None for a
+    registered policy name."""
+    folder = registry.policy_folder(policy)
+    if folder is not None:
+        return folder
     path = Path(policy)
     return path if policy not in registry.policy_names() and path.is_dir() else None
 
