@@ -150,3 +150,15 @@ def test_processor_split_gives_the_model_contiguous_images():
     processor = DriveVLAProcessor.build(DriveVLAConfig.from_dict(TINY), CORPUS)
     batch = processor.from_observations([camera_obs(100, 60), camera_obs(100, 60, seed=1)])
     assert batch["images"].is_contiguous() and batch["images"].shape == (2, 1, 3, 48, 80)
+
+
+def test_set_threads_reopens_the_session_with_the_same_decisions(tiny_export):
+    policy = OnnxPolicy(tiny_export[1])
+    obs = camera_obs(*TINY_CAMERA, seed=5)
+    before = policy.act(obs)
+    policy.reset()
+    policy.set_threads(1)  # what `bench latency --threads 1` does
+    assert policy.action_model.session.get_session_options().intra_op_num_threads == 1
+    after = policy.act(obs)
+    assert np.abs(before.waypoints - after.waypoints).max() <= 1e-6
+    assert before.reason == after.reason

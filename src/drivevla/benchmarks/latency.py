@@ -30,7 +30,8 @@ before ``steps`` measured ticks is followed by the next route of the family (the
 the next seed); resets are not timed. Reported per part: count, mean, p50, p90, p99 and max in
 milliseconds; for the action path and for act+observation also the achieved rate in Hz at the
 median and at p99 (1000 / p50, 1000 / p99) and the share of ticks within one control period.
-``torch.set_num_threads(threads)`` is applied when torch is loaded (a checkpoint policy).
+``torch.set_num_threads(threads)`` is applied when torch is loaded (a checkpoint policy), and
+a policy with its own thread pool gets ``set_threads(threads)`` (``onnx:DIR``: ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -225,6 +226,8 @@ def run_latency(
     inner = make_policy(policy)  # ValueError naming the registered names for a bad name
     if hasattr(inner, "explain_every"):
         inner.explain_every = 0  # the benchmark owns the explanation clock, act() never explains
+    if callable(getattr(inner, "set_threads", None)):
+        inner.set_threads(threads)  # a runtime with its own thread pool (onnx:DIR)
     explain = getattr(inner, "explain", None)
     can_explain = callable(explain)
     torch = sys.modules.get("torch")
