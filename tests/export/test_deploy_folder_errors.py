@@ -17,6 +17,7 @@ from drivevla.benchmarks.export_parity import run_parity
 from drivevla.cli import main
 from drivevla.core.errors import DriveVLAError, InvalidObservationError
 from drivevla.datasets.replay import recorded_ticks
+from drivevla.export import onnx_export
 from drivevla.export.deploy import (
     DEPLOY_FILE,
     DeploymentError,
@@ -130,6 +131,13 @@ def test_export_refuses_what_it_cannot_export(exported, tmp_path):
         export_onnx(str(ckpt), tmp_path / "b")
     with pytest.raises(ExportError, match="only DriveVLA checkpoints export"):
         export_onnx("expert", tmp_path / "c")
+
+
+def test_export_without_the_extra_names_it(exported, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "EXPORT_EXTRA", ("onnx", "no_such_onnx_tool"))
+    with pytest.raises(ExportError, match=r"\['no_such_onnx_tool'\] missing: pip install "
+                                          r"'drivevla\[export\]'"):
+        export_onnx(str(exported[0]), tmp_path / "a")
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -11,6 +11,7 @@ would (:class:`~drivevla.export.onnx_policy.OnnxActionModel`) before the command
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import shutil
 import tempfile
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18  # the first opset whose Resize has antialias (the processor's resize)
 OPTIONAL_FILES = ("MODEL_CARD.md", "train_info.json")  # copied when the checkpoint has them
+EXPORT_EXTRA = ("onnx", "onnxruntime", "onnxscript")  # pip install "drivevla[export]"
 _VERSIONED = ("drivevla", "torch", "onnx", "onnxruntime", "onnxscript", "transformers", "timm",
               "tokenizers")
 
@@ -72,6 +74,10 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     return its deploy.json content. ``camera_size``: (width, height) px of every camera as
     the vehicle delivers it (default: the simulator's front camera, 320x180). Raises
     :class:`ExportError` when the parity on ``samples`` sample ticks is out of tolerance."""
+    missing = [name for name in EXPORT_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(f"exporting needs the export extra, {missing} missing: pip install "
+                          "'drivevla[export]'")
     if opset < DEFAULT_OPSET:
         raise ExportError(f"--opset {opset}: the graph resizes with antialias, which needs "
                           f"opset >= {DEFAULT_OPSET}")
