@@ -1,12 +1,12 @@
-"""``drivevla bench sim|latency|refusal``: simulator throughput, a policy's per-tick latency
-and its text-only refusal and intent heads."""
+"""``drivevla bench sim|latency|cost|refusal``: simulator throughput, a policy's per-tick
+latency, the counted cost of a checkpoint's tick, and its text-only refusal and intent heads."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from drivevla.benchmarks import latency, refusal_probe, sim_throughput
+from drivevla.benchmarks import cost, latency, refusal_probe, sim_throughput
 from drivevla.cli._parsing import add_command, add_group, fraction, positive_int
 
 
@@ -14,6 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = add_group(subparsers, "bench", "benchmarks")
     _register_sim(bench)
     _register_latency(bench)
+    _register_cost(bench)
     _register_refusal(bench)
 
 
@@ -43,6 +44,16 @@ def _register_latency(bench: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the first route")
     p.set_defaults(fn=_cmd_bench_latency)
+
+
+def _register_cost(bench: argparse._SubParsersAction) -> None:
+    p = add_command(bench, "cost", "parameters, FLOPs and activation bytes of one action tick, "
+                    "and the expected rate on Jetson Orin / Thor (counted, not timed)")
+    p.add_argument("--policy", required=True, help="DriveVLA checkpoint: name or directory")
+    p.add_argument("--out", required=True, help="result JSON file")
+    p.add_argument("--utilisation", type=fraction, default=cost.DEFAULT_UTILISATION,
+                   help="assumed share of the devices' dense peak throughput reached")
+    p.set_defaults(fn=_cmd_bench_cost)
 
 
 def _register_refusal(bench: argparse._SubParsersAction) -> None:
@@ -88,6 +99,13 @@ def _cmd_bench_latency(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(latency.format_table(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_bench_cost(args: argparse.Namespace) -> int:
+    result = cost.run_cost(args.policy, Path(args.out), utilisation=args.utilisation)
+    print(cost.format_cost(result))
     print(f"wrote {args.out}")
     return 0
 
