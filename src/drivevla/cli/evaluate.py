@@ -1,5 +1,6 @@
 """``drivevla eval closed-loop``: drive a suite with a policy and score every route;
-``drivevla eval report``: the report (markdown and self-contained HTML) of such a run."""
+``drivevla eval report``: the report (markdown and self-contained HTML) of such a run;
+``drivevla eval open-loop``: score a policy and camera-free baselines on nuScenes-style logs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
 from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
+from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +50,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="link the videos from the HTML instead of embedding them (embedded up "
                    f"to {EMBED_VIDEOS_MAX_MB:g} MB of video by default)")
     r.set_defaults(fn=_cmd_eval_report)
+    _register_open_loop(evaluate)
+
+
+def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
+    o = add_command(
+        evaluate, "open-loop",
+        "score a policy's 3 s plans on nuScenes-style logs (L2, collision; ST-P3/VAD and "
+        "UniAD conventions) beside camera-free baselines; resumable",
+    )
+    o.add_argument("--policy", required=True,
+                   help="registered name, checkpoint dir or onnx:DIR ('expert': the logged "
+                   "future, a sanity row)")
+    o.add_argument("--dataroot", required=True,
+                   help="nuScenes dataroot (real nuScenes or `drivevla data export-nuscenes`)")
+    o.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini")
+    o.add_argument("--split", default=ALL_SPLIT,
+                   help="scenes to score: a nuscenes.utils.splits name (val, mini_val, ...) "
+                   "or, on our export, one of its drivevla_export.json splits; 'all': every "
+                   "scene")
+    o.add_argument("--out", required=True, help="results dir (rerun it to resume)")
+    o.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="score log replay, constant velocity and constant velocity + yaw "
+                   "rate on the same samples")
+    o.add_argument("--skip-bad", action="store_true",
+                   help="skip a sample without a camera the policy needs or with an "
+                   "unreadable image (counted and listed) instead of stopping")
+    o.add_argument("--max-samples", type=positive_int, default=None,
+                   help="score only the first N samples with a full future")
+    o.set_defaults(fn=_cmd_eval_open_loop)
 
 
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
@@ -68,4 +100,12 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
     html = write_report(Path(args.out), expert_drive=not args.no_expert_drive,
                         embed_videos=False if args.link_videos else None)
     print(f"wrote {Path(args.out) / 'report.md'} and {html}")
+    return 0
+
+
+def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
+    source = open_openloop_source(args.dataroot, args.version, args.split)
+    run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
+                  skip_bad=args.skip_bad, max_samples=args.max_samples)
+    print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0

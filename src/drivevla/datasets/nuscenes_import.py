@@ -146,6 +146,9 @@ class OpenLoopSample:
     ``future_waypoints`` (6, 2) ego frame, 0.5 s apart; ``future_valid`` (6,) bool.
     ``boxes``: vehicles and pedestrians now, ego frame. :meth:`future_boxes` gives them at
     each future step, in this sample's ego frame (the occupancy a collision check needs).
+    ``channels``: the keyframe's ``sample_data`` token per channel. Loaded with
+    ``require_camera=False``, a sample without the requested camera has ``image_path`` None,
+    a NaN intrinsic and size (0, 0).
     """
 
     sample_token: str
@@ -153,7 +156,7 @@ class OpenLoopSample:
     scene_name: str
     index_in_scene: int
     timestamp_us: int
-    image_path: Path
+    image_path: Path | None
     camera_intrinsic: np.ndarray  # (3, 3)
     image_size: tuple[int, int]  # (width, height) px
     ego: EgoState
@@ -162,6 +165,8 @@ class OpenLoopSample:
     future_valid: np.ndarray
     boxes: AgentBoxes
     future_boxes_global: tuple[AgentBoxes, ...] = field(repr=False, default=())
+    # every channel of the keyframe -> its sample_data token (images of other cameras)
+    channels: dict[str, str] = field(repr=False, default_factory=dict)
 
     def future_boxes(self) -> list[AgentBoxes]:
         """Boxes at each of the 6 future steps in *this* sample's ego frame (empty if the
@@ -336,12 +341,15 @@ def load_nuscenes_openloop(
     scenes: Iterable[str] | None = None,
     kinds: tuple[str, ...] = ("vehicle", "pedestrian"),
     nusc: Any = None,
+    require_camera: bool = True,
 ) -> list[OpenLoopSample]:
     """Every keyframe of a nuScenes database as an :class:`OpenLoopSample`.
 
     ``camera``: the channel whose image and intrinsics each sample carries. ``scenes``:
     only these scene names (e.g. ``nuscenes.utils.splits.create_splits_scenes()["val"]``).
     ``kinds``: which boxes to keep. ``nusc``: an already loaded ``NuScenes`` to reuse.
+    ``require_camera``: a keyframe without ``camera`` raises ValueError (True) or is kept
+    without an image (False; its ``image_path`` is None).
     Order: scenes by name, samples in time order. Raises FileNotFoundError / ValueError
     naming the missing or corrupt table file.
     """
@@ -353,7 +361,7 @@ def load_nuscenes_openloop(
     scene_recs = _select_scenes(nusc, scenes, version)
     out: list[OpenLoopSample] = []
     for scene in scene_recs:
-        _scene_samples(nusc, scene, camera, tuple(kinds), dataroot, out)
+        _scene_samples(nusc, scene, camera, tuple(kinds), dataroot, out, require_camera)
     return out
 
 
@@ -376,7 +384,7 @@ def _select_scenes(nusc: Any, scenes: Iterable[str] | None, version: str) -> lis
 
 def _scene_samples(
     nusc: Any, scene: dict, camera: str, kinds: tuple[str, ...], dataroot: Path,
-    out: list[OpenLoopSample],
+    out: list[OpenLoopSample], require_camera: bool = True,
 ) -> None:
     """Append every keyframe of ``scene`` to ``out``, in time order."""
     samples = []
@@ -386,12 +394,14 @@ def _scene_samples(
         token = samples[-1]["next"]
     poses, statuses, boxes = [], [], []
     for s in samples:
-        if camera not in s["data"]:
+        if camera not in s["data"] and require_camera:
             raise ValueError(
                 f"scene {scene['name']!r}, sample {s['token']}: no {camera!r} data; "
                 f"channels: {sorted(s['data'])}"
             )
-        pose_sd = s["data"].get(POSE_CHANNEL, s["data"][camera])
+        pose_sd = s["data"].get(POSE_CHANNEL) or s["data"].get(camera)
+        if pose_sd is None:  # neither: any channel's ego pose (sorted, deterministic)
+            pose_sd = s["data"][sorted(s["data"])[0]]
         statuses.append(_ego_status(nusc, pose_sd))
         poses.append(_pose_of(nusc, pose_sd))
         boxes.append(_global_boxes(nusc, s, tuple(kinds)))
@@ -404,8 +414,7 @@ def _scene_samples(
         if fut:
             wps[: len(fut)] = world_to_ego(np.array([p.xy for p in fut]), cur.xy, cur.yaw)
             wps[len(fut) :] = wps[len(fut) - 1]
-        cam_sd = nusc.get("sample_data", s["data"][camera])
-        cs = nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])
+        image_path, intrinsic, size = _camera_of(nusc, s, camera, dataroot)
         out.append(
             OpenLoopSample(
                 sample_token=s["token"],
@@ -413,14 +422,28 @@ def _scene_samples(
                 scene_name=scene["name"],
                 index_in_scene=i,
                 timestamp_us=int(s["timestamp"]),
-                image_path=dataroot / cam_sd["filename"],
-                camera_intrinsic=np.array(cs["camera_intrinsic"], dtype=np.float64),
-                image_size=(int(cam_sd["width"]), int(cam_sd["height"])),
+                image_path=image_path,
+                camera_intrinsic=intrinsic,
+                image_size=size,
                 ego=statuses[i],
                 command=command_from_waypoints(wps, valid),
                 future_waypoints=wps,
                 future_valid=valid,
                 boxes=boxes[i].to_ego(cur.xy, cur.yaw),
                 future_boxes_global=tuple(boxes[i + 1 : i + 1 + FUTURE_STEPS]),
+                channels=dict(s["data"]),
             )
         )
+
+
+def _camera_of(
+    nusc: Any, sample: dict, camera: str, dataroot: Path
+) -> tuple[Path | None, np.ndarray, tuple[int, int]]:
+    """Image path, intrinsic (3, 3) and (width, height) of ``camera`` at a keyframe (None,
+    NaN, (0, 0) when the keyframe has no such channel)."""
+    if camera not in sample["data"]:
+        return None, np.full((3, 3), np.nan), (0, 0)
+    cam_sd = nusc.get("sample_data", sample["data"][camera])
+    cs = nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])
+    return (dataroot / cam_sd["filename"], np.array(cs["camera_intrinsic"], dtype=np.float64),
+            (int(cam_sd["width"]), int(cam_sd["height"])))
