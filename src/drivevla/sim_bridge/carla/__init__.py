@@ -1,0 +1,9 @@
+"""The CARLA backend's side of the boundary: conversions between what a CARLA server or the
+Leaderboard 2.0 evaluator hands an agent (BGRA images, GNSS, IMU, speedometer, left-handed
+transforms, ``RoadOption`` plans, sensor dicts) and drivevla's contracts
+(:mod:`drivevla.core.types`, frames of :mod:`drivevla.core.frames`).
+
+The ``carla`` client (``pip install "carla==0.9.16"``, the ``carla`` extra) is imported
+lazily, only by the functions that build its value types; everything else works without it.
+The Leaderboard agent itself is :mod:`drivevla.carla.leaderboard_agent`.
+"""
