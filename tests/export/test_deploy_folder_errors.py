@@ -58,8 +58,8 @@ def _edit_json(path, change):
     path.write_text(json.dumps(data, indent=2))
 
 
-@pytest.mark.parametrize("name", ["action.onnx", "tokenizer.json", "model.safetensors",
-                                  "config.json"])
+@pytest.mark.parametrize("name", ["action.onnx", "explain_step.onnx", "tokenizer.json",
+                                  "model.safetensors", "config.json"])
 def test_a_missing_file_is_named(folder, name):
     (folder / name).unlink()
     with pytest.raises(DeploymentError, match=f"{name} is missing"):

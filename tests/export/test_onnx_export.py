@@ -58,6 +58,7 @@ def _same_decisions(torch_policy, onnx_policy, observations):
         assert np.abs(a.waypoints - b.waypoints).max() <= TOLERANCE
         assert np.abs(a.target_speeds - b.target_speeds).max() <= TOLERANCE
         assert (a.meta_action, a.reason, a.dt_s) == (b.meta_action, b.reason, b.dt_s)
+        assert torch_policy.explain() == onnx_policy.explain()  # the exported explainer
 
 
 def test_tiny_model_with_every_input_exports_and_matches_pytorch(tiny_export):
@@ -100,7 +101,14 @@ def test_metadata_round_trip_and_static_signature(shipped_export):
     props = {p.key: p.value for p in model.metadata_props}
     assert deploy_from_metadata(props) == {k: v for k, v in deploy.items() if k != "files"}
     assert deploy["model"]["config_sha256"] == config_sha256(DriveVLAConfig.load(out))
-    assert deploy["explainer"] == "pytorch"
+    assert deploy["explainer"] == "onnx" and deploy["explain"]["max_tokens"] == 24
+    for name in ("explain_prefill.onnx", "explain_step.onnx"):
+        other = onnx.load(str(out / name))
+        onnx.checker.check_model(other)
+        assert {p.key: p.value for p in other.metadata_props} == props
+    step = onnx.load(str(out / "explain_step.onnx"))
+    past = [d.dim_param or d.dim_value for d in step.graph.input[2].type.tensor_type.shape.dim]
+    assert step.graph.input[2].name == "past.0.key" and isinstance(past[2], str)  # dynamic
     assert deploy["action"]["opset"] == 18
     assert {"torch", "onnx", "onnxruntime", "onnxscript"} <= set(deploy["versions"])
     assert deploy["cameras"][0]["width"] == 320 and deploy["cameras"][0]["height"] == 180
@@ -109,7 +117,8 @@ def test_metadata_round_trip_and_static_signature(shipped_export):
         assert arg.name == spec["name"] and arg.shape == spec["shape"]  # static: all ints
     assert [a.name for a in session.get_outputs()] == [
         "waypoints", "target_speeds", "meta_action_logits", "reason_logits", "reason",
-        "refusal_probability"]
+        "refusal_probability", "attention_mask",
+        *[f"past.{i}.{kv}" for i in range(4) for kv in ("key", "value")]]
 
 
 def test_onnx_prefix_policy_acts_and_explains_like_the_checkpoint(tiny_export):

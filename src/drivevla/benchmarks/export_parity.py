@@ -5,8 +5,9 @@
 Each recorded tick (:func:`drivevla.datasets.replay.recorded_ticks`: frames spread evenly
 over the dataset's episodes, with the odometry readings the dataset derives for them) goes
 through the PyTorch policy of the folder's checkpoint and through action.onnx in ONNX
-Runtime (:class:`~drivevla.export.onnx_policy.OnnxPolicy`); :mod:`drivevla.export.parity`
-compares the outputs. The result holds the summary, every frame's row, and provenance.
+Runtime (:class:`~drivevla.export.onnx_policy.OnnxPolicy`), explanation included;
+:mod:`drivevla.export.parity` compares the outputs and the texts. The result holds the
+summary, every frame's row, and provenance.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ def run_parity(deployment: Path, ticks: Iterable[Tick], total: int | None = None
     onnx_policy = OnnxPolicy(deployment)
     torch_policy = DriveVLAPolicy.from_pretrained(deployment)
     channels = onnx_policy.config.model.odometry
-    threshold = onnx_policy.config.inference.refusal_threshold
     rows = []
     for tick in tqdm(ticks, total=total, desc="parity", unit="frame"):
         readings = {k: v for k, v in tick.odometry.items() if k in channels}
-        row = parity.compare(parity.reference_outputs(torch_policy, tick.observation, readings),
-                             onnx_policy.action_outputs(tick.observation, readings), threshold)
+        exported = onnx_policy.action_outputs(tick.observation, readings)
+        row = parity.compare_tick(torch_policy, tick.observation, readings, exported,
+                                  onnx_policy.explain_outputs(exported))
         rows.append({"episode_id": tick.episode_id, "frame_index": tick.frame_index, **row})
     return {"benchmark": BENCHMARK, "deployment": str(deployment),
             "parity": parity.summarise(rows)

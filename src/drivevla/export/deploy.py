@@ -2,7 +2,10 @@
 
 A folder written by ``drivevla export onnx`` holds::
 
-    action.onnx             one tick of the action path (raw inputs -> decision tensors)
+    action.onnx             one tick of the action path (raw inputs -> decision tensors
+                            and the prefix KV cache)
+    explain_prefill.onnx, explain_step.onnx
+                            greedy explanation from that cache (first step, then a token)
     deploy.json             this contract: what every input and output is, and the checks
     config.json, model.safetensors, tokenizer.json, processor_config.json
                             the checkpoint it was exported from (a DriveVLA checkpoint in
@@ -15,7 +18,7 @@ shape, unit, meaning); ``cameras`` (CameraSpec fields); ``normalisation`` (what 
 to the raw inputs, with its constants); ``tokenizer``; ``decision`` (step, threshold, label
 lists of the outputs); ``explainer``; ``versions``; ``parity`` (figures measured at export);
 ``files`` (sha256 of every file above but deploy.json). Every key except ``files`` is also in
-action.onnx's ``metadata_props`` as ``drivevla.<key>`` (a JSON value), so the ONNX file alone
+each ONNX file's ``metadata_props`` as ``drivevla.<key>`` (a JSON value), so the ONNX file alone
 says what it is (openpilot's habit).
 
 :func:`load_deploy` checks a folder before anything runs it and raises
@@ -40,6 +43,9 @@ DEPLOY_FORMAT = "drivevla-deploy"
 DEPLOY_VERSION = 1
 DEPLOY_FILE = "deploy.json"
 ACTION_FILE = "action.onnx"
+EXPLAIN_PREFILL_FILE = "explain_prefill.onnx"  # <expl> (+ reason) after the action's cache
+EXPLAIN_STEP_FILE = "explain_step.onnx"  # one token on a growing cache
+ONNX_FILES = (ACTION_FILE, EXPLAIN_PREFILL_FILE, EXPLAIN_STEP_FILE)
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json",
                     "processor_config.json")
 METADATA_PREFIX = "drivevla."
@@ -96,7 +102,7 @@ def file_sha256(path: str | Path) -> str:
 def write_deploy(directory: str | Path, deploy: dict[str, Any]) -> Path:
     """Write ``deploy.json`` with the sha256 of every file it names (``files`` filled in)."""
     directory = Path(directory)
-    names = [ACTION_FILE, *CHECKPOINT_FILES]
+    names = [*ONNX_FILES, *CHECKPOINT_FILES]
     deploy = dict(deploy, files={name: file_sha256(directory / name) for name in names})
     path = directory / DEPLOY_FILE
     path.write_text(json.dumps(deploy, indent=2) + "\n", encoding="utf-8")
@@ -156,7 +162,7 @@ def _check_schema(deploy: Any, path: Path) -> None:
     if missing:
         raise DeploymentError(f"{path}: missing key(s) {missing}")
     names = set(deploy["files"]) if isinstance(deploy["files"], dict) else set()
-    needed = {ACTION_FILE, *CHECKPOINT_FILES} - names
+    needed = {*ONNX_FILES, *CHECKPOINT_FILES} - names
     if needed:
         raise DeploymentError(f"{path}: 'files' does not list {sorted(needed)}")
 

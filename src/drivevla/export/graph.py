@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from transformers import DynamicCache
 
 from drivevla.core.types import CameraSpec
 from drivevla.export.deploy import TensorSpec
@@ -24,6 +25,7 @@ from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
 from drivevla.vla.odometry import CHANNELS
 from drivevla.vla.processor_drivevla import (
     BOS,
+    EXPL,
     MAX_INTENT_SENTENCES,
     PAD,
     SPECIAL_TOKENS,
@@ -44,6 +46,68 @@ def action_tensors(model: DriveVLAModel, out: ActionOutput) -> tuple[torch.Tenso
     else:
         refusal = torch.softmax(out.reason_logits.float(), dim=-1)[:, model.refused_index]
     return (out.waypoints, out.speeds, out.meta_logits, out.reason_logits, out.reason, refusal)
+
+
+def cache_names(n_layers: int, prefix: str = "past") -> list[str]:
+    """Names of a KV cache's tensors after its attention mask: ``past.{i}.key/value``."""
+    return [f"{prefix}.{i}.{kind}" for i in range(n_layers) for kind in ("key", "value")]
+
+
+def cache_output_names(n_layers: int) -> list[str]:
+    """action.onnx's outputs after the decision: the prefix mask and KV cache, named as the
+    explainer's inputs so that they feed it by name."""
+    return ["attention_mask", *cache_names(n_layers)]
+
+
+def decoder_output_names(n_layers: int) -> list[str]:
+    """The explainer graphs' outputs: next-token logits, the grown mask and cache."""
+    return ["logits", "present_mask", *cache_names(n_layers, "present")]
+
+
+def cache_tensors(out: ActionOutput) -> tuple[torch.Tensor, ...]:
+    """The action pass's attention mask (1, P) and KV cache, layer by layer (1, kv heads, P,
+    head dim): what the explainer continues from."""
+    return (out.attention_mask, *[t for layer in out.cache.layers
+                                  for t in (layer.keys, layer.values)])
+
+
+def cache_specs(out: ActionOutput) -> list[TensorSpec]:
+    """Specs of :func:`cache_tensors` (their shapes as the action pass made them)."""
+    tensors = cache_tensors(out)
+    names = cache_output_names(len(out.cache.layers))
+    return [TensorSpec(name, "int64" if i == 0 else "float32", tuple(t.shape),
+                       "1/0" if i == 0 else "-", "prefix attention mask" if i == 0 else
+                       "the language model's keys/values of the prefix + action queries, "
+                       "for the explainer") for i, (name, t) in enumerate(zip(names, tensors,
+                                                                               strict=True))]
+
+
+class ExplainDecoder(nn.Module):
+    """One greedy step of the explainer on a KV cache: ``prefill`` (``<expl>`` and, grounded,
+    the decided reason's embedding, after the action pass's cache) or a ``step`` (one
+    token). Returns the next-token logits (``<pad>`` never chosen), the attention mask with
+    the new positions, and the grown cache, as :meth:`DriveVLAModel.generate_explanation`."""
+
+    def __init__(self, model: DriveVLAModel, prefill: bool) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.prefill = prefill
+
+    def forward(self, token_or_reason: torch.Tensor, attention_mask: torch.Tensor,
+                *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        backbone = self.model.backbone
+        cache = DynamicCache(ddp_cache_data=list(zip(past[0::2], past[1::2], strict=True)))
+        if self.prefill:  # token_or_reason: (1,) the decided reason
+            emb = backbone.embed_tokens(torch.full_like(token_or_reason[:, None], EXPL))
+            emb = self.model.explanation.first_step(emb, token_or_reason)
+        else:  # token_or_reason: (1, 1) the previous token
+            emb = backbone.embed_tokens(token_or_reason)
+        mask = torch.cat([attention_mask, attention_mask.new_ones(1, emb.shape[1])], dim=1)
+        hidden, cache = backbone.run(emb, mask, past_key_values=cache, use_cache=True)
+        logits = backbone.lm_logits(hidden[:, -1]).float()
+        is_pad = torch.arange(logits.shape[-1], device=logits.device) == PAD
+        logits = logits.masked_fill(is_pad, float("-inf"))
+        return (logits, mask, *[t for layer in cache.layers for t in (layer.keys, layer.values)])
 
 
 class CameraResize(nn.Module):
@@ -97,7 +161,8 @@ class ActionGraph(nn.Module):
                "route": route, "intent_sentence_ids": intent_sentence_ids,
                "intent_sentence_mask": intent_sentence_mask}
         batch = self.processor.model_inputs({k: v for k, v in raw.items() if v is not None})
-        return action_tensors(self.model, self.model.act(batch))
+        out = self.model.act(batch, use_cache=True)
+        return action_tensors(self.model, out) + cache_tensors(out)
 
 
 def input_specs(config: DriveVLAConfig, cameras: list[CameraSpec]) -> list[TensorSpec]:

@@ -1,11 +1,13 @@
 """``drivevla export onnx``: a DriveVLA checkpoint -> a self-describing deployment folder.
 
 Steps, each done by the maintained tool for it: ``torch.onnx.export`` traces
-:class:`~drivevla.export.graph.ActionGraph` (the dynamo exporter; the TorchScript one only if
-dynamo fails, and deploy.json says which), ``onnx.checker`` checks the file, ONNX Runtime runs
-it beside the PyTorch policy on sample ticks (parity figures), and ``onnx.helper`` writes the
-contract into its ``metadata_props``. The folder is then loaded back exactly as a vehicle
-would (:class:`~drivevla.export.onnx_policy.OnnxActionModel`) before the command reports.
+:class:`~drivevla.export.graph.ActionGraph` and the explainer's two
+:class:`~drivevla.export.graph.ExplainDecoder` graphs (the dynamo exporter; the TorchScript
+one only if dynamo fails, and deploy.json says which), ``onnx.checker`` checks each file, ONNX
+Runtime runs them beside the PyTorch policy on sample ticks (parity figures, explanation text
+included), and ``onnx.helper`` writes the contract into their ``metadata_props``. The folder
+is then loaded back exactly as a vehicle would
+(:class:`~drivevla.export.onnx_policy.OnnxActionModel`) before the command reports.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import importlib.util
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ from drivevla.export.deploy import (
     DEPLOY_FILE,
     DEPLOY_FORMAT,
     DEPLOY_VERSION,
+    EXPLAIN_PREFILL_FILE,
+    EXPLAIN_STEP_FILE,
+    ONNX_FILES,
     ExportError,
     config_sha256,
     file_sha256,
@@ -38,14 +44,22 @@ from drivevla.export.deploy import (
 from drivevla.export.graph import (
     OUTPUT_NAMES,
     ActionGraph,
+    ExplainDecoder,
+    cache_names,
+    cache_output_names,
+    cache_specs,
+    cache_tensors,
     decision_info,
+    decoder_output_names,
     input_specs,
     normalisation,
     output_specs,
     tokenizer_info,
 )
-from drivevla.export.onnx_policy import OnnxActionModel
+from drivevla.export.onnx_policy import OnnxActionModel, OnnxExplainer
+from drivevla.vla.modeling_drivevla import ActionOutput
 from drivevla.vla.policy import DEFAULT_CHECKPOINT, DriveVLAPolicy, default_checkpoint_dir
+from drivevla.vla.processor_drivevla import EOS
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +107,8 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     cameras = [CameraSpec(name=c, width=width, height=height) for c in config.model.cameras]
     out = _prepare_out(Path(out), source)
     ticks = parity.sample_observations(torch_policy, cameras, samples)
-    exporter = _export_graph(torch_policy, ticks[0], cameras, out / ACTION_FILE, opset)
-    figures = _measure_parity(torch_policy, ticks, out / ACTION_FILE, cameras)
+    exporter, reference = _export_graphs(torch_policy, ticks[0], cameras, out, opset)
+    figures = _measure_parity(torch_policy, ticks, out, cameras)
     deploy = {
         "format": DEPLOY_FORMAT, "format_version": DEPLOY_VERSION,
         "model": {"name": name, "version": "sha256:" + file_sha256(
@@ -103,25 +117,37 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         "action": {"file": ACTION_FILE, "opset": opset, "exporter": exporter,
                    "batch": 1, "shapes": "static",
                    "inputs": [s.to_dict() for s in input_specs(config, cameras)],
-                   "outputs": [s.to_dict() for s in output_specs(config)]},
+                   "outputs": [s.to_dict() for s in [*output_specs(config),
+                                                      *cache_specs(reference)]]},
         "cameras": [dataclasses.asdict(c) for c in cameras],
         "normalisation": normalisation(config),
         "tokenizer": tokenizer_info(config),
         "decision": decision_info(config),
-        "explainer": "pytorch",
-        "explainer_note": "explain_prefill/explain_step ONNX files are not exported yet: "
-                          "explain() runs this folder's PyTorch checkpoint",
+        "explainer": "onnx",
+        "explain": explain_info(config, len(reference.cache.layers)),
         "versions": versions(_VERSIONED),
         "parity": figures,
     }
-    _write_metadata(out / ACTION_FILE, deploy)
+    for name in ONNX_FILES:
+        _write_metadata(out / name, deploy)
     write_deploy(out, deploy)
     OnnxActionModel(out)  # loads back as a vehicle would: every check of the folder
     if not figures["passed"]:
         raise ExportError(f"{out}: ONNX Runtime differs from PyTorch beyond "
-                          f"{figures['tolerance']:g} or on an arg-max; see 'parity' in "
-                          f"{out / DEPLOY_FILE}:\n{parity.format_parity(figures)}")
+                          f"{figures['tolerance']:g}, on an arg-max or on explanations; "
+                          f"see 'parity' in {out / DEPLOY_FILE}:\n{parity.format_parity(figures)}")
     return deploy
+
+
+def explain_info(config: Any, n_layers: int) -> dict[str, Any]:
+    """How the explainer graphs are driven (deploy.json's ``explain``)."""
+    return {"prefill": EXPLAIN_PREFILL_FILE, "step": EXPLAIN_STEP_FILE,
+            "max_tokens": config.model.max_explanation_tokens, "eos": EOS,
+            "prompt": config.model.explanation,
+            "loop": "prefill(reason, action's attention_mask and past.*) once; then while the "
+                    "arg-max of logits is not eos and fewer than max_tokens: step(token, "
+                    "attention_mask <- present_mask, past.* <- present.*)",
+            "cache": {"inputs": cache_names(n_layers), "past_length": "dynamic in step"}}
 
 
 def _prepare_out(out: Path, source: Path) -> Path:
@@ -133,7 +159,7 @@ def _prepare_out(out: Path, source: Path) -> Path:
     if out.resolve() == source.resolve():
         raise ExportError(f"--out {out} is the checkpoint folder itself; give another one")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (DEPLOY_FILE, ACTION_FILE):  # a half-finished export never looks complete
+    for stale in (DEPLOY_FILE, *ONNX_FILES):  # a half-finished export never looks complete
         (out / stale).unlink(missing_ok=True)
     for name in CHECKPOINT_FILES + OPTIONAL_FILES:
         if (source / name).is_file():
@@ -141,31 +167,32 @@ def _prepare_out(out: Path, source: Path) -> Path:
     return out
 
 
-def _export_graph(policy: DriveVLAPolicy, tick: tuple, cameras: list[CameraSpec], path: Path,
-                  opset: int) -> str:
-    """Trace the action graph on one sample tick into ``path`` (checked by onnx.checker);
-    returns which exporter made it."""
+def _torch_to_onnx(module: torch.nn.Module, args: tuple, kwargs: dict, path: Path,
+                   opset: int, names: tuple[list[str], list[str]],
+                   dynamic_shapes: Any = None) -> str:
+    """``module`` traced into ``path`` by torch.onnx (dynamo; TorchScript only if dynamo
+    fails) and checked by onnx.checker; returns which exporter made it."""
     import onnx  # lazy: the optional `export` extra
 
     for name in ("onnxscript", "onnx_ir"):  # their INFO lines, one per rewrite, drown the rest
         logging.getLogger(name).setLevel(logging.WARNING)
-    graph = ActionGraph(policy.model, policy.processor,
-                        (cameras[0].height, cameras[0].width)).eval()
-    raw = policy.processor.raw_inputs([tick[0]], [tick[1]])
-    names = [s.name for s in input_specs(policy.config, cameras)]
-    kwargs = {name: raw[name] for name in names}
-    common = {"kwargs": kwargs, "input_names": names, "output_names": list(OUTPUT_NAMES),
+    common = {"kwargs": kwargs, "input_names": names[0], "output_names": names[1],
               "opset_version": opset}
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # the step graph's mask and cache share their dynamic length: one axis name, noted
+        warnings.filterwarnings("ignore", message=".*will not be used, since it shares")
         try:
-            program = torch.onnx.export(graph, (), dynamo=True, external_data=False,
-                                        verbose=False, **common)
+            program = torch.onnx.export(module, args, dynamo=True, external_data=False,
+                                        verbose=False, dynamic_shapes=dynamic_shapes, **common)
             program.save(str(path))
             exporter = "torch.onnx.export(dynamo=True)"
         except Exception as exc:  # the exporters raise many classes; the fallback is logged
-            logger.warning("the dynamo exporter failed (%s: %s); using the TorchScript one",
-                           type(exc).__name__, exc)
-            torch.onnx.export(graph, (), str(path), dynamo=False, **common)
+            logger.warning("the dynamo exporter failed on %s (%s: %s); using the TorchScript "
+                           "one", path.name, type(exc).__name__, exc)
+            axes = None if dynamic_shapes is None else {
+                n: {1 if "mask" in n else 2: "past"} for n in names[0] if "." in n or "mask" in n}
+            torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes,
+                              **common)
             exporter = "torch.onnx.export(dynamo=False) (TorchScript)"
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -174,21 +201,54 @@ def _export_graph(policy: DriveVLAPolicy, tick: tuple, cameras: list[CameraSpec]
     return exporter
 
 
-def _measure_parity(policy: DriveVLAPolicy, ticks: list, path: Path,
+def _export_graphs(policy: DriveVLAPolicy, tick: tuple, cameras: list[CameraSpec], out: Path,
+                   opset: int) -> tuple[str, ActionOutput]:
+    """action.onnx, explain_prefill.onnx and explain_step.onnx traced on one sample tick;
+    returns the exporter and the tick's PyTorch action pass (its cache sets the shapes)."""
+    raw = policy.processor.raw_inputs([tick[0]], [tick[1]])
+    names = [s.name for s in input_specs(policy.config, cameras)]
+    reference = policy.action_output(*tick)
+    cache = [t.clone() for t in cache_tensors(reference)]
+    n_layers = len(reference.cache.layers)
+    graph = ActionGraph(policy.model, policy.processor, (cameras[0].height, cameras[0].width))
+    exporter = _torch_to_onnx(graph.eval(), (), {n: raw[n] for n in names}, out / ACTION_FILE,
+                              opset, (names, [*OUTPUT_NAMES, *cache_output_names(n_layers)]))
+    past_in, present = cache_output_names(n_layers), decoder_output_names(n_layers)
+    prefill = ExplainDecoder(policy.model, prefill=True).eval()
+    _torch_to_onnx(prefill, (reference.reason.clone(), *cache), {}, out / EXPLAIN_PREFILL_FILE,
+                   opset, (["reason", *past_in], present))
+    with torch.no_grad():
+        after = [t.clone() for t in prefill(reference.reason.clone(), *cache)[1:]]
+    length = torch.export.Dim("past", min=2, max=4096)
+    dynamic = {"token_or_reason": None, "attention_mask": {1: length},
+               "past": tuple({2: length} for _ in range(2 * n_layers))}
+    _torch_to_onnx(ExplainDecoder(policy.model, prefill=False).eval(),
+                   (torch.tensor([[EOS]]), *after), {}, out / EXPLAIN_STEP_FILE, opset,
+                   (["token", *past_in], present), dynamic)
+    return exporter, reference
+
+
+def _measure_parity(policy: DriveVLAPolicy, ticks: list, out: Path,
                     cameras: list[CameraSpec]) -> dict[str, Any]:
-    """ONNX Runtime (CPU) vs the PyTorch policy on the sample ticks (:mod:`.parity`)."""
+    """ONNX Runtime (CPU) vs the PyTorch policy on the sample ticks (:mod:`.parity`): the
+    action outputs and the explanation text."""
     import onnxruntime as ort  # lazy: the optional `export` extra
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    def session(name: str) -> Any:
+        return ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+
+    action = session(ACTION_FILE)
+    explainer = OnnxExplainer(session(EXPLAIN_PREFILL_FILE), session(EXPLAIN_STEP_FILE),
+                              policy.config.model.max_explanation_tokens)
     names = [s.name for s in input_specs(policy.config, cameras)]
-    threshold = policy.config.inference.refusal_threshold
+    outputs = [o.name for o in action.get_outputs()]
     rows = []
     for obs, readings in ticks:
         raw = policy.processor.raw_inputs([obs], [readings])
-        exported = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {
-            name: raw[name].numpy() for name in names}), strict=True))
-        rows.append(parity.compare(parity.reference_outputs(policy, obs, readings), exported,
-                                   threshold))
+        exported = dict(zip(outputs, action.run(outputs, {n: raw[n].numpy() for n in names}),
+                            strict=True))
+        text = policy.processor.decode(explainer.generate(exported))
+        rows.append(parity.compare_tick(policy, obs, readings, exported, text))
     figures = parity.summarise(rows)
     return figures | {"inputs": "synthetic ticks: camera noise, instructions spread over the "
                                 "rendered corpus, random ego state, targets and odometry",

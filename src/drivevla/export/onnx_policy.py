@@ -2,13 +2,13 @@
 
     policy = OnnxPolicy("exports/tiny")     # checks the folder first (deploy.load_deploy)
     decision = policy.act(observation)      # action.onnx in ONNX Runtime
-    text = policy.explain()                 # the PyTorch explainer of the folder's checkpoint
+    text = policy.explain()                 # explain_prefill/step.onnx on act's cache
 
 ``act`` has :class:`~drivevla.vla.policy.DriveVLAPolicy`'s contract and shares its code on
 both sides of the graph: the processor's validation, tokenisation and raw tensors before,
-:func:`~drivevla.vla.policy.decision_from_outputs` after. The explainer is not exported yet
-(deploy.json says ``"explainer": "pytorch"``): ``explain`` runs the PyTorch model of the same
-folder on the latest observation, so the torch stack stays needed for explanations.
+:func:`~drivevla.vla.policy.decision_from_outputs` after. ``explain`` continues from the
+latest action pass's KV cache (an output of action.onnx) with the exported explainer, a
+small greedy loop over explain_prefill.onnx and explain_step.onnx (:class:`OnnxExplainer`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Decision, Observation
 from drivevla.export.deploy import (
     ACTION_FILE,
+    EXPLAIN_PREFILL_FILE,
+    EXPLAIN_STEP_FILE,
     DeploymentError,
     TensorSpec,
     check_feeds,
@@ -31,12 +33,11 @@ from drivevla.export.deploy import (
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.odometry import OdometryTracker
 from drivevla.vla.policy import (
-    DriveVLAPolicy,
     ExplanationClock,
     check_finite_inputs,
     decision_from_outputs,
 )
-from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from drivevla.vla.processor_drivevla import EOS, DriveVLAProcessor
 
 POLICY_PREFIX = "onnx:"
 _ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)", "uint8": "tensor(uint8)"}
@@ -50,6 +51,48 @@ def _onnxruntime() -> Any:
         raise DeploymentError("running an exported policy needs onnxruntime: pip install "
                               "'drivevla[export]'") from exc
     return onnxruntime
+
+
+def open_session(path: Path, threads: int | None, providers: list[str]) -> Any:
+    """An ONNX Runtime session of ``path``; a file it cannot load raises
+    :class:`DeploymentError` naming it."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    # its worker threads would spin after each run, taking the cores the simulator, the
+    # controller and the explainer need between ticks (measured: explain() 1.6x slower)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail)
+        raise DeploymentError(f"{path}: ONNX Runtime cannot load it (corrupted or not an "
+                              f"ONNX model): {exc}") from exc
+
+
+class OnnxExplainer:
+    """Greedy explanation tokens from action.onnx's cache outputs: explain_prefill.onnx once
+    (``<expl>`` and, grounded, the decided reason), then explain_step.onnx per token until
+    ``<eos>`` or ``max_tokens`` (as :meth:`DriveVLAModel.generate_explanation`)."""
+
+    def __init__(self, prefill: Any, step: Any, max_tokens: int) -> None:
+        self.prefill, self.step, self.max_tokens = prefill, step, max_tokens
+        self.past = [a.name for a in prefill.get_inputs()][1:]  # attention_mask, past.*
+
+    def generate(self, action: dict[str, np.ndarray]) -> list[int]:
+        """Token ids (without ``<eos>``) of the explanation of one action pass's outputs."""
+        out = self.prefill.run(None, {"reason": action["reason"],
+                                      **{name: action[name] for name in self.past}})
+        ids: list[int] = []
+        for i in range(self.max_tokens):
+            token = int(out[0][0].argmax())
+            if token == EOS:
+                break
+            ids.append(token)
+            if i + 1 < self.max_tokens:
+                out = self.step.run(None, {"token": np.array([[token]], dtype=np.int64),
+                                           **dict(zip(self.past, out[1:], strict=True))})
+        return ids
 
 
 class OnnxActionModel:
@@ -71,19 +114,11 @@ class OnnxActionModel:
     def set_threads(self, threads: int | None) -> None:
         """(Re)open the session with ``threads`` intra-op threads (None: ONNX Runtime's
         default, one per physical core)."""
-        ort = _onnxruntime()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # its worker threads would spin after each run, taking the cores the simulator, the
-        # controller and the explainer need between ticks (measured: explain() 1.6x slower)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail)
-            raise DeploymentError(f"{self.path}: ONNX Runtime cannot load it (corrupted or "
-                                  f"not an ONNX model): {exc}") from exc
+        self.session = open_session(self.path, threads, self.providers)
+        self.explainer = OnnxExplainer(
+            *(open_session(self.directory / name, threads, self.providers)
+              for name in (EXPLAIN_PREFILL_FILE, EXPLAIN_STEP_FILE)),
+            int(self.deploy["explain"]["max_tokens"]))
 
     def _check_signature(self) -> None:
         """The session's inputs and outputs are deploy.json's, name by name."""
@@ -120,7 +155,6 @@ class OnnxPolicy(ExplanationClock):
         self._cameras = {c["name"]: (int(c["height"]), int(c["width"]))
                          for c in self.deploy["cameras"]}
         self._odometry = OdometryTracker(self.config.model.odometry)
-        self._explainer: DriveVLAPolicy | None = None
         self.reset()
 
     def set_threads(self, threads: int | None) -> None:
@@ -128,14 +162,13 @@ class OnnxPolicy(ExplanationClock):
         self.action_model.set_threads(threads)
 
     def reset(self, privileged: Any | None = None) -> None:  # learned: ignores ground truth
-        self._last_tick: tuple[Observation, dict[str, float]] | None = None
+        self._last_outputs: dict[str, np.ndarray] | None = None
         self._tick, self._last_explanation = 0, None
         self._odometry.reset()
 
     def act(self, obs: Observation) -> Decision:
-        readings = self._odometry.read(obs)
-        out = self.action_outputs(obs, readings)
-        self._last_tick = (obs, readings)
+        out = self.action_outputs(obs, self._odometry.read(obs))
+        self._last_outputs = out
         return decision_from_outputs(self.config, out["waypoints"][0], out["target_speeds"][0],
                                      int(out["meta_action_logits"][0].argmax()),
                                      int(out["reason"][0]), self.clocked_explanation())
@@ -160,16 +193,17 @@ class OnnxPolicy(ExplanationClock):
                     f"--camera-size {np.shape(image)[1]}x{np.shape(image)[0]})")
 
     def explain(self, obs: Observation | None = None) -> str:
-        """The explanation of the latest decision (or of ``obs``, acting on it first), by
-        the PyTorch explainer of the folder's checkpoint on the same observation and
-        odometry readings (``"explainer": "pytorch"`` in deploy.json)."""
+        """The explanation of the latest decision (or of ``obs``, acting on it first), from
+        that action pass's cache by the exported explainer; it never changes the decision."""
         if obs is not None:
             self.act(obs)
-        if self._last_tick is None:
+        if self._last_outputs is None:
             raise RuntimeError("explain() needs an observation first (call act or pass obs)")
-        if self._explainer is None:
-            self._explainer = DriveVLAPolicy.from_pretrained(self.directory)
-        return self._explainer.explain_output(self._explainer.action_output(*self._last_tick))
+        return self.explain_outputs(self._last_outputs)
+
+    def explain_outputs(self, outputs: dict[str, np.ndarray]) -> str:
+        """The explanation text of one :meth:`action_outputs` result."""
+        return self.processor.decode(self.action_model.explainer.generate(outputs))
 
 
 def onnx_policy_dir(name: str) -> Path | None:

@@ -1,7 +1,8 @@
 """Parity between the PyTorch policy and its exported graph: the same observations through
 both, compared output by output (max abs difference of waypoints, speeds, logits and the
 refusal probability; agreement of the meta-action arg-max, the decided reason and the
-refusal decision). Used at export (figures in deploy.json) and by ``drivevla export parity``.
+refusal decision; the explanation text). Used at export (figures in deploy.json) and by
+``drivevla export parity``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from drivevla.vla.policy import DriveVLAPolicy
 
 # waypoints (m) and target speeds (m/s): the issue's bar for FP32 ONNX Runtime vs PyTorch
 TOLERANCE = 1e-4
+EXPLANATION_SHARE = 0.99  # frames whose explanation text must be identical
 FLOAT_OUTPUTS = {"waypoints": "max_abs_waypoints_m", "target_speeds": "max_abs_target_speeds_mps",
                  "meta_action_logits": "max_abs_meta_action_logits",
                  "reason_logits": "max_abs_reason_logits",
@@ -51,13 +53,25 @@ def sample_observations(policy: DriveVLAPolicy, cameras: list[CameraSpec], n: in
     return ticks
 
 
-def reference_outputs(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float]
-                      ) -> dict[str, np.ndarray]:
-    """The PyTorch policy's outputs of one tick, named as the graph's."""
+def reference_outputs(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float],
+                      explain: bool = False) -> dict[str, Any]:
+    """The PyTorch policy's outputs of one tick, named as the graph's; with ``explain`` also
+    ``explanation``, the text generated from that action pass's cache."""
     with torch.inference_mode():
-        tensors = action_tensors(policy.model, policy.action_output(obs, readings))
-    return {name: t.detach().cpu().numpy() for name, t in zip(OUTPUT_NAMES, tensors,
-                                                                strict=True)}
+        out = policy.action_output(obs, readings)
+        tensors = action_tensors(policy.model, out)
+        text = policy.explain_output(out) if explain else None
+    named: dict[str, Any] = {name: t.detach().cpu().numpy()
+                             for name, t in zip(OUTPUT_NAMES, tensors, strict=True)}
+    return named | ({"explanation": text} if explain else {})
+
+
+def compare_tick(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float],
+                 exported: dict[str, np.ndarray], exported_explanation: str) -> dict[str, Any]:
+    """One tick's :func:`compare` and :func:`compare_explanations` row against PyTorch."""
+    reference = reference_outputs(policy, obs, readings, explain=True)
+    return (compare(reference, exported, policy.config.inference.refusal_threshold)
+            | compare_explanations(reference["explanation"], exported_explanation))
 
 
 def compare(reference: dict[str, np.ndarray], exported: dict[str, np.ndarray],
@@ -77,15 +91,31 @@ def compare(reference: dict[str, np.ndarray], exported: dict[str, np.ndarray],
     return row
 
 
+def compare_explanations(reference: str, exported: str) -> dict[str, Any]:
+    """Whether one tick's explanation texts agree, with both texts when they do not."""
+    same = reference == exported
+    return {"explanation_agree": same} | ({} if same else {
+        "explanation_pytorch": reference, "explanation_onnx": exported})
+
+
 def summarise(rows: list[dict[str, Any]], tolerance: float = TOLERANCE) -> dict[str, Any]:
     """Figures over ticks: the largest differences, agreement counts, and ``passed`` (waypoints
-    and speeds within ``tolerance``, every arg-max and decision identical)."""
+    and speeds within ``tolerance``, every arg-max and decision identical, and where the rows
+    compare explanations, the same text on :data:`EXPLANATION_SHARE` of them, every
+    difference listed)."""
     out: dict[str, Any] = {"frames": len(rows), "tolerance": tolerance}
     for key in FLOAT_OUTPUTS.values():
         out[key] = max((r[key] for r in rows), default=0.0)
     for key in ("meta_action_agree", "reason_agree", "refusal_agree", "refused"):
         out[key] = sum(r[key] for r in rows)
-    out["passed"] = bool(
+    if rows and "explanation_agree" in rows[0]:  # the issue's bar: >= 99 % of the frames
+        out["explanation_agree"] = sum(r["explanation_agree"] for r in rows)
+        out["explanation_differences"] = [
+            {k: r[k] for k in r if k in ("episode_id", "frame_index", "explanation_pytorch",
+                                         "explanation_onnx")}
+            for r in rows if not r["explanation_agree"]]
+    explained = out.get("explanation_agree", len(rows)) >= EXPLANATION_SHARE * len(rows)
+    out["passed"] = explained and bool(
         out["max_abs_waypoints_m"] <= tolerance and out["max_abs_target_speeds_mps"] <= tolerance
         and all(out[k] == len(rows) for k in ("meta_action_agree", "reason_agree",
                                               "refusal_agree")))
@@ -100,6 +130,9 @@ def format_parity(figures: dict[str, Any]) -> str:
         lines.append(f"{key:<34} {figures[key]:>14.3e}")
     for key in ("meta_action_agree", "reason_agree", "refusal_agree", "refused"):
         lines.append(f"{key:<34} {f'{figures[key]}/{n}':>14}")
+    if "explanation_agree" in figures:
+        agree = f"{figures['explanation_agree']}/{n}"
+        lines.append(f"{'explanation_agree':<34} {agree:>14}")
     verdict = "PASS" if figures["passed"] else "FAIL"
     lines.append(f"{'within ' + format(figures['tolerance'], 'g') + ', arg-max identical':<34} "
                  f"{verdict:>14}")
