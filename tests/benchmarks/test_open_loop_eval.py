@@ -1,0 +1,182 @@
+"""``drivevla eval open-loop`` on our own nuScenes export of the tiny expert collection
+(tests/conftest.py's ``tiny_dataset``), read through the real nuscenes-devkit."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivevla.benchmarks.open_loop import (
+    RECORDS_FILE,
+    OpenLoopRunError,
+    run_open_loop,
+    six_waypoints,
+)
+from drivevla.benchmarks.open_loop_baselines import constant_velocity_yaw_rate
+from drivevla.cli import main as cli_main
+from drivevla.core.errors import DriveVLAError
+from drivevla.core.types import Decision
+from drivevla.datasets.nuscenes_openloop import (
+    NuScenesInputError,
+    open_openloop_source,
+)
+
+pytest.importorskip(
+    "nuscenes.nuscenes",
+    reason="nuscenes-devkit is not installed; install it with `pip install --no-deps "
+    "nuscenes-devkit==1.2.0` and `pip install opencv-python-headless scikit-learn "
+    "pyquaternion cachetools` (see docs/nuscenes.md)",
+)
+
+VERSION = "v1.0-drivevla"
+
+
+@pytest.fixture(scope="module")
+def export(tiny_dataset, tmp_path_factory) -> Path:
+    """The tiny collection (6 episodes of 4 s: 48 keyframes, 12 with a full 3 s future)."""
+    out = tmp_path_factory.mktemp("openloop") / "nuscenes"
+    assert cli_main(["data", "export-nuscenes", str(tiny_dataset), str(out)]) == 0
+    return out
+
+
+def _eval(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli_main(["eval", "open-loop", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _row(summary: dict, name: str) -> dict:
+    return next(r for r in summary["rows"] if r["name"] == name)
+
+
+def test_expert_log_replay_and_baselines(export, tmp_path, capsys):
+    out = tmp_path / "expert"
+    code, printed, _ = _eval(["--policy", "expert", "--dataroot", str(export), "--version",
+                              VERSION, "--out", str(out)], capsys)
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_keyframes"] == 48 and summary["n_scored"] == 12
+    assert summary["excluded"] == {"incomplete_future": 36}
+    expert = _row(summary, "expert (log replay)")
+    for conv in ("stp3", "uniad"):
+        assert expert["l2_m"][conv] == pytest.approx({"1s": 0, "2s": 0, "3s": 0, "avg": 0})
+        assert expert["collision_rate"][conv]["avg"] == 0.0
+    cv = _row(summary, "constant velocity")
+    # the expert accelerates from its start speed, so constant velocity lags behind it
+    assert cv["l2_m"]["stp3"]["3s"] > 0.5
+    # UniAD's value at 3 s exceeds ST-P3's mean up to 3 s for a growing error
+    assert cv["l2_m"]["uniad"]["3s"] > cv["l2_m"]["stp3"]["3s"]
+    assert [r["kind"] for r in summary["rows"]] == ["baseline"] * 3 + ["policy"]
+    assert summary["provenance"]["versions"]["numpy"]
+    assert len((out / RECORDS_FILE).read_text().splitlines()) == 12
+    # the table: both conventions labelled, baselines above the policy, the caveat
+    assert "ST-P3/VAD" in printed and "UniAD" in printed
+    assert printed.index("constant velocity") < printed.index("expert (log replay)")
+    assert "camera" in summary["caveat"] and "sim domain" in summary["caveat"]
+
+
+def test_drivevla_tiny_on_a_handful_and_resume(export, tmp_path, capsys):
+    out = tmp_path / "tiny"
+    argv = ["--policy", "drivevla-tiny", "--dataroot", str(export), "--version", VERSION,
+            "--out", str(out), "--max-samples", "3"]
+    assert _eval(argv, capsys)[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    tiny = _row(summary, "drivevla-tiny")
+    assert tiny["n"] == 3 and math.isfinite(tiny["l2_m"]["stp3"]["avg"])
+    assert "front" in tiny["inputs"]
+    # a half-written last line is dropped and rescored; two more samples with a larger cap
+    records = out / RECORDS_FILE
+    records.write_text(records.read_text() + '{"sample_token": "trunc')
+    assert _eval([*argv[:-1], "5"], capsys)[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["samples_scored_now"] == 2 and summary["n_scored"] == 5
+    assert len(records.read_text().splitlines()) == 5
+    # another policy into the same folder is refused
+    with pytest.raises(OpenLoopRunError, match="another"):
+        run_open_loop("expert", open_openloop_source(export, VERSION), out, print_table=False)
+
+
+def test_bad_dataroot_version_split_and_table(export, tmp_path, capsys):
+    code, _, err = _eval(["--policy", "expert", "--dataroot", str(tmp_path / "nope"),
+                          "--version", VERSION, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _eval(["--policy", "expert", "--dataroot", str(export), "--version",
+                          "v1.0-mini", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "v1.0-mini" in err and VERSION in err  # names what is there
+    with pytest.raises(NuScenesInputError, match="unknown split 'bogus'.*train"):
+        open_openloop_source(export, VERSION, "bogus")
+    with pytest.raises(NuScenesInputError, match="split 'val' has 0 scene"):  # all in train
+        open_openloop_source(export, VERSION, "val")
+    broken = tmp_path / "broken"
+    shutil.copytree(export, broken)
+    (broken / VERSION / "sample.json").write_text('[{"token": "a", ')
+    with pytest.raises(NuScenesInputError, match="sample.json") as info:
+        open_openloop_source(broken, VERSION)
+    assert isinstance(info.value, DriveVLAError)
+
+
+def _damage(export: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy whose first full-future keyframe has CAM_BACK instead of CAM_FRONT and whose
+    second has a truncated image; returns it and those two sample tokens."""
+    root = tmp_path / "damaged"
+    shutil.copytree(export, root)
+    eligible = [s for s in open_openloop_source(export, VERSION).samples
+                if s.future_valid.all()]
+    first, second = eligible[0], eligible[1]
+    tables = root / VERSION
+    sensors = json.loads((tables / "sensor.json").read_text())
+    calibs = json.loads((tables / "calibrated_sensor.json").read_text())
+    records = json.loads((tables / "sample_data.json").read_text())
+    back = {"token": uuid.uuid4().hex, "channel": "CAM_BACK", "modality": "camera"}
+    by_token = {r["token"]: r for r in records}
+    front_sd = by_token[first.channels["CAM_FRONT"]]
+    calib = dict(next(c for c in calibs if c["token"] == front_sd["calibrated_sensor_token"]),
+                 token=uuid.uuid4().hex, sensor_token=back["token"])
+    front_sd["calibrated_sensor_token"] = calib["token"]
+    for name, rows in (("sensor", [*sensors, back]), ("calibrated_sensor", [*calibs, calib]),
+                       ("sample_data", records)):
+        (tables / f"{name}.json").write_text(json.dumps(rows))
+    image = root / by_token[second.channels["CAM_FRONT"]]["filename"]
+    image.write_bytes(image.read_bytes()[:40])
+    return root, [first.sample_token, second.sample_token]
+
+
+def test_missing_camera_and_bad_image_stop_or_are_skipped(export, tmp_path, capsys,
+                                                          tiny_checkpoint):
+    root, (no_front, bad_jpeg) = _damage(export, tmp_path)
+    argv = ["--policy", str(tiny_checkpoint), "--dataroot", str(root), "--version", VERSION,
+            "--max-samples", "4", "--no-baselines"]
+    code, _, err = _eval([*argv, "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and no_front in err and "CAM_FRONT" in err
+    code, printed, _ = _eval([*argv, "--out", str(tmp_path / "b"), "--skip-bad"], capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["n_scored"] == 2
+    assert summary["excluded"]["missing_camera:CAM_FRONT"] == 1
+    assert summary["excluded"]["unreadable_image:CAM_FRONT"] == 1
+    assert [s["sample_token"] for s in summary["skipped"]] == [no_front, bad_jpeg]
+    assert "skipped (--skip-bad): 2" in printed and no_front in printed
+    # camera-free planners need no image: the expert scores all 4
+    code, _, _ = _eval(["--policy", "expert", "--dataroot", str(root), "--version", VERSION,
+                        "--max-samples", "4", "--out", str(tmp_path / "c")], capsys)
+    assert code == 0
+
+
+def test_decision_resampling_and_ctrv_by_hand():
+    # 0.25 s steps at 4 m/s straight: the 0.5 s points are every second one
+    wps = np.stack([np.arange(1, 13) * 1.0, np.zeros(12)], 1)
+    six = six_waypoints(Decision(wps, np.full(12, 4.0), dt_s=0.25))
+    np.testing.assert_allclose(six[:, 0], [2, 4, 6, 8, 10, 12])
+
+    class Sample:
+        class ego:  # noqa: N801 - a stand-in for EgoState
+            speed_mps, yaw_rate_rps = 10.0, 0.5
+
+    # x = v/w sin(w t) = 20 sin(1.5) = 19.950, y = 20 (1 - cos 1.5) = 18.585 at t = 3 s
+    assert constant_velocity_yaw_rate(Sample)[-1] == pytest.approx([19.950, 18.585], abs=1e-3)
