@@ -225,7 +225,10 @@ OBSERVATIONS = st.fixed_dictionaries({
     **_OBSERVATION_FIELDS,
     "image": st.sampled_from(["black", "white", "grey", "noise"]),
     "instruction": st.text(min_size=1, max_size=300).filter(str.strip),
-    "ego": st.lists(_PLAUSIBLE, min_size=7, max_size=7),
+    # x, y, yaw, speed, accel, yaw rate, steer within what a car does
+    "ego": st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3), st.floats(-3.2, 3.2),
+                     st.floats(-5.0, 40.0), st.floats(-8.0, 8.0), st.floats(-1.0, 1.0),
+                     st.floats(-1.0, 1.0)).map(list),
     "targets": st.lists(st.floats(-200.0, 200.0), min_size=10, max_size=10),
     "timestamp": st.floats(0.0, 1e4),
 })

@@ -45,9 +45,15 @@ def test_bad_run_options_are_refused_before_any_route(tmp_path, option, value):
 def test_cli_refuses_negative_max_steps(tmp_path, capsys):
     argv = ["eval", "closed-loop", "--policy", "expert", "--suite", str(_suite(tmp_path)),
             "--out", str(tmp_path / "out"), "--workers", "0", "--max-steps", "-1"]
-    assert cli_main(argv) == 2
-    assert "max_steps=-1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a bad argument: argparse's one-line error
+        cli_main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-steps" in err and "'-1'" in err and "drivevla: error:" in err
     assert not (tmp_path / "out" / "routes").exists()
+    with pytest.raises(ValueError, match="max_steps=-1"):  # and the library refuses it too
+        run_closed_loop("expert", _suite(tmp_path), tmp_path / "out", workers=0, max_steps=-1,
+                        progress=False, print_table=False)
 
 
 @pytest.mark.parametrize(("key", "value"), [("max_steer_deg", math.nan),
