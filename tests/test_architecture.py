@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vla",),
     ("export",),
     ("agents",),
-    ("datasets", "benchmarks"),
+    ("datasets", "benchmarks", "carla"),
     ("training",),
     ("cli",),
 )

@@ -124,6 +124,9 @@ class GeoReference:
     lon_ref: float = 0.0
 
 
+TOWN_REFERENCE = GeoReference()  # CARLA's towns: world (0, 0) at (0 deg, 0 deg)
+
+
 def _finite_vector(sensor_id: str, data: Any, length: int, layout: str) -> np.ndarray:
     try:
         arr = np.asarray(data, dtype=np.float64).reshape(-1)
@@ -139,7 +142,7 @@ def _finite_vector(sensor_id: str, data: Any, length: int, layout: str) -> np.nd
 
 
 def gnss_to_world_xy(
-    gnss: Any, ref: GeoReference = GeoReference(), sensor_id: str = "gps"
+    gnss: Any, ref: GeoReference = TOWN_REFERENCE, sensor_id: str = "gps"
 ) -> np.ndarray:
     """GNSS ``[lat, lon, alt]`` (deg, deg, m) as world ``(x east, y north)`` metres."""
     lat, lon, _alt = _finite_vector(sensor_id, gnss, 3, "[lat, lon, alt]")
@@ -153,7 +156,7 @@ def gnss_to_world_xy(
 
 
 def world_xy_to_gnss(
-    x: float, y: float, alt_m: float = 0.0, ref: GeoReference = GeoReference()
+    x: float, y: float, alt_m: float = 0.0, ref: GeoReference = TOWN_REFERENCE
 ) -> np.ndarray:
     """Inverse of :func:`gnss_to_world_xy`: world metres to ``[lat, lon, alt]``."""
     return np.array(
@@ -222,7 +225,7 @@ def speedometer_to_speed(data: Any, sensor_id: str = "speed") -> float:
 
 
 def ego_state_from_sensors(
-    gnss: Any, imu: Any, speedometer: Any, ref: GeoReference = GeoReference(),
+    gnss: Any, imu: Any, speedometer: Any, ref: GeoReference = TOWN_REFERENCE,
     steer: float = 0.0, fallback_yaw: float | None = None,
 ) -> EgoState:
     """The :class:`EgoState` (world frame) of one tick's GNSS, IMU and speedometer data.
