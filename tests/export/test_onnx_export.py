@@ -20,6 +20,7 @@ from drivevla.export.onnx_export import export_onnx
 from drivevla.export.onnx_policy import OnnxPolicy
 from drivevla.export.parity import TOLERANCE, compare, reference_outputs
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
 from support.export_parts import (
@@ -171,3 +172,17 @@ def test_set_threads_reopens_the_session_with_the_same_decisions(tiny_export):
     after = policy.act(obs)
     assert np.abs(before.waypoints - after.waypoints).max() <= 1e-6
     assert before.reason == after.reason
+
+
+def test_free_explanation_prompt_exports_the_same_text(tmp_path):
+    # the default prompt (no reason embedding): the prefill reads <expl> alone
+    torch.manual_seed(2)
+    config = DriveVLAConfig.from_dict(TINY)
+    processor = DriveVLAProcessor.build(config, CORPUS)
+    policy = DriveVLAPolicy(DriveVLAModel(config, processor.vocab_size), processor)
+    policy.save_pretrained(tmp_path / "ckpt")
+    deploy = export_onnx(str(tmp_path / "ckpt"), tmp_path / "deploy", camera_size=(100, 60),
+                         samples=2)
+    assert deploy["explain"]["prompt"] == "free" and deploy["parity"]["explanation_agree"] == 2
+    _same_decisions(policy, OnnxPolicy(tmp_path / "deploy"),
+                    [camera_obs(100, 60, seed=s) for s in range(2)])

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_onnx(export: argparse._SubParsersAction) -> None:
-    p = add_command(export, "onnx", "export a DriveVLA policy's action path to an ONNX "
-                                    "deployment folder (action.onnx + deploy.json + checkpoint)")
+    p = add_command(export, "onnx", "export a DriveVLA policy's action path and explainer to an "
+                                    "ONNX deployment folder (action.onnx, explain_*.onnx, "
+                                    "deploy.json, the checkpoint)")
     p.add_argument("--policy", required=True,
                    help="drivevla-tiny or a DriveVLA checkpoint folder")
     p.add_argument("--out", required=True, help="deployment folder to write (new, empty, or "
