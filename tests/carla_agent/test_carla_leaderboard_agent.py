@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from drivevla.carla.config import AgentConfigError
+from drivevla.carla.agent_config import AgentConfigError
 from drivevla.carla.leaderboard_agent import DriveVLALeaderboardAgent, get_entry_point
 from drivevla.core.errors import InvalidObservationError
 from drivevla.sim_bridge.carla.convert import (
