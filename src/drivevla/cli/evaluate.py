@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.leaderboard_import import import_leaderboard
 from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
 from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
@@ -51,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    f"to {EMBED_VIDEOS_MAX_MB:g} MB of video by default)")
     r.set_defaults(fn=_cmd_eval_report)
     _register_open_loop(evaluate)
+    i = add_command(
+        evaluate, "import-leaderboard",
+        "turn a CARLA Leaderboard 2.0 / Bench2Drive results JSON into OUT/summary.json and "
+        "OUT/routes (DS, RC, IS, infractions per km, Bench2Drive success)",
+    )
+    i.add_argument("results", help="the evaluator's --checkpoint JSON")
+    i.add_argument("--out", required=True, help="folder for summary.json and routes/")
+    i.add_argument("--policy", default=None, help="the policy's name, for the summary")
+    i.set_defaults(fn=_cmd_eval_import_leaderboard)
 
 
 def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
@@ -108,4 +118,11 @@ def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
     run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
                   skip_bad=args.skip_bad, max_samples=args.max_samples)
     print(f"wrote {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def _cmd_eval_import_leaderboard(args: argparse.Namespace) -> int:
+    summary = import_leaderboard(args.results, Path(args.out), policy=args.policy)
+    print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes, "
+          f"DS {summary['driving_score']:.2f}, RC {summary['route_completion']:.2f})")
     return 0
