@@ -180,3 +180,58 @@ def test_decision_resampling_and_ctrv_by_hand():
 
     # x = v/w sin(w t) = 20 sin(1.5) = 19.950, y = 20 (1 - cos 1.5) = 18.585 at t = 3 s
     assert constant_velocity_yaw_rate(Sample)[-1] == pytest.approx([19.950, 18.585], abs=1e-3)
+
+
+def _as_real_layout(export: Path, tmp_path: Path) -> Path:
+    """A copy laid out as real nuScenes: no drivevla_export.json, and a LIDAR_TOP keyframe
+    per sample (the pose channel real nuScenes has; its own prev/next chain per scene)."""
+    root = tmp_path / "real"
+    shutil.copytree(export, root)
+    (root / "drivevla_export.json").unlink()
+    tables = root / VERSION
+    load = lambda name: json.loads((tables / f"{name}.json").read_text())  # noqa: E731
+    sensors, calibs, records = load("sensor"), load("calibrated_sensor"), load("sample_data")
+    samples, scenes = {s["token"]: s for s in load("sample")}, load("scene")
+    lidar = {"token": uuid.uuid4().hex, "channel": "LIDAR_TOP", "modality": "lidar"}
+    calib = {"token": uuid.uuid4().hex, "sensor_token": lidar["token"],
+             "translation": [0.94, 0.0, 1.84], "rotation": [0.707, 0.0, 0.0, 0.707],
+             "camera_intrinsic": []}
+    front = {r["sample_token"]: r for r in records if r["is_key_frame"]
+             and r["calibrated_sensor_token"] in {c["token"] for c in calibs}}
+    for scene in scenes:
+        token, chain = scene["first_sample_token"], []
+        while token:
+            cam = front[token]
+            chain.append({"token": uuid.uuid4().hex, "sample_token": token,
+                          "ego_pose_token": cam["ego_pose_token"],
+                          "calibrated_sensor_token": calib["token"],
+                          "timestamp": cam["timestamp"], "fileformat": "pcd",
+                          "is_key_frame": True, "height": 0, "width": 0,
+                          "filename": f"samples/LIDAR_TOP/{token}.pcd.bin"})
+            token = samples[token]["next"]
+        for i, rec in enumerate(chain):
+            rec["prev"] = chain[i - 1]["token"] if i else ""
+            rec["next"] = chain[i + 1]["token"] if i + 1 < len(chain) else ""
+        records += chain
+    for name, rows in (("sensor", [*sensors, lidar]), ("calibrated_sensor", [*calibs, calib]),
+                       ("sample_data", records)):
+        (tables / f"{name}.json").write_text(json.dumps(rows))
+    return root
+
+
+def test_the_same_command_on_a_real_nuscenes_layout(export, tmp_path, capsys,
+                                                    tiny_checkpoint):
+    root = _as_real_layout(export, tmp_path)
+    source = open_openloop_source(root, VERSION)
+    assert {"LIDAR_TOP", "CAM_FRONT"} <= set(source.samples[0].channels)
+    argv = ["--dataroot", str(root), "--version", VERSION, "--max-samples", "3"]
+    assert _eval(["--policy", str(tiny_checkpoint), *argv, "--out", str(tmp_path / "o")],
+                 capsys)[0] == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["data"]["drivevla_export"] is False
+    assert summary["ego_box"]["forward_offset_m"] == 0.5  # rear-axle pose: ST-P3's offset
+    assert summary["n_scored"] == 3 and _row(summary, "log replay")["l2_m"]["stp3"]["avg"] == 0
+    # the splits are nuScenes' own: 'val' names scene-NNNN, none of which is here
+    code, _, err = _eval(["--policy", "expert", *argv, "--split", "val", "--out",
+                          str(tmp_path / "v")], capsys)
+    assert code == 2 and "split 'val'" in err
