@@ -97,3 +97,17 @@ def test_the_command_and_a_bad_file(tmp_path, capsys):
     bad.write_text(json.dumps(odd))
     with pytest.raises(InvalidFileError, match=r"records\[0\].scores.score_route='n/a'"):
         import_leaderboard(bad, tmp_path / "o3")
+
+
+def test_bench2drive_min_speed_records_that_do_not_count(tmp_path):
+    # Bench2Drive records min-speed checkpoints but leaves them out of the penalty
+    record = _record(0, "Completed", 100.0, 1.0, 800.0, min_speed_infractions=[
+        "Average agent speed is 50.0 of the surrounding traffic's one",
+        "Average speed is 1200.0% of the surrounding traffic's one"])
+    src = tmp_path / "b2d.json"
+    src.write_text(json.dumps({"_checkpoint": {"records": [record]}}))
+    summary = import_leaderboard(src, tmp_path / "out")
+    assert summary["driving_score"] == 100.0 and summary["success_rate"] == 100.0
+    assert summary["min_speed_penalty"] == "off"
+    assert summary["source"]["penalty_mismatch_routes"] == []
+    assert summary["source"]["unparsed_factors"] == 0

@@ -51,6 +51,8 @@ from drivevla.sim_bridge.embedded.criteria_config import MIN_SPEED_MAX_PENALTY, 
 FORMAT = "CARLA Leaderboard 2.0 / Bench2Drive results JSON (statistics_manager checkpoint)"
 _LOCATION = re.compile(r"x=\s*(-?[\d.]+)\s*,\s*y=\s*(-?[\d.]+)")
 _PERCENT = re.compile(r"(-?[\d.]+)\s*%")
+# "Average speed is 80.0% of the surrounding traffic's one" (some versions drop the "%")
+_MIN_SPEED = re.compile(r"is\s+(-?[\d.]+)\s*%?\s+of the surrounding")
 _ROUTE_ENDING = (InfractionType.ROUTE_DEVIATION, InfractionType.AGENT_BLOCKED,
                  InfractionType.ROUTE_TIMEOUT)
 
@@ -84,13 +86,28 @@ def _infraction(kind: InfractionType, message: str) -> tuple[Infraction, bool]:
     if kind in PENALTY_FACTORS:
         factor = PENALTY_FACTORS[kind]
     elif kind in (InfractionType.OUTSIDE_ROUTE_LANES, InfractionType.MIN_SPEED):
-        pct = _PERCENT.search(message)
+        pct = (_PERCENT if kind is InfractionType.OUTSIDE_ROUTE_LANES else _MIN_SPEED
+               ).search(message)
         known = pct is not None
         if pct is not None and kind is InfractionType.OUTSIDE_ROUTE_LANES:
             factor = 1.0 - float(pct[1]) / 100.0
         elif pct is not None:
             factor = 1.0 - (1.0 - MIN_SPEED_MAX_PENALTY) * (1.0 - float(pct[1]) / 100.0)
     return Infraction(kind, 0.0, x, y, message, min(max(factor, 0.0), 1.0)), known
+
+
+def _drop_unapplied_min_speed(infractions: list[Infraction], penalty: float
+                              ) -> list[Infraction]:
+    """Min-speed infractions with factor 1 where the file's penalty left them out (Bench2Drive
+    records them but does not apply them): the product matches only without them."""
+    def product(items: list[Infraction]) -> float:
+        return math.prod(i.penalty for i in items)
+
+    others = [i for i in infractions if i.kind is not InfractionType.MIN_SPEED]
+    if abs(product(infractions) - penalty) > 1e-3 and abs(product(others) - penalty) <= 1e-3:
+        return [i if i.kind is not InfractionType.MIN_SPEED else Infraction(
+            i.kind, i.time_s, i.x, i.y, i.detail, 1.0) for i in infractions]
+    return infractions
 
 
 def route_result_from_record(record: dict[str, Any], path: Path, index: int
@@ -112,6 +129,8 @@ def route_result_from_record(record: dict[str, Any], path: Path, index: int
             unparsed += not known
             if kind is InfractionType.OUTSIDE_ROUTE_LANES:
                 outside_pct += (1.0 - infraction.penalty) * 100.0
+    penalty = _number(path, f"{where}.scores.score_penalty", scores.get("score_penalty"))
+    infractions = _drop_unapplied_min_speed(infractions, penalty)
     rc = _number(path, f"{where}.scores.score_route", scores.get("score_route"))
     length = _number(path, f"{where}.meta.route_length", meta.get("route_length", 0.0))
     result = RouteResult(
@@ -119,8 +138,7 @@ def route_result_from_record(record: dict[str, Any], path: Path, index: int
         scenario=str(record.get("scenario_name") or record.get("town_name") or "leaderboard"),
         intent="route", seed=int(record.get("index", index)),
         route_length_m=length, route_completion=rc,
-        infraction_penalty=_number(path, f"{where}.scores.score_penalty",
-                                   scores.get("score_penalty")),
+        infraction_penalty=penalty,
         infractions=infractions, status=str(record.get("status", "Started")),
         duration_s=_number(path, f"{where}.meta.duration_game", meta.get("duration_game", 0.0)),
         driven_distance_m=length * rc / 100.0, outside_lanes_pct=outside_pct,
