@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from drivevla.benchmarks import export_parity
@@ -13,6 +14,7 @@ from drivevla.datasets import replay
 from drivevla.export import onnx_export
 from drivevla.export.deploy import ExportError, load_deploy
 from drivevla.export.parity import format_parity
+from drivevla.vla.configuration_drivevla import DriveVLAConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +38,13 @@ def _register_onnx(export: argparse._SubParsersAction) -> None:
                         "graph's static image input; resized inside the graph)")
     p.add_argument("--parity-samples", type=int, default=8,
                    help="sample ticks run through PyTorch and ONNX Runtime at export")
+    p.add_argument("--int8", action="store_true",
+                   help="quantize action.onnx to INT8 (static QDQ, onnxruntime.quantization), "
+                        "calibrated on --calib; its parity is reported, not enforced")
+    p.add_argument("--calib", default=None,
+                   help="drivevla dataset folder whose frames calibrate --int8")
+    p.add_argument("--calib-frames", type=int, default=64,
+                   help="frames of --calib used, spread over its episodes")
     p.set_defaults(fn=_cmd_onnx)
 
 
@@ -59,10 +68,28 @@ def camera_size(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def _calibration(args: argparse.Namespace) -> Iterator[tuple] | None:
+    """(observation, odometry) ticks of --calib for --int8 (None without --int8)."""
+    if bool(args.int8) != bool(args.calib):
+        raise ExportError("--int8 and --calib DATA go together (INT8 is calibrated on "
+                          "recorded frames)")
+    if not args.int8:
+        return None
+    if args.calib_frames < 1:
+        raise ExportError(f"--calib-frames {args.calib_frames}: at least 1 frame is needed")
+    cameras = DriveVLAConfig.load(onnx_export.checkpoint_dir(args.policy)[1]).model.cameras
+    ticks = replay.recorded_ticks(Path(args.calib), cameras, args.calib_frames)
+    return ((tick.observation, tick.odometry) for tick in ticks)
+
+
 def _cmd_onnx(args: argparse.Namespace) -> int:
     deploy = onnx_export.export_onnx(args.policy, Path(args.out), opset=args.opset,
                                      camera_size=camera_size(args.camera_size),
-                                     samples=args.parity_samples)
+                                     samples=args.parity_samples,
+                                     calibration=_calibration(args))
+    if "parity_fp32" in deploy:
+        print("FP32 (before quantization):\n" + format_parity(deploy["parity_fp32"]))
+        print("INT8 (reported, not enforced):")
     print(format_parity(deploy["parity"]))
     print(f"exported {deploy['model']['name']} with {deploy['action']['exporter']}, opset "
           f"{deploy['action']['opset']}; wrote {args.out} (run it with --policy onnx:{args.out})")

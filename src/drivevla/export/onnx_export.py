@@ -18,13 +18,14 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from drivevla.core.provenance import versions
-from drivevla.core.types import CameraSpec
+from drivevla.core.types import CameraSpec, Observation
 from drivevla.export import parity
 from drivevla.export.deploy import (
     ACTION_FILE,
@@ -57,6 +58,7 @@ from drivevla.export.graph import (
     tokenizer_info,
 )
 from drivevla.export.onnx_policy import OnnxActionModel, OnnxExplainer
+from drivevla.export.quantize import calibration_feeds, quantize_int8
 from drivevla.vla.modeling_drivevla import ActionOutput
 from drivevla.vla.policy import DEFAULT_CHECKPOINT, DriveVLAPolicy, default_checkpoint_dir
 from drivevla.vla.processor_drivevla import EOS
@@ -83,11 +85,15 @@ def checkpoint_dir(policy: str) -> tuple[str, Path]:
 
 
 def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
-                camera_size: tuple[int, int] | None = None, samples: int = 8) -> dict[str, Any]:
+                camera_size: tuple[int, int] | None = None, samples: int = 8,
+                calibration: Iterable[tuple[Observation, dict[str, float]]] | None = None
+                ) -> dict[str, Any]:
     """Export ``policy`` (name or checkpoint folder) to the deployment folder ``out`` and
     return its deploy.json content. ``camera_size``: (width, height) px of every camera as
     the vehicle delivers it (default: the simulator's front camera, 320x180). Raises
-    :class:`ExportError` when the parity on ``samples`` sample ticks is out of tolerance."""
+    :class:`ExportError` when the FP32 parity on ``samples`` sample ticks is out of
+    tolerance. ``calibration`` (ticks of recorded frames): the action graph is then
+    quantized to INT8 (:mod:`.quantize`) and its parity reported, not enforced."""
     missing = [name for name in EXPORT_EXTRA if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(f"exporting needs the export extra, {missing} missing: pip install "
@@ -108,14 +114,19 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     out = _prepare_out(Path(out), source)
     ticks = parity.sample_observations(torch_policy, cameras, samples)
     exporter, reference = _export_graphs(torch_policy, ticks[0], cameras, out, opset)
-    figures = _measure_parity(torch_policy, ticks, out, cameras)
+    figures = fp32 = _measure_parity(torch_policy, ticks, out, cameras)
+    precision: dict[str, Any] = {"precision": "fp32"}
+    if calibration is not None:
+        precision = quantize_int8(out / ACTION_FILE, calibration_feeds(
+            torch_policy.processor, [s.name for s in input_specs(config, cameras)], calibration))
+        figures = _measure_parity(torch_policy, ticks, out, cameras)
     deploy = {
         "format": DEPLOY_FORMAT, "format_version": DEPLOY_VERSION,
         "model": {"name": name, "version": "sha256:" + file_sha256(
                       source / "model.safetensors")[:12],
                   "config_sha256": config_sha256(config), "source": str(source)},
         "action": {"file": ACTION_FILE, "opset": opset, "exporter": exporter,
-                   "batch": 1, "shapes": "static",
+                   "batch": 1, "shapes": "static", **precision,
                    "inputs": [s.to_dict() for s in input_specs(config, cameras)],
                    "outputs": [s.to_dict() for s in [*output_specs(config),
                                                       *cache_specs(reference)]]},
@@ -127,15 +138,15 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         "explain": explain_info(config, len(reference.cache.layers)),
         "versions": versions(_VERSIONED),
         "parity": figures,
-    }
+    } | ({"parity_fp32": fp32} if calibration is not None else {})
     for name in ONNX_FILES:
         _write_metadata(out / name, deploy)
     write_deploy(out, deploy)
     OnnxActionModel(out)  # loads back as a vehicle would: every check of the folder
-    if not figures["passed"]:
+    if not fp32["passed"]:  # INT8's figures are reported, FP32 is held to the tolerance
         raise ExportError(f"{out}: ONNX Runtime differs from PyTorch beyond "
                           f"{figures['tolerance']:g}, on an arg-max or on explanations; "
-                          f"see 'parity' in {out / DEPLOY_FILE}:\n{parity.format_parity(figures)}")
+                          f"see 'parity' in {out / DEPLOY_FILE}:\n{parity.format_parity(fp32)}")
     return deploy
 
 
