@@ -84,16 +84,20 @@ def test_expert_log_replay_and_baselines(export, tmp_path, capsys):
 def test_drivevla_tiny_on_a_handful_and_resume(export, tmp_path, capsys):
     out = tmp_path / "tiny"
     argv = ["--policy", "drivevla-tiny", "--dataroot", str(export), "--version", VERSION,
-            "--out", str(out), "--max-samples", "3"]
+            "--out", str(out), "--max-samples", "3", "--threads", "1"]
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
     assert _eval(argv, capsys)[0] == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["torch_threads"] == 1 and torch.get_num_threads() == before
     tiny = _row(summary, "drivevla-tiny")
     assert tiny["n"] == 3 and math.isfinite(tiny["l2_m"]["stp3"]["avg"])
     assert "front" in tiny["inputs"]
     # a half-written last line is dropped and rescored; two more samples with a larger cap
     records = out / RECORDS_FILE
     records.write_text(records.read_text() + '{"sample_token": "trunc')
-    assert _eval([*argv[:-1], "5"], capsys)[0] == 0
+    argv[argv.index("--max-samples") + 1] = "5"
+    assert _eval(argv, capsys)[0] == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["samples_scored_now"] == 2 and summary["n_scored"] == 5
     assert len(records.read_text().splitlines()) == 5

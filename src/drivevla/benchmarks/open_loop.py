@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,7 +129,21 @@ def policy_planner(name: str) -> Planner:
         return six_waypoints(policy.act(obs))
 
     inputs = (f"camera {'+'.join(cameras)}, " if cameras else "") + "ego status, instruction"
-    return Planner(name, "policy", inputs, predict, cameras)
+    return Planner(name, "policy", inputs, predict, cameras, {"policy": policy})
+
+
+def set_threads(planner: Planner, threads: int) -> int | None:
+    """Run the policy on ``threads`` CPU threads: ``torch.set_num_threads`` when torch is
+    loaded, and ``set_threads`` for a policy with its own pool (``onnx:DIR``). Returns torch's
+    thread count (None without torch)."""
+    policy = planner.meta.get("policy")
+    if callable(getattr(policy, "set_threads", None)):
+        policy.set_threads(threads)
+    torch = sys.modules.get("torch")  # only where a policy loaded it
+    if torch is None:
+        return None
+    torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def baseline_planners() -> list[Planner]:
@@ -236,16 +251,34 @@ def _claim(out: Path, meta: dict[str, Any]) -> None:
 
 def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool = True,
                   skip_bad: bool = False, max_samples: int | None = None,
-                  progress: bool = True, print_table: bool = True) -> dict[str, Any]:
+                  threads: int | None = None, progress: bool = True,
+                  print_table: bool = True) -> dict[str, Any]:
     """Score ``policy`` (and the baselines) on ``source``'s samples with a full future; see
-    the module docstring. Returns the summary (also ``out/summary.json``)."""
-    from tqdm import tqdm
-
+    the module docstring. ``threads``: CPU threads of the policy (:func:`set_threads`; None:
+    the library's default). Returns the summary (also ``out/summary.json``)."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} must be >= 1 (or unset)")
     out = Path(out)
-    t0 = time.perf_counter()
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads!r} must be >= 1 (or unset)")
     planners = (baseline_planners() if baselines else []) + [policy_planner(policy)]
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    torch_threads = set_threads(planners[-1], threads) if threads is not None else None
+    try:
+        return _run(policy, source, out, planners, skip_bad, max_samples, progress,
+                    print_table, {"threads": threads, "torch_threads": torch_threads})
+    finally:
+        if threads is not None and previous is not None:
+            torch.set_num_threads(previous)  # a library call leaves the process as it was
+
+
+def _run(policy: str, source: Any, out: Path, planners: list[Planner], skip_bad: bool,
+         max_samples: int | None, progress: bool, print_table: bool,
+         run_info: dict[str, Any]) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
     eligible = [s for s in source.samples if bool(np.all(s.future_valid))]
     n_incomplete = len(source.samples) - len(eligible)
     eligible = eligible[:max_samples] if max_samples else eligible
@@ -270,7 +303,8 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
                             n_incomplete, source.ego_box_forward_offset_m)
         summary.update(policy=meta["policy"], data=source.describe(), provenance=provenance(),
                        run={"samples_scored_now": len(todo), "max_samples": max_samples,
-                            "skip_bad": skip_bad, "wall_time_s": time.perf_counter() - t0})
+                            "skip_bad": skip_bad, **run_info,
+                            "wall_time_s": time.perf_counter() - t0})
         write_json_atomic(out / SUMMARY_FILE, summary)
     if print_table:
         print(format_table(summary))

@@ -88,6 +88,9 @@ def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
                    "unreadable image (counted and listed) instead of stopping")
     o.add_argument("--max-samples", type=positive_int, default=None,
                    help="score only the first N samples with a full future")
+    o.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads of the policy (torch / ONNX Runtime; default: the "
+                   "library's own)")
     o.set_defaults(fn=_cmd_eval_open_loop)
 
 
@@ -116,7 +119,8 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
 def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
     source = open_openloop_source(args.dataroot, args.version, args.split)
     run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
-                  skip_bad=args.skip_bad, max_samples=args.max_samples)
+                  skip_bad=args.skip_bad, max_samples=args.max_samples,
+                  threads=args.threads)
     print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
