@@ -123,6 +123,14 @@ def test_bad_dataroot_version_split_and_table(export, tmp_path, capsys):
     with pytest.raises(NuScenesInputError, match="sample.json") as info:
         open_openloop_source(broken, VERSION)
     assert isinstance(info.value, DriveVLAError)
+    # valid JSON, but a sample_data record names a calibrated sensor no table has
+    shutil.copy(export / VERSION / "sample.json", broken / VERSION / "sample.json")
+    records = json.loads((broken / VERSION / "sample_data.json").read_text())
+    records[0]["calibrated_sensor_token"] = "0" * 32
+    (broken / VERSION / "sample_data.json").write_text(json.dumps(records))
+    code, _, err = _eval(["--policy", "expert", "--dataroot", str(broken), "--version",
+                          VERSION, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "0" * 32 in err and len(err.strip().splitlines()) == 1
 
 
 def _damage(export: Path, tmp_path: Path) -> tuple[Path, list[str]]:

@@ -214,6 +214,10 @@ def open_openloop_source(dataroot: str | os.PathLike, version: str, split: str =
         nusc = open_nuscenes(root, version)
     except (FileNotFoundError, ValueError) as exc:
         raise NuScenesInputError(str(exc)) from exc
+    except (KeyError, IndexError, TypeError) as exc:  # valid JSON whose records do not link
+        raise NuScenesInputError(
+            f"{root / version}: the devkit cannot index the tables ({type(exc).__name__}: "
+            f"{exc}); a record refers to a token no table has") from exc
     wanted = _split_scenes(root, split, export, version)
     have = {s["name"] for s in nusc.scene}
     if wanted is not None and not wanted & have:
