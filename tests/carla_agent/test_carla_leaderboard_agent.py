@@ -66,8 +66,11 @@ def test_a_replayed_drive_gets_the_embedded_agents_controls(drive, tmp_path):
     expected = np.array([c.as_array() for c in drive.controls], dtype=np.float32)
     actual = np.array([[c.throttle, c.steer, c.brake] for c in got], dtype=np.float32)
     np.testing.assert_array_equal(actual, expected)
-    lines = [json.loads(x) for x in (tmp_path / "agent_log/explanations.jsonl").open()]
+    start, *lines = [json.loads(x) for x in (tmp_path / "agent_log/explanations.jsonl").open()]
+    assert start["route_start"]["route_length_m"] > 0
     assert len(lines) == 2 * TICKS and [x["policy_tick"] for x in lines[:2]] == [True, False]
+    # the explanation stream (every 10th policy tick by default) never changed a control
+    assert isinstance(lines[0]["explanation"], str) and lines[0]["explanation"]
     commands = [x["command"] for x in lines if x["policy_tick"]]
     assert commands == [o.route.command.value for o in drive.observations]
     assert commands[-1] == "left" and commands[0] == "lane_follow"
@@ -112,7 +115,7 @@ def test_target_point_mode_and_the_explanation_log(drive, tmp_path):
         agent.run_step(input_data_of(obs, k), obs.timestamp_s)
         agent._tick = 0  # every call a policy tick
     agent.destroy()
-    lines = [json.loads(x) for x in (tmp_path / "agent_log/explanations.jsonl").open()]
+    _, *lines = [json.loads(x) for x in (tmp_path / "agent_log/explanations.jsonl").open()]
     assert len(lines) == 3
     assert {x["instruction"] for x in lines} == {"Follow the road and keep your lane."}
     assert all(isinstance(x["explanation"], str) and x["explanation"] for x in lines)

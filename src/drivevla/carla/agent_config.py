@@ -56,7 +56,8 @@ class AgentConfig:
     announce_m: float = 80.0  # instructions name a manoeuvre this far ahead ...
     near_m: float = 15.0  # ... and drop its distance this close
     geo_reference: GeoReference = field(default_factory=GeoReference)
-    explain_every: int = 0  # policy ticks between explanations (0: none)
+    # policy ticks between explanations (0: none), as `drivevla eval closed-loop`'s default
+    explain_every: int = 10
     output_dir: str | None = "agent_log"  # per-tick log (explanations.jsonl); None: none
     controller: dict[str, Any] = field(default_factory=dict)  # ControllerConfig overrides
 

@@ -22,7 +22,8 @@ Each policy tick (``control_rate_hz``, 10 Hz by default) the agent reads ``input
 language layer (language mode), and drives the policy through the same
 :class:`~drivevla.agents.agent.Agent` and controllers as the embedded simulator; between
 policy ticks the last control is held. Every tick is logged to
-``output_dir/explanations.jsonl``.
+``output_dir/explanations.jsonl`` (a ``route_start`` line first: the evaluator builds one
+agent per route, and they share the file).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +159,17 @@ class DriveVLALeaderboardAgent(_AgentBase):
         self.agent = Agent(policy, _controller(config, source))
         self.agent.reset()
         self._tick, self._control, self._last_yaw = 0, None, None
+        if self._dense_plan_gps or self._dense_plan_world:
+            self._make_tracker()
         if config.output_dir is not None:
             out = Path(config.output_dir)
             out.mkdir(parents=True, exist_ok=True)
             self._log = (out / LOG_NAME).open("a", encoding="utf-8")
-        if self._dense_plan_gps or self._dense_plan_world:
-            self._make_tracker()
+            self._write({"route_start": {  # the evaluator runs one agent per route
+                "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "policy": config.policy, "mode": config.mode,
+                "route_length_m": None if self.tracker is None else self.tracker.length_m,
+                "cameras": [c.name for c in self.cameras]}})
 
     def sensors(self) -> list[dict[str, Any]]:
         """The policy's cameras, GNSS, IMU and speedometer (Leaderboard 2.0 sensor dicts)."""
