@@ -1,12 +1,11 @@
 """``drivevla train``: checkpoints that load and drive, bit-exact resume, refused config
-changes, reason balancing, the frame cache, a DAgger round and the CLI.
+changes, reason balancing, the frame cache and the CLI (DAgger: test_dagger.py).
 
 Everything runs a tiny model (32x48 images, a one-layer LM) for a few steps on the tiny
 dataset of tests/conftest.py; torch runs on one thread (much faster on a busy small CPU)."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import logging
@@ -25,37 +24,10 @@ from drivevla.training import train as train_mod
 from drivevla.training.data import keyframe_weights, load_frames, sampling_weights
 from drivevla.training.train import TrainConfig, Trainer, parse_overrides
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from support.train_parts import CHECKPOINT_FILES, TINY, n_frames
+from support.train_parts import train_cfg as _cfg
 
-TINY_SUITE = Path(__file__).parents[1] / "datasets" / "tiny_suite.yaml"
-TINY = {"image_height": 32, "image_width": 48, "vision_model": "resnet10t",
-        "lm": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-               "num_key_value_heads": 1, "intermediate_size": 64,
-               "max_position_embeddings": 128, "tie_word_embeddings": True},
-        "max_instruction_tokens": 16, "max_explanation_tokens": 12,
-        "tokenizer_vocab_size": 300}
-CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json")
 VAL_EPISODE = "000005"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def frame_cache(tmp_path_factory) -> Path:
-    """One frame cache for the module (never the shared dataset's own ``cache`` dir)."""
-    return tmp_path_factory.mktemp("frame-cache")
-
-
-def _cfg(data, out, cache, **kw) -> TrainConfig:
-    base = dict(data=(str(data),), out=str(out), steps=4, batch_size=4, warmup_steps=1,
-                save_every=100, val_frames=0, progress=False, model=dict(TINY),
-                cache_dir=str(cache))
-    return TrainConfig(**{**base, **kw})
 
 
 def _move_episodes(root: Path, ids: list[str], to: str) -> None:
@@ -66,12 +38,6 @@ def _move_episodes(root: Path, ids: list[str], to: str) -> None:
         info["splits"][name] = [e for e in members if e not in ids]
     info["splits"][to] = sorted(info["splits"][to] + ids)
     path.write_text(json.dumps(info))
-
-
-def _n_frames(root: Path, split: str | None) -> int:
-    from drivevla.datasets.torch_dataset import FrameDataset
-
-    return len(FrameDataset(root, split=split, cameras=["front"]))
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -127,8 +93,8 @@ def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
     assert info["seed"] == 0
     assert {"versions", "hardware"} <= set(info["provenance"])
     assert info["data"] == {"datasets": [str(with_val)], "dagger_datasets": [],
-                            "train_frames": _n_frames(with_val, "train"), "skipped_as_corrupt": {}}
-    assert info["data"]["train_frames"] < _n_frames(with_val, None)  # val frames held out
+                            "train_frames": n_frames(with_val, "train"), "skipped_as_corrupt": {}}
+    assert info["data"]["train_frames"] < n_frames(with_val, None)  # val frames held out
     val = info["validation"]
     assert val["frames"] == 8.0
     assert set(val) == {"ade_m", "fde_m", "speed_l1_mps", "meta_acc", "reason_acc", "frames"}
@@ -442,115 +408,6 @@ def _assert_same_frames(a, b) -> None:
             assert torch.equal(x, y), f.name
         else:
             assert x == y, f.name
-
-
-# ------------------------------------------------------------------------ DAgger
-
-
-def test_one_dagger_round_adds_policy_driven_frames(tiny_dataset, frame_cache, tmp_path):
-    import pyarrow.parquet as pq
-
-    from drivevla.datasets.reader import open_dataset
-
-    out = tmp_path / "out"
-    cfg = _cfg(tiny_dataset, out, frame_cache, steps=1, dagger=1, dagger_steps=2,
-               dagger_episodes=1, dagger_beta=0.3, dagger_workers=0, keep_checkpoints=1,
-               dagger_suite=str(TINY_SUITE), dagger_max_steps=25)
-    info = Trainer(cfg).train()
-
-    round_dir = out / "dagger" / "round-1"
-    ds = open_dataset(round_dir)
-    assert len(ds.episode_ids) == 1
-    drivers = collections.Counter(
-        d for shard in ds.shards() for d in pq.read_table(shard, columns=["driver"])
-        .column("driver").to_pylist())
-    assert set(drivers) == {"drivevla", "expert"}, drivers
-    assert drivers["drivevla"] > drivers["expert"]  # beta 0.3: the policy drives most steps
-    # the policy that drove is the round-start checkpoint, kept despite keep_checkpoints=1
-    start = out / "checkpoints" / "step-000001"
-    assert all((start / name).is_file() for name in CHECKPOINT_FILES)
-    collection = json.loads((round_dir / "meta" / "info.json").read_text())["collection"]
-    assert collection["config"]["policy"] == str(start.resolve())
-    assert collection["config"]["beta"] == 0.3
-    assert collection["config"]["max_steps"] == 25  # the cap of routes that set none
-    suite = json.loads((out / "dagger" / "round-1.suite.json").read_text())
-    assert len(suite["routes"]) == 1 and suite["routes"][0]["config"]["max_steps"] == 40
-
-    written = json.loads((out / "train_info.json").read_text())
-    assert written["data"]["dagger_datasets"] == [str(round_dir)]
-    base = _n_frames(tiny_dataset, "train")
-    assert written["data"]["train_frames"] == base + ds.n_frames > base
-    assert info["data"] == written["data"]
-    assert written["train_config"]["dagger"] == 1
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "step-000001", "step-000003"]
-
-
-def _write_round(root: Path, scores: dict[str, list[float]]) -> None:
-    (root / "meta").mkdir(parents=True)
-    records = [(f, ds) for f, values in scores.items() for ds in values]
-    lines = [json.dumps({"episode_id": f"{i:06d}", "scenario": f,
-                         "route_result": {"driving_score": ds}})
-             for i, (f, ds) in enumerate(records)]
-    (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
-
-
-def test_dagger_focus_draws_the_worst_driven_families_more(tiny_dataset, frame_cache,
-                                                           tmp_path):
-    from drivevla.sim_bridge.embedded.suites import load_suite
-
-    routes = load_suite("train").routes
-    families = collections.Counter(r.scenario for r in routes)
-    kw = dict(dagger=2, dagger_episodes=24)
-
-    def drawn(out, focus, k):
-        trainer = Trainer(_cfg(tiny_dataset, out, frame_cache, dagger_focus=focus, **kw))
-        suite = json.loads(trainer._round_suite(k).read_text())
-        return collections.Counter(r["scenario"] for r in suite["routes"])
-
-    # round 2 after a round where urban scored 0 and everything else 100
-    scores = {f: [0.0, 0.0] if f == "urban" else [100.0] for f in families}
-    _write_round(tmp_path / "full" / "dagger" / "round-1", scores)
-    full = drawn(tmp_path / "full", 1.0, 2)
-    assert full["urban"] == min(24, families["urban"])
-    focus = json.loads((tmp_path / "full" / "dagger" / "round-2.focus.json").read_text())
-    assert focus["previous_round_mean_driving_score"]["urban"] == 0.0
-    assert focus["routes_drawn"]["urban"] == full["urban"]
-    _write_round(tmp_path / "half" / "dagger" / "round-1", scores)
-    half = drawn(tmp_path / "half", 0.5, 2)
-    assert families["urban"] / len(routes) * 24 < half["urban"] < 24
-    # without focus, and in round 1 (nothing driven yet), the draw is the uniform one of
-    # every recipe before the option existed
-    _write_round(tmp_path / "off" / "dagger" / "round-1", scores)
-    off = drawn(tmp_path / "off", 0.0, 2)
-    import random
-
-    rng = random.Random("0-dagger-2")
-    old = sorted(rng.sample(range(len(routes)), 24))
-    assert off == collections.Counter(routes[i].scenario for i in old)
-    assert drawn(tmp_path / "first", 1.0, 1) == drawn(tmp_path / "first-off", 0.0, 1)
-    with pytest.raises(ValueError, match="dagger_focus"):
-        _cfg(tiny_dataset, tmp_path / "bad", frame_cache, dagger_focus=1.5)
-    with pytest.raises(FileNotFoundError, match="episodes.jsonl"):
-        drawn(tmp_path / "missing", 0.5, 2)
-
-
-def test_dagger_route_weights_and_weighted_sample():
-    import random
-
-    families = ["a"] * 10 + ["b"] * 10 + ["c"] * 20
-    w = train_mod.dagger_route_weights(families, {"a": 90.0, "b": 40.0, "c": 70.0}, 0.5)
-    assert sum(w) == pytest.approx(1.0)
-    # b failed most: its routes weigh most; c's weight is shared by twice as many routes
-    assert w[10] > w[20] > w[0]
-    assert train_mod.dagger_route_weights(families, {"a": 100.0}, 0.5) == [1 / 40] * 40
-    picks = collections.Counter()
-    for seed in range(200):
-        idx = train_mod.weighted_sample(random.Random(seed), w, 12)
-        assert len(set(idx)) == 12
-        picks.update(families[i] for i in idx)
-    assert picks["b"] > picks["a"]
-    assert train_mod.weighted_sample(random.Random(0), [0.0, 1.0, 0.0], 1) == [1]
 
 
 # ------------------------------------------------------------------------ CLI
