@@ -52,7 +52,9 @@ def test_the_entry_point_names_the_class():
 
 
 def test_a_replayed_drive_gets_the_embedded_agents_controls(drive, tmp_path):
-    agent = _agent(tmp_path, drive.plan_gps, instruction=drive.observations[0].instruction)
+    # the replay GNSS is exact: no filter (the filter has its own test)
+    agent = _agent(tmp_path, drive.plan_gps, instruction=drive.observations[0].instruction,
+                   gnss_filter=False)
     got = []
     for k, obs in enumerate(drive.observations):
         data = input_data_of(obs, 2 * k)
@@ -141,6 +143,7 @@ def test_sensors_respect_the_leaderboard_limits(drive, tmp_path):
     ({"policy": "drivevla-tiny", "mode": "telepathy"}, "mode='telepathy'"),
     ({"policy": "drivevla-tiny", "control_rate_hz": 15}, "whole number"),
     ({"policy": "drivevla-tiny", "controller": {"kp_typo": 1}}, "controller: .*kp_typo"),
+    ({"policy": "drivevla-tiny", "gnss_filter": "yes"}, "gnss_filter='yes'"),
 ])
 def test_a_bad_agent_config_is_a_named_error(tmp_path, config, message):
     path = tmp_path / "bad.yaml"

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from drivevla.carla.pose_filter import LEADERBOARD_GNSS_NOISE_M
 from drivevla.core.errors import DriveVLAError, read_utf8
 from drivevla.core.types import CameraSpec
 from drivevla.language.route_instructions import AnnounceRule
@@ -56,6 +57,10 @@ class AgentConfig:
     announce_m: float = 80.0  # instructions name a manoeuvre this far ahead ...
     near_m: float = 15.0  # ... and drop its distance this close
     geo_reference: GeoReference = field(default_factory=GeoReference)
+    # smooth the GNSS (Leaderboard 2.0 adds ~0.56 m of noise; see carla/pose_filter.py);
+    # false: positions straight from the GNSS (noise-free replays)
+    gnss_filter: bool = True
+    gnss_noise_m: float = LEADERBOARD_GNSS_NOISE_M
     # policy ticks between explanations (0: none), as `drivevla eval closed-loop`'s default
     explain_every: int = 10
     output_dir: str | None = "agent_log"  # per-tick log (explanations.jsonl); None: none
@@ -115,10 +120,13 @@ def agent_config_from_dict(data: Any, source: str = "agent config",
                              ("route_target_points", 1, True),
                              ("route_target_spacing_m", 1e-3, False),
                              ("command_lookahead_m", 0, False), ("announce_m", 0, False),
-                             ("near_m", 0, False), ("explain_every", 0, True)):
+                             ("near_m", 0, False), ("explain_every", 0, True),
+                             ("gnss_noise_m", 0, False)):
         if key in values:
             number = _number(source, key, values[key], lo, integer)
             values[key] = int(number) if integer else number
+    if not isinstance(values.get("gnss_filter", True), bool):
+        raise AgentConfigError(f"{source}: gnss_filter={values['gnss_filter']!r}: true or false")
     values["cameras"] = _cameras(source, values.get("cameras"))
     geo = values.get("geo_reference", {})
     if not isinstance(geo, dict) or set(geo) - {"lat_ref", "lon_ref"}:

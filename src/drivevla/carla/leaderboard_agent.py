@@ -18,7 +18,8 @@ testable without CARLA).
 
 Each policy tick (``control_rate_hz``, 10 Hz by default) the agent reads ``input_data``
 (:mod:`drivevla.carla.sensor_inputs`), tracks the route along the global plan
-(:mod:`drivevla.carla.route_tracking`), renders the instruction from the plan's RoadOptions with the
+(:mod:`drivevla.carla.route_tracking`) on the GNSS smoothed by
+:mod:`drivevla.carla.pose_filter`, renders the instruction from the plan's RoadOptions with the
 language layer (language mode), and drives the policy through the same
 :class:`~drivevla.agents.agent.Agent` and controllers as the embedded simulator; between
 policy ticks the last control is held. Every tick is logged to
@@ -28,6 +29,7 @@ agent per route, and they share the file).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -38,6 +40,7 @@ from typing import Any
 from drivevla.agents.agent import Agent
 from drivevla.agents.registry import make_policy
 from drivevla.carla.agent_config import AgentConfig, AgentConfigError, load_agent_config
+from drivevla.carla.pose_filter import GnssFilter, GnssFilterConfig
 from drivevla.carla.route_tracking import RouteTracker, plan_points
 from drivevla.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID, read_input_data
 from drivevla.core.policy import Policy
@@ -137,6 +140,7 @@ class DriveVLALeaderboardAgent(_AgentBase):
         self._tick = 0
         self._control: Control | None = None
         self._last_yaw: float | None = None
+        self._gnss_filter: GnssFilter | None = None
         self._log = None
 
     # ------------------------------------------------------------------ leaderboard contract
@@ -159,6 +163,8 @@ class DriveVLALeaderboardAgent(_AgentBase):
         self.agent = Agent(policy, _controller(config, source))
         self.agent.reset()
         self._tick, self._control, self._last_yaw = 0, None, None
+        self._gnss_filter = (GnssFilter(GnssFilterConfig(gnss_noise_m=config.gnss_noise_m))
+                             if config.gnss_filter else None)
         if self._dense_plan_gps or self._dense_plan_world:
             self._make_tracker()
         if config.output_dir is not None:
@@ -213,12 +219,16 @@ class DriveVLALeaderboardAgent(_AgentBase):
         frame = read_input_data(input_data, self.cameras, self.config.geo_reference,
                                 steer=0.0 if self._control is None else self._control.steer,
                                 fallback_yaw=self._last_yaw)
-        self._last_yaw = frame.ego.yaw
-        self.tracker.update(frame.ego.xy)
-        route = self.tracker.route_info(frame.ego.xy, frame.ego.yaw,
-                                        self.config.command_lookahead_m)
+        ego = frame.ego
+        self._last_yaw = ego.yaw
+        if self._gnss_filter is not None:
+            x, y = self._gnss_filter.update(ego.xy, ego.speed_mps, ego.yaw,
+                                            1.0 / self.config.control_rate_hz)
+            ego = dataclasses.replace(ego, x=float(x), y=float(y))
+        self.tracker.update(ego.xy)
+        route = self.tracker.route_info(ego.xy, ego.yaw, self.config.command_lookahead_m)
         return Observation(images=frame.images, cameras={c.name: c for c in self.cameras},
-                           ego=frame.ego, route=route, instruction=self.instruction(),
+                           ego=ego, route=route, instruction=self.instruction(),
                            timestamp_s=timestamp)
 
     def instruction(self) -> str:
