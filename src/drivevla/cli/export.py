@@ -38,6 +38,9 @@ def _register_onnx(export: argparse._SubParsersAction) -> None:
                         "graph's static image input; resized inside the graph)")
     p.add_argument("--parity-samples", type=int, default=8,
                    help="sample ticks run through PyTorch and ONNX Runtime at export")
+    p.add_argument("--fp16", action="store_true",
+                   help="convert action.onnx to FP16 (onnxruntime's float16 converter, FP32 "
+                        "inputs and outputs kept); its parity is reported, not enforced")
     p.add_argument("--int8", action="store_true",
                    help="quantize action.onnx to INT8 (static QDQ, onnxruntime.quantization), "
                         "calibrated on --calib; its parity is reported, not enforced")
@@ -86,10 +89,10 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
     deploy = onnx_export.export_onnx(args.policy, Path(args.out), opset=args.opset,
                                      camera_size=camera_size(args.camera_size),
                                      samples=args.parity_samples,
-                                     calibration=_calibration(args))
+                                     calibration=_calibration(args), fp16=args.fp16)
     if "parity_fp32" in deploy:
         print("FP32 (before quantization):\n" + format_parity(deploy["parity_fp32"]))
-        print("INT8 (reported, not enforced):")
+        print(f"{deploy['action']['precision'].upper()} (reported, not enforced):")
     print(format_parity(deploy["parity"]))
     print(f"exported {deploy['model']['name']} with {deploy['action']['exporter']}, opset "
           f"{deploy['action']['opset']}; wrote {args.out} (run it with --policy onnx:{args.out})")

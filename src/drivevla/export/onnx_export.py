@@ -58,7 +58,7 @@ from drivevla.export.graph import (
     tokenizer_info,
 )
 from drivevla.export.onnx_policy import OnnxActionModel, OnnxExplainer
-from drivevla.export.quantize import calibration_feeds, quantize_int8
+from drivevla.export.quantize import calibration_feeds, convert_fp16, quantize_int8
 from drivevla.vla.modeling_drivevla import ActionOutput
 from drivevla.vla.policy import DEFAULT_CHECKPOINT, DriveVLAPolicy, default_checkpoint_dir
 from drivevla.vla.processor_drivevla import EOS
@@ -86,14 +86,15 @@ def checkpoint_dir(policy: str) -> tuple[str, Path]:
 
 def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
                 camera_size: tuple[int, int] | None = None, samples: int = 8,
-                calibration: Iterable[tuple[Observation, dict[str, float]]] | None = None
-                ) -> dict[str, Any]:
+                calibration: Iterable[tuple[Observation, dict[str, float]]] | None = None,
+                fp16: bool = False) -> dict[str, Any]:
     """Export ``policy`` (name or checkpoint folder) to the deployment folder ``out`` and
     return its deploy.json content. ``camera_size``: (width, height) px of every camera as
     the vehicle delivers it (default: the simulator's front camera, 320x180). Raises
     :class:`ExportError` when the FP32 parity on ``samples`` sample ticks is out of
     tolerance. ``calibration`` (ticks of recorded frames): the action graph is then
-    quantized to INT8 (:mod:`.quantize`) and its parity reported, not enforced."""
+    quantized to INT8 (:mod:`.quantize`) and its parity reported, not enforced; ``fp16``
+    converts it to FP16 instead, reported the same way."""
     missing = [name for name in EXPORT_EXTRA if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(f"exporting needs the export extra, {missing} missing: pip install "
@@ -101,6 +102,8 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if opset < DEFAULT_OPSET:
         raise ExportError(f"--opset {opset}: the graph resizes with antialias, which needs "
                           f"opset >= {DEFAULT_OPSET}")
+    if fp16 and calibration is not None:
+        raise ExportError("--fp16 and --int8: choose one precision")
     if samples < 1:
         raise ExportError(f"--parity-samples {samples}: at least 1 sample tick is needed")
     name, source = checkpoint_dir(policy)
@@ -119,6 +122,9 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if calibration is not None:
         precision = quantize_int8(out / ACTION_FILE, calibration_feeds(
             torch_policy.processor, [s.name for s in input_specs(config, cameras)], calibration))
+    elif fp16:
+        precision = convert_fp16(out / ACTION_FILE)
+    if precision["precision"] != "fp32":
         figures = _measure_parity(torch_policy, ticks, out, cameras)
     deploy = {
         "format": DEPLOY_FORMAT, "format_version": DEPLOY_VERSION,
@@ -138,7 +144,7 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         "explain": explain_info(config, len(reference.cache.layers)),
         "versions": versions(_VERSIONED),
         "parity": figures,
-    } | ({"parity_fp32": fp32} if calibration is not None else {})
+    } | ({"parity_fp32": fp32} if precision["precision"] != "fp32" else {})
     for name in ONNX_FILES:
         _write_metadata(out / name, deploy)
     write_deploy(out, deploy)

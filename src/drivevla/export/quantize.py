@@ -1,5 +1,7 @@
-"""INT8 of the action graph: ONNX Runtime's static quantization (QDQ, per-channel weights),
-calibrated on recorded ticks (``drivevla export onnx --int8 --calib DATA``).
+"""Lower precisions of the action graph, by ONNX Runtime's own tools: INT8 by static
+quantization (QDQ, per-channel weights) calibrated on recorded ticks (``drivevla export onnx
+--int8 --calib DATA``), FP16 by its float16 converter (``--fp16``, inputs and outputs kept
+FP32).
 
 Only the convolutions and matrix products are quantized: the attention masks carry -inf,
 whose calibration ranges break the scales (every output became garbage when all ops were
@@ -67,3 +69,16 @@ def quantize_int8(path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, A
             "format": "QDQ", "per_channel": True, "activations": "int8", "weights": "int8",
             "ops": list(QUANTIZED_OPS), "calibration_frames": len(feeds),
             "explainer": "fp32 graphs on the int8 action pass's cache"}
+
+
+def convert_fp16(path: Path) -> dict[str, Any]:
+    """Replace the FP32 graph at ``path`` by its FP16 conversion (inputs and outputs stay
+    FP32, so the contract and the explainer are unchanged); returns what deploy.json
+    records of it."""
+    import onnx  # lazy: the optional `export` extra
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(path))
+    return {"precision": "fp16", "tool": "onnxruntime.transformers.float16."
+            "convert_float_to_float16(keep_io_types=True)",
+            "explainer": "fp32 graphs on the fp16 action pass's cache"}
