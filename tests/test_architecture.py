@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vla",),
     ("export",),
     ("agents",),
+    ("runtime",),
     ("datasets", "benchmarks", "carla"),
     ("training",),
     ("cli",),

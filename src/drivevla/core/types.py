@@ -206,6 +206,35 @@ class SensorHealth:
         return {"ok": self.ok, "faults": list(self.faults)}
 
 
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """What the real-time runner (:mod:`drivevla.runtime`) did on one tick.
+
+    ``mode``: ``"policy"`` (the policy's decision, on time and valid), ``"hold"`` (the last
+    valid trajectory, re-timed to the current pose) or ``"stop"`` (a controlled stop along it,
+    hazard lights on). ``cause``: why the policy's decision was not used (``"deadline"``,
+    ``"busy"``, ``"exception: ..."``, ``"invalid: ..."``), None in ``"policy"`` mode.
+    ``latency_s``: the action path's latency on the runner's clock (None when it did not run
+    or did not finish in time)."""
+
+    tick: int
+    mode: str = "policy"
+    cause: str | None = None
+    hazard: bool = False
+    latency_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("policy", "hold", "stop"):
+            raise ValueError(f"RuntimeStatus.mode={self.mode!r}; use policy, hold or stop")
+
+    @property
+    def fallback(self) -> bool:
+        return self.mode != "policy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Decision:
     """A policy's output: a trajectory in the ego frame and what to do with it.
@@ -214,6 +243,7 @@ class Decision:
     ``target_speeds``: (T,) m/s. At least 3 s ahead so open-loop nuScenes scoring applies.
     ``health``: the sensor check of the observation it was made from, attached by the
     :class:`~drivevla.agents.agent.Agent` (None when nothing checked it).
+    ``runtime``: what the real-time runner did on this tick (None without the runner).
     """
 
     waypoints: np.ndarray
@@ -223,6 +253,7 @@ class Decision:
     explanation: str | None = None
     reason: str | None = None
     health: SensorHealth | None = None
+    runtime: RuntimeStatus | None = None
 
     def __post_init__(self) -> None:
         if self.health is not None and not isinstance(self.health, SensorHealth):

@@ -1,0 +1,184 @@
+"""The real-time runner: any policy, a control every tick, on time, whatever the policy does.
+
+:class:`RealtimeRunner` is an :class:`~drivevla.agents.agent.Agent` (a rollout driver) whose
+``step`` never waits on the policy past a deadline (default: one control period minus the
+controller's budget). Each tick:
+
+1. the sensor check runs (as in ``Agent``); the policy's ``act`` runs on the action worker
+   (:mod:`drivevla.runtime.worker`) against the deadline;
+2. the result is used when it came in time and passes :func:`invalid_reason`; otherwise the
+   tick falls back with its cause: ``deadline``, ``busy`` (a late job still runs),
+   ``exception: ...`` or ``invalid: ...``;
+3. fallback (:mod:`drivevla.runtime.fallback`): for ``hold_horizon_s`` after the last valid
+   decision, that decision re-timed to the current pose (``hold``); after it, a controlled
+   stop along the same path at ``stop_decel_mps2``, hazard flagged (``stop``). The first
+   valid decision ends the fallback;
+4. the controller turns the decision into the control; the tick's wall time is accounted.
+
+Every decision carries a :class:`~drivevla.core.types.RuntimeStatus` (``Decision.runtime``);
+:attr:`RealtimeRunner.stats` counts fallbacks by cause and late ticks for the route record;
+entering and leaving fallback is logged with the cause.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivevla.agents.agent import Agent
+from drivevla.core.env import Env
+from drivevla.core.policy import Policy
+from drivevla.core.types import Control, Decision, EgoState, Observation, RuntimeStatus
+from drivevla.perception.sensor_health import SensorHealthMonitor
+from drivevla.planner.controllers import TrajectoryController
+from drivevla.runtime.clock import Clock, MonotonicClock
+from drivevla.runtime.fallback import hold_decision, stop_decision
+from drivevla.runtime.validity import TrajectoryBounds, invalid_reason
+from drivevla.runtime.worker import ActionWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """The runner's timing and fallback settings (seconds, m/s^2).
+
+    ``deadline_s``: how long the action path may take; None = ``control_dt_s -
+    controller_budget_s``. ``hold_horizon_s``: how long after the last valid decision it is
+    followed before the stop begins. ``stop_decel_mps2``: the stop's deceleration (under
+    nuPlan's 4.05 m/s^2 comfort bound)."""
+
+    control_dt_s: float = 0.1
+    deadline_s: float | None = None
+    controller_budget_s: float = 0.005
+    hold_horizon_s: float = 1.0
+    stop_decel_mps2: float = 2.0
+    bounds: TrajectoryBounds = field(default_factory=TrajectoryBounds)
+
+    def __post_init__(self) -> None:
+        if not self.control_dt_s > 0:
+            raise ValueError(f"control_dt_s={self.control_dt_s!r} must be positive")
+        if not 0 < self.effective_deadline_s <= self.control_dt_s:
+            raise ValueError(
+                f"deadline {self.effective_deadline_s!r} s must be in (0, control_dt_s="
+                f"{self.control_dt_s}]: set deadline_s or a smaller controller_budget_s")
+        if self.hold_horizon_s < 0 or not self.stop_decel_mps2 > 0:
+            raise ValueError(f"hold_horizon_s={self.hold_horizon_s!r} must be >= 0 and "
+                             f"stop_decel_mps2={self.stop_decel_mps2!r} positive")
+
+    @property
+    def effective_deadline_s(self) -> float:
+        if self.deadline_s is not None:
+            return float(self.deadline_s)
+        return self.control_dt_s - self.controller_budget_s
+
+
+@dataclass
+class RuntimeStats:
+    """The runner's accounting of one episode (for the route record)."""
+
+    ticks: int = 0
+    fallback_ticks: int = 0
+    stop_ticks: int = 0
+    causes: dict[str, int] = field(default_factory=dict)
+    late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
+    max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
+    events: list[dict[str, Any]] = field(default_factory=list)  # fallback entries and exits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "fallback_ticks": self.fallback_ticks,
+                "stop_ticks": self.stop_ticks, "causes": dict(self.causes),
+                "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
+                "events": list(self.events)}
+
+
+def cause_key(cause: str) -> str:
+    """The cause's kind, for counting: ``exception: ValueError: x`` -> ``exception``."""
+    return cause.split(":", 1)[0]
+
+
+class RealtimeRunner(Agent):
+    """A policy under deadlines with a fallback (see the module docstring)."""
+
+    def __init__(self, policy: Policy, controller: TrajectoryController | None = None,
+                 monitor: SensorHealthMonitor | None = None,
+                 config: RealtimeConfig | None = None, clock: Clock | None = None) -> None:
+        super().__init__(policy, controller, monitor)
+        self.config = config or RealtimeConfig()
+        self.clock = clock or MonotonicClock()
+        self.worker = ActionWorker(self.clock)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.tick = 0
+        self.stats = RuntimeStats()
+        self._valid: Decision | None = None  # the last valid decision
+        self._valid_pose: EgoState | None = None  # the pose it was made at
+        self._valid_time_s = 0.0  # its observation's timestamp
+        self._mode = "policy"
+
+    def reset(self, env: Env | None = None) -> None:
+        self.worker.drain()  # a late act must end before the policy is reset
+        super().reset(env)
+        self._reset_state()
+
+    def close(self) -> None:
+        """Stop the worker thread (waits for a running act)."""
+        self.worker.close()
+
+    def step(self, obs: Observation) -> tuple[Control, Decision]:
+        wall0 = time.perf_counter()
+        self.clock.begin_tick(obs.timestamp_s)
+        health = self.monitor.check(obs)
+        outcome = self.worker.run(self.policy.act, obs, self.config.effective_deadline_s)
+        cause = outcome.cause
+        if cause is None:
+            reason = invalid_reason(outcome.result, self.config.bounds)
+            cause = None if reason is None else f"invalid: {reason}"
+        if cause is None:
+            decision, mode = copy.copy(outcome.result), "policy"
+            self._valid, self._valid_pose = decision, obs.ego
+            self._valid_time_s = float(obs.timestamp_s)
+        else:
+            decision, mode = self._fallback(obs)
+        decision.runtime = RuntimeStatus(self.tick, mode, cause, mode == "stop",
+                                         outcome.latency_s)
+        decision.health = health
+        self._account(decision.runtime)
+        self.last_decision = decision
+        control = self.controller.control(decision, obs.ego)
+        self._account_time(time.perf_counter() - wall0)
+        self.tick += 1
+        return control, decision
+
+    def _fallback(self, obs: Observation) -> tuple[Decision, str]:
+        """The fallback decision of this tick and its mode (``hold`` or ``stop``)."""
+        elapsed = float(obs.timestamp_s) - self._valid_time_s
+        if self._valid is not None and elapsed <= self.config.hold_horizon_s:
+            return hold_decision(self._valid, self._valid_pose, obs.ego, elapsed), "hold"
+        return stop_decision(self._valid, self._valid_pose, obs.ego,
+                             self.config.stop_decel_mps2), "stop"
+
+    def _account(self, status: RuntimeStatus) -> None:
+        stats = self.stats
+        stats.ticks += 1
+        if status.fallback:
+            stats.fallback_ticks += 1
+            stats.stop_ticks += status.mode == "stop"
+            key = cause_key(status.cause)
+            stats.causes[key] = stats.causes.get(key, 0) + 1
+        if status.mode != self._mode:
+            event = {"tick": status.tick, "mode": status.mode, "cause": status.cause}
+            stats.events.append(event)
+            level = logging.INFO if status.mode == "policy" else logging.WARNING
+            log.log(level, "%s: tick %d: %s -> %s (%s)", self.name, status.tick, self._mode,
+                    status.mode, status.cause or "valid decision")
+            self._mode = status.mode
+
+    def _account_time(self, wall_s: float) -> None:
+        self.stats.max_tick_s = max(self.stats.max_tick_s, wall_s)
+        if wall_s > self.config.control_dt_s and isinstance(self.clock, MonotonicClock):
+            self.stats.late_ticks += 1
