@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from drivevla.carla.pose_filter import LEADERBOARD_GNSS_NOISE_M
 from drivevla.core.errors import DriveVLAError, read_utf8
 from drivevla.core.types import CameraSpec
 from drivevla.language.route_instructions import AnnounceRule
 from drivevla.sim_bridge.carla.convert import GeoReference
+from drivevla.sim_bridge.carla.pose_filter import LEADERBOARD_GNSS_NOISE_M
 
 MODES = ("language", "target_point")
 
@@ -57,7 +57,7 @@ class AgentConfig:
     announce_m: float = 80.0  # instructions name a manoeuvre this far ahead ...
     near_m: float = 15.0  # ... and drop its distance this close
     geo_reference: GeoReference = field(default_factory=GeoReference)
-    # smooth the GNSS (Leaderboard 2.0 adds ~0.56 m of noise; see carla/pose_filter.py);
+    # smooth the GNSS (Leaderboard 2.0 adds ~0.56 m of noise; sim_bridge/carla/pose_filter.py);
     # false: positions straight from the GNSS (noise-free replays)
     gnss_filter: bool = True
     gnss_noise_m: float = LEADERBOARD_GNSS_NOISE_M

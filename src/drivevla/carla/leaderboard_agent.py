@@ -11,16 +11,15 @@ The evaluator imports this file, instantiates :func:`get_entry_point`'s class wi
 ``(carla_host, carla_port, debug)``, calls ``set_global_plan`` and then ``setup(agent
 config)``, asks ``sensors()`` and calls ``run_step(input_data, timestamp)`` every simulation
 tick (20 Hz). The evaluator puts this file's folder on ``sys.path``, so its sibling modules
-have names no team code or evaluator module uses (``agent_config``, ``sensor_inputs``,
-``route_tracking``; never ``config``). When the ``leaderboard`` package is importable the
-class is a subclass of its ``AutonomousAgent``; otherwise it has the same methods (so it is
-testable without CARLA).
+have names no team code or evaluator module uses (``agent_config``; never ``config``). When
+the ``leaderboard`` package is importable the class is a subclass of its
+``AutonomousAgent``; otherwise it has the same methods (so it is testable without CARLA).
 
 Each policy tick (``control_rate_hz``, 10 Hz by default) the agent reads ``input_data``
-(:mod:`drivevla.carla.sensor_inputs`), tracks the route along the global plan
-(:mod:`drivevla.carla.route_tracking`) on the GNSS smoothed by
-:mod:`drivevla.carla.pose_filter`, renders the instruction from the plan's RoadOptions with the
-language layer (language mode), and drives the policy through the same
+(:mod:`drivevla.sim_bridge.carla.sensor_inputs`), tracks the route along the global plan
+(:mod:`drivevla.sim_bridge.carla.route_tracking`) on the GNSS smoothed by
+:mod:`drivevla.sim_bridge.carla.pose_filter`, renders the instruction from the plan's
+RoadOptions with the language layer (language mode), and drives the policy through the same
 :class:`~drivevla.agents.agent.Agent` and controllers as the embedded simulator; between
 policy ticks the last control is held. Every tick is logged to
 ``output_dir/explanations.jsonl`` (a ``route_start`` line first: the evaluator builds one
@@ -40,9 +39,6 @@ from typing import Any
 from drivevla.agents.agent import Agent
 from drivevla.agents.registry import make_policy
 from drivevla.carla.agent_config import AgentConfig, AgentConfigError, load_agent_config
-from drivevla.carla.pose_filter import GnssFilter, GnssFilterConfig
-from drivevla.carla.route_tracking import RouteTracker, plan_points
-from drivevla.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID, read_input_data
 from drivevla.core.policy import Policy
 from drivevla.core.types import CameraSpec, Control, Decision, HighLevelCommand, Observation
 from drivevla.language.route_instructions import render_command_instruction, route_instruction
@@ -53,6 +49,9 @@ from drivevla.sim_bridge.carla.convert import (
     control_to_carla,
     navigation_sensors,
 )
+from drivevla.sim_bridge.carla.pose_filter import GnssFilter, GnssFilterConfig
+from drivevla.sim_bridge.carla.route_tracking import RouteTracker, plan_points
+from drivevla.sim_bridge.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID, read_input_data
 
 log = logging.getLogger(__name__)
 

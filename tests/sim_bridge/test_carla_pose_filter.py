@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from drivevla.carla.pose_filter import LEADERBOARD_GNSS_NOISE_M, GnssFilter, GnssFilterConfig
+from drivevla.sim_bridge.carla.pose_filter import (
+    LEADERBOARD_GNSS_NOISE_M,
+    GnssFilter,
+    GnssFilterConfig,
+)
 
 
 def _odometer(points: np.ndarray) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivevla.carla.route_tracking import RouteTracker, plan_points
 from drivevla.core.types import HighLevelCommand as C
 from drivevla.sim_bridge.carla.convert import world_xy_to_gnss
+from drivevla.sim_bridge.carla.route_tracking import RouteTracker, plan_points
 
 carla = pytest.importorskip("carla", reason="the carla client (pip install 'carla==0.9.16')")
 
