@@ -144,7 +144,8 @@ def test_export_without_the_extra_names_it(exported, tmp_path, monkeypatch):
     (["export", "onnx", "--policy", "idm", "--out", "{tmp}/x"], "only DriveVLA checkpoints"),
     (["export", "onnx", "--policy", "drivevla-tiny", "--out", "{tmp}/x", "--camera-size",
       "320by180"], "expected WIDTHxHEIGHT"),
-    (["export", "parity", "--onnx", "{tmp}/none", "--data", "{tmp}"], "does not exist"),
+    (["export", "parity", "--onnx", "{tmp}/none", "--data", "{tmp}", "--out", "{tmp}/p.json"],
+     "does not exist"),
 ])
 def test_cli_errors_are_one_line_exit_2(argv, match, tmp_path, capsys):
     assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2

@@ -58,8 +58,8 @@ def _register_parity(export: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="drivevla dataset folder (drivevla collect)")
     p.add_argument("--frames", type=int, default=200, help="frames compared, spread over the "
                                                             "episodes")
-    p.add_argument("--out", default=None,
-                   help="result JSON file (default: parity.json in the deployment folder)")
+    p.add_argument("--out", required=True, help="result JSON file (not inside the deployment "
+                                                "folder: its files are fingerprinted)")
     p.set_defaults(fn=_cmd_parity)
 
 
@@ -100,7 +100,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path(args.onnx) / "parity.json"
+    out = Path(args.out)
     if args.frames < 1:
         raise ExportError(f"--frames {args.frames}: at least 1 frame is needed")
     cameras = [c["name"] for c in load_deploy(Path(args.onnx))["cameras"]]  # checked first
