@@ -4,7 +4,7 @@ transforms, ``RoadOption`` plans, sensor dicts) and drivevla's contracts
 (:mod:`drivevla.core.types`, frames of :mod:`drivevla.core.frames`): ``convert`` (each value),
 ``sensor_inputs`` (one tick's ``input_data``), ``pose_filter`` (GNSS smoothing),
 ``route_tracking`` (the global plan), ``routes_xml`` (route files), ``spawn`` (what a backend
-spawns).
+spawns), ``sensor_data`` (sensor callbacks to ``input_data``).
 
 The ``carla`` client (``pip install "carla==0.9.16"``, the ``carla`` extra) is imported
 lazily, only by the functions that build its value types; everything else works without it.
