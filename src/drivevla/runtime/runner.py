@@ -13,7 +13,12 @@ controller's budget). Each tick:
    decision, that decision re-timed to the current pose (``hold``); after it, a controlled
    stop along the same path at ``stop_decel_mps2``, hazard flagged (``stop``). The first
    valid decision ends the fallback;
-4. the controller turns the decision into the control; the tick's wall time is accounted.
+4. the controller turns the decision into the control; the tick's wall time is accounted;
+5. with an :class:`~drivevla.runtime.explainer.ExplanationWorker`, a valid decision is
+   offered to it (its own thread, a lower rate) and a finished explanation is published: the
+   latest text rides on ``Decision.explanation`` (when the policy gave none) and in
+   :attr:`RealtimeRunner.explanations` with the tick it belongs to. Controls never wait for
+   it or depend on it.
 
 Every decision carries a :class:`~drivevla.core.types.RuntimeStatus` (``Decision.runtime``);
 :attr:`RealtimeRunner.stats` counts fallbacks by cause and late ticks for the route record;
@@ -35,6 +40,7 @@ from drivevla.core.types import Control, Decision, EgoState, Observation, Runtim
 from drivevla.perception.sensor_health import SensorHealthMonitor
 from drivevla.planner.controllers import TrajectoryController
 from drivevla.runtime.clock import Clock, MonotonicClock
+from drivevla.runtime.explainer import Explanation, ExplanationWorker
 from drivevla.runtime.fallback import hold_decision, stop_decision
 from drivevla.runtime.validity import TrajectoryBounds, invalid_reason
 from drivevla.runtime.worker import ActionWorker
@@ -105,11 +111,13 @@ class RealtimeRunner(Agent):
 
     def __init__(self, policy: Policy, controller: TrajectoryController | None = None,
                  monitor: SensorHealthMonitor | None = None,
-                 config: RealtimeConfig | None = None, clock: Clock | None = None) -> None:
+                 config: RealtimeConfig | None = None, clock: Clock | None = None,
+                 explainer: ExplanationWorker | None = None) -> None:
         super().__init__(policy, controller, monitor)
         self.config = config or RealtimeConfig()
         self.clock = clock or MonotonicClock()
         self.worker = ActionWorker(self.clock)
+        self.explainer = explainer
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -119,15 +127,25 @@ class RealtimeRunner(Agent):
         self._valid_pose: EgoState | None = None  # the pose it was made at
         self._valid_time_s = 0.0  # its observation's timestamp
         self._mode = "policy"
+        self._explanation: Explanation | None = None
+
+    @property
+    def explanations(self) -> list[Explanation]:
+        """The explanations published this episode (empty without an explainer)."""
+        return [] if self.explainer is None else list(self.explainer.published)
 
     def reset(self, env: Env | None = None) -> None:
         self.worker.drain()  # a late act must end before the policy is reset
+        if self.explainer is not None:
+            self.explainer.reset()  # so must a running explanation
         super().reset(env)
         self._reset_state()
 
     def close(self) -> None:
-        """Stop the worker thread (waits for a running act)."""
+        """Stop the worker threads (waits for a running act or explanation)."""
         self.worker.close()
+        if self.explainer is not None:
+            self.explainer.close()
 
     def step(self, obs: Observation) -> tuple[Control, Decision]:
         wall0 = time.perf_counter()
@@ -147,6 +165,7 @@ class RealtimeRunner(Agent):
         decision.runtime = RuntimeStatus(self.tick, mode, cause, mode == "stop",
                                          outcome.latency_s)
         decision.health = health
+        self._explain(decision, mode == "policy")
         self._account(decision.runtime)
         self.last_decision = decision
         control = self.controller.control(decision, obs.ego)
@@ -161,6 +180,15 @@ class RealtimeRunner(Agent):
             return hold_decision(self._valid, self._valid_pose, obs.ego, elapsed), "hold"
         return stop_decision(self._valid, self._valid_pose, obs.ego,
                              self.config.stop_decel_mps2), "stop"
+
+    def _explain(self, decision: Decision, valid: bool) -> None:
+        if self.explainer is None:
+            return
+        if valid:
+            self.explainer.offer(self.tick, self.policy)
+        self._explanation = self.explainer.poll(self.tick) or self._explanation
+        if decision.explanation is None and self._explanation is not None:
+            decision.explanation = self._explanation.text
 
     def _account(self, status: RuntimeStatus) -> None:
         stats = self.stats
