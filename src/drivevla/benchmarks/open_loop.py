@@ -8,7 +8,8 @@ ego poses, the command derived from the future and the instruction rendered from
 reset before each sample (each sample is the first tick of a route, so odometry inputs read
 0) and its :class:`~drivevla.core.types.Decision` is resampled to 6 waypoints at 0.5 s.
 The camera-free baselines of :mod:`.open_loop_baselines` are scored on the same samples
-(``baselines=True``). Metrics and conventions: :mod:`.open_loop_metrics`.
+(``baselines=True``), and the ego-status MLP of :mod:`.ego_mlp` when its weights are given
+(``ego_mlp=PATH``). Metrics and conventions: :mod:`.open_loop_metrics`.
 
 - **Records**: ``out/samples.jsonl``, one JSON line per sample as it is scored (every
   planner's waypoints, per-step L2 and collision flags, the logged future's flags, the
@@ -42,6 +43,13 @@ import numpy as np
 
 from drivevla.agents import registry
 from drivevla.benchmarks.closed_loop_run import checkpoint_sha256, policy_identity
+from drivevla.benchmarks.ego_mlp import (
+    EGO_MLP_NAME,
+    EgoHistory,
+    describe,
+    ego_features,
+    load_ego_mlp,
+)
 from drivevla.benchmarks.open_loop_baselines import BASELINES, log_replay
 from drivevla.benchmarks.open_loop_metrics import (
     FUTURE_STEPS,
@@ -151,6 +159,28 @@ def baseline_planners() -> list[Planner]:
             for n, (fn, inputs) in BASELINES.items()]
 
 
+EGO_MLP_INPUTS = "ego history 2 s, status, command"
+
+
+def ego_mlp_planner(path: str | Path, source: Any) -> tuple[Planner, list[str]]:
+    """The ego-status MLP at ``path`` as a baseline row (its history read from every keyframe
+    of ``source``), and a note when it was trained on scenes it is scored on. Raises
+    :class:`~drivevla.benchmarks.ego_mlp.EgoMLPFileError` for a missing or corrupt file."""
+    model = load_ego_mlp(path)
+    history = EgoHistory(source.samples)
+    planner = Planner(EGO_MLP_NAME, "baseline", EGO_MLP_INPUTS,
+                      lambda sample, obs: model.predict(ego_features(sample, history)),
+                      meta={"ego_mlp": describe(model, path)})
+    trained = set(model.config.trained_on.get("scenes") or ())
+    scored = {s.scene_name for s in source.samples}
+    notes = []
+    if trained & scored:
+        notes.append(f"the {EGO_MLP_NAME} was trained on {len(trained & scored)} of the "
+                     f"{len(scored)} scored scene(s): its row is a fit to them, not a "
+                     "held-out score")
+    return planner, notes
+
+
 def _excluded(sample: Any, exc: DriveVLAError, reason: str) -> dict[str, Any]:
     return {"sample_token": sample.sample_token, "scene": sample.scene_name,
             "excluded": reason, "detail": str(exc)}
@@ -223,7 +253,7 @@ def _load_records(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _run_meta(policy: str, source: Any, planners: list[Planner]) -> dict[str, Any]:
-    return {
+    meta = {
         "protocol": PROTOCOL,
         "policy": policy if policy == EXPERT else policy_identity(policy),
         "checkpoint_sha256": None if policy == EXPERT else checkpoint_sha256(policy),
@@ -231,6 +261,10 @@ def _run_meta(policy: str, source: Any, planners: list[Planner]) -> dict[str, An
         "planners": [p.name for p in planners],
         "ego_box_forward_offset_m": source.ego_box_forward_offset_m,
     }
+    for p in planners:  # only with an ego MLP: a folder of other weights' rows is refused
+        if "ego_mlp" in p.meta:
+            meta["ego_mlp_sha256"] = p.meta["ego_mlp"]["sha256"]
+    return meta
 
 
 def _claim(out: Path, meta: dict[str, Any]) -> None:
@@ -252,22 +286,31 @@ def _claim(out: Path, meta: dict[str, Any]) -> None:
 def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool = True,
                   skip_bad: bool = False, max_samples: int | None = None,
                   threads: int | None = None, progress: bool = True,
-                  print_table: bool = True) -> dict[str, Any]:
+                  print_table: bool = True, ego_mlp: str | Path | None = None,
+                  ego_mlp_note: str | None = None) -> dict[str, Any]:
     """Score ``policy`` (and the baselines) on ``source``'s samples with a full future; see
     the module docstring. ``threads``: CPU threads of the policy (:func:`set_threads`; None:
-    the library's default). Returns the summary (also ``out/summary.json``)."""
+    the library's default). ``ego_mlp``: the ego-status MLP's weights (a baseline row, with
+    ``baselines``); without, ``ego_mlp_note`` says in the table why it is missing. Returns
+    the summary (also ``out/summary.json``)."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} must be >= 1 (or unset)")
     out = Path(out)
     if threads is not None and threads < 1:
         raise ValueError(f"threads={threads!r} must be >= 1 (or unset)")
-    planners = (baseline_planners() if baselines else []) + [policy_planner(policy)]
+    planners, notes = baseline_planners() if baselines else [], []
+    if baselines and ego_mlp is not None:
+        planner, notes = ego_mlp_planner(ego_mlp, source)
+        planners.append(planner)
+    elif baselines and ego_mlp_note:
+        notes.append(ego_mlp_note)
+    planners.append(policy_planner(policy))
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
     torch_threads = set_threads(planners[-1], threads) if threads is not None else None
     try:
         return _run(policy, source, out, planners, skip_bad, max_samples, progress,
-                    print_table, {"threads": threads, "torch_threads": torch_threads})
+                    print_table, {"threads": threads, "torch_threads": torch_threads}, notes)
     finally:
         if threads is not None and previous is not None:
             torch.set_num_threads(previous)  # a library call leaves the process as it was
@@ -275,7 +318,7 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
 
 def _run(policy: str, source: Any, out: Path, planners: list[Planner], skip_bad: bool,
          max_samples: int | None, progress: bool, print_table: bool,
-         run_info: dict[str, Any]) -> dict[str, Any]:
+         run_info: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -304,7 +347,10 @@ def _run(policy: str, source: Any, out: Path, planners: list[Planner], skip_bad:
         summary.update(policy=meta["policy"], data=source.describe(), provenance=provenance(),
                        run={"samples_scored_now": len(todo), "max_samples": max_samples,
                             "skip_bad": skip_bad, **run_info,
-                            "wall_time_s": time.perf_counter() - t0})
+                            "wall_time_s": time.perf_counter() - t0},
+                       notes=notes,
+                       baseline_models={p.name: p.meta["ego_mlp"] for p in planners
+                                        if "ego_mlp" in p.meta})
         write_json_atomic(out / SUMMARY_FILE, summary)
     if print_table:
         print(format_table(summary))

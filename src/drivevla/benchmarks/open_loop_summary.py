@@ -30,8 +30,7 @@ CAVEAT = (
     "do not react to it). The baselines read no camera: a policy row no better than constant "
     "velocity + yaw rate has shown nothing ego status alone does not give. On a drivevla "
     "export the scenes are simulated (sim domain: an expert's smooth driving, few agents), "
-    "so its numbers say nothing about real nuScenes and compare with no published row. The "
-    "ego-status MLP baseline (AD-MLP-like) is not in this table yet."
+    "so its numbers say nothing about real nuScenes and compare with no published row."
 )
 
 
@@ -156,5 +155,6 @@ def format_table(summary: dict[str, Any]) -> str:
                      + "; ".join(f"{s['sample_token']} {s['reason']}"
                                  for s in summary["skipped"][:10])
                      + (" ..." if len(summary["skipped"]) > 10 else ""))
+    lines += [f"note: {note}" for note in summary.get("notes", [])]
     lines.append(summary["caveat"])
     return "\n".join(lines)

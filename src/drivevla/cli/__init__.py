@@ -3,7 +3,7 @@
     drivevla demo | sim list | sim drive | suite show | bench sim | bench latency
     drivevla bench refusal | eval closed-loop | collect | data stats | data show
     drivevla data export-nuscenes | train | fit-refusal | fit-intent | export onnx
-    drivevla export parity
+    drivevla export parity | eval open-loop | train-baseline ego-mlp
 
 ``drivevla COMMAND --help`` lists every option with its default. A new command group is a
 module here with a ``register`` function, added to :data:`GROUPS`.
@@ -21,6 +21,7 @@ import traceback
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 from drivevla.cli import (  # noqa: E402
+    baselines,
     bench,
     collect,
     data,
@@ -63,7 +64,7 @@ Each command's options and their defaults: drivevla COMMAND [SUBCOMMAND] --help.
 A bad argument, value or file: one line "drivevla: error: ..." and exit status 2."""
 
 # Command groups in the order `drivevla --help` lists them.
-GROUPS = (demo, sim, suite, bench, evaluate, collect, data, train, fit, export)
+GROUPS = (demo, sim, suite, bench, evaluate, collect, data, train, fit, export, baselines)
 
 # Errors about the user's input, files or machine, not about drivevla's code: one line and
 # exit 2. drivevla's own (DriveVLAError) name the file and the line, row or field; the

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.ego_mlp import default_ego_mlp_path, ego_mlp_files, train_split_for
 from drivevla.benchmarks.leaderboard_import import import_leaderboard
 from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
@@ -81,8 +82,13 @@ def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
                    "scene")
     o.add_argument("--out", required=True, help="results dir (rerun it to resume)")
     o.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
-                   help="score log replay, constant velocity and constant velocity + yaw "
-                   "rate on the same samples")
+                   help="score log replay, constant velocity, constant velocity + yaw "
+                   "rate and the ego-status MLP (see --ego-mlp) on the same samples")
+    o.add_argument("--ego-mlp", default=None, metavar="PATH",
+                   help="the ego-status MLP baseline's weights (a folder or .safetensors "
+                   "file of `drivevla train-baseline ego-mlp`); default: DATAROOT/"
+                   "drivevla_baselines/ego_mlp-VERSION-train (mini_train for mini_* "
+                   "splits) when it exists, else the table says how to train it")
     o.add_argument("--skip-bad", action="store_true",
                    help="skip a sample without a camera the policy needs or with an "
                    "unreadable image (counted and listed) instead of stopping")
@@ -118,9 +124,19 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
 
 def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
     source = open_openloop_source(args.dataroot, args.version, args.split)
+    ego_mlp, note = args.ego_mlp, None
+    if ego_mlp is None:
+        train_split = train_split_for(args.split)
+        default = default_ego_mlp_path(args.dataroot, args.version, train_split)
+        if ego_mlp_files(default)[0].is_file():
+            ego_mlp = default
+        else:
+            note = (f"no ego-status MLP row: no weights at {default}; train them with "
+                    f"`drivevla train-baseline ego-mlp --dataroot {args.dataroot} --version "
+                    f"{args.version} --split {train_split}` (or pass --ego-mlp PATH)")
     run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
                   skip_bad=args.skip_bad, max_samples=args.max_samples,
-                  threads=args.threads)
+                  threads=args.threads, ego_mlp=ego_mlp, ego_mlp_note=note)
     print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
