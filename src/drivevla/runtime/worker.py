@@ -50,7 +50,7 @@ class ActionWorker:
         if self._late is not None:
             self._late, self.discarded = None, self.discarded + 1
             log.debug("late action result discarded")
-        return self.clock.now() < self._busy_until
+        return self.clock.now() < self._busy_until - 1e-9  # float sums of tick times
 
     def run(self, act: Callable[[Observation], Any], obs: Observation, deadline_s: float
             ) -> Outcome:
