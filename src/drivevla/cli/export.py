@@ -1,5 +1,6 @@
-"""``drivevla export onnx|parity``: a DriveVLA checkpoint exported to an ONNX deployment
-folder (docs/export.md), and that folder held to PyTorch on recorded frames."""
+"""``drivevla export onnx|parity|tensorrt``: a DriveVLA checkpoint exported to an ONNX
+deployment folder (docs/export.md), that folder held to PyTorch on recorded frames, and its
+TensorRT engines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from drivevla.benchmarks import export_parity
 from drivevla.cli._parsing import add_command, add_group
 from drivevla.datasets import replay
-from drivevla.export import onnx_export
+from drivevla.export import onnx_export, tensorrt
 from drivevla.export.deploy import ExportError, load_deploy
 from drivevla.export.parity import format_parity
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = add_group(subparsers, "export", "deployment: ONNX export and its parity check")
     _register_onnx(export)
     _register_parity(export)
+    _register_tensorrt(export)
 
 
 def _register_onnx(export: argparse._SubParsersAction) -> None:
@@ -61,6 +63,27 @@ def _register_parity(export: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="result JSON file (not inside the deployment "
                                                 "folder: its files are fingerprinted)")
     p.set_defaults(fn=_cmd_parity)
+
+
+def _register_tensorrt(export: argparse._SubParsersAction) -> None:
+    p = add_command(export, "tensorrt", "TensorRT engines of an ONNX deployment folder (needs "
+                                        "TensorRT: a Jetson or an NVIDIA GPU machine)")
+    p.add_argument("--onnx", required=True, help="deployment folder of `drivevla export onnx` "
+                                                 "(an --int8 one builds INT8 engines)")
+    p.add_argument("--out", required=True, help="folder for the engines, timing cache and "
+                                                "tensorrt.json")
+    p.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
+    p.add_argument("--workspace-gb", type=float, default=4.0,
+                   help="TensorRT workspace memory pool (GiB)")
+    p.set_defaults(fn=_cmd_tensorrt)
+
+
+def _cmd_tensorrt(args: argparse.Namespace) -> int:
+    manifest = tensorrt.build_engines(args.onnx, args.out, fp16=args.fp16,
+                                      workspace_gb=args.workspace_gb)
+    print(f"built {', '.join(manifest['engines'].values())} with TensorRT "
+          f"{manifest['tensorrt']}; wrote {args.out}")
+    return 0
 
 
 def camera_size(text: str) -> tuple[int, int]:
