@@ -1,6 +1,8 @@
 """``drivevla eval closed-loop``: drive a suite with a policy and score every route;
 ``drivevla eval report``: the report (markdown and self-contained HTML) of such a run;
-``drivevla eval open-loop``: score a policy and camera-free baselines on nuScenes-style logs."""
+``drivevla eval open-loop``: score a policy and camera-free baselines on nuScenes-style logs;
+``drivevla eval explanations``: BLEU-4, ROUGE-L, CIDEr-D and faithfulness of a policy's
+explanations on held-out recorded frames, beside a constant-sentence baseline."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.benchmarks.closed_loop_runtime import RUNTIMES
 from drivevla.benchmarks.ego_mlp import default_ego_mlp_path, ego_mlp_files, train_split_for
+from drivevla.benchmarks.explanation_eval import Explainer, run_explanation_eval
 from drivevla.benchmarks.leaderboard_import import import_leaderboard
 from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
 from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
+from drivevla.datasets import replay
 from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
+from drivevla.datasets.reader import open_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--video-expert-reason", action="store_true",
                    help="the videos show the shadow expert's reason beside the policy's "
                    "(debug; where the explainer runs)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="none",
+                   help="realtime: drive through the real-time runner (deadline watchdog, "
+                   "hold then stop fallback, on simulated time; docs/runtime.md); none: the "
+                   "plain agent")
     p.set_defaults(fn=_cmd_eval_closed_loop)
     r = add_command(
         evaluate, "report",
@@ -53,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    f"to {EMBED_VIDEOS_MAX_MB:g} MB of video by default)")
     r.set_defaults(fn=_cmd_eval_report)
     _register_open_loop(evaluate)
+    _register_explanations(evaluate)
     i = add_command(
         evaluate, "import-leaderboard",
         "turn a CARLA Leaderboard 2.0 / Bench2Drive results JSON into OUT/summary.json and "
@@ -100,6 +111,25 @@ def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
     o.set_defaults(fn=_cmd_eval_open_loop)
 
 
+def _register_explanations(evaluate: argparse._SubParsersAction) -> None:
+    e = add_command(
+        evaluate, "explanations",
+        "BLEU-4, ROUGE-L and CIDEr-D (pycocoevalcap) and faithfulness of a policy's "
+        "explanations against the expert's on held-out frames of a drivevla dataset, beside "
+        "the most frequent explanation as a baseline",
+    )
+    e.add_argument("--policy", required=True,
+                   help="a learned policy: registered name, checkpoint dir or onnx:DIR")
+    e.add_argument("--data", required=True, help="a drivevla dataset directory")
+    e.add_argument("--split", default="val", choices=("train", "val", "test"),
+                   help="the frames to score (the baseline's sentence comes from 'train')")
+    e.add_argument("--frames", type=positive_int, default=200,
+                   help="frames spread evenly over the split's episodes")
+    e.add_argument("--out", required=True,
+                   help="folder for explanations.jsonl and summary.json (replaced)")
+    e.set_defaults(fn=_cmd_eval_explanations)
+
+
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
     summary = run_closed_loop(
         args.policy,
@@ -110,6 +140,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         explain_every=args.explain_every,
         video_expert_reason=args.video_expert_reason,
+        runtime=args.runtime,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
     return 0
@@ -137,6 +168,24 @@ def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
     run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
                   skip_bad=args.skip_bad, max_samples=args.max_samples,
                   threads=args.threads, ego_mlp=ego_mlp, ego_mlp_note=note)
+    print(f"wrote {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def _cmd_eval_explanations(args: argparse.Namespace) -> int:
+    dataset = open_dataset(args.data)
+    n_split = len(dataset.split(args.split))
+    if n_split == 0:
+        raise ValueError(f"split {args.split!r} of {args.data} has no episode (its splits: "
+                         + ", ".join(f"{s} {len(dataset.split(s))}"
+                                     for s in ("train", "val", "test")) + ")")
+    explainer = Explainer(args.policy)
+    ticks = replay.recorded_ticks(Path(args.data), explainer.cameras, args.frames, args.split)
+    train = replay.split_explanations(Path(args.data), "train")
+    data = {"root": str(Path(args.data).resolve()), "split": args.split,
+            "n_episodes": n_split, "frames_requested": args.frames}
+    run_explanation_eval(args.policy, ticks, Path(args.out), train_explanations=train,
+                         data=data, total=args.frames, explainer=explainer)
     print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 

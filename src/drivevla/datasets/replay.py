@@ -11,8 +11,10 @@ import numpy as np
 
 from drivevla.core.types import EgoState, HighLevelCommand, Observation, RouteInfo
 from drivevla.datasets.torch_dataset import FrameDataset
+from drivevla.language.reasons import Reason
 
 ODOMETRY_KEYS = ("heading_change", "lateral_offset", "distance_travelled")
+_REASON_OF_INDEX = {r.index: r.value for r in Reason}
 
 
 @dataclass
@@ -24,13 +26,16 @@ class RecordedTick:
     frame_index: int
     observation: Observation
     odometry: dict[str, float]
+    explanation: str = ""  # the expert's explanation at this frame ("" when none)
+    reason: str | None = None  # the expert's reason (a Reason value), None when unlabelled
 
 
-def recorded_ticks(root: str | Path, cameras: Sequence[str], frames: int
-                   ) -> Iterator[RecordedTick]:
-    """``frames`` frames of the dataset at ``root`` (every split), spread evenly over its
-    episodes in order, with the images back as uint8 HWC (decoded from JPEG as uint8)."""
-    dataset = FrameDataset(root, split=None, cameras=list(cameras))
+def recorded_ticks(root: str | Path, cameras: Sequence[str], frames: int,
+                   split: str | None = None) -> Iterator[RecordedTick]:
+    """``frames`` frames of the dataset at ``root`` (``split``: 'train', 'val' or 'test';
+    None: every split), spread evenly over its episodes in order, with the images back as
+    uint8 HWC (decoded from JPEG as uint8) and the expert's explanation and reason."""
+    dataset = FrameDataset(root, split=split, cameras=list(cameras))
     picks = np.unique(np.linspace(0, len(dataset) - 1, num=min(frames, len(dataset))).round())
     for index in picks.astype(int):
         item = dataset[int(index)]
@@ -44,4 +49,11 @@ def recorded_ticks(root: str | Path, cameras: Sequence[str], frames: int
                           EgoState(0.0, 0.0, 0.0, speed, accel, yaw_rate, steer), route,
                           item["instruction"], float(item["frame_index"]))
         yield RecordedTick(item["episode_id"], int(item["frame_index"]), obs,
-                           {name: float(item[name]) for name in ODOMETRY_KEYS})
+                           {name: float(item[name]) for name in ODOMETRY_KEYS},
+                           item["explanation"], _REASON_OF_INDEX.get(int(item["reason"])))
+
+
+def split_explanations(root: str | Path, split: str) -> list[str]:
+    """The expert's explanation of every frame of ``split`` (text only, no image decoded)."""
+    dataset = FrameDataset(root, split=split, cameras=[])
+    return [str(t) for t in dataset.label_column("explanation")]
