@@ -9,7 +9,7 @@ and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: t
 - **Resume**: a rerun into the same ``out`` never redoes a route whose file exists; it runs the
   missing ones and recomputes ``out/summary.json`` from all route files. ``out/run.json``
   records the policy, the suite and a fingerprint of the routes, config, ``max_steps``,
-  ``explain_every`` and the checkpoint's content (sha256 of its files); a run with another
+  ``explain_every``, ``runtime`` and the checkpoint's content (sha256 of its files); another
   policy, suite, config, option or checkpoint content into the same ``out`` is refused.
 - **Checkpoints** are loaded once in the parent before any route starts: a broken one
   (truncated weights, bad ``config.json``, unknown key) raises the policy's
@@ -74,6 +74,12 @@ from drivevla.benchmarks.closed_loop_run import (
     claim_out_dir,
     run_meta,
 )
+from drivevla.benchmarks.closed_loop_runtime import (
+    RuntimeRecord,
+    check_runtime,
+    make_driver,
+    runtime_summary,
+)
 from drivevla.benchmarks.closed_loop_summary import (  # noqa: F401  (re-exported)
     CRASH_STATUSES,
     PROTOCOL,
@@ -132,6 +138,7 @@ class RouteJob:
     explain_every: int = 0
     # the video shows the shadow expert's reason beside the policy's (where it runs)
     video_expert_reason: bool = False
+    runtime: str = "none"  # the driver: see closed_loop_runtime.RUNTIMES
 
     @property
     def route_file(self) -> Path:
@@ -171,7 +178,7 @@ def _agent_factory(job: RouteJob):
         if job.policy_factory is not None:
             registry.policy_names()  # the built-in names first (the registry loads them
             registry.register_policy(job.policy, job.policy_factory)  # only when empty)
-        return Agent(registry.make_policy(job.policy))
+        return make_driver(registry.make_policy(job.policy), job.runtime)
 
     return make
 
@@ -187,6 +194,7 @@ def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], Rou
         video = RouteVideo(path, cfg.control_hz,
                            explainer if job.video_expert_reason else None)
         hooks.append(video)
+    hooks += [RuntimeRecord(trace)] if job.runtime != "none" else []
     hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
     return hooks, video
 
@@ -300,6 +308,7 @@ def _route_record(
         "n_ticks": len(trace.times),
         "explanations": explanation_metrics(trace),
         "sensor_faults": dict(sorted(trace.sensor_faults.items())),
+        "runtime": trace.runtime,  # the real-time runner's accounting (None without it)
     }
     drive = trace.drive_record() if trace.times or trace.pose else None
     return {
@@ -465,6 +474,7 @@ def _run_fields(
             "base_config": meta["base_config"],
             "max_steps": meta["max_steps"],
             "explain_every": explain_every,
+            "runtime": meta["runtime"],
             "fingerprint": meta["fingerprint"],
         },
         "seeds": [s.seed for s in suite_obj.routes],
@@ -493,23 +503,25 @@ def run_closed_loop(
     progress: bool = True,
     print_table: bool = True,
     video_expert_reason: bool = False,
+    runtime: str = "none",
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
     ``workers``: worker processes (0 runs in this process, without crash isolation).
     ``video_expert_reason``: the videos show the shadow expert's reason beside the policy's
-    (a debug view; only where the explainer's shadow expert runs).
-    Returns the summary (also written to ``out/summary.json``)."""
+    (a debug view; only where the explainer's shadow expert runs). ``runtime``: the driver
+    (:mod:`.closed_loop_runtime`). Returns the summary (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
     check_run_options(max_steps, explain_every, workers)
+    check_runtime(runtime)
     suite_obj = load_suite(suite)
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
     factory = _resolve_factory(policy)
     check_policy_loads(policy)
     meta_provenance = provenance()
-    meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every)
+    meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every, runtime)
     meta.update(protocol=PROTOCOL, **meta_provenance)
     with exclusive_dir(out, ".lock", what="evaluation"):  # a second run into `out` fails at once
         claim_out_dir(out, meta)
@@ -520,7 +532,8 @@ def run_closed_loop(
         parent_pid = os.getpid() if workers > 0 else None
         jobs = [
             RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
-                     max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason)
+                     max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason,
+                     runtime)
             for spec in todo
         ]
         retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress)
@@ -530,6 +543,7 @@ def run_closed_loop(
         if missing:
             raise RuntimeError(f"route file(s) missing after the run: {missing}")
         summary = summarize([records[s.route_id] for s in suite_obj.routes])
+        summary["runtime"] = runtime_summary([records[s.route_id] for s in suite_obj.routes])
         summary.update(_run_fields(meta, suite_obj, suite, explain_every, video, workers, t0,
                                    jobs, done, retried))
         write_json_atomic(out / SUMMARY_FILE, summary)

@@ -67,11 +67,14 @@ def fingerprint(
     max_steps: int | None,
     checkpoint_sha256: str | None = None,
     explain_every: int = 0,
+    runtime: str = "none",
 ) -> str:
-    """What makes two runs' results comparable: routes, config, options, checkpoint content."""
+    """What makes two runs' results comparable: routes, config, options, checkpoint content.
+    ``runtime`` counts only when set (runs from before the option keep their fingerprint)."""
+    extra = {} if runtime == "none" else {"runtime": runtime}
     blob = json.dumps(
         {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps,
-         "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every},
+         "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every, **extra},
         sort_keys=True,
         default=str,
     )
@@ -91,8 +94,8 @@ def claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
         if old.get("fingerprint") != meta["fingerprint"]:
             raise ValueError(
                 f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
-                "max_steps, explain_every or checkpoint content than this run; use another "
-                "--out directory (or delete it)."
+                "max_steps, explain_every, runtime or checkpoint content than this run; use "
+                "another --out directory (or delete it)."
             )
         return
     routes_dir = out / "routes"
@@ -118,6 +121,7 @@ def run_meta(
     base_config: dict | None,
     max_steps: int | None,
     explain_every: int,
+    runtime: str = "none",
 ) -> dict[str, Any]:
     """The run's identity as ``run.json`` records it (the caller adds protocol and
     provenance)."""
@@ -126,9 +130,11 @@ def run_meta(
         "policy": policy_identity(policy),
         "suite": suite.name,
         "suite_source": str(suite_source),
-        "fingerprint": fingerprint(suite, base_config, max_steps, checkpoint_hash, explain_every),
+        "fingerprint": fingerprint(suite, base_config, max_steps, checkpoint_hash, explain_every,
+                                   runtime),
         "checkpoint_sha256": checkpoint_hash,
         "explain_every": explain_every,
+        "runtime": runtime,
         "base_config": base_config,
         "max_steps": max_steps,
     }

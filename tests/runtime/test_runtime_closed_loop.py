@@ -1,0 +1,75 @@
+"""``drivevla eval closed-loop --runtime realtime``: the expert scores the same through the
+runner, the route record carries the runner's accounting, the resume fingerprint tells the
+runtimes apart, and a policy that raises is caught instead of crashing the route."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from drivevla.agents import registry
+from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.cli import main
+from drivevla.planner.expert import ExpertPolicy
+from drivevla.runtime.faults import FaultyPolicy, PolicyFaults
+
+ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001}
+TICKS = 60
+
+
+def expert_raising_sometimes():
+    """The expert with an exception on 20 % of its ticks (module level: picklable)."""
+    return FaultyPolicy(ExpertPolicy(), PolicyFaults(seed=2, exception_share=0.2))
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump({"name": "one", "routes": [ROUTE]}), encoding="utf-8")
+    return path
+
+
+def _route(out):
+    return json.loads((out / "routes" / f"{ROUTE['id']}.json").read_text())
+
+
+def test_the_expert_scores_the_same_with_the_realtime_runtime(tmp_path, suite, capsys):
+    plain = tmp_path / "plain"
+    run_closed_loop("expert", suite, plain, workers=0, max_steps=TICKS, progress=False,
+                    print_table=False)
+    timed = tmp_path / "timed"
+    assert main(["eval", "closed-loop", "--policy", "expert", "--suite", str(suite),
+                 "--out", str(timed), "--workers", "0", "--max-steps", str(TICKS),
+                 "--runtime", "realtime"]) == 0
+    a, b = _route(plain), _route(timed)
+    assert a["result"] == b["result"] and a["metrics"]["n_ticks"] == TICKS
+    assert a["metrics"]["runtime"] is None
+    stats = b["metrics"]["runtime"]
+    assert (stats["ticks"], stats["fallback_ticks"], stats["causes"]) == (TICKS, 0, {})
+    summary = json.loads((timed / "summary.json").read_text())
+    assert summary["config"]["runtime"] == "realtime"
+    assert summary["runtime"]["ticks"] == TICKS and summary["runtime"]["fallback_share"] == 0
+    # resuming into the other runtime's folder is refused: the fingerprint includes it
+    with pytest.raises(ValueError, match="runtime"):
+        run_closed_loop("expert", suite, plain, workers=0, max_steps=TICKS, progress=False,
+                        print_table=False, runtime="realtime")
+    with pytest.raises(ValueError, match="runtime='fast'"):
+        run_closed_loop("expert", suite, tmp_path / "x", workers=0, runtime="fast")
+
+
+def test_policy_exceptions_crash_the_route_without_the_runtime_and_not_with_it(tmp_path,
+                                                                                suite):
+    registry.policy_names()
+    registry.register_policy("expert-raising", expert_raising_sometimes)
+    run_closed_loop("expert-raising", suite, tmp_path / "none", workers=0, max_steps=TICKS,
+                    progress=False, print_table=False)
+    run_closed_loop("expert-raising", suite, tmp_path / "rt", workers=0, max_steps=TICKS,
+                    progress=False, print_table=False, runtime="realtime")
+    crashed, protected = _route(tmp_path / "none"), _route(tmp_path / "rt")
+    assert crashed["status"] == "Failed - Agent crashed"
+    assert "InjectedFault" in crashed["error"]["type"]
+    assert protected["error"] is None and protected["metrics"]["n_ticks"] == TICKS
+    stats = protected["metrics"]["runtime"]
+    assert stats["causes"]["exception"] == stats["fallback_ticks"] > 0
