@@ -135,3 +135,12 @@ def test_config_defaults_and_errors():
         RealtimeConfig(deadline_s=0.2)
     with pytest.raises(ValueError, match="stop_decel_mps2"):
         RealtimeConfig(stop_decel_mps2=0.0)
+
+
+def test_the_route_record_keeps_the_first_mode_changes_and_counts_the_rest(monkeypatch):
+    monkeypatch.setattr("drivevla.runtime.runner.MAX_EVENTS", 3)
+    runner = _runner(["ok", "raise", "ok", "raise", "ok", "raise"])
+    drive(runner, 7)
+    record = runner.stats.to_dict()
+    assert [e["tick"] for e in record["events"]] == [1, 2, 3]
+    assert record["events_dropped"] == 3 and record["causes"] == {"exception": 3}

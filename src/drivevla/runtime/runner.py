@@ -47,6 +47,8 @@ from drivevla.runtime.worker import ActionWorker
 
 log = logging.getLogger(__name__)
 
+MAX_EVENTS = 200  # mode changes kept in a route record (a 30 %-fault route has hundreds)
+
 
 @dataclass(frozen=True)
 class RealtimeConfig:
@@ -92,13 +94,15 @@ class RuntimeStats:
     causes: dict[str, int] = field(default_factory=dict)
     late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
     max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
-    events: list[dict[str, Any]] = field(default_factory=list)  # fallback entries and exits
+    # fallback entries and exits, the first MAX_EVENTS of them (all are logged)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    events_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "fallback_ticks": self.fallback_ticks,
                 "stop_ticks": self.stop_ticks, "causes": dict(self.causes),
                 "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
-                "events": list(self.events)}
+                "events": list(self.events), "events_dropped": self.events_dropped}
 
 
 def cause_key(cause: str) -> str:
@@ -200,7 +204,10 @@ class RealtimeRunner(Agent):
             stats.causes[key] = stats.causes.get(key, 0) + 1
         if status.mode != self._mode:
             event = {"tick": status.tick, "mode": status.mode, "cause": status.cause}
-            stats.events.append(event)
+            if len(stats.events) < MAX_EVENTS:
+                stats.events.append(event)
+            else:
+                stats.events_dropped += 1
             level = logging.INFO if status.mode == "policy" else logging.WARNING
             log.log(level, "%s: tick %d: %s -> %s (%s)", self.name, status.tick, self._mode,
                     status.mode, status.cause or "valid decision")
