@@ -56,12 +56,15 @@ def held_out(tiny_copy) -> Path:
 
 
 def test_command_on_held_out_frames(held_out, tiny_checkpoint, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
     out = tmp_path / "expl"
     code = cli_main(["eval", "explanations", "--policy", str(tiny_checkpoint), "--data",
-                     str(held_out), "--frames", "6", "--out", str(out)])
+                     str(held_out), "--frames", "6", "--out", str(out), "--threads", "1"])
     printed = capsys.readouterr().out
-    assert code == 0
+    assert code == 0 and torch.get_num_threads() == before
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["threads"] == 1
     records = [json.loads(x) for x in (out / "explanations.jsonl").read_text().splitlines()]
     assert summary["n_frames_read"] == 6 and len(records) == summary["n_scored"] > 0
     assert "pycocoevalcap 1.2" in summary["implementation"]

@@ -25,6 +25,7 @@ implementation, data, provenance); a rerun into ``out`` replaces both.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -105,14 +106,40 @@ def run_explanation_eval(policy: str, ticks: Iterable[Any], out: str | Path, *,
                          train_explanations: Iterable[str] | None = None,
                          data: dict[str, Any] | None = None, total: int | None = None,
                          explainer: Explainer | None = None, progress: bool = True,
-                         print_table: bool = True) -> dict[str, Any]:
+                         print_table: bool = True, threads: int | None = None
+                         ) -> dict[str, Any]:
     """Score ``policy``'s explanations and the baseline's on ``ticks``; see the module
-    docstring. ``data`` describes the frames for the summary. Returns the summary."""
+    docstring. ``data`` describes the frames for the summary; ``threads``: the policy's CPU
+    threads (torch / ONNX Runtime; restored after; None: the library's default). Returns
+    the summary."""
+    implementation()  # fails before any frame is read when pycocoevalcap is missing
+    explainer = explainer or Explainer(policy)
+    torch = sys.modules.get("torch")  # only where a policy loaded it
+    previous = torch.get_num_threads() if torch is not None else None
+    if threads is not None:
+        if callable(getattr(explainer.policy, "set_threads", None)):
+            explainer.policy.set_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+    try:
+        summary = _score(policy, ticks, Path(out), train_explanations, data, total,
+                         explainer, progress)
+    finally:
+        if previous is not None:
+            torch.set_num_threads(previous)
+    summary["run"]["threads"] = threads
+    write_json_atomic(Path(out) / SUMMARY_FILE, summary)
+    if print_table:
+        print(format_table(summary))
+    return summary
+
+
+def _score(policy: str, ticks: Iterable[Any], out: Path,
+           train_explanations: Iterable[str] | None, data: dict[str, Any] | None,
+           total: int | None, explainer: Explainer, progress: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
-    source = implementation()  # fails before any frame is read when pycocoevalcap is missing
-    explainer = explainer or Explainer(policy)
-    out = Path(out)
+    source = implementation()
     t0 = time.perf_counter()
     records, n_empty = [], 0
     for tick in tqdm(ticks, total=total, desc=f"explanations {policy}", unit="frame",
@@ -155,8 +182,6 @@ def run_explanation_eval(policy: str, ticks: Iterable[Any], out: str | Path, *,
         "run": {"wall_time_s": wall, "seconds_per_frame": wall / (len(records) + n_empty)},
     }
     _write(out, records, summary)
-    if print_table:
-        print(format_table(summary))
     return summary
 
 

@@ -127,6 +127,9 @@ def _register_explanations(evaluate: argparse._SubParsersAction) -> None:
                    help="frames spread evenly over the split's episodes")
     e.add_argument("--out", required=True,
                    help="folder for explanations.jsonl and summary.json (replaced)")
+    e.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads of the policy (torch / ONNX Runtime; default: the "
+                   "library's own; 1 is fastest on a busy 2-core machine)")
     e.set_defaults(fn=_cmd_eval_explanations)
 
 
@@ -185,7 +188,8 @@ def _cmd_eval_explanations(args: argparse.Namespace) -> int:
     data = {"root": str(Path(args.data).resolve()), "split": args.split,
             "n_episodes": n_split, "frames_requested": args.frames}
     run_explanation_eval(args.policy, ticks, Path(args.out), train_explanations=train,
-                         data=data, total=args.frames, explainer=explainer)
+                         data=data, total=args.frames, explainer=explainer,
+                         threads=args.threads)
     print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
