@@ -92,3 +92,25 @@ def test_bad_policy_and_empty_split(held_out, tmp_path, capsys):
                      str(held_out), "--split", "test", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "split 'test'" in err and "val 2" in err
+
+
+def test_an_onnx_deployment_explains_as_its_checkpoint(held_out, tmp_path, capsys):
+    """The all-inputs tiny model (odometry channels included) as a checkpoint and exported:
+    the same frames, the recorded odometry, the same explanations."""
+    from support.export_parts import TINY_CAMERA, require_export_extra, save_tiny_checkpoint
+
+    require_export_extra()
+    from drivevla.export.onnx_export import export_onnx
+
+    ckpt = save_tiny_checkpoint(tmp_path / "ckpt", seed=1)
+    export_onnx(str(ckpt), tmp_path / "deploy", camera_size=TINY_CAMERA, samples=2)
+    texts = {}
+    for policy in (str(ckpt), f"onnx:{tmp_path / 'deploy'}"):
+        out = tmp_path / policy.replace("/", "_").replace(":", "_")
+        assert cli_main(["eval", "explanations", "--policy", policy, "--data", str(held_out),
+                         "--frames", "4", "--out", str(out)]) == 0
+        texts[policy] = [json.loads(x)["explanation"]
+                         for x in (out / "explanations.jsonl").read_text().splitlines()]
+    capsys.readouterr()
+    a, b = texts.values()
+    assert len(a) == len(b) == 4 and sum(x == y for x, y in zip(a, b, strict=True)) >= 3

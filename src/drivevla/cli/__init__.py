@@ -3,7 +3,7 @@
     drivevla demo | sim list | sim drive | suite show | bench sim | bench latency
     drivevla bench refusal | eval closed-loop | collect | data stats | data show
     drivevla data export-nuscenes | train | fit-refusal | fit-intent | export onnx
-    drivevla export parity | eval open-loop | train-baseline ego-mlp
+    drivevla export parity | eval open-loop | eval explanations | train-baseline ego-mlp
 
 ``drivevla COMMAND --help`` lists every option with its default. A new command group is a
 module here with a ``register`` function, added to :data:`GROUPS`.
