@@ -40,14 +40,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import multiprocessing as mp
 import os
 import pickle
 import statistics
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,10 +94,10 @@ from drivevla.benchmarks.instruction_metrics import (
     route_instruction_metrics,
 )
 from drivevla.core.errors import DriveVLAError
+from drivevla.core.execution import Executor, TaskLost, run_jobs
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir, safe_child
 from drivevla.core.provenance import provenance
-from drivevla.core.workers import init_worker
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
 
@@ -206,6 +203,23 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
     module docstring); only errors writing the file propagate. Returns the record; a route
     that could not be set up is written to ``setup_failures/``, not ``routes/``, and its
     record has ``"setup_failed": True``."""
+    return write_route_record(job, compute_route(job))
+
+
+def write_route_record(job: RouteJob, record: dict[str, Any]) -> dict[str, Any]:
+    """Write a record of :func:`compute_route` atomically to the job's route file (or, for a
+    route that could not be set up, to ``setup_failures/``); returns it."""
+    if record.get("setup_failed"):
+        write_json_atomic(job.setup_failure_file, record)
+        return record
+    job.setup_failure_file.unlink(missing_ok=True)  # an earlier failed setup, now retried
+    write_json_atomic(job.route_file, record)
+    return record
+
+
+def compute_route(job: RouteJob) -> dict[str, Any]:
+    """Drive and score one route (see :func:`drive_route`) without writing its record (the
+    video, if asked for, is written under the job's ``out``): what a Ray task returns."""
 
     spec = job.spec
     t0 = time.perf_counter()
@@ -255,10 +269,6 @@ def drive_route(job: RouteJob) -> dict[str, Any]:
         record["video"] = video.record(f"videos/{final.name}")
     if error is not None and error["phase"] == "setup":
         record["setup_failed"] = True
-        write_json_atomic(job.setup_failure_file, record)
-        return record
-    job.setup_failure_file.unlink(missing_ok=True)  # an earlier failed setup, now retried
-    write_json_atomic(job.route_file, record)
     return record
 
 
@@ -351,61 +361,30 @@ def _failure_record(
 # ---------------------------------------------------------------------------------- the pool
 
 
-def _worker_init() -> None:
-    init_worker()
+def _execute(
+    jobs: list[RouteJob], workers: int, on_done, executor: Executor | None = None
+) -> list[RouteJob]:
+    """Run the jobs on ``executor`` (:mod:`drivevla.core.execution`; default the process pool);
+    ``on_done(record)`` for each, once its file is written. Returns the jobs retried after a
+    worker died. A process-pool worker writes its route's file; a Ray task returns the record
+    and this process writes it (the same file either way)."""
+    on_ray = executor is not None and executor.kind == "ray"
 
+    def on_result(job: RouteJob, record: dict[str, Any]) -> None:
+        on_done(write_route_record(job, record) if on_ray else record)
 
-def _run_isolated(job: RouteJob) -> dict[str, Any]:
-    """Retry a route in a fresh single-worker process; a second death records a failure."""
-    try:
-        with ProcessPoolExecutor(
-            1, mp_context=mp.get_context("spawn"), initializer=_worker_init
-        ) as pool:
-            return pool.submit(drive_route, job).result()
-    except BrokenProcessPool as exc:
-        return _failure_record(job, exc, "the worker process died twice on this route")
-    except Exception as exc:  # the harness, not the policy: see drive_route
-        return _failure_record(job, exc, "the route's worker failed", STATUS_SIM_CRASHED)
+    def on_lost(job: RouteJob, lost: TaskLost) -> None:
+        if lost.died:
+            times = {1: "once", 2: "twice"}.get(lost.attempts, f"{lost.attempts} times")
+            record = _failure_record(job, lost.error,
+                                     f"the worker process died {times} on this route")
+        else:  # the harness, not the policy (drive_route catches those)
+            record = _failure_record(job, lost.error, "the route's worker failed",
+                                     STATUS_SIM_CRASHED)
+        on_done(record)
 
-
-def _execute(jobs: list[RouteJob], workers: int, on_done) -> list[RouteJob]:
-    """Run the jobs; ``on_done(record)`` for each. Returns the jobs retried after pool breaks."""
-    if workers <= 0:  # in-process (debugging): no isolation from crashes of the policy
-        for job in jobs:
-            on_done(drive_route(job))
-        return []
-    broken: list[RouteJob] = []
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=mp.get_context("spawn"),
-        initializer=_worker_init,
-    )
-    try:
-        futures = {pool.submit(drive_route, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                record = fut.result()
-            except BrokenProcessPool:
-                broken.append(job)
-                continue
-            except Exception as exc:  # the harness, not the policy (drive_route catches those)
-                record = _failure_record(job, exc, "the route's worker failed", STATUS_SIM_CRASHED)
-            on_done(record)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    if broken:
-        logger.warning(
-            "a worker process died; retrying %d route(s) once, each in a fresh process: %s",
-            len(broken),
-            ", ".join(j.spec.route_id for j in broken),
-        )
-        with ThreadPoolExecutor(max(1, workers)) as threads:
-            for record in threads.map(_run_isolated, broken):
-                on_done(record)
-    return broken
+    fn = compute_route if on_ray else drive_route
+    return run_jobs(fn, jobs, workers, on_result, on_lost, executor)
 
 
 # ---------------------------------------------------------------------------------- run
@@ -502,17 +481,21 @@ def run_closed_loop(
     *,
     progress: bool = True,
     print_table: bool = True,
+    executor: Executor | None = None,
     video_expert_reason: bool = False,
     runtime: str = "none",
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
-    ``workers``: worker processes (0 runs in this process, without crash isolation).
+    ``workers``: routes in flight at once (0 runs in this process, without crash isolation).
+    ``executor``: where they run (:class:`~drivevla.core.execution.Executor`; default the
+    local process pool; never part of the resume fingerprint: the results are the same).
     ``video_expert_reason``: the videos show the shadow expert's reason beside the policy's
     (a debug view; only where the explainer's shadow expert runs). ``runtime``: the driver
     (:mod:`.closed_loop_runtime`). Returns the summary (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
+    executor = _check_executor(executor, workers)
     check_run_options(max_steps, explain_every, workers)
     check_runtime(runtime)
     suite_obj = load_suite(suite)
@@ -529,14 +512,15 @@ def run_closed_loop(
         todo = [s for s in suite_obj.routes if s.route_id not in done]
         if done:
             logger.info("%s: %d route(s) already done, %d to run", out, len(done), len(todo))
-        parent_pid = os.getpid() if workers > 0 else None
+        parent_pid = os.getpid() if workers > 0 and executor.kind == "process" else None
         jobs = [
             RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
                      max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason,
                      runtime)
             for spec in todo
         ]
-        retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress)
+        retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress,
+                              executor)
         _raise_setup_failures(out, suite_obj)
         records = _load_records(out, suite_obj)
         missing = [s.route_id for s in suite_obj.routes if s.route_id not in records]
@@ -546,6 +530,7 @@ def run_closed_loop(
         summary["runtime"] = runtime_summary([records[s.route_id] for s in suite_obj.routes])
         summary.update(_run_fields(meta, suite_obj, suite, explain_every, video, workers, t0,
                                    jobs, done, retried))
+        summary["run"]["executor"] = executor.describe()
         write_json_atomic(out / SUMMARY_FILE, summary)
     if print_table:
         print(format_table(summary))
@@ -569,9 +554,17 @@ def _raise_setup_failures(out: Path, suite: Suite) -> None:
     )
 
 
+def _check_executor(executor: Executor | None, workers: int) -> Executor:
+    executor = executor or Executor()
+    if executor.kind != "process" and workers == 0:
+        raise ValueError(f"workers=0 runs the routes in this process; the {executor.kind} "
+                         "executor needs workers >= 1 (routes in flight at once)")
+    return executor
+
+
 def _drive_jobs(
     jobs: list[RouteJob], workers: int, done: dict[str, Any], n_routes: int, policy: str,
-    progress: bool,
+    progress: bool, executor: Executor | None = None,
 ) -> list[RouteJob]:
     """Run the jobs under a progress bar showing the running mean DS; returns the jobs retried
     after a worker died."""
@@ -591,6 +584,6 @@ def _drive_jobs(
     if scores:
         bar.set_postfix(DS=f"{statistics.fmean(scores):.1f}")
     try:
-        return _execute(jobs, workers, on_done) if jobs else []
+        return _execute(jobs, workers, on_done, executor) if jobs else []
     finally:
         bar.close()
