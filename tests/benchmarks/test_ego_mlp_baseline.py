@@ -96,6 +96,9 @@ def test_default_location_and_named_errors(export, tmp_path, capsys):
     # a missing file: one line, exit 2, naming it
     code, _, err = _eval(root, tmp_path / "c", capsys, "--ego-mlp", str(tmp_path / "nope"))
     assert code == 2 and "nope" in err and "train-baseline" in err
+    code, _, err = _eval(root, tmp_path / "d", capsys, "--ego-mlp", str(default),
+                         "--no-baselines")
+    assert code == 2 and "--ego-mlp" in err
     # corrupt weights, corrupt config, weights of another shape
     bad = tmp_path / "bad.safetensors"
     shutil.copy(default / "config.json", bad.with_suffix(".json"))

@@ -27,8 +27,9 @@ CAVEAT = (
     "What this table can show: how far each plan lies from the one logged future, and how "
     "often its ego box would overlap an annotated box that moves as logged. What it cannot "
     "show: how a planner drives (open loop: no reaction to its own errors, the other agents "
-    "do not react to it). The baselines read no camera: a policy row no better than constant "
-    "velocity + yaw rate has shown nothing ego status alone does not give. On a drivevla "
+    "do not react to it). The baselines read no camera: a policy row no better than the "
+    "ego-status MLP (without it, constant velocity + yaw rate) has shown nothing ego status "
+    "and the command alone do not give. On a drivevla "
     "export the scenes are simulated (sim domain: an expert's smooth driving, few agents), "
     "so its numbers say nothing about real nuScenes and compare with no published row."
 )

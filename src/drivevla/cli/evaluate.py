@@ -16,6 +16,7 @@ from drivevla.benchmarks.explanation_eval import Explainer, run_explanation_eval
 from drivevla.benchmarks.leaderboard_import import import_leaderboard
 from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
+from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
 from drivevla.datasets import replay
 from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
@@ -31,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
     p.add_argument("--out", required=True, help="results dir (rerun it to resume)")
     p.add_argument("--workers", type=non_negative_int, default=1,
-                   help="worker processes (0: inline)")
+                   help="routes in flight at once: worker processes, or Ray tasks with "
+                   "--executor ray (0: inline, process executor only)")
+    add_executor_options(p)
     p.add_argument("--video", action="store_true", help="an MP4 per route in OUT/videos")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="cap on control steps (default: the route's own)")
@@ -139,6 +142,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         args.suite,
         Path(args.out),
         workers=args.workers,
+        executor=executor_from_args(args),
         video=args.video,
         max_steps=args.max_steps,
         explain_every=args.explain_every,
@@ -157,9 +161,12 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
+    if args.ego_mlp is not None and not args.baselines:
+        raise ValueError("--ego-mlp is a baseline row: it needs --baselines (the default), "
+                         "not --no-baselines")
     source = open_openloop_source(args.dataroot, args.version, args.split)
     ego_mlp, note = args.ego_mlp, None
-    if ego_mlp is None:
+    if ego_mlp is None and args.baselines:
         train_split = train_split_for(args.split)
         default = default_ego_mlp_path(args.dataroot, args.version, train_split)
         if ego_mlp_files(default)[0].is_file():
