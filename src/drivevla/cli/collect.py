@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import (
     add_command,
     fraction,
@@ -26,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="episodes (cycling the routes)")
     p.add_argument("--out", required=True, help="dataset dir (rerun the command to resume)")
     p.add_argument("--workers", type=non_negative_int, default=2,
-                   help="worker processes (0: inline)")
+                   help="episodes in flight at once: worker processes, or Ray tasks with "
+                   "--executor ray (0: inline, process executor only)")
+    add_executor_options(p)
     p.add_argument("--jpeg-quality", type=int_range(1, 100), default=90,
                    help="JPEG quality of the frames")
     p.add_argument("--cameras", help="JSON list of camera dicts (or a JSON file)")
@@ -56,7 +59,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
     )
     try:
-        summary = collect(config)
+        summary = collect(config, executor_from_args(args))
     except RuntimeError as exc:  # some episodes failed; the others are saved
         print(f"drivevla: error: {exc}", file=sys.stderr)
         return 1

@@ -56,6 +56,7 @@ from typing import Any
 
 from drivevla.agents.registry import make_policy
 from drivevla.core.errors import read_json
+from drivevla.core.execution import Executor, TaskLost, run_jobs
 from drivevla.core.jsonio import json_ready, write_json_atomic
 from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
@@ -359,18 +360,23 @@ def _worker_init() -> None:
     init_worker()
 
 
-def collect(config: CollectConfig) -> dict[str, Any]:
+def collect(config: CollectConfig, executor: Executor | None = None) -> dict[str, Any]:
     """Collect (or resume) a dataset; returns a summary (episodes, frames, bytes, rates).
 
+    ``executor``: where the episodes run (default: the local process pool; on Ray each episode
+    is a task that writes its shard under ``config.out``, which must be a path every node
+    sees, and this process appends its line; not part of the fingerprint: the same shards).
     Raises ``RuntimeError`` after writing everything else when some episodes failed."""
     out = Path(config.out)
     plan = plan_collection(config)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive_dir(out, "meta/.lock", what="collection"):
-        return _collect_locked(config, out, plan)
+        return _collect_locked(config, out, plan, executor or Executor())
 
 
-def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, Any]:
+def _collect_locked(
+    config: CollectConfig, out: Path, plan: _Plan, executor: Executor
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     _claim(out, plan)
@@ -383,7 +389,8 @@ def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, 
         stale.unlink(missing_ok=True)
     todo = [j for j in plan.jobs if j.episode_id not in finished]
     # start the workers first: their imports overlap the main process's provenance probe
-    pool = _start_pool(config.workers, len(todo)) if config.workers > 0 and todo else None
+    on_pool = config.workers > 0 and todo and executor.kind == "process"
+    pool = _start_pool(config.workers, len(todo)) if on_pool else None
     try:
         write_info(out, plan, config, finished)
     except BaseException:
@@ -413,7 +420,9 @@ def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, 
         bar.set_postfix(frames=frames, fps=f"{frames / max(time.perf_counter() - t0, 1e-9):.0f}")
 
     try:
-        if pool is None:
+        if executor.kind != "process" and todo:
+            _run_elsewhere(todo, config.workers, done, failures, executor)
+        elif pool is None:
             for job in todo:  # in-process (debugging): nobody to outlive
                 done(collect_episode(dataclasses.replace(job, parent_pid=None)))
         else:
@@ -421,13 +430,25 @@ def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, 
     finally:
         bar.close()
         write_info(out, plan, config, finished)
-    wall = time.perf_counter() - t0
+    summary = _summary(out, finished, len(todo), frames, time.perf_counter() - t0, failures)
+    if failures:
+        raise RuntimeError(
+            f"{len(failures)} episode(s) failed ({', '.join(failures[:10])}); the others are "
+            "saved: rerun the same command to retry them"
+        )
+    return summary
+
+
+def _summary(
+    out: Path, finished: dict[str, Any], n_todo: int, frames: int, wall: float,
+    failures: list[str],
+) -> dict[str, Any]:
     n_bytes = sum((out / finished[e]["file"]).stat().st_size for e in finished)
     total_frames = sum(int(r["n_frames"]) for r in finished.values())
-    summary = {
+    return {
         "out": str(out),
         "episodes": len(finished),
-        "episodes_collected": len(todo) - len(failures),
+        "episodes_collected": n_todo - len(failures),
         "frames": total_frames,
         "frames_collected": frames,
         "bytes": n_bytes,
@@ -436,12 +457,24 @@ def _collect_locked(config: CollectConfig, out: Path, plan: _Plan) -> dict[str, 
         "frames_per_s": frames / max(wall, 1e-9),
         "failed": failures,
     }
-    if failures:
-        raise RuntimeError(
-            f"{len(failures)} episode(s) failed ({', '.join(failures[:10])}); the others are "
-            "saved: rerun the same command to retry them"
-        )
-    return summary
+
+
+def _run_elsewhere(
+    todo: list[EpisodeJob], workers: int, done, failures: list[str], executor: Executor
+) -> None:
+    """The episodes on a non-local executor (Ray): no parent process to watch there; an
+    episode whose task is lost after its retries counts as failed, as in the pool."""
+    if workers < 1:
+        raise ValueError(f"workers={workers} runs the episodes in this process; the "
+                         f"{executor.kind} executor needs workers >= 1 (episodes in flight)")
+
+    def lost(job: EpisodeJob, what: TaskLost) -> None:
+        logger.error("episode %s (%s) failed after %d attempt(s): %r", job.episode_id,
+                     job.route["id"], what.attempts, what.error)
+        failures.append(job.episode_id)
+
+    jobs = [dataclasses.replace(job, parent_pid=None) for job in todo]
+    run_jobs(collect_episode, jobs, workers, lambda job, record: done(record), lost, executor)
 
 
 def _warm_up() -> None:
