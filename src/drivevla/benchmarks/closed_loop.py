@@ -5,6 +5,8 @@ processes started with ``spawn``: Panda3D and torch do not survive ``fork`` afte
 worker builds its env and its policy through :func:`drivevla.agents.registry.make_policy`)
 and writes, atomically as each route finishes, ``out/routes/{route_id}.json``: the
 ``RouteResult``, per-route metrics, the route spec, the config, the seed and the provenance.
+With ``executor=Executor("ray")`` each route is a Ray task whose record this process writes,
+to the same file (:mod:`drivevla.core.execution`, docs/ray.md).
 
 - **Resume**: a rerun into the same ``out`` never redoes a route whose file exists; it runs the
   missing ones and recomputes ``out/summary.json`` from all route files. ``out/run.json``
