@@ -24,6 +24,11 @@ def expert_raising_sometimes():
     return FaultyPolicy(ExpertPolicy(), PolicyFaults(seed=2, exception_share=0.2))
 
 
+def expert_spiking():
+    """The expert with 300 ms of latency on 30 % of its ticks."""
+    return FaultyPolicy(ExpertPolicy(), PolicyFaults(seed=4, latency_share=0.3, latency_ms=300))
+
+
 @pytest.fixture
 def suite(tmp_path):
     path = tmp_path / "one.yaml"
@@ -73,3 +78,19 @@ def test_policy_exceptions_crash_the_route_without_the_runtime_and_not_with_it(t
     assert protected["error"] is None and protected["metrics"]["n_ticks"] == TICKS
     stats = protected["metrics"]["runtime"]
     assert stats["causes"]["exception"] == stats["fallback_ticks"] > 0
+
+
+def test_latency_spikes_in_the_closed_loop_run_on_simulated_time_and_repeat(tmp_path, suite):
+    registry.policy_names()
+    registry.register_policy("expert-spiking", expert_spiking)
+    runs = []
+    for name in ("a", "b"):
+        run_closed_loop("expert-spiking", suite, tmp_path / name, workers=0, max_steps=TICKS,
+                        progress=False, print_table=False, runtime="realtime")
+        runs.append(_route(tmp_path / name))
+    stats = runs[0]["metrics"]["runtime"]
+    assert runs[0]["error"] is None and runs[0]["metrics"]["n_ticks"] == TICKS
+    assert stats["causes"]["deadline"] > 0 and stats["causes"]["busy"] > 0
+    assert set(stats["causes"]) == {"deadline", "busy"} and stats["late_ticks"] == 0
+    assert runs[1]["metrics"]["runtime"]["causes"] == stats["causes"]
+    assert runs[1]["drive"] == runs[0]["drive"]

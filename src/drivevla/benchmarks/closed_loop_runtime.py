@@ -20,6 +20,7 @@ from drivevla.agents.agent import Agent
 from drivevla.agents.rollout import Episode, Hook
 from drivevla.core.policy import Policy
 from drivevla.runtime.clock import SimulatedClock
+from drivevla.runtime.faults import FaultyPolicy
 from drivevla.runtime.runner import RealtimeRunner
 
 RUNTIMES = ("none", "realtime")
@@ -31,10 +32,15 @@ def check_runtime(runtime: Any) -> None:
 
 
 def make_driver(policy: Policy, runtime: str) -> Agent:
-    """The route's driver for ``policy`` under ``runtime`` (see the module docstring)."""
+    """The route's driver for ``policy`` under ``runtime`` (see the module docstring). A
+    :class:`FaultyPolicy` (e.g. from a registered factory) injects its latency on the
+    runner's simulated clock."""
     check_runtime(runtime)
     if runtime == "realtime":
-        return RealtimeRunner(policy, clock=SimulatedClock())
+        clock = SimulatedClock()
+        if isinstance(policy, FaultyPolicy):
+            policy.clock = clock
+        return RealtimeRunner(policy, clock=clock)
     return Agent(policy)
 
 
