@@ -5,6 +5,8 @@ the other without loss or duplicates."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,6 +53,17 @@ class RaisingPolicy:
         if self.raises and self.steps == 6:
             raise RuntimeError("raising policy exploded at step 6")
         return self.inner.act(obs)
+
+
+class KillerPolicy(RaisingPolicy):
+    """Kills its own worker process at its 3rd step on turn_left routes (a segfault / OOM)."""
+
+    name = "test_ray_killer"
+
+    def act(self, obs):
+        if self.raises and self.steps == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().act(obs)
 
 
 def _run(policy: str, suite, out: Path, **kw) -> dict:
@@ -116,6 +129,19 @@ def test_a_raising_policy_fails_its_route_on_ray_as_in_the_process_pool(ray_clus
     assert "exploded at step 6" in failed["error"]["message"]
     assert on_ray["n_failed"] == local["n_failed"] == 1
     _same_results(routes, _routes(tmp_path / "local"))
+
+
+def test_a_dead_ray_worker_costs_only_its_route_retried_then_recorded(ray_cluster, tmp_path):
+    registry.policy_names()
+    registry.register_policy(KillerPolicy.name, KillerPolicy)
+    suite = _smoke_file(tmp_path, 4)  # its 4th route turns left
+    summary = _run(KillerPolicy.name, suite, tmp_path / "out", workers=2, executor=RAY)
+    routes = _routes(tmp_path / "out")
+    dead = routes["intersection-turn_left"]
+    assert dead["status"] == STATUS_AGENT_CRASHED and dead["error"]["phase"] == "worker"
+    assert "died twice" in dead["error"]["message"]
+    assert summary["n_routes"] == 4 and summary["n_failed"] == 1
+    assert all(r["error"] is None for rid, r in routes.items() if rid != "intersection-turn_left")
 
 
 def test_a_ray_run_interrupted_midway_resumes_on_the_process_pool_and_back(
