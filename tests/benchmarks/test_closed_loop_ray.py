@@ -30,6 +30,7 @@ RAY = Executor(kind="ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
     yield ray

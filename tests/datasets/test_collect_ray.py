@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ EPISODES = 6  # as the shared tiny_dataset (tests/conftest.py), collected by the
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray

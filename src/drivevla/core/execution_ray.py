@@ -16,6 +16,7 @@ only here and only when the backend is chosen (an optional extra).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,9 @@ def _connect(ray: Any, executor: Executor) -> bool:
     """Join the cluster (or start a local instance); True when this call started Ray."""
     if ray.is_initialized():
         return False
+    # offline by design (docs/security.md): the Ray instance started here sends no usage
+    # telemetry (Ray's documented opt-out variable; a value the user set wins)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address=executor.ray_address, include_dashboard=False,
              logging_level=logging.WARNING)
     return True
