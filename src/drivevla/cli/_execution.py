@@ -19,11 +19,12 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """``--executor`` and the Ray options (``--backend`` names the simulator, not this)."""
+def add_executor_options(parser: argparse.ArgumentParser, workers: str = "--workers") -> None:
+    """``--executor`` and the Ray options (``--backend`` names the simulator, not this);
+    ``workers``: the command's option for the jobs in flight."""
     parser.add_argument(
         "--executor", choices=EXECUTORS, default="process",
-        help="where the jobs run: process, a local pool of --workers processes; ray, one Ray "
+        help=f"where the jobs run: process, a local pool of {workers} processes; ray, one Ray "
         "task per job on a local Ray instance or the cluster of --ray-address (needs the "
         "extra: pip install -e \".[ray]\"; docs/ray.md). The results are the same, so a run "
         "started on one resumes on the other")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import add_command
 from drivevla.training.config import TrainConfig
 from drivevla.training.train import Trainer, parse_overrides
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=help)
     p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
     p.add_argument("--dagger-suite", default="train", help="suite the DAgger routes come from")
+    add_executor_options(p, "--dagger-workers")  # where a DAgger round's episodes run
     p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"],
                    help="mixed precision (GPU)")
     p.add_argument("--cache-dir", default=None,
@@ -79,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     kw = {k: v for k, v in vars(args).items() if k in fields and k not in ("data", "model")}
     cfg = TrainConfig(data=tuple(args.data), model=parse_overrides(args.set),
                       progress=not args.no_progress, **kw)
-    info = Trainer(cfg).train()
+    info = Trainer(cfg, executor_from_args(args)).train()
     val = info.get("validation") or {}
     print(f"trained {cfg.total_steps} steps in {info['wall_time_s'] / 60:.1f} min "
           f"({info['samples_per_s_this_run']:.0f} samples/s); checkpoint: {cfg.out}")

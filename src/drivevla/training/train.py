@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.core.errors import DriveVLAError
+from drivevla.core.execution import Executor
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
@@ -140,11 +141,11 @@ def _checkpoints(out: Path) -> list[Path]:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, executor: Executor | None = None) -> None:
         import torch
         from accelerate import Accelerator
 
-        self.cfg = cfg
+        self.cfg, self.executor = cfg, executor  # executor: where DAgger episodes run
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads > 0:
@@ -227,7 +228,6 @@ class Trainer:
         return [self.out / "dagger" / f"round-{k}" for k in range(1, self.cfg.dagger + 1)]
 
     def _collect_round(self, k: int, policy_dir: Path) -> Path:
-
         cams = _dataset_cameras(self.cfg.data[0], self.model_config.model.cameras,
                                 self.cfg.skip_corrupt)
         target = self._dagger_dirs()[k - 1]
@@ -238,7 +238,7 @@ class Trainer:
                               out=str(target), workers=self.cfg.dagger_workers, cameras=cams,
                               policy=str(policy_dir.resolve()), beta=self.cfg.dagger_beta,
                               split_seed=self.cfg.seed, max_steps=self.cfg.dagger_max_steps,
-                              show_progress=self.cfg.progress))
+                              show_progress=self.cfg.progress), self.executor)
         return target
 
     def _round_suite(self, k: int) -> Path:
