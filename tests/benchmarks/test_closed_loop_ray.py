@@ -20,6 +20,7 @@ from drivevla.cli import main as cli_main
 from drivevla.core.execution import Executor
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.sim_bridge.embedded.suites import load_suite
+from support.ray_parts import local_ray
 
 ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[ray]")')
 
@@ -30,11 +31,8 @@ RAY = Executor(kind="ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
-    yield ray
-    ray.shutdown()
+    with local_ray(sys.modules[__name__]) as started:
+        yield started
 
 
 class RaisingPolicy:

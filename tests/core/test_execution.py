@@ -11,6 +11,7 @@ import pytest
 from drivevla.core import execution_ray
 from drivevla.core.execution import Executor, TaskLost, run_jobs
 from drivevla.core.executor import RayNotInstalledError
+from support.ray_parts import local_ray
 
 
 def square(job: tuple[str, int]) -> int:
@@ -70,11 +71,8 @@ ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
-    yield ray
-    ray.shutdown()
+    with local_ray(sys.modules[__name__]) as started:
+        yield started
 
 
 def test_ray_gives_the_results_of_the_process_pool(ray_cluster):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from drivevla.cli import main as cli_main
 from drivevla.core.execution import Executor
 from drivevla.datasets.collect import CollectConfig, collect
+from support.ray_parts import local_ray
 
 ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[ray]")')
 
@@ -23,11 +23,8 @@ EPISODES = 6  # as the shared tiny_dataset (tests/conftest.py), collected by the
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    with local_ray(sys.modules[__name__]) as started:
+        yield started
 
 
 def _collect(out: Path, episodes: int, executor: Executor | None = None) -> dict:

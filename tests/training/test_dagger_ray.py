@@ -4,7 +4,6 @@ drive the policy as the process pool does (the same shards)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from drivevla.core.execution import Executor, run_jobs
 from drivevla.datasets import collect as collect_mod
 from drivevla.datasets.collect import CollectConfig, collect
 from drivevla.training.train import Trainer
+from support.ray_parts import local_ray
 from support.train_parts import TINY_SUITE
 from support.train_parts import train_cfg as _cfg
 
@@ -22,11 +22,8 @@ ray = pytest.importorskip("ray", reason='ray is not installed (pip install -e ".
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from the tests
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    with local_ray(sys.modules[__name__]) as started:
+        yield started
 
 
 def _shards(root: Path) -> dict[str, str]:
