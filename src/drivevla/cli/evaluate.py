@@ -2,7 +2,8 @@
 ``drivevla eval report``: the report (markdown and self-contained HTML) of such a run;
 ``drivevla eval open-loop``: score a policy and camera-free baselines on nuScenes-style logs;
 ``drivevla eval explanations``: BLEU-4, ROUGE-L, CIDEr-D and faithfulness of a policy's
-explanations on held-out recorded frames, beside a constant-sentence baseline."""
+explanations on held-out recorded frames, beside a constant-sentence baseline;
+``drivevla eval compare``: two closed-loop runs route by route, where their drives part."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.benchmarks.closed_loop_runtime import RUNTIMES
+from drivevla.benchmarks.compare_runs import compare_runs, format_comparison, write_comparison
 from drivevla.benchmarks.ego_mlp import default_ego_mlp_path, ego_mlp_files, train_split_for
 from drivevla.benchmarks.explanation_eval import Explainer, run_explanation_eval
 from drivevla.benchmarks.leaderboard_import import import_leaderboard
@@ -67,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(fn=_cmd_eval_report)
     _register_open_loop(evaluate)
     _register_explanations(evaluate)
+    _register_compare(evaluate)
     i = add_command(
         evaluate, "import-leaderboard",
         "turn a CARLA Leaderboard 2.0 / Bench2Drive results JSON into OUT/summary.json and "
@@ -134,6 +137,33 @@ def _register_explanations(evaluate: argparse._SubParsersAction) -> None:
                    help="CPU threads of the policy (torch / ONNX Runtime; default: the "
                    "library's own; 1 is fastest on a busy 2-core machine)")
     e.set_defaults(fn=_cmd_eval_explanations)
+
+
+def _register_compare(evaluate: argparse._SubParsersAction) -> None:
+    c = add_command(
+        evaluate, "compare",
+        "two closed-loop runs of one suite route by route: status, DS, and where each pair "
+        "of drives first parts and by how much",
+    )
+    c.add_argument("run_a", help="a closed-loop run folder (e.g. the PyTorch checkpoint's)")
+    c.add_argument("run_b", help="another run folder of the same routes (e.g. its onnx: export)")
+    c.add_argument("--tol-m", type=float, default=0.01,
+                   help="drives part where the ego positions differ by more than this (m)")
+    c.add_argument("--tol-mps", type=float, default=0.01,
+                   help="... or the planned speeds by more than this (m/s)")
+    c.add_argument("--all", action="store_true",
+                   help="list every route, not only those whose status differs")
+    c.add_argument("--json", default=None, metavar="FILE", help="also write the comparison here")
+    c.set_defaults(fn=_cmd_eval_compare)
+
+
+def _cmd_eval_compare(args: argparse.Namespace) -> int:
+    result = compare_runs(args.run_a, args.run_b, tol_m=args.tol_m, tol_mps=args.tol_mps)
+    print(format_comparison(result, all_routes=args.all))
+    if args.json:
+        write_comparison(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
 
 
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
