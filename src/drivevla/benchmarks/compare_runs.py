@@ -5,7 +5,9 @@ shows whether that is what happened).
 
 The drives are the route records' ``drive`` traces: the ego path (one point per tick, m) and
 the policy's planned speed per tick (m/s). Two drives *part* at the first tick where the ego
-positions differ by more than ``tol_m`` or the planned speeds by more than ``tol_mps``.
+positions differ by more than ``tol_m`` or the planned speeds by more than ``tol_mps``. The
+traces hold positions to 1 cm and speeds to 1 mm/s: smaller tolerances mean "any recorded
+difference".
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def format_comparison(result: dict[str, Any], all_routes: bool = False) -> str:
              f"{result['ds_b']:.1f}   same status {result['same_status']}/{n} "
              f"({100 * result['same_status'] / n:.0f} %)   drives never parted "
              f"{result['never_parted']}/{n}",
-             f"{'route':<34}{'status A':<14}{'status B':<14}{'DS A':>7}{'DS B':>7}"
+             f"{'route':<34}{'status A':<40}{'status B':<40}{'DS A':>7}{'DS B':>7}"
              f"{'parts at tick':>15}{'dpos m':>9}{'dv m/s':>9}{'dv before':>11}"]
     for r in result["rows"]:
         if not all_routes and r["status_a"] == r["status_b"]:
@@ -108,7 +110,7 @@ def format_comparison(result: dict[str, Any], all_routes: bool = False) -> str:
         where = ("never" if p is None else str(p["tick"])) if r["has_drive"] else "no trace"
         sizes = (f"{p['position_diff_m']:>9.3g}{p['planned_speed_diff_mps']:>9.3g}"
                  f"{p['max_planned_speed_diff_before_mps']:>11.3g}") if p else ""
-        lines.append(f"{r['route']:<34}{r['status_a']:<14}{r['status_b']:<14}"
+        lines.append(f"{r['route']:<34}{r['status_a']:<40}{r['status_b']:<40}"
                      f"{r['ds_a']:>7.1f}{r['ds_b']:>7.1f}{where:>15}{sizes}")
     return "\n".join(lines)
 
