@@ -145,12 +145,23 @@ def test_the_table_says_when_the_machine_was_busy():
     from drivevla.benchmarks import latency
 
     result = run_latency("idm", steps=2, warmup=0, progress=False)
-    busy = {"load_avg_1min": 3.5, "cpus": 2}
-    result["config"]["machine_load"] = {"before": busy, "after": busy}
+    assert result["config"]["machine_load"]["other_processes_cores"] >= 0.0
+    load = {"load_avg_1min": 3.5, "cpus": 2}
+    result["config"]["machine_load"] = {"before": load, "after": load,
+                                        "other_processes_cores": 1.4}
     assert "not an idle machine's" in latency.format_table(result)
-    idle = {"load_avg_1min": 0.1, "cpus": 2}
-    result["config"]["machine_load"] = {"before": idle, "after": idle}
+    # a high load average left by the previous benchmark is not other work during this one
+    result["config"]["machine_load"]["other_processes_cores"] = 0.05
     assert "not an idle machine's" not in latency.format_table(result)
+
+
+def test_other_processes_cpu_share_from_the_counters():
+    from drivevla.benchmarks.latency import other_cpu_share
+
+    before = {"_busy_s": 100.0, "_own_cpu_s": 10.0, "_wall_s": 0.0}
+    after = {"_busy_s": 130.0, "_own_cpu_s": 20.0, "_wall_s": 20.0}
+    assert other_cpu_share(before, after) == 1.0  # 30 s busy, 10 s ours, over 20 s
+    assert other_cpu_share({**before, "_busy_s": None}, after) is None
 
 
 def test_bad_policy_name_is_a_clear_error(tmp_path, capsys):

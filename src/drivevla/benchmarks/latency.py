@@ -272,7 +272,11 @@ def run_latency(
         steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
         torch_threads=torch_threads, can_explain=can_explain, seed=seed,
     )
-    result["config"]["machine_load"] = {"before": load_before, "after": machine_load()}
+    load_after = machine_load()
+    result["config"]["machine_load"] = {
+        "before": {k: v for k, v in load_before.items() if not k.startswith("_")},
+        "after": {k: v for k, v in load_after.items() if not k.startswith("_")},
+        "other_processes_cores": other_cpu_share(load_before, load_after)}
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -343,14 +347,40 @@ def _result(
 
 
 def machine_load() -> dict[str, Any]:
-    """The 1-minute load average and the CPU count: a latency means little without them (on a
-    loaded 2-core machine drivevla-tiny's action path p50 was 116 ms with 2 torch threads and
-    27.5 ms with 1)."""
+    """The 1-minute load average, the CPU count, and counters for :func:`other_cpu_share`: a
+    latency means little without them (on a loaded 2-core machine drivevla-tiny's action path
+    p50 was 116 ms with 2 torch threads and 27.5 ms with 1)."""
     try:
         load1 = round(os.getloadavg()[0], 2)
     except OSError:  # not available on this platform
         load1 = None
-    return {"load_avg_1min": load1, "cpus": os.cpu_count()}
+    own = os.times()
+    return {"load_avg_1min": load1, "cpus": os.cpu_count(), "_busy_s": _busy_cpu_seconds(),
+            "_own_cpu_s": own.user + own.system + own.children_user + own.children_system,
+            "_wall_s": time.monotonic()}
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds all cores spent busy since boot (Linux /proc/stat), else None."""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def other_cpu_share(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Cores other processes kept busy on average during the run (busy CPU time of the whole
+    machine minus this process's own, over the wall time), or None where unknown."""
+    if before.get("_busy_s") is None or after.get("_busy_s") is None:
+        return None
+    wall = after["_wall_s"] - before["_wall_s"]
+    if wall <= 0:
+        return None
+    others = (after["_busy_s"] - before["_busy_s"]) - (after["_own_cpu_s"] - before["_own_cpu_s"])
+    return max(0.0, round(others / wall, 2))
 
 
 def _load_lines(load: dict[str, Any] | None) -> list[str]:
@@ -359,8 +389,11 @@ def _load_lines(load: dict[str, Any] | None) -> list[str]:
     before, after = load["before"], load["after"]
     line = (f"machine load (1-min average) before {before['load_avg_1min']} / after "
             f"{after['load_avg_1min']} on {before['cpus']} CPUs")
-    if (before["load_avg_1min"] or 0.0) > 0.5:
-        line += " - other work was running: these times are not an idle machine's"
+    others = load.get("other_processes_cores")
+    if others is not None:
+        line += f"; other processes used {others:.2f} cores during the run"
+        if others > 0.25:
+            line += " - these times are not an idle machine's"
     return [line]
 
 
