@@ -25,7 +25,6 @@ implementation, data, provenance); a rerun into ``out`` replaces both.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -38,6 +37,7 @@ from drivevla.benchmarks.language_metrics import caption_scores, implementation,
 from drivevla.benchmarks.open_loop import policy_cameras
 from drivevla.core.errors import DriveVLAError
 from drivevla.core.jsonio import json_ready, write_json_atomic
+from drivevla.core.policy import policy_threads
 from drivevla.core.provenance import provenance
 from drivevla.language.explanations import reason_from_explanation
 
@@ -114,19 +114,9 @@ def run_explanation_eval(policy: str, ticks: Iterable[Any], out: str | Path, *,
     the summary."""
     implementation()  # fails before any frame is read when pycocoevalcap is missing
     explainer = explainer or Explainer(policy)
-    torch = sys.modules.get("torch")  # only where a policy loaded it
-    previous = torch.get_num_threads() if torch is not None else None
-    if threads is not None:
-        if callable(getattr(explainer.policy, "set_threads", None)):
-            explainer.policy.set_threads(threads)
-        if torch is not None:
-            torch.set_num_threads(threads)
-    try:
+    with policy_threads(explainer.policy, threads):
         summary = _score(policy, ticks, Path(out), train_explanations, data, total,
                          explainer, progress)
-    finally:
-        if previous is not None:
-            torch.set_num_threads(previous)
     summary["run"]["threads"] = threads
     write_json_atomic(Path(out) / SUMMARY_FILE, summary)
     if print_table:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from tqdm import tqdm
 from drivevla.agents.agent import Agent
 from drivevla.agents.registry import make_policy
 from drivevla.agents.rollout import Hook, Tick, run_episode
+from drivevla.core.policy import policy_threads
 from drivevla.core.provenance import provenance
 from drivevla.planner.controllers import TrajectoryController
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
@@ -226,17 +226,34 @@ def run_latency(
     inner = make_policy(policy)  # ValueError naming the registered names for a bad name
     if hasattr(inner, "explain_every"):
         inner.explain_every = 0  # the benchmark owns the explanation clock, act() never explains
-    if callable(getattr(inner, "set_threads", None)):
-        inner.set_threads(threads)  # a runtime with its own thread pool (onnx:DIR)
     explain = getattr(inner, "explain", None)
     can_explain = callable(explain)
-    torch = sys.modules.get("torch")
-    torch_threads = previous_threads = None
-    if torch is not None:
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        torch_threads = torch.get_num_threads()
+    with policy_threads(inner, threads) as torch_threads:
+        probe, env_config, intents, name = _drive(inner, explain if can_explain else None,
+                                                  steps, warmup, scenario, explain_every, seed,
+                                                  progress)
+    result = _result(
+        policy, inner, name, env_config, probe, intents,
+        steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
+        torch_threads=torch_threads, can_explain=can_explain, seed=seed,
+    )
+    load_after = machine_load()
+    result["config"]["machine_load"] = {
+        "before": {k: v for k, v in load_before.items() if not k.startswith("_")},
+        "after": {k: v for k, v in load_after.items() if not k.startswith("_")},
+        "other_processes_cores": other_cpu_share(load_before, load_after)}
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
 
+
+def _drive(inner: Any, explain: Any, steps: int, warmup: int, scenario: str,
+           explain_every: int, seed: int, progress: bool
+           ) -> tuple[_LatencyProbe, Any, list[str], str]:
+    """Drive ``inner`` through routes of ``scenario`` for ``warmup + steps`` timed ticks;
+    the probe with its timings, the simulator config, the intents and the policy's name."""
     timed_policy = _TimedPolicy(inner)
     timed_controller = _TimedController(TrajectoryController())
     agent = Agent(timed_policy, timed_controller)  # type: ignore[arg-type]
@@ -247,10 +264,7 @@ def run_latency(
     bar = tqdm(
         total=total, desc=f"bench latency {timed_policy.name}", unit="tick", disable=not progress
     )
-    probe = _LatencyProbe(
-        timed_policy, timed_controller, explain if can_explain else None, explain_every, warmup,
-        bar,
-    )
+    probe = _LatencyProbe(timed_policy, timed_controller, explain, explain_every, warmup, bar)
     if warmup:
         bar.set_postfix_str("warm-up")
     try:
@@ -265,23 +279,7 @@ def run_latency(
     finally:
         bar.close()
         env.close()
-        if previous_threads is not None:
-            torch.set_num_threads(previous_threads)  # a library call leaves the process as it was
-    result = _result(
-        policy, inner, timed_policy.name, env.config, probe, intents,
-        steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
-        torch_threads=torch_threads, can_explain=can_explain, seed=seed,
-    )
-    load_after = machine_load()
-    result["config"]["machine_load"] = {
-        "before": {k: v for k, v in load_before.items() if not k.startswith("_")},
-        "after": {k: v for k, v in load_after.items() if not k.startswith("_")},
-        "other_processes_cores": other_cpu_share(load_before, load_after)}
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
+    return probe, env.config, intents, timed_policy.name
 
 
 def _result(

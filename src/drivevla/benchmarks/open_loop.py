@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from drivevla.benchmarks.open_loop_summary import PROTOCOL, format_table, summar
 from drivevla.core.errors import DriveVLAError
 from drivevla.core.jsonio import json_ready, write_json_atomic
 from drivevla.core.paths import exclusive_dir
+from drivevla.core.policy import policy_threads
 from drivevla.core.provenance import provenance
 from drivevla.core.types import Decision
 
@@ -138,20 +138,6 @@ def policy_planner(name: str) -> Planner:
 
     inputs = (f"camera {'+'.join(cameras)}, " if cameras else "") + "ego status, instruction"
     return Planner(name, "policy", inputs, predict, cameras, {"policy": policy})
-
-
-def set_threads(planner: Planner, threads: int) -> int | None:
-    """Run the policy on ``threads`` CPU threads: ``torch.set_num_threads`` when torch is
-    loaded, and ``set_threads`` for a policy with its own pool (``onnx:DIR``). Returns torch's
-    thread count (None without torch)."""
-    policy = planner.meta.get("policy")
-    if callable(getattr(policy, "set_threads", None)):
-        policy.set_threads(threads)
-    torch = sys.modules.get("torch")  # only where a policy loaded it
-    if torch is None:
-        return None
-    torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 def baseline_planners() -> list[Planner]:
@@ -289,10 +275,11 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
                   print_table: bool = True, ego_mlp: str | Path | None = None,
                   ego_mlp_note: str | None = None) -> dict[str, Any]:
     """Score ``policy`` (and the baselines) on ``source``'s samples with a full future; see
-    the module docstring. ``threads``: CPU threads of the policy (:func:`set_threads`; None:
-    the library's default). ``ego_mlp``: the ego-status MLP's weights (a baseline row, with
-    ``baselines``); without, ``ego_mlp_note`` says in the table why it is missing. Returns
-    the summary (also ``out/summary.json``)."""
+    the module docstring. ``threads``: CPU threads of the policy (restored after, see
+    :func:`~drivevla.core.policy.policy_threads`; None: the library's default).
+    ``ego_mlp``: the ego-status MLP's weights (a baseline row, with ``baselines``); without,
+    ``ego_mlp_note`` says in the table why it is missing. Returns the summary (also
+    ``out/summary.json``)."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} must be >= 1 (or unset)")
     out = Path(out)
@@ -305,15 +292,9 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
     elif baselines and ego_mlp_note:
         notes.append(ego_mlp_note)
     planners.append(policy_planner(policy))
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    torch_threads = set_threads(planners[-1], threads) if threads is not None else None
-    try:
+    with policy_threads(planners[-1].meta.get("policy"), threads) as torch_threads:
         return _run(policy, source, out, planners, skip_bad, max_samples, progress,
                     print_table, {"threads": threads, "torch_threads": torch_threads}, notes)
-    finally:
-        if threads is not None and previous is not None:
-            torch.set_num_threads(previous)  # a library call leaves the process as it was
 
 
 def _run(policy: str, source: Any, out: Path, planners: list[Planner], skip_bad: bool,
