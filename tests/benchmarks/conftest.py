@@ -29,3 +29,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny-ckpt"
     DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def nuscenes_export(tiny_dataset, tmp_path_factory) -> Path:
+    """``drivevla data export-nuscenes`` of the tiny collection (6 episodes of 4 s: 48
+    keyframes, 12 with a full 3 s future), made once; tests that change it change a copy."""
+    from drivevla.cli import main as cli_main
+
+    out = tmp_path_factory.mktemp("openloop") / "nuscenes"
+    assert cli_main(["data", "export-nuscenes", str(tiny_dataset), str(out)]) == 0
+    return out

@@ -30,21 +30,14 @@ pytest.importorskip("nuscenes.nuscenes", reason="nuscenes-devkit is not installe
 VERSION = "v1.0-drivevla"
 
 
-@pytest.fixture(scope="module")
-def export(tiny_dataset, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("egomlp") / "nuscenes"
-    assert cli_main(["data", "export-nuscenes", str(tiny_dataset), str(out)]) == 0
-    return out
-
-
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     code = cli_main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def _eval(export: Path, out: Path, capsys, *extra: str) -> tuple[int, str, str]:
-    return _run(["eval", "open-loop", "--policy", "expert", "--dataroot", str(export),
+def _eval(nuscenes_export: Path, out: Path, capsys, *extra: str) -> tuple[int, str, str]:
+    return _run(["eval", "open-loop", "--policy", "expert", "--dataroot", str(nuscenes_export),
                  "--version", VERSION, "--split", "train", "--out", str(out), *extra], capsys)
 
 
@@ -54,9 +47,9 @@ def _stp3_avg(l2_per_step: np.ndarray) -> float:
     return float(np.mean([mean[:2].mean(), mean[:4].mean(), mean[:6].mean()]))
 
 
-def test_trains_and_beats_zero_motion_on_its_train_split(export, tmp_path, capsys):
+def test_trains_and_beats_zero_motion_on_its_train_split(nuscenes_export, tmp_path, capsys):
     weights = tmp_path / "ego"
-    code, printed, _ = _run(["train-baseline", "ego-mlp", "--dataroot", str(export),
+    code, printed, _ = _run(["train-baseline", "ego-mlp", "--dataroot", str(nuscenes_export),
                              "--version", VERSION, "--out", str(weights)], capsys)
     assert code == 0 and "12 samples" in printed
     assert sorted(p.name for p in weights.iterdir()) == ["config.json", "model.safetensors"]
@@ -64,7 +57,7 @@ def test_trains_and_beats_zero_motion_on_its_train_split(export, tmp_path, capsy
     assert config["trained_on"]["split"] == "train" and config["trained_on"]["n_samples"] == 12
     assert config["training"]["seconds"] < 30
     out = tmp_path / "eval"
-    code, printed, _ = _eval(export, out, capsys, "--ego-mlp", str(weights))
+    code, printed, _ = _eval(nuscenes_export, out, capsys, "--ego-mlp", str(weights))
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     names = [r["name"] for r in summary["rows"]]
@@ -82,9 +75,9 @@ def test_trains_and_beats_zero_motion_on_its_train_split(export, tmp_path, capsy
     assert "trained on" in printed and "not a held-out score" in printed
 
 
-def test_default_location_and_named_errors(export, tmp_path, capsys):
+def test_default_location_and_named_errors(nuscenes_export, tmp_path, capsys):
     root = tmp_path / "nus"
-    shutil.copytree(export, root)
+    shutil.copytree(nuscenes_export, root)
     code, printed, _ = _eval(root, tmp_path / "a", capsys)
     assert code == 0 and "no ego-status MLP row" in printed and "train-baseline" in printed
     assert _run(["train-baseline", "ego-mlp", "--dataroot", str(root), "--version", VERSION,
@@ -119,8 +112,8 @@ def test_default_location_and_named_errors(export, tmp_path, capsys):
         load_ego_mlp(bad)
 
 
-def test_training_is_seeded(export):
-    samples = open_openloop_source(export, VERSION, "train").samples
+def test_training_is_seeded(nuscenes_export):
+    samples = open_openloop_source(nuscenes_export, VERSION, "train").samples
     a, b, c = (fit_ego_mlp(samples, EgoMLPConfig(epochs=20, seed=s)) for s in (0, 0, 1))
     sa, sb, sc = (m.state_dict() for m in (a, b, c))
     assert all(np.array_equal(sa[k].numpy(), sb[k].numpy()) for k in sa)

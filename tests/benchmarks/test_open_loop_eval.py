@@ -37,14 +37,6 @@ pytest.importorskip(
 VERSION = "v1.0-drivevla"
 
 
-@pytest.fixture(scope="module")
-def export(tiny_dataset, tmp_path_factory) -> Path:
-    """The tiny collection (6 episodes of 4 s: 48 keyframes, 12 with a full 3 s future)."""
-    out = tmp_path_factory.mktemp("openloop") / "nuscenes"
-    assert cli_main(["data", "export-nuscenes", str(tiny_dataset), str(out)]) == 0
-    return out
-
-
 def _eval(argv: list[str], capsys) -> tuple[int, str, str]:
     code = cli_main(["eval", "open-loop", *argv])
     captured = capsys.readouterr()
@@ -55,9 +47,9 @@ def _row(summary: dict, name: str) -> dict:
     return next(r for r in summary["rows"] if r["name"] == name)
 
 
-def test_expert_log_replay_and_baselines(export, tmp_path, capsys):
+def test_expert_log_replay_and_baselines(nuscenes_export, tmp_path, capsys):
     out = tmp_path / "expert"
-    code, printed, _ = _eval(["--policy", "expert", "--dataroot", str(export), "--version",
+    code, printed, _ = _eval(["--policy", "expert", "--dataroot", str(nuscenes_export), "--version",
                               VERSION, "--out", str(out)], capsys)
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -81,9 +73,9 @@ def test_expert_log_replay_and_baselines(export, tmp_path, capsys):
     assert "camera" in summary["caveat"] and "sim domain" in summary["caveat"]
 
 
-def test_drivevla_tiny_on_a_handful_and_resume(export, tmp_path, capsys):
+def test_drivevla_tiny_on_a_handful_and_resume(nuscenes_export, tmp_path, capsys):
     out = tmp_path / "tiny"
-    argv = ["--policy", "drivevla-tiny", "--dataroot", str(export), "--version", VERSION,
+    argv = ["--policy", "drivevla-tiny", "--dataroot", str(nuscenes_export), "--version", VERSION,
             "--out", str(out), "--max-samples", "3", "--threads", "1"]
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
@@ -103,28 +95,29 @@ def test_drivevla_tiny_on_a_handful_and_resume(export, tmp_path, capsys):
     assert len(records.read_text().splitlines()) == 5
     # another policy into the same folder is refused
     with pytest.raises(OpenLoopRunError, match="another"):
-        run_open_loop("expert", open_openloop_source(export, VERSION), out, print_table=False)
+        run_open_loop("expert", open_openloop_source(nuscenes_export, VERSION), out,
+                      print_table=False)
 
 
-def test_bad_dataroot_version_split_and_table(export, tmp_path, capsys):
+def test_bad_dataroot_version_split_and_table(nuscenes_export, tmp_path, capsys):
     code, _, err = _eval(["--policy", "expert", "--dataroot", str(tmp_path / "nope"),
                           "--version", VERSION, "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _eval(["--policy", "expert", "--dataroot", str(export), "--version",
+    code, _, err = _eval(["--policy", "expert", "--dataroot", str(nuscenes_export), "--version",
                           "v1.0-mini", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "v1.0-mini" in err and VERSION in err  # names what is there
     with pytest.raises(NuScenesInputError, match="unknown split 'bogus'.*train"):
-        open_openloop_source(export, VERSION, "bogus")
+        open_openloop_source(nuscenes_export, VERSION, "bogus")
     with pytest.raises(NuScenesInputError, match="split 'val' has 0 scene"):  # all in train
-        open_openloop_source(export, VERSION, "val")
+        open_openloop_source(nuscenes_export, VERSION, "val")
     broken = tmp_path / "broken"
-    shutil.copytree(export, broken)
+    shutil.copytree(nuscenes_export, broken)
     (broken / VERSION / "sample.json").write_text('[{"token": "a", ')
     with pytest.raises(NuScenesInputError, match="sample.json") as info:
         open_openloop_source(broken, VERSION)
     assert isinstance(info.value, DriveVLAError)
     # valid JSON, but a sample_data record names a calibrated sensor no table has
-    shutil.copy(export / VERSION / "sample.json", broken / VERSION / "sample.json")
+    shutil.copy(nuscenes_export / VERSION / "sample.json", broken / VERSION / "sample.json")
     records = json.loads((broken / VERSION / "sample_data.json").read_text())
     records[0]["calibrated_sensor_token"] = "0" * 32
     (broken / VERSION / "sample_data.json").write_text(json.dumps(records))
@@ -133,12 +126,12 @@ def test_bad_dataroot_version_split_and_table(export, tmp_path, capsys):
     assert code == 2 and "0" * 32 in err and len(err.strip().splitlines()) == 1
 
 
-def _damage(export: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+def _damage(nuscenes_export: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     """A copy whose first full-future keyframe has CAM_BACK instead of CAM_FRONT and whose
     second has a truncated image; returns it and those two sample tokens."""
     root = tmp_path / "damaged"
-    shutil.copytree(export, root)
-    eligible = [s for s in open_openloop_source(export, VERSION).samples
+    shutil.copytree(nuscenes_export, root)
+    eligible = [s for s in open_openloop_source(nuscenes_export, VERSION).samples
                 if s.future_valid.all()]
     first, second = eligible[0], eligible[1]
     tables = root / VERSION
@@ -159,9 +152,9 @@ def _damage(export: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return root, [first.sample_token, second.sample_token]
 
 
-def test_missing_camera_and_bad_image_stop_or_are_skipped(export, tmp_path, capsys,
+def test_missing_camera_and_bad_image_stop_or_are_skipped(nuscenes_export, tmp_path, capsys,
                                                           tiny_checkpoint):
-    root, (no_front, bad_jpeg) = _damage(export, tmp_path)
+    root, (no_front, bad_jpeg) = _damage(nuscenes_export, tmp_path)
     argv = ["--policy", str(tiny_checkpoint), "--dataroot", str(root), "--version", VERSION,
             "--max-samples", "4", "--no-baselines"]
     code, _, err = _eval([*argv, "--out", str(tmp_path / "a")], capsys)
@@ -194,11 +187,11 @@ def test_decision_resampling_and_ctrv_by_hand():
     assert constant_velocity_yaw_rate(Sample)[-1] == pytest.approx([19.950, 18.585], abs=1e-3)
 
 
-def _as_real_layout(export: Path, tmp_path: Path) -> Path:
+def _as_real_layout(nuscenes_export: Path, tmp_path: Path) -> Path:
     """A copy laid out as real nuScenes: no drivevla_export.json, and a LIDAR_TOP keyframe
     per sample (the pose channel real nuScenes has; its own prev/next chain per scene)."""
     root = tmp_path / "real"
-    shutil.copytree(export, root)
+    shutil.copytree(nuscenes_export, root)
     (root / "drivevla_export.json").unlink()
     tables = root / VERSION
     load = lambda name: json.loads((tables / f"{name}.json").read_text())  # noqa: E731
@@ -231,9 +224,9 @@ def _as_real_layout(export: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_the_same_command_on_a_real_nuscenes_layout(export, tmp_path, capsys,
+def test_the_same_command_on_a_real_nuscenes_layout(nuscenes_export, tmp_path, capsys,
                                                     tiny_checkpoint):
-    root = _as_real_layout(export, tmp_path)
+    root = _as_real_layout(nuscenes_export, tmp_path)
     source = open_openloop_source(root, VERSION)
     assert {"LIDAR_TOP", "CAM_FRONT"} <= set(source.samples[0].channels)
     argv = ["--dataroot", str(root), "--version", VERSION, "--max-samples", "3"]
