@@ -25,16 +25,23 @@ from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Observation
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
+from drivevla.perception.sensor_health import (
+    MAX_ACCEL_MPS2,
+    MAX_SPEED_MPS,
+    MAX_YAW_RATE_RPS,
+)
 from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
 from drivevla.vla.odometry import CHANNELS, normalise_channels
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
 PAD, UNK, BOS, EOS, EXPL = range(len(SPECIAL_TOKENS))
 MAX_INSTRUCTION_CHARS = 400
-# physically possible magnitudes of the ego state (|value| at most) and of target points (m,
-# ego frame): far beyond any drive, yet finite inputs past them overflow the network's float32
-# activations into NaN waypoints; such a reading is a sensor fault the policy refuses by name
-EGO_LIMITS = {"speed_mps": 150.0, "accel_mps2": 100.0, "yaw_rate_rps": 10.0, "steer": 10.0}
+# physically possible magnitudes of the ego state (|value| at most; the sensor-health bounds,
+# and a steer far past full lock) and of target points (m, ego frame): finite inputs past them
+# overflow the network's float32 activations into NaN waypoints; such a reading is a sensor
+# fault the policy refuses by name
+EGO_LIMITS = {"speed_mps": MAX_SPEED_MPS, "accel_mps2": MAX_ACCEL_MPS2,
+              "yaw_rate_rps": MAX_YAW_RATE_RPS, "steer": 10.0}
 MAX_TARGET_DISTANCE_M = 10_000.0
 # the by_sentence intent head: sentences the intent head reads one by one (later ones join the last)
 MAX_INTENT_SENTENCES = 4
