@@ -31,6 +31,7 @@ import numpy as np
 from drivevla.agents.registry import make_policy
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec, EgoState, HighLevelCommand, Observation, RouteInfo
+from drivevla.vla.odometry import OdometryTracker
 
 BENCHMARK = "drivevla.cost/1"
 
@@ -122,14 +123,17 @@ def measure_cost(policy: Any) -> dict[str, Any]:
     """The counts for a :class:`~drivevla.vla.policy.DriveVLAPolicy` (see the module doc)."""
     import torch
 
-    model, processor = policy.model, policy.processor
+    model = policy.model
     obs = _observation(policy.config)
-    policy.reset()
-    batch = processor.from_observations([obs], [policy._odometry.read(obs)])
+    odometry = OdometryTracker(policy.config.model.odometry).read(obs)  # a route's first tick
+
+    def action() -> Any:
+        return policy.action_output(obs, odometry)
+
     with torch.inference_mode():
-        out, action_flops, per_module = _flops(lambda: model.act(batch, use_cache=True))
+        out, action_flops, per_module = _flops(action)
         tokens, expl_flops, _ = _flops(lambda: model.generate_explanation(out))
-        act_bytes, calls = _activations(model, lambda: model.act(batch, use_cache=True))
+        act_bytes, calls = _activations(model, action)
     n_tokens = max(1, len(tokens[0]))
     peak_cuda = None
     if torch.cuda.is_available() and next(model.parameters()).is_cuda:
