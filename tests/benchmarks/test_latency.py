@@ -156,12 +156,12 @@ def test_the_table_says_when_the_machine_was_busy():
 
 
 def test_other_processes_cpu_share_from_the_counters():
-    from drivevla.benchmarks.latency import other_cpu_share
+    from drivevla.benchmarks.latency import CpuCounters, other_cpu_share
 
-    before = {"_busy_s": 100.0, "_own_cpu_s": 10.0, "_wall_s": 0.0}
-    after = {"_busy_s": 130.0, "_own_cpu_s": 20.0, "_wall_s": 20.0}
+    before = CpuCounters(busy_s=100.0, own_s=10.0, wall_s=0.0)
+    after = CpuCounters(busy_s=130.0, own_s=20.0, wall_s=20.0)
     assert other_cpu_share(before, after) == 1.0  # 30 s busy, 10 s ours, over 20 s
-    assert other_cpu_share({**before, "_busy_s": None}, after) is None
+    assert other_cpu_share(CpuCounters(None, 10.0, 0.0), after) is None
 
 
 def test_bad_policy_name_is_a_clear_error(tmp_path, capsys):

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,7 @@ def run_latency(
     Returns the result dict and, when ``out`` is given, writes it there as JSON. Errors:
     ``ValueError`` for an unknown policy, scenario or a bad setting (before anything runs)."""
     _validate(threads, steps, warmup, explain_every, scenario)
-    load_before = machine_load()
+    load_before, counters_before = machine_load(), CpuCounters.now()
 
     inner = make_policy(policy)  # ValueError naming the registered names for a bad name
     if hasattr(inner, "explain_every"):
@@ -237,11 +238,9 @@ def run_latency(
         steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
         torch_threads=torch_threads, can_explain=can_explain, seed=seed,
     )
-    load_after = machine_load()
     result["config"]["machine_load"] = {
-        "before": {k: v for k, v in load_before.items() if not k.startswith("_")},
-        "after": {k: v for k, v in load_after.items() if not k.startswith("_")},
-        "other_processes_cores": other_cpu_share(load_before, load_after)}
+        "before": load_before, "after": machine_load(),
+        "other_processes_cores": other_cpu_share(counters_before, CpuCounters.now())}
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,21 +344,34 @@ def _result(
 
 
 def machine_load() -> dict[str, Any]:
-    """The 1-minute load average, the CPU count, and counters for :func:`other_cpu_share`: a
-    latency means little without them (on a loaded 2-core machine drivevla-tiny's action path
-    p50 was 116 ms with 2 torch threads and 27.5 ms with 1)."""
+    """The 1-minute load average and the CPU count: a latency means little without them (on a
+    loaded 2-core machine drivevla-tiny's action path p50 was 116 ms with 2 torch threads and
+    27.5 ms with 1)."""
     try:
         load1 = round(os.getloadavg()[0], 2)
     except OSError:  # not available on this platform
         load1 = None
-    own = os.times()
-    return {"load_avg_1min": load1, "cpus": os.cpu_count(), "_busy_s": _busy_cpu_seconds(),
-            "_own_cpu_s": own.user + own.system + own.children_user + own.children_system,
-            "_wall_s": time.monotonic()}
+    return {"load_avg_1min": load1, "cpus": os.cpu_count()}
+
+
+@dataclass(frozen=True)
+class CpuCounters:
+    """CPU seconds all cores spent busy since boot (Linux /proc/stat; None elsewhere), this
+    process's own CPU seconds (children included) and a monotonic wall clock, at one moment."""
+
+    busy_s: float | None
+    own_s: float
+    wall_s: float
+
+    @classmethod
+    def now(cls) -> CpuCounters:
+        own = os.times()
+        return cls(_busy_cpu_seconds(),
+                   own.user + own.system + own.children_user + own.children_system,
+                   time.monotonic())
 
 
 def _busy_cpu_seconds() -> float | None:
-    """CPU seconds all cores spent busy since boot (Linux /proc/stat), else None."""
     try:
         fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]
     except OSError:
@@ -369,15 +381,15 @@ def _busy_cpu_seconds() -> float | None:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def other_cpu_share(before: dict[str, Any], after: dict[str, Any]) -> float | None:
-    """Cores other processes kept busy on average during the run (busy CPU time of the whole
-    machine minus this process's own, over the wall time), or None where unknown."""
-    if before.get("_busy_s") is None or after.get("_busy_s") is None:
+def other_cpu_share(before: CpuCounters, after: CpuCounters) -> float | None:
+    """Cores other processes kept busy on average between the two moments (busy CPU time of
+    the whole machine minus this process's own, over the wall time), or None where unknown."""
+    if before.busy_s is None or after.busy_s is None:
         return None
-    wall = after["_wall_s"] - before["_wall_s"]
+    wall = after.wall_s - before.wall_s
     if wall <= 0:
         return None
-    others = (after["_busy_s"] - before["_busy_s"]) - (after["_own_cpu_s"] - before["_own_cpu_s"])
+    others = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
     return max(0.0, round(others / wall, 2))
 
 
