@@ -10,6 +10,7 @@ import torch
 
 from drivevla.benchmarks.latency import PARTS, RATE_PARTS, format_table, run_latency
 from drivevla.cli import main
+from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
@@ -122,9 +123,19 @@ def test_checkpoint_policy_timings_rates_and_explanation_clock(checkpoint, tmp_p
     assert ex["expected_count"] == n_explain
     _check_stats(ex["timings_ms"], n_explain)
     assert len(data["samples_ms"]["explanation"]) == n_explain
+    # TTFT and per-token times from the token stream: one first token per explanation that
+    # has tokens, each within its explanation's total
+    tokens = data["samples_ms"]["explanation_tokens"]
+    assert len(tokens) == n_explain and sum(tokens) > 0
+    firsts = data["samples_ms"]["explanation_first_token"]
+    assert ex["first_token_ms"]["count"] == len(firsts) == sum(n > 0 for n in tokens)
+    assert ex["per_token_ms"]["count"] == sum(tokens) - len(firsts)
+    totals = [t for t, n in zip(data["samples_ms"]["explanation"], tokens, strict=True) if n]
+    assert all(f <= t for f, t in zip(firsts, totals, strict=True))
 
     table = format_table(result)
     assert "act_plus_observation" in table and "explanation" in table and "Hz" in table
+    assert "first token (TTFT)" in table and "per later token" in table
 
 
 def test_registered_policy_without_explain(tmp_path):
@@ -186,3 +197,18 @@ def test_bad_policy_name_is_a_clear_error(tmp_path, capsys):
         run_latency("idm", steps=2, scenario="moon", progress=False)
     with pytest.raises(ValueError, match="steps=0"):
         run_latency("idm", steps=0, progress=False)
+
+
+def test_the_token_stream_is_the_explanation(checkpoint):
+    """explanation_tokens() yields the ids explain() decodes, one at a time."""
+    policy = DriveVLAPolicy.from_pretrained(checkpoint)
+    env = EmbeddedDrivingEnv({"scenario": "urban"})
+    try:
+        obs, info = env.reset(seed=0)
+        policy.act(env.make_observation(obs, info))
+    finally:
+        env.close()
+    ids = list(policy.explanation_tokens())
+    assert ids and all(isinstance(i, int) for i in ids)
+    assert policy.processor.decode(ids) == policy.explain()
+    assert ids == policy.model.generate_explanation(policy._last)[0]

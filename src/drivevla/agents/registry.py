@@ -7,6 +7,7 @@ from pathlib import Path
 
 from drivevla.core.policy import Policy
 from drivevla.export.onnx_policy import OnnxPolicy, onnx_policy_dir
+from drivevla.export.tensorrt_policy import trt_policy, trt_policy_dir
 from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
@@ -44,11 +45,12 @@ def policy_names() -> list[str]:
 
 
 def policy_folder(name: str) -> Path | None:
-    """The folder ``make_policy(name)`` loads from: a checkpoint directory, or the deployment
-    folder of ``onnx:DIR``; None for a registered name or anything else."""
+    """The folder ``make_policy(name)`` loads from: a checkpoint directory, the deployment
+    folder of ``onnx:DIR`` or the engines folder of ``trt:DIR``; None for a registered name or
+    anything else."""
     if name in policy_names():
         return None
-    deployment = onnx_policy_dir(name)
+    deployment = onnx_policy_dir(name) or trt_policy_dir(name)
     if deployment is not None:
         return deployment if deployment.is_dir() else None
     path = Path(name)
@@ -57,17 +59,22 @@ def policy_folder(name: str) -> Path | None:
 
 def make_policy(name_or_checkpoint: str) -> Policy:
     """A fresh policy: a registered name, ``onnx:DIR`` (an exported deployment folder run by
-    ONNX Runtime) or a checkpoint directory (``config.json`` inside)."""
+    ONNX Runtime), ``trt:DIR`` (its TensorRT engines) or a checkpoint directory
+    (``config.json`` inside)."""
     _builtin()
     if name_or_checkpoint in _FACTORIES:
         return _FACTORIES[name_or_checkpoint]()
     deployment = onnx_policy_dir(name_or_checkpoint)
     if deployment is not None:  # onnx:DIR, a folder of `drivevla export onnx`
         return OnnxPolicy(deployment)
+    engines = trt_policy_dir(name_or_checkpoint)
+    if engines is not None:  # trt:DIR, a folder of `drivevla export tensorrt`
+        return trt_policy(engines)
     path = Path(name_or_checkpoint)
     if path.is_dir() and (path / "config.json").is_file():
         return DriveVLAPolicy.from_pretrained(path)
     raise ValueError(
         f"unknown policy {name_or_checkpoint!r}: not a registered name {sorted(_FACTORIES)} "
-        "and not a checkpoint directory with a config.json (an exported folder is onnx:DIR)"
+        "and not a checkpoint directory with a config.json (an exported folder is onnx:DIR, its "
+        "TensorRT engines trt:DIR)"
     )

@@ -19,7 +19,10 @@ evaluation. Every control tick is timed with ``time.perf_counter``, part by part
 
 Explanations run on a slower clock and never delay the action path: every ``explain_every``
 measured ticks (ticks 0, N, 2N, ...), after the tick's control has been chosen, the benchmark
-calls ``policy.explain()`` (when the policy has one) and times it separately. The explanation
+explains the tick's decision and times it separately: through the policy's
+``explanation_tokens()`` stream where it has one (DriveVLA, ``onnx:DIR``), which also gives
+the time to the first token (TTFT: the prompt step and the first token) and of each later
+token, else by ``policy.explain()``. The explanation
 continues from the action pass's cached state and never changes the decision already
 returned, so its time is reported on its own and is not part of any action-path number. A
 policy's own explanation clock (``DriveVLAPolicy.explain_every``) is switched off so that
@@ -156,6 +159,9 @@ class _LatencyProbe(Hook):
         self.explain_every, self.warmup, self.bar = explain_every, warmup, bar
         self.series: dict[str, list[float]] = {p: [] for p in PARTS}
         self.explain_s: list[float] = []
+        self.first_token_s: list[float] = []  # explanation TTFT
+        self.token_s: list[float] = []  # each later token
+        self.tokens: list[int] = []  # tokens per explanation (0 where not streamed)
         self.episodes: list[dict[str, Any]] = []
         self.tick = 0  # ticks run so far, warm-up included
         self._t0 = self._t2 = self._t_obs = self._t_agent = 0.0
@@ -174,10 +180,12 @@ class _LatencyProbe(Hook):
         clock = measured if measured >= 0 else self.tick
         if self.explain is not None and self.explain_every and clock % self.explain_every == 0:
             # the slower clock: after the control is chosen, never on the action path
-            t1 = time.perf_counter()
-            self.explain()
+            total, first, later = self.explain()
             if measured >= 0:
-                self.explain_s.append(time.perf_counter() - t1)
+                self.explain_s.append(total)
+                self.first_token_s.extend(first)
+                self.token_s.extend(later)
+                self.tokens.append(len(first) + len(later))
 
     def before_step(self, tick: Tick) -> None:
         self._t2 = time.perf_counter()
@@ -205,8 +213,32 @@ def _model_device(policy: Any) -> str:
         return "cpu"
 
 
+def timed_explanation(policy: Any) -> Any:
+    """A function explaining ``policy``'s latest decision and returning (total seconds,
+    [seconds to the first token], [seconds of each later token]); token times come from the
+    policy's ``explanation_tokens()`` stream where it has one (both lists empty otherwise, or
+    when the first token is ``<eos>``). None when the policy cannot explain."""
+    stream = getattr(policy, "explanation_tokens", None)
+    explain = getattr(policy, "explain", None)
+    if callable(stream):
+        def timed() -> tuple[float, list[float], list[float]]:
+            marks = [time.perf_counter()]
+            for _ in stream():
+                marks.append(time.perf_counter())
+            gaps = np.diff(marks).tolist()
+            return time.perf_counter() - marks[0], gaps[:1], gaps[1:]
+        return timed
+    if callable(explain):
+        def untimed_tokens() -> tuple[float, list[float], list[float]]:
+            t0 = time.perf_counter()
+            explain()
+            return time.perf_counter() - t0, [], []
+        return untimed_tokens
+    return None
+
+
 def run_latency(
-    policy: str,
+    policy: str | Any,
     out: Path | str | None = None,
     *,
     threads: int = 2,
@@ -217,22 +249,24 @@ def run_latency(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the benchmark for ``policy`` (a registered name or a checkpoint directory).
+    """Run the benchmark for ``policy`` (a name for ``make_policy``, or a policy object: a
+    runtime variant of ``bench runtimes``).
 
     Returns the result dict and, when ``out`` is given, writes it there as JSON. Errors:
     ``ValueError`` for an unknown policy, scenario or a bad setting (before anything runs)."""
     _validate(threads, steps, warmup, explain_every, scenario)
     load_before, counters_before = machine_load(), CpuCounters.now()
 
-    inner = make_policy(policy)  # ValueError naming the registered names for a bad name
+    # a bad name: ValueError naming the registered names
+    inner = make_policy(policy) if isinstance(policy, str) else policy
+    policy = policy if isinstance(policy, str) else getattr(inner, "name", type(inner).__name__)
     if hasattr(inner, "explain_every"):
         inner.explain_every = 0  # the benchmark owns the explanation clock, act() never explains
-    explain = getattr(inner, "explain", None)
-    can_explain = callable(explain)
+    explain = timed_explanation(inner)
+    can_explain = explain is not None
     with policy_threads(inner, threads) as torch_threads:
-        probe, env_config, intents, name = _drive(inner, explain if can_explain else None,
-                                                  steps, warmup, scenario, explain_every, seed,
-                                                  progress)
+        probe, env_config, intents, name = _drive(inner, explain, steps, warmup, scenario,
+                                                  explain_every, seed, progress)
     result = _result(
         policy, inner, name, env_config, probe, intents,
         steps=steps, warmup=warmup, explain_every=explain_every, threads=threads,
@@ -333,10 +367,17 @@ def _result(
             "the action path",
             "expected_count": _expected_explanations(steps, explain_every) if can_explain else 0,
             "timings_ms": latency_stats(explain_s),
+            "first_token_ms": latency_stats(probe.first_token_s),
+            "per_token_ms": latency_stats(probe.token_s),
+            "token_timing": "from the policy's explanation_tokens() stream: first token = "
+            "from the call to the first token id (TTFT, the prompt step included); per token "
+            "= each later token",
         },
         "samples_ms": {
             **{p: [round(s * 1e3, 4) for s in series[p]] for p in PARTS},
             "explanation": [round(s * 1e3, 4) for s in explain_s],
+            "explanation_first_token": [round(s * 1e3, 4) for s in probe.first_token_s],
+            "explanation_tokens": probe.tokens,
         },
         **provenance(),
     }
@@ -419,7 +460,10 @@ def format_table(result: dict[str, Any]) -> str:
         return format(x, spec) if x is not None else "-"
 
     rows = [(p, result["timings_ms"][p]) for p in PARTS]
-    rows.append(("explanation", result["explanation"]["timings_ms"]))
+    ex = result["explanation"]
+    rows += [("explanation", ex["timings_ms"]),
+             ("  first token (TTFT)", ex.get("first_token_ms", latency_stats([]))),
+             ("  per later token", ex.get("per_token_ms", latency_stats([])))]
     lines = [
         f"policy {cfg['policy_name']} ({cfg['policy']}), scenario {cfg['scenario']}, "
         f"{result['steps']} ticks after {cfg['warmup']} warm-up, threads {cfg['threads']}, "
@@ -440,7 +484,6 @@ def format_table(result: dict[str, Any]) -> str:
             f"{name:<22}{f(r['hz_at_p50'], '.1f'):>10}{f(r['hz_at_p99'], '.1f'):>10}"
             f"{f(None if share is None else 100 * share, '.1f') + ' %':>14}"
         )
-    ex = result["explanation"]
     if not ex["available"]:
         lines.append("explanations: the policy has no explain()")
     elif not ex["every_n_ticks"]:

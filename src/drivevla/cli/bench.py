@@ -1,12 +1,13 @@
-"""``drivevla bench sim|latency|cost|refusal``: simulator throughput, a policy's per-tick
-latency, the counted cost of a checkpoint's tick, and its text-only refusal and intent heads."""
+"""``drivevla bench sim|latency|runtimes|cost|refusal``: simulator throughput, a policy's
+per-tick latency, one checkpoint on every runtime side by side, the counted cost of a
+checkpoint's tick, and its text-only refusal and intent heads."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from drivevla.benchmarks import cost, latency, refusal_probe, sim_throughput
+from drivevla.benchmarks import cost, latency, refusal_probe, runtimes, sim_throughput
 from drivevla.cli._parsing import add_command, add_group, fraction, positive_int
 
 
@@ -14,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = add_group(subparsers, "bench", "benchmarks")
     _register_sim(bench)
     _register_latency(bench)
+    _register_runtimes(bench)
     _register_cost(bench)
     _register_refusal(bench)
 
@@ -44,6 +46,36 @@ def _register_latency(bench: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the first route")
     p.set_defaults(fn=_cmd_bench_latency)
+
+
+def _register_runtimes(bench: argparse._SubParsersAction) -> None:
+    p = add_command(bench, "runtimes", "one DriveVLA checkpoint on every runtime here (PyTorch, "
+                    "torch.compile, ONNX Runtime, TensorRT) side by side: latency and parity")
+    p.add_argument("--policy", required=True, help="DriveVLA checkpoint: name or directory")
+    p.add_argument("--out", required=True, help="result JSON file (the ONNX export is written "
+                                                "beside it, in runtimes-exports/)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the PyTorch variants "
+                                                   "(cuda: ONNX Runtime's CUDA provider, "
+                                                   "TensorRT)")
+    p.add_argument("--compile", action="store_true", help="add a torch.compile variant")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads")
+    p.add_argument("--steps", type=positive_int, default=300, help="measured control ticks")
+    p.add_argument("--warmup", type=int, default=20, help="ticks run before measuring")
+    p.add_argument("--parity-ticks", type=positive_int, default=100,
+                   help="ticks of one expert drive every variant decides on")
+    p.add_argument("--scenario", default="urban", help="scenario family")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first route")
+    p.set_defaults(fn=_cmd_bench_runtimes)
+
+
+def _cmd_bench_runtimes(args: argparse.Namespace) -> int:
+    result = runtimes.run_runtimes(
+        args.policy, args.out, device=args.device, compile_=args.compile,
+        threads=args.threads, steps=args.steps, warmup=args.warmup,
+        parity_ticks=args.parity_ticks, scenario=args.scenario, seed=args.seed)
+    print(runtimes.format_table(result))
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _register_cost(bench: argparse._SubParsersAction) -> None:

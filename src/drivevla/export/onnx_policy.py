@@ -13,6 +13,7 @@ small greedy loop over explain_prefill.onnx and explain_step.onnx (:class:`OnnxE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ POLICY_PREFIX = "onnx:"
 _ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)", "uint8": "tensor(uint8)"}
 
 
-def _onnxruntime() -> Any:
+def onnxruntime_module() -> Any:
     # lazy: onnxruntime is the optional `export` extra, needed only when a folder is run
     try:
         import onnxruntime
@@ -56,7 +57,7 @@ def _onnxruntime() -> Any:
 def open_session(path: Path, threads: int | None, providers: list[str]) -> Any:
     """An ONNX Runtime session of ``path``; a file it cannot load raises
     :class:`DeploymentError` naming it."""
-    ort = _onnxruntime()
+    ort = onnxruntime_module()
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -81,31 +82,50 @@ class OnnxExplainer:
 
     def generate(self, action: dict[str, np.ndarray]) -> list[int]:
         """Token ids (without ``<eos>``) of the explanation of one action pass's outputs."""
+        return list(self.stream(action))
+
+    def stream(self, action: dict[str, np.ndarray]) -> Iterator[int]:
+        """:meth:`generate`'s token ids one at a time, as they are generated."""
         out = self.prefill.run(None, {"reason": action["reason"],
                                       **{name: action[name] for name in self.past}})
-        ids: list[int] = []
         for i in range(self.max_tokens):
             token = int(out[0][0].argmax())
             if token == EOS:
-                break
-            ids.append(token)
+                return
+            yield token
             if i + 1 < self.max_tokens:
                 out = self.step.run(None, {"token": np.array([[token]], dtype=np.int64),
                                            **dict(zip(self.past, out[1:], strict=True))})
-        return ids
 
 
-class OnnxActionModel:
+class ActionGraph:
+    """The action path of a checked deployment: deploy.json's inputs and outputs, and a
+    session running them (ONNX Runtime here, TensorRT in :mod:`.tensorrt_policy`)."""
+
+    def __init__(self, deploy: dict[str, Any], session: Any, path: Path) -> None:
+        self.deploy, self.session, self.path = deploy, session, path
+        self.inputs = [TensorSpec.from_dict(d) for d in deploy["action"]["inputs"]]
+        self.outputs = [TensorSpec.from_dict(d) for d in deploy["action"]["outputs"]]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs by name of one tick; inputs of a wrong name, shape or dtype raise
+        :class:`~drivevla.export.deploy.DeploymentInputError` naming them."""
+        check_feeds(self.inputs, feeds, str(self.path))
+        names = [s.name for s in self.outputs]
+        return dict(zip(names, self.session.run(names, feeds), strict=True))
+
+    def set_threads(self, threads: int | None) -> None:
+        raise NotImplementedError
+
+
+class OnnxActionModel(ActionGraph):
     """action.onnx of a checked deployment folder in an ONNX Runtime session."""
 
     def __init__(self, directory: str | Path, providers: list[str] | None = None,
                  threads: int | None = None) -> None:
         self.directory = Path(directory)
-        self.deploy = load_deploy(self.directory)
-        self.path = self.directory / ACTION_FILE
-        self.inputs = [TensorSpec.from_dict(d) for d in self.deploy["action"]["inputs"]]
-        self.outputs = [TensorSpec.from_dict(d) for d in self.deploy["action"]["outputs"]]
         self.providers = providers or ["CPUExecutionProvider"]
+        super().__init__(load_deploy(self.directory), None, self.directory / ACTION_FILE)
         self.set_threads(threads)
         check_metadata(self.deploy, self.session.get_modelmeta().custom_metadata_map,
                        str(self.path))
@@ -131,22 +151,16 @@ class OnnxActionModel:
                 raise DeploymentError(f"{self.path}: its {kind}s {got} are not deploy.json's "
                                       f"{want}")
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The outputs by name of one tick; inputs of a wrong name, shape or dtype raise
-        :class:`~drivevla.export.deploy.DeploymentInputError` naming them."""
-        check_feeds(self.inputs, feeds, str(self.path))
-        names = [s.name for s in self.outputs]
-        return dict(zip(names, self.session.run(names, feeds), strict=True))
-
 
 class OnnxPolicy(ExplanationClock):
     """An exported DriveVLA in ONNX Runtime under the common policy contract."""
 
     def __init__(self, directory: str | Path, explain_every: int = 0,
                  providers: list[str] | None = None, threads: int | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, action_model: ActionGraph | None = None) -> None:
         self.directory = Path(directory)
-        self.action_model = OnnxActionModel(self.directory, providers, threads)
+        # another runtime's graphs of this folder (TensorRT's engines), or ONNX Runtime's
+        self.action_model = action_model or OnnxActionModel(self.directory, providers, threads)
         self.deploy = self.action_model.deploy
         self.config = DriveVLAConfig.load(self.directory)
         self.processor = DriveVLAProcessor.load(self.directory, self.config)
@@ -200,6 +214,13 @@ class OnnxPolicy(ExplanationClock):
         if self._last_outputs is None:
             raise RuntimeError("explain() needs an observation first (call act or pass obs)")
         return self.explain_outputs(self._last_outputs)
+
+    def explanation_tokens(self) -> Iterator[int]:
+        """The latest decision's explanation token id by token id, as generated (as
+        :meth:`DriveVLAPolicy.explanation_tokens`)."""
+        if self._last_outputs is None:
+            raise RuntimeError("explanation_tokens() needs an act() first")
+        return self.action_model.explainer.stream(self._last_outputs)
 
     def explain_outputs(self, outputs: dict[str, np.ndarray]) -> str:
         """The explanation text of one :meth:`action_outputs` result."""

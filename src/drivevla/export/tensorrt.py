@@ -10,7 +10,8 @@ is dynamic: its optimisation profile spans one token to a full explanation.
 
 TensorRT is not installable on the project's CPU machines: it is imported lazily, and its
 absence is an :class:`ExportError` naming it. Nothing here has run on a TensorRT machine
-yet (docs/export.md gives the ``trtexec`` and ``polygraphy`` commands for a Jetson).
+yet (docs/export.md gives the ``trtexec`` and ``polygraphy`` commands for a Jetson). The
+engines run as a policy with ``--policy trt:DIR`` (:mod:`.tensorrt_policy`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ TIMING_CACHE = "timing.cache"
 MANIFEST = "tensorrt.json"
 
 
-def _tensorrt() -> Any:
+def tensorrt_module() -> Any:
+    """The tensorrt module; its absence is an :class:`ExportError` saying where to get it."""
     # lazy: TensorRT comes with JetPack or the NVIDIA wheels, never with drivevla
     try:
         import tensorrt
@@ -79,6 +81,18 @@ def _build_one(trt: Any, path: Path, fp16: bool, int8: bool, workspace_gb: float
     return bytes(engine), config.get_timing_cache()
 
 
+def engine_manifest(onnx_dir: Path, deploy: dict[str, Any], engines: dict[str, str],
+                    version: str, *, fp16: bool, int8: bool, workspace_gb: float
+                    ) -> dict[str, Any]:
+    """``tensorrt.json``: how the engines were built and from which ONNX files (their
+    sha256, which ``trt:DIR`` checks against the source folder before it runs them)."""
+    return {"source": str(onnx_dir.resolve()), "model": deploy["model"],
+            "onnx_sha256": {name: deploy["files"][name] for name in ONNX_FILES},
+            "engines": engines, "tensorrt": version, "fp16": fp16, "int8": int8,
+            "workspace_gb": workspace_gb, "step_past_profile": step_profile(deploy),
+            "timing_cache": TIMING_CACHE}
+
+
 def build_engines(onnx_dir: str | Path, out: str | Path, fp16: bool = False,
                   workspace_gb: float = 4.0) -> dict[str, Any]:
     """Engines of every ONNX file of the checked deployment folder ``onnx_dir`` into ``out``;
@@ -87,7 +101,7 @@ def build_engines(onnx_dir: str | Path, out: str | Path, fp16: bool = False,
         raise ExportError(f"--workspace-gb {workspace_gb}: must be > 0")
     onnx_dir, out = Path(onnx_dir), Path(out)
     deploy = load_deploy(onnx_dir)
-    trt = _tensorrt()
+    trt = tensorrt_module()
     out.mkdir(parents=True, exist_ok=True)
     int8 = deploy["action"].get("precision") == "int8"
     config = trt.Builder(trt.Logger(trt.Logger.WARNING)).create_builder_config()
@@ -101,9 +115,7 @@ def build_engines(onnx_dir: str | Path, out: str | Path, fp16: bool = False,
         engines[name] = name.replace(".onnx", ".engine")
         (out / engines[name]).write_bytes(engine)
     cache_path.write_bytes(bytes(cache.serialize()))
-    manifest = {"source": str(onnx_dir), "model": deploy["model"], "engines": engines,
-                "tensorrt": trt.__version__, "fp16": fp16, "int8": int8,
-                "workspace_gb": workspace_gb, "step_past_profile": step_profile(deploy),
-                "timing_cache": TIMING_CACHE}
+    manifest = engine_manifest(onnx_dir, deploy, engines, trt.__version__, fp16=fp16,
+                               int8=int8, workspace_gb=workspace_gb)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

@@ -19,6 +19,7 @@ from the config's saved label vocabularies, never from the code's lists.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,8 +213,23 @@ class DriveVLAModel(nn.Module):
     @torch.no_grad()
     def generate_explanation(self, out: ActionOutput, max_new_tokens: int | None = None
                              ) -> list[list[int]]:
-        """Greedy explanation tokens continuing from the action pass's KV cache, after the
-        explanation prompt (grounded: the embedding of ``out.reason``, the decided reason).
+        """Greedy explanation tokens (without ``<eos>``) per batch row, continuing from the
+        action pass's KV cache: :meth:`stream_explanation` collected."""
+        result: list[list[int]] = [[] for _ in range(out.waypoints.shape[0])]
+        done = [False] * len(result)
+        for step in self.stream_explanation(out, max_new_tokens):
+            for i, token in enumerate(step.tolist()):
+                done[i] = done[i] or token == EOS
+                if not done[i]:
+                    result[i].append(token)
+        return result
+
+    def stream_explanation(self, out: ActionOutput, max_new_tokens: int | None = None
+                           ) -> Iterator[torch.Tensor]:
+        """The greedy explanation one step at a time: each step's token per batch row, shape
+        (b,), after the explanation prompt (grounded: the embedding of ``out.reason``, the
+        decided reason); ends when every row has produced ``<eos>`` or after
+        ``max_new_tokens``. A row's tokens after its ``<eos>`` are meaningless.
 
         The cache is copied first, so the action outputs (and any later use of ``out``)
         are untouched."""
@@ -221,29 +237,20 @@ class DriveVLAModel(nn.Module):
             raise ValueError("act(..., use_cache=True) is needed before generating an explanation")
         cache = copy.deepcopy(out.cache)
         b = out.waypoints.shape[0]
-        device = out.waypoints.device
         mask = out.attention_mask
-        token = torch.full((b, 1), EXPL, dtype=torch.long, device=device)
-        done = torch.zeros(b, dtype=torch.bool, device=device)
-        result: list[list[int]] = [[] for _ in range(b)]
-        first = True
-        for _ in range(max_new_tokens or self.config.model.max_explanation_tokens):
+        token = torch.full((b, 1), EXPL, dtype=torch.long, device=out.waypoints.device)
+        done = torch.zeros(b, dtype=torch.bool, device=token.device)
+        for step in range(max_new_tokens or self.config.model.max_explanation_tokens):
             emb = self.backbone.embed_tokens(token)
-            if first:
+            if step == 0:
                 reason = out.reason if out.reason is not None else out.reason_logits.argmax(-1)
                 emb = self.explanation.first_step(emb, reason)
-            first = False
             mask = torch.cat([mask, mask.new_ones(b, emb.shape[1])], dim=1)
             hidden, cache = self.backbone.run(emb, mask, past_key_values=cache, use_cache=True)
             logits = self.backbone.lm_logits(hidden[:, -1])
             logits[:, PAD] = float("-inf")
             token = logits.argmax(-1, keepdim=True)
-            for i in range(b):
-                if not done[i]:
-                    if int(token[i]) == EOS:
-                        done[i] = True
-                    else:
-                        result[i].append(int(token[i]))
+            yield token[:, 0]
+            done |= token[:, 0] == EOS
             if bool(done.all()):
-                break
-        return result
+                return

@@ -12,6 +12,7 @@ tensors are errors that name them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from drivevla.core.types import Decision, Observation
 from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
 from drivevla.vla.modeling_drivevla import LEGACY_TENSOR_PREFIXES, ActionOutput, DriveVLAModel
 from drivevla.vla.odometry import OdometryTracker
-from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from drivevla.vla.processor_drivevla import EOS, DriveVLAProcessor
 
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_CHECKPOINT = "drivevla-tiny"  # shipped in drivevla/checkpoints/
@@ -77,9 +78,16 @@ class DriveVLAPolicy(ExplanationClock):
         out = self.action_output(obs, self._odometry.read(obs))
         self._last = out
         meta = int(out.meta_logits[0].argmax())
-        return decision_from_outputs(self.config, out.waypoints[0].double().numpy(),
-                                     out.speeds[0].double().numpy(), meta, int(out.reason[0]),
+        return decision_from_outputs(self.config, out.waypoints[0].double().cpu().numpy(),
+                                     out.speeds[0].double().cpu().numpy(), meta,
+                                     int(out.reason[0]),
                                      self.clocked_explanation())
+
+    def to(self, device: str | torch.device) -> DriveVLAPolicy:
+        """The model on ``device`` (e.g. ``"cuda"``); inputs follow it, decisions come back
+        to the CPU."""
+        self.model.to(device)
+        return self
 
     @torch.inference_mode()
     def action_output(self, obs: Observation, odometry: dict[str, float]) -> ActionOutput:
@@ -87,6 +95,9 @@ class DriveVLAPolicy(ExplanationClock):
         ``odometry``: the readings of the model's channels at ``obs``."""
         batch = self.processor.from_observations([obs], [odometry])
         check_finite_inputs(batch, obs)
+        device = next(self.model.parameters()).device
+        if device.type != "cpu":
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         return self.model.act(batch, use_cache=True)
 
     @torch.inference_mode()
@@ -100,6 +111,18 @@ class DriveVLAPolicy(ExplanationClock):
         if self._last is None:
             raise RuntimeError("explain() needs an observation first (call act or pass obs)")
         return self.explain_output(self._last)
+
+    @torch.inference_mode()
+    def explanation_tokens(self) -> Iterator[int]:
+        """The latest decision's explanation token id by token id, as they are generated
+        (``<eos>`` not included): a stream for a display, and what times the first token;
+        :meth:`explain` is their text."""
+        if self._last is None:
+            raise RuntimeError("explanation_tokens() needs an act() first")
+        for step in self.model.stream_explanation(self._last):
+            if int(step[0]) == EOS:
+                return
+            yield int(step[0])
 
     @torch.inference_mode()
     def explain_output(self, out: ActionOutput) -> str:
