@@ -8,9 +8,11 @@ import math
 import shutil
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from drivevla.benchmarks.open_loop import (
     RECORDS_FILE,
@@ -19,13 +21,17 @@ from drivevla.benchmarks.open_loop import (
     six_waypoints,
 )
 from drivevla.benchmarks.open_loop_baselines import constant_velocity_yaw_rate
+from drivevla.benchmarks.open_loop_metrics import offroad_steps
 from drivevla.cli import main as cli_main
 from drivevla.core.errors import DriveVLAError
 from drivevla.core.types import Decision
 from drivevla.datasets.nuscenes_openloop import (
     NuScenesInputError,
+    logged_target_points,
     open_openloop_source,
 )
+from support.export_parts import save_tiny_checkpoint
+from support.vla_parts import TINY
 
 pytest.importorskip(
     "nuscenes.nuscenes",
@@ -240,3 +246,124 @@ def test_the_same_command_on_a_real_nuscenes_layout(nuscenes_export, tmp_path, c
     code, _, err = _eval(["--policy", "expert", *argv, "--split", "val", "--out",
                           str(tmp_path / "v")], capsys)
     assert code == 2 and "split 'val'" in err
+
+
+def _sample_with_future(future: np.ndarray) -> SimpleNamespace:
+    return SimpleNamespace(future_waypoints=np.asarray(future, np.float64))
+
+
+def test_logged_target_points_follow_the_future_then_go_straight():
+    straight = _sample_with_future([[2.0 * i, 0.0] for i in range(1, 7)])  # 12 m along x
+    assert logged_target_points(straight, 4, 5.0) == pytest.approx(
+        np.array([[5, 0], [10, 0], [15, 0], [20, 0]]))
+    # a left turn: 6 m along x, then 6 m along y; past the end, straight on along +y
+    turn = _sample_with_future([[2, 0], [4, 0], [6, 0], [6, 2], [6, 4], [6, 6]])
+    assert logged_target_points(turn, 3, 5.0) == pytest.approx(
+        np.array([[5, 0], [6, 4], [6, 9]]))
+    standing = _sample_with_future(np.zeros((6, 2)))
+    assert logged_target_points(standing, 2, 10.0) == pytest.approx(
+        np.array([[10, 0], [20, 0]]))
+
+
+def test_target_point_mode(nuscenes_export, tmp_path, capsys):
+    ckpt = save_tiny_checkpoint(tmp_path / "tp", seed=2)  # a target-point checkpoint
+    base = ["--dataroot", str(nuscenes_export), "--version", VERSION, "--max-samples", "2",
+            "--no-baselines"]
+    code, printed, _ = _eval(["--policy", str(ckpt), "--out", str(tmp_path / "a"), *base],
+                             capsys)
+    assert code == 0
+    row = _row(json.loads((tmp_path / "a" / "summary.json").read_text()), str(ckpt))
+    assert row["n"] == 2 and "target points from the logged future" in row["inputs"]
+    assert "not comparable with command-only" in printed
+    # a mode the policy does not navigate by is refused, naming both
+    code, _, err = _eval(["--policy", str(ckpt), "--mode", "language", "--out",
+                          str(tmp_path / "b"), *base], capsys)
+    assert code == 2 and "navigation_mode target_point" in err
+    code, _, err = _eval(["--policy", "drivevla-tiny", "--mode", "target_point", "--out",
+                          str(tmp_path / "c"), *base], capsys)
+    assert code == 2 and "navigation_mode language" in err
+
+
+SIX = ("front", "front_left", "front_right", "back", "back_left", "back_right")
+
+
+def _add_cameras(root: Path) -> dict[str, int]:
+    """Five more camera channels beside CAM_FRONT (nuScenes' names), each keyframe's image
+    a flat grey of the channel's own level; returns the level per camera name."""
+    tables = root / VERSION
+    load = lambda name: json.loads((tables / f"{name}.json").read_text())  # noqa: E731
+    sensors, calibs, records = load("sensor"), load("calibrated_sensor"), load("sample_data")
+    front_sensor = next(s for s in sensors if s["channel"] == "CAM_FRONT")
+    front_calib = next(c for c in calibs if c["sensor_token"] == front_sensor["token"])
+    front = [r for r in records if r["calibrated_sensor_token"] == front_calib["token"]
+             and r["is_key_frame"]]
+    levels = {"front": None}
+    for i, name in enumerate(SIX[1:]):
+        channel = "CAM_" + name.upper()
+        sensor = {"token": uuid.uuid4().hex, "channel": channel, "modality": "camera"}
+        calib = dict(front_calib, token=uuid.uuid4().hex, sensor_token=sensor["token"])
+        sensors.append(sensor)
+        calibs.append(calib)
+        levels[name] = 40 * (i + 1)
+        (root / "samples" / channel).mkdir(parents=True, exist_ok=True)
+        for rec in front:
+            filename = f"samples/{channel}/{rec['token']}.jpg"
+            Image.new("RGB", (rec["width"], rec["height"]), (levels[name],) * 3).save(
+                root / filename, quality=95)
+            records.append(dict(rec, token=uuid.uuid4().hex, calibrated_sensor_token=calib[
+                "token"], filename=filename, prev="", next=""))
+    for name, rows in (("sensor", sensors), ("calibrated_sensor", calibs),
+                       ("sample_data", records)):
+        (tables / f"{name}.json").write_text(json.dumps(rows))
+    return levels
+
+
+def test_six_cameras_are_read_from_their_own_channels(nuscenes_export, tmp_path, capsys):
+    root = tmp_path / "six"
+    shutil.copytree(nuscenes_export, root)
+    levels = _add_cameras(root)
+    source = open_openloop_source(root, VERSION)
+    sample = next(s for s in source.samples if bool(np.all(s.future_valid)))
+    obs = source.observation(sample, SIX)
+    assert sorted(obs.images) == sorted(SIX) and sorted(obs.cameras) == sorted(SIX)
+    for name in SIX[1:]:
+        assert abs(float(obs.images[name].mean()) - levels[name]) < 2.0, name
+    assert float(np.abs(obs.images["front"].astype(float) - levels["back"]).mean()) > 2.0
+    # a six-camera checkpoint scores on it end to end
+    ckpt = save_tiny_checkpoint(tmp_path / "six-ckpt", settings={**TINY,
+                                                                 "model.cameras": list(SIX)})
+    code, _, _ = _eval(["--policy", str(ckpt), "--dataroot", str(root), "--version", VERSION,
+                        "--max-samples", "2", "--no-baselines", "--out", str(tmp_path / "o")],
+                       capsys)
+    assert code == 0
+    row = _row(json.loads((tmp_path / "o" / "summary.json").read_text()), str(ckpt))
+    assert row["n"] == 2 and "+".join(SIX) in row["inputs"]
+
+
+def test_offroad_flags_flip_at_the_drivable_edge():
+    # a drivable band |y| <= 2 m; the ego box is 1.85 m wide (0.925 m each side)
+    def band(points):
+        return np.abs(points[:, 1]) <= 2.0
+
+    along = np.array([[5.0 * (k + 1), 0.0] for k in range(6)])
+    assert not offroad_steps(along, band).any()
+    inside, outside = along.copy(), along.copy()
+    inside[:, 1], outside[:, 1] = 1.0, 1.2  # box edges at 1.925 m and 2.125 m
+    assert not offroad_steps(inside, band)[1:].any()  # step 0 heads diagonally from the origin
+    assert offroad_steps(outside, band)[1:].all()
+
+
+def test_off_drivable_area_from_the_exports_map(nuscenes_export, tmp_path, capsys):
+    source = open_openloop_source(nuscenes_export, VERSION)
+    sample = next(s for s in source.samples if bool(np.all(s.future_valid)))
+    on = source.on_drivable(sample)
+    # the logged ego position is on the road; a point 1 km to its left is not
+    assert on(np.array([[0.0, 0.0], [0.0, 1000.0]])).tolist() == [True, False]
+    code, printed, _ = _eval(["--policy", "expert", "--dataroot", str(nuscenes_export),
+                              "--version", VERSION, "--out", str(tmp_path / "o")], capsys)
+    assert code == 0 and "off drivable area (%)" in printed
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["samples_where_log_is_off_road"] == 0
+    for row in summary["rows"]:
+        assert set(row["off_road_rate"]) == {"stp3", "uniad"}
+    assert _row(summary, "expert (log replay)")["off_road_rate"]["uniad"]["avg"] == 0.0

@@ -26,10 +26,12 @@ TINY_ALL_INPUTS = {**TINY, "model.odometry": ["heading_change", "lateral_offset"
 TINY_CAMERA = (64, 48)  # (width, height) of tests/datasets/tiny_suite.yaml's camera
 
 
-def save_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
-    """A random tiny checkpoint with every graph input, saved to ``directory``."""
+def save_tiny_checkpoint(directory: Path, seed: int = 0,
+                         settings: dict | None = None) -> Path:
+    """A random tiny checkpoint with every graph input (or the config ``settings``), saved
+    to ``directory``."""
     torch.manual_seed(seed)
-    config = DriveVLAConfig.from_dict(TINY_ALL_INPUTS)
+    config = DriveVLAConfig.from_dict(settings or TINY_ALL_INPUTS)
     processor = DriveVLAProcessor.build(config, CORPUS)
     DriveVLAPolicy(DriveVLAModel(config, processor.vocab_size), processor).save_pretrained(
         directory)

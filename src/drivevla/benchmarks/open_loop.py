@@ -55,6 +55,7 @@ from drivevla.benchmarks.open_loop_metrics import (
     STEP_S,
     collision_steps,
     l2_errors,
+    offroad_steps,
 )
 from drivevla.benchmarks.open_loop_summary import PROTOCOL, format_table, summarize
 from drivevla.core.errors import DriveVLAError
@@ -63,6 +64,8 @@ from drivevla.core.paths import exclusive_dir
 from drivevla.core.policy import policy_threads
 from drivevla.core.provenance import provenance
 from drivevla.core.types import Decision
+from drivevla.datasets.nuscenes_openloop import logged_target_points
+from drivevla.sim_bridge.embedded.config import SimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 EXPERT = "expert"
 _TIMES = STEP_S * np.arange(1, FUTURE_STEPS + 1)
+MODES = ("language", "target_point")
+TARGET_SPACING_M = SimConfig().route_target_spacing_m  # as the policies were trained
 
 
 class OpenLoopRunError(DriveVLAError, ValueError):
@@ -89,6 +94,8 @@ class Planner:
     predict: Callable[[Any, Any], np.ndarray]
     cameras: tuple[str, ...] | None = None  # None: needs no observation
     meta: dict[str, Any] = field(default_factory=dict)
+    # target-point mode: (count, spacing m) of the route target points its observation gets
+    target_points: tuple[int, float] | None = None
 
     def describe(self) -> dict[str, str]:
         return {"name": self.name, "kind": self.kind, "inputs": self.inputs}
@@ -117,19 +124,25 @@ def policy_cameras(policy: Any) -> tuple[str, ...]:
     return ()
 
 
-def policy_planner(name: str) -> Planner:
+def policy_planner(name: str, mode: str | None = None) -> Planner:
     """The planner of ``--policy NAME``: the expert as log replay, else the policy built by
-    the registry (a name, a checkpoint directory or ``onnx:DIR``)."""
+    the registry (a name, a checkpoint directory or ``onnx:DIR``). ``mode``: ``language``
+    (the command as an instruction) or ``target_point`` (also route target points from the
+    logged future, :func:`~drivevla.datasets.nuscenes_openloop.logged_target_points`); None:
+    the policy's own navigation mode. A mode the policy does not navigate by is an error."""
+    if mode is not None and mode not in MODES:
+        raise OpenLoopRunError(f"--mode {mode!r}: one of {list(MODES)}")
     if name == EXPERT:
         return Planner("expert (log replay)", "policy",
                        "logged future (expert's drive)",
                        lambda sample, obs: log_replay(sample))
     policy = registry.make_policy(name)
     model = getattr(getattr(policy, "config", None), "model", None)
-    if getattr(model, "navigation_mode", "language") == "target_point":
+    navigation = getattr(model, "navigation_mode", "language")
+    if mode is not None and mode != navigation:
         raise OpenLoopRunError(
-            f"policy {name!r} navigates by route target points; an open-loop sample has only "
-            "the driving command (language-mode policies only)")
+            f"--mode {mode}: policy {name!r} has navigation_mode {navigation} (run it with "
+            f"--mode {navigation}, or score a {mode} checkpoint)")
     cameras = policy_cameras(policy)
 
     def predict(sample: Any, obs: Any) -> np.ndarray:
@@ -137,7 +150,11 @@ def policy_planner(name: str) -> Planner:
         return six_waypoints(policy.act(obs))
 
     inputs = (f"camera {'+'.join(cameras)}, " if cameras else "") + "ego status, instruction"
-    return Planner(name, "policy", inputs, predict, cameras, {"policy": policy})
+    targets = None
+    if navigation == "target_point":
+        targets = (int(model.route_targets), TARGET_SPACING_M)
+        inputs += ", target points from the logged future"
+    return Planner(name, "policy", inputs, predict, cameras, {"policy": policy}, targets)
 
 
 def baseline_planners() -> list[Planner]:
@@ -189,11 +206,16 @@ def score_sample(sample: Any, source: Any, planners: list[Planner], skip_bad: bo
         "gt_collision": {k: collision_steps(gt, b, offset) for k, b in boxes.items()},
         "planners": {},
     }
+    on_drivable = source.on_drivable(sample)
+    if on_drivable is not None:
+        record["gt_off_road"] = offroad_steps(gt, on_drivable, offset)
     for planner in planners:
         obs = None
         if planner.cameras is not None:
             try:
-                obs = source.observation(sample, planner.cameras)
+                targets = None if planner.target_points is None else logged_target_points(
+                    sample, *planner.target_points)
+                obs = source.observation(sample, planner.cameras, targets)
             except DriveVLAError as exc:
                 if not skip_bad:
                     raise
@@ -214,6 +236,9 @@ def score_sample(sample: Any, source: Any, planners: list[Planner], skip_bad: bo
             "waypoints": wps, "l2": l2_errors(wps, gt), "time_s": elapsed,
             "collision": {k: collision_steps(wps, b, offset) for k, b in boxes.items()},
         }
+        if on_drivable is not None:
+            record["planners"][planner.name]["off_road"] = offroad_steps(wps, on_drivable,
+                                                                         offset)
     return record
 
 
@@ -273,13 +298,14 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
                   skip_bad: bool = False, max_samples: int | None = None,
                   threads: int | None = None, progress: bool = True,
                   print_table: bool = True, ego_mlp: str | Path | None = None,
-                  ego_mlp_note: str | None = None) -> dict[str, Any]:
+                  ego_mlp_note: str | None = None, mode: str | None = None
+                  ) -> dict[str, Any]:
     """Score ``policy`` (and the baselines) on ``source``'s samples with a full future; see
     the module docstring. ``threads``: CPU threads of the policy (restored after, see
     :func:`~drivevla.core.policy.policy_threads`; None: the library's default).
     ``ego_mlp``: the ego-status MLP's weights (a baseline row, with ``baselines``); without,
-    ``ego_mlp_note`` says in the table why it is missing. Returns the summary (also
-    ``out/summary.json``)."""
+    ``ego_mlp_note`` says in the table why it is missing. ``mode``: see
+    :func:`policy_planner`. Returns the summary (also ``out/summary.json``)."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} must be >= 1 (or unset)")
     out = Path(out)
@@ -291,7 +317,11 @@ def run_open_loop(policy: str, source: Any, out: str | Path, *, baselines: bool 
         planners.append(planner)
     elif baselines and ego_mlp_note:
         notes.append(ego_mlp_note)
-    planners.append(policy_planner(policy))
+    planners.append(policy_planner(policy, mode))
+    if planners[-1].target_points is not None:
+        notes.append(f"{policy} is given route target points from the logged future "
+                     "(where the log went): its row is not comparable with command-only "
+                     "planners")
     with policy_threads(planners[-1].meta.get("policy"), threads) as torch_threads:
         return _run(policy, source, out, planners, skip_bad, max_samples, progress,
                     print_table, {"threads": threads, "torch_threads": torch_threads}, notes)

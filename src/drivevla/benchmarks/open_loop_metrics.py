@@ -1,4 +1,5 @@
-"""Open-loop planning metrics on nuScenes-style samples: L2 and collision rate at 1/2/3 s.
+"""Open-loop planning metrics on nuScenes-style samples: L2, collision and off-drivable-area
+rates at 1/2/3 s.
 
 Every planner predicts 6 ego-frame waypoints (x forward, y left, metres) 0.5 s apart; the
 ground truth is the logged ego future at the same steps. Two conventions for "the metric at
@@ -20,12 +21,18 @@ polygons have no quantisation, so a box that the grid merges with a nearby cell 
 there and not here. ST-P3 / VAD count vehicles and pedestrians; UniAD vehicles only. As in
 ST-P3's code, a step at which the logged ego box itself overlaps an annotated box (an
 annotation or reference-point artefact) is not counted for any planner.
+
+Off the drivable area: where the data has a drivable-area map (the ``map`` table's raster
+masks, 0.1 m per pixel, which real nuScenes and our export both ship), the same ego box at
+each predicted waypoint is sampled at 15 points (a 5 x 3 grid over it, corners included); a
+step is off the drivable area when any of them is off the mask. Steps where the logged
+future is off it too are not counted (the same mask as for collisions).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -43,6 +50,7 @@ __all__ = [
     "l2_errors",
     "l2_table",
     "masked_collisions",
+    "offroad_steps",
     "per_command",
 ]
 
@@ -159,6 +167,27 @@ def collision_steps(
         raise ValueError(f"{len(boxes_per_step)} steps of boxes for {len(ego)} waypoints")
     return np.array([bool(boxes_overlap(ego[k], np.asarray(b)).any())
                      for k, b in enumerate(boxes_per_step)], dtype=bool)
+
+
+def footprint_points(footprints: np.ndarray, along: int = 5, across: int = 3) -> np.ndarray:
+    """(K, along * across, 2): a grid of points over each (4, 2) footprint of ``footprints``
+    (K, 4, 2) (rear-right, front-right, front-left, rear-left), corners included."""
+    u = np.linspace(0.0, 1.0, along)[:, None, None]  # rear -> front
+    v = np.linspace(0.0, 1.0, across)[None, :, None]  # right -> left
+    out = []
+    for rr, fr, fl, rl in np.asarray(footprints, np.float64):
+        right, left = rr + u * (fr - rr), rl + u * (fl - rl)
+        out.append((right + v * (left - right)).reshape(-1, 2))
+    return np.stack(out) if out else np.zeros((0, along * across, 2))
+
+
+def offroad_steps(waypoints: np.ndarray, on_drivable: Callable[[np.ndarray], np.ndarray],
+                  forward_offset_m: float = 0.0) -> np.ndarray:
+    """(6,) bool: whether the ego box at each waypoint leaves the drivable area.
+    ``on_drivable``: (M, 2) ego-frame points -> (M,) bool, True on the drivable area."""
+    points = footprint_points(ego_footprints(waypoints, forward_offset_m=forward_offset_m))
+    on = np.asarray(on_drivable(points.reshape(-1, 2)), bool).reshape(points.shape[:2])
+    return ~on.all(axis=1)
 
 
 def masked_collisions(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

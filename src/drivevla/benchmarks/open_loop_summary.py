@@ -15,6 +15,7 @@ from drivevla.benchmarks.open_loop_metrics import (
     EGO_LENGTH_M,
     EGO_WIDTH_M,
     FUTURE_STEPS,
+    at_horizons,
     collision_table,
     l2_table,
     masked_collisions,
@@ -71,7 +72,20 @@ def planner_row(records: list[dict], planner: dict[str, str]) -> dict[str, Any]:
                                "uniad": per_command(commands, col_veh, "uniad")},
         },
         "seconds_per_sample": float(np.mean(times)) if times else math.nan,
+        **_offroad(records, name, commands),
     }
+
+
+def _offroad(records: list[dict], name: str, commands: list[str]) -> dict[str, Any]:
+    """The off-drivable-area rate in both conventions (steps where the log is off the
+    area too not counted), when every record has a map; else nothing."""
+    if not records or not all("gt_off_road" in r for r in records):
+        return {}
+    gt = np.asarray([r["gt_off_road"] for r in records], bool).reshape(-1, FUTURE_STEPS)
+    off = masked_collisions(_steps(records, name, "off_road"), gt)
+    return {"off_road_rate": {conv: at_horizons(off, conv) for conv in CONVENTIONS},
+            "per_command_off_road_rate": {conv: per_command(commands, off, conv)
+                                          for conv in CONVENTIONS}}
 
 
 def summarize(records: list[dict], planners: list[dict[str, str]], n_keyframes: int,
@@ -89,13 +103,18 @@ def summarize(records: list[dict], planners: list[dict[str, str]], n_keyframes: 
         "collision_boxes": COLLISION_BOXES,
         "ego_box": {"length_m": EGO_LENGTH_M, "width_m": EGO_WIDTH_M,
                     "forward_offset_m": ego_box_forward_offset_m},
-        "units": {"l2_m": "metres", "collision_rate": "fraction of samples, 0..1"},
+        "units": {"l2_m": "metres", "collision_rate": "fraction of samples, 0..1",
+                  "off_road_rate": "fraction of samples, 0..1"},
         "n_keyframes": n_keyframes,
         "n_scored": len(scored),
         "excluded": {k: v for k, v in sorted(excluded.items()) if v},
         "skipped": skipped,
         "samples_where_log_collides": int(sum(bool(np.any(r["gt_collision"]["all"]))
                                               for r in scored)),
+        "samples_where_log_is_off_road": (int(sum(bool(np.any(r["gt_off_road"]))
+                                                  for r in scored))
+                                          if scored and all("gt_off_road" in r for r in scored)
+                                          else None),
         "commands": dict(sorted(Counter(r["command"] for r in scored).items())),
         "rows": [planner_row(scored, p) for p in planners],
         "caveat": CAVEAT,
@@ -140,6 +159,11 @@ def format_table(summary: dict[str, Any]) -> str:
     lines += _block("collision rate (%)", ("ST-P3/VAD: all boxes, mean to T",
                                            "UniAD: vehicles, at T"), rows,
                     "collision_rate", 100.0, 1)
+    if rows and all("off_road_rate" in r for r in rows):
+        lines += _block("off drivable area (%)", ("ST-P3/VAD: mean to T", "UniAD: at T"),
+                        rows, "off_road_rate", 100.0, 1)
+    else:
+        lines.append("off drivable area: not scored (no drivable-area map for these scenes)")
     lines.append("L2 avg (m) by command, ST-P3/VAD | UniAD:")
     for r in rows:
         cells = []

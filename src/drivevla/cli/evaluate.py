@@ -106,6 +106,10 @@ def _register_open_loop(evaluate: argparse._SubParsersAction) -> None:
                    "file of `drivevla train-baseline ego-mlp`); default: DATAROOT/"
                    "drivevla_baselines/ego_mlp-VERSION-train (mini_train for mini_* "
                    "splits) when it exists, else the table says how to train it")
+    o.add_argument("--mode", choices=["language", "target_point"], default=None,
+                   help="navigation input: language (the command as an instruction) or "
+                        "target_point (also route target points from the logged future, "
+                        "which leaks where the log went); default: the policy's own mode")
     o.add_argument("--skip-bad", action="store_true",
                    help="skip a sample without a camera the policy needs or with an "
                    "unreadable image (counted and listed) instead of stopping")
@@ -205,7 +209,7 @@ def _cmd_eval_open_loop(args: argparse.Namespace) -> int:
             note = (f"no ego-status MLP row: no weights at {default}; train them with "
                     f"`drivevla train-baseline ego-mlp --dataroot {args.dataroot} --version "
                     f"{args.version} --split {train_split}` (or pass --ego-mlp PATH)")
-    run_open_loop(args.policy, source, Path(args.out), baselines=args.baselines,
+    run_open_loop(args.policy, source, Path(args.out), mode=args.mode, baselines=args.baselines,
                   skip_bad=args.skip_bad, max_samples=args.max_samples,
                   threads=args.threads, ego_mlp=ego_mlp, ego_mlp_note=note)
     print(f"wrote {Path(args.out) / 'summary.json'}")

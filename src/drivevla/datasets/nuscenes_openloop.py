@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,10 @@ class OpenLoopSource:
             "ego_reference": "box centre" if self.drivevla_export else "rear axle",
         }
 
-    def observation(self, sample: OpenLoopSample, cameras: tuple[str, ...]) -> Observation:
-        """The observation a policy with ``cameras`` gets at ``sample``; raises
+    def observation(self, sample: OpenLoopSample, cameras: tuple[str, ...],
+                    target_points: np.ndarray | None = None) -> Observation:
+        """The observation a policy with ``cameras`` gets at ``sample`` (``target_points``:
+        the route's, ego frame, for a target-point policy; none otherwise); raises
         :class:`SampleInputError` for a missing channel or unreadable image."""
         images, specs = {}, {}
         for name in cameras:
@@ -128,10 +131,27 @@ class OpenLoopSource:
             images=images,
             cameras=specs,
             ego=EgoState(ego.x, ego.y, ego.yaw, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps),
-            route=RouteInfo(np.zeros((0, 2)), command, intent, math.nan),
+            route=RouteInfo(np.zeros((0, 2)) if target_points is None else target_points,
+                            command, intent, math.nan),
             instruction=render_navigation(intent, None, "canonical"),
             timestamp_s=sample.timestamp_us * 1e-6,
         )
+
+    def on_drivable(self, sample: OpenLoopSample
+                    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """A test of (M, 2) points in ``sample``'s ego frame against its location's
+        drivable-area raster (the ``map`` table's mask, through the devkit's ``MapMask``):
+        True where on it. None when the scene's log has no map."""
+        log = self.nusc.get("log", self.nusc.get("scene", sample.scene_token)["log_token"])
+        if not log.get("map_token"):
+            return None
+        mask = self.nusc.get("map", log["map_token"])["mask"]
+        x, y, c, s = sample.ego.x, sample.ego.y, math.cos(sample.ego.yaw), math.sin(sample.ego.yaw)
+
+        def on(points: np.ndarray) -> np.ndarray:
+            p = np.asarray(points, np.float64).reshape(-1, 2)
+            return mask.is_on_mask(x + c * p[:, 0] - s * p[:, 1], y + s * p[:, 0] + c * p[:, 1])
+        return on
 
     def _camera(self, sample: OpenLoopSample, name: str) -> tuple[np.ndarray, CameraSpec]:
         channel = channel_of(name)
@@ -231,3 +251,25 @@ def open_openloop_source(dataroot: str | os.PathLike, version: str, split: str =
         raise NuScenesInputError(f"{root / version}: tables do not link up ({exc})") from exc
     offset = EXPORT_BOX_OFFSET_M if export else NUSCENES_BOX_OFFSET_M
     return OpenLoopSource(root, version, split, samples, nusc, export, offset)
+
+
+def logged_target_points(sample: OpenLoopSample, count: int, spacing_m: float) -> np.ndarray:
+    """(count, 2) route target points in the sample's ego frame, every ``spacing_m`` metres
+    along the logged 3 s future path (the origin, then the 6 future positions), continued
+    straight along its last direction past its end (+x when the ego does not move).
+
+    This gives the policy where the log went: a target-point row is not comparable with
+    command-only rows (UniAD / VAD give the command alone)."""
+    path = np.vstack([np.zeros((1, 2)), np.asarray(sample.future_waypoints, np.float64)])
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    moving = np.nonzero(seg > 1e-6)[0]
+    if len(moving) == 0:
+        direction = np.array([1.0, 0.0])
+    else:
+        last = moving[-1]
+        direction = (path[last + 1] - path[last]) / seg[last]
+    s = spacing_m * np.arange(1, count + 1)
+    inside = np.stack([np.interp(s, arc, path[:, 0]), np.interp(s, arc, path[:, 1])], axis=1)
+    beyond = path[-1] + (s - arc[-1])[:, None] * direction
+    return np.where((s <= arc[-1])[:, None], inside, beyond)
