@@ -64,7 +64,6 @@ from drivevla.core.paths import exclusive_dir
 from drivevla.core.policy import policy_threads
 from drivevla.core.provenance import provenance
 from drivevla.core.types import Decision
-from drivevla.datasets.nuscenes_openloop import logged_target_points
 from drivevla.sim_bridge.embedded.config import SimConfig
 
 logger = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def policy_planner(name: str, mode: str | None = None) -> Planner:
     """The planner of ``--policy NAME``: the expert as log replay, else the policy built by
     the registry (a name, a checkpoint directory or ``onnx:DIR``). ``mode``: ``language``
     (the command as an instruction) or ``target_point`` (also route target points from the
-    logged future, :func:`~drivevla.datasets.nuscenes_openloop.logged_target_points`); None:
+    logged future, ``nuscenes_openloop.logged_target_points``); None:
     the policy's own navigation mode. A mode the policy does not navigate by is an error."""
     if mode is not None and mode not in MODES:
         raise OpenLoopRunError(f"--mode {mode!r}: one of {list(MODES)}")
@@ -213,9 +212,7 @@ def score_sample(sample: Any, source: Any, planners: list[Planner], skip_bad: bo
         obs = None
         if planner.cameras is not None:
             try:
-                targets = None if planner.target_points is None else logged_target_points(
-                    sample, *planner.target_points)
-                obs = source.observation(sample, planner.cameras, targets)
+                obs = source.observation(sample, planner.cameras, planner.target_points)
             except DriveVLAError as exc:
                 if not skip_bad:
                     raise

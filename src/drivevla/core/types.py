@@ -207,6 +207,24 @@ class SensorHealth:
 
 
 @dataclass(frozen=True)
+class RadarReading:
+    """A forward radar's detection (:mod:`drivevla.perception.radar`), the nearest object in
+    its cone: ``range_m`` from the front bumper, ``range_rate_mps``
+    (negative when closing), ``bearing_rad`` (left +) and the actor's id (ground truth, for
+    scoring false activations only; a policy must not read it)."""
+
+    range_m: float
+    range_rate_mps: float
+    bearing_rad: float
+    actor_id: int
+
+    @property
+    def time_to_collision_s(self) -> float:
+        """range / closing speed; inf when not closing."""
+        return self.range_m / -self.range_rate_mps if self.range_rate_mps < 0 else math.inf
+
+
+@dataclass(frozen=True)
 class RuntimeStatus:
     """What the real-time runner (:mod:`drivevla.runtime`) did on one tick.
 
@@ -215,13 +233,17 @@ class RuntimeStatus:
     hazard lights on). ``cause``: why the policy's decision was not used (``"deadline"``,
     ``"busy"``, ``"exception: ..."``, ``"invalid: ..."``), None in ``"policy"`` mode.
     ``latency_s``: the action path's latency on the runner's clock (None when it did not run
-    or did not finish in time)."""
+    or did not finish in time). ``aeb``: the safety filter's emergency braking drove this
+    tick; ``speed_limited``: it lowered the plan's target speeds (lateral or longitudinal
+    acceleration)."""
 
     tick: int
     mode: str = "policy"
     cause: str | None = None
     hazard: bool = False
     latency_s: float | None = None
+    aeb: bool = False
+    speed_limited: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("policy", "hold", "stop"):
@@ -297,6 +319,8 @@ class Observation:
     route: RouteInfo
     instruction: str
     timestamp_s: float
+    # the forward radar's nearest object (None: no radar, or nothing in its cone)
+    radar: RadarReading | None = None
 
     def __post_init__(self) -> None:
         for name, img in self.images.items():

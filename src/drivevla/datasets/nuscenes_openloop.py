@@ -117,10 +117,11 @@ class OpenLoopSource:
         }
 
     def observation(self, sample: OpenLoopSample, cameras: tuple[str, ...],
-                    target_points: np.ndarray | None = None) -> Observation:
-        """The observation a policy with ``cameras`` gets at ``sample`` (``target_points``:
-        the route's, ego frame, for a target-point policy; none otherwise); raises
-        :class:`SampleInputError` for a missing channel or unreadable image."""
+                    target_points: tuple[int, float] | None = None) -> Observation:
+        """The observation a policy with ``cameras`` gets at ``sample``; ``target_points``:
+        (count, spacing m) of the route target points a target-point policy reads
+        (:func:`logged_target_points`), none otherwise. Raises :class:`SampleInputError`
+        for a missing channel or unreadable image."""
         images, specs = {}, {}
         for name in cameras:
             images[name], specs[name] = self._camera(sample, name)
@@ -131,7 +132,8 @@ class OpenLoopSource:
             images=images,
             cameras=specs,
             ego=EgoState(ego.x, ego.y, ego.yaw, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps),
-            route=RouteInfo(np.zeros((0, 2)) if target_points is None else target_points,
+            route=RouteInfo(np.zeros((0, 2)) if target_points is None else
+                            logged_target_points(sample, *target_points),
                             command, intent, math.nan),
             instruction=render_navigation(intent, None, "canonical"),
             timestamp_s=sample.timestamp_us * 1e-6,

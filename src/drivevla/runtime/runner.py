@@ -42,6 +42,7 @@ from drivevla.planner.controllers import TrajectoryController
 from drivevla.runtime.clock import Clock, MonotonicClock
 from drivevla.runtime.explainer import Explanation, ExplanationWorker
 from drivevla.runtime.fallback import hold_decision, stop_decision
+from drivevla.runtime.safety import Aeb, SafetyConfig, feasible
 from drivevla.runtime.validity import TrajectoryBounds, invalid_reason
 from drivevla.runtime.worker import ActionWorker
 
@@ -65,6 +66,8 @@ class RealtimeConfig:
     hold_horizon_s: float = 1.0
     stop_decel_mps2: float = 2.0
     bounds: TrajectoryBounds = field(default_factory=TrajectoryBounds)
+    # the safety filter (feasibility limits, AEB from the radar); None: off
+    safety: SafetyConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.control_dt_s > 0:
@@ -92,6 +95,9 @@ class RuntimeStats:
     fallback_ticks: int = 0
     stop_ticks: int = 0
     causes: dict[str, int] = field(default_factory=dict)
+    aeb_ticks: int = 0  # ticks driven by the AEB's emergency stop
+    aeb_activations: int = 0  # times it began braking
+    speed_limited_ticks: int = 0  # ticks whose target speeds the safety filter lowered
     late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
     max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
     # fallback entries and exits, the first MAX_EVENTS of them (all are logged)
@@ -101,6 +107,8 @@ class RuntimeStats:
     def to_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "fallback_ticks": self.fallback_ticks,
                 "stop_ticks": self.stop_ticks, "causes": dict(self.causes),
+                "aeb_ticks": self.aeb_ticks, "aeb_activations": self.aeb_activations,
+                "speed_limited_ticks": self.speed_limited_ticks,
                 "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
                 "events": list(self.events), "events_dropped": self.events_dropped}
 
@@ -122,6 +130,8 @@ class RealtimeRunner(Agent):
         self.clock = clock or MonotonicClock()
         self.worker = ActionWorker(self.clock)
         self.explainer = explainer
+        safety = self.config.safety
+        self.aeb = Aeb(safety) if safety is not None and safety.aeb else None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -132,6 +142,8 @@ class RealtimeRunner(Agent):
         self._valid_time_s = 0.0  # its observation's timestamp
         self._mode = "policy"
         self._explanation: Explanation | None = None
+        if self.aeb is not None:
+            self.aeb.reset()
 
     @property
     def explanations(self) -> list[Explanation]:
@@ -166,8 +178,9 @@ class RealtimeRunner(Agent):
             self._valid_time_s = float(obs.timestamp_s)
         else:
             decision, mode = self._fallback(obs)
-        decision.runtime = RuntimeStatus(self.tick, mode, cause, mode == "stop",
-                                         outcome.latency_s)
+        decision, aeb, limited = self._filter(decision, obs)
+        decision.runtime = RuntimeStatus(self.tick, mode, cause, mode == "stop" or aeb,
+                                         outcome.latency_s, aeb, limited)
         decision.health = health
         self._explain(decision, mode == "policy")
         self._account(decision.runtime)
@@ -176,6 +189,22 @@ class RealtimeRunner(Agent):
         self._account_time(time.perf_counter() - wall0)
         self.tick += 1
         return control, decision
+
+    def _filter(self, decision: Decision, obs: Observation) -> tuple[Decision, bool, bool]:
+        """The safety filter (when configured): (the decision to drive, AEB braking, speeds
+        lowered)."""
+        safety = self.config.safety
+        if safety is None:
+            return decision, False, False
+        limited = feasible(decision, safety, obs.ego.speed_mps)
+        out = limited
+        if self.aeb is not None:
+            was = self.aeb.active
+            out = self.aeb.step(limited, obs.radar, obs.ego, float(obs.timestamp_s))
+            self.stats.aeb_activations += self.aeb.active and not was
+        self.stats.aeb_ticks += out is not limited
+        self.stats.speed_limited_ticks += limited is not decision
+        return out, out is not limited, limited is not decision
 
     def _fallback(self, obs: Observation) -> tuple[Decision, str]:
         """The fallback decision of this tick and its mode (``hold`` or ``stop``)."""

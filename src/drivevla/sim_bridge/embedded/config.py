@@ -41,6 +41,11 @@ SIM_FIELD_RULES: dict[str, Rule] = {
     "max_brake_mps2": Rule("float", 0.0, 100.0, lo_open=True),
     "max_steer_deg": Rule("float", 0.0, 90.0, lo_open=True, hi_open=True),
     "steer_tau_s": Rule("float", 0.0, 10.0),
+    "radar": Rule("bool"),
+    "radar_fov_deg": Rule("float", 0.0, 180.0, lo_open=True, hi_open=True),
+    "radar_range_m": Rule("float", 0.0, 1000.0, lo_open=True),
+    "radar_range_noise_m": Rule("float", 0.0, 100.0),
+    "radar_rate_noise_mps": Rule("float", 0.0, 100.0),
 }
 # Each of green, yellow, red (s); their sum must be > 0.
 LIGHT_PHASE_RULE = Rule("float", 0.0, 3600.0)
@@ -92,6 +97,12 @@ class SimConfig:
     max_brake_mps2: float = 8.0
     max_steer_deg: float = 35.0
     steer_tau_s: float = 0.1
+    # the forward radar (perception.radar): nearest object in a cone ahead of the front bumper
+    radar: bool = True
+    radar_fov_deg: float = 20.0
+    radar_range_m: float = 80.0
+    radar_range_noise_m: float = 0.1  # 1-sigma
+    radar_rate_noise_mps: float = 0.1  # 1-sigma
 
     def __post_init__(self) -> None:
         check_fields("SimConfig", self, SIM_FIELD_RULES)

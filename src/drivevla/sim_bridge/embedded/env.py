@@ -32,9 +32,11 @@ from drivevla.core.types import (
     EgoState,
     HighLevelCommand,
     Observation,
+    RadarReading,
     RouteInfo,
 )
 from drivevla.language.events import InstructionEvent, render_event_text
+from drivevla.perception.radar import RadarSpec, forward_radar
 from drivevla.sim_bridge.embedded.bev import render_bev
 from drivevla.sim_bridge.embedded.camera import CameraRenderer
 from drivevla.sim_bridge.embedded.config import SimConfig
@@ -100,6 +102,15 @@ class EmbeddedDrivingEnv(gym.Env):
             ),
             "command": spaces.Discrete(len(HighLevelCommand)),
         }
+        if cfg.radar:  # range m, range rate m/s, bearing rad (left +), detected 0/1
+            obs_spaces["radar"] = spaces.Box(
+                np.array([0.0, -np.inf, -np.pi, 0.0], dtype=np.float32),
+                np.array([np.inf, np.inf, np.pi, 1.0], dtype=np.float32), dtype=np.float32)
+        self.radar_spec = RadarSpec(cfg.radar_fov_deg, cfg.radar_range_m,
+                                    range_noise_m=cfg.radar_range_noise_m,
+                                    rate_noise_mps=cfg.radar_rate_noise_mps)
+        self._radar_rng = np.random.default_rng(0)
+        self._radar_actor = -1
         if cfg.cameras:
             obs_spaces["cameras"] = spaces.Dict(
                 {
@@ -132,6 +143,8 @@ class EmbeddedDrivingEnv(gym.Env):
         ]
         family = FAMILIES[self.config.scenario]
         rng = np.random.default_rng(self.np_random.integers(0, 2**63 - 1))
+        # the radar's noise: a child stream of the reset seed (draws nothing from ``rng``)
+        self._radar_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
         intent = options.get("intent") or self.config.intent or str(rng.choice(family.intents))
         self._build_world(intent, rng)
         # language choices draw from their own stream so they never change the world
@@ -361,6 +374,12 @@ class EmbeddedDrivingEnv(gym.Env):
             "route": targets.astype(np.float32),
             "command": int(self.scenario.route.command_at(self._route_s).index),
         }
+        if self.config.radar:
+            reading = forward_radar(self.world.snapshot(), self.radar_spec, self._radar_rng)
+            self._radar_actor = -1 if reading is None else reading.actor_id
+            obs["radar"] = np.array([0.0, 0.0, 0.0, 0.0] if reading is None else
+                                    [reading.range_m, reading.range_rate_mps,
+                                     reading.bearing_rad, 1.0], dtype=np.float32)
         if self._renderer is not None:
             self._last_images = self._renderer.render(self.world.snapshot())
             obs["cameras"] = dict(self._last_images)
@@ -466,4 +485,12 @@ class EmbeddedDrivingEnv(gym.Env):
             route=route,
             instruction=info["instruction"],
             timestamp_s=info["time_s"],
+            radar=self._radar_reading(obs),
         )
+
+    def _radar_reading(self, obs: dict[str, Any]) -> RadarReading | None:
+        radar = obs.get("radar")
+        if radar is None or radar[3] < 0.5:
+            return None
+        return RadarReading(float(radar[0]), float(radar[1]), float(radar[2]),
+                            self._radar_actor)

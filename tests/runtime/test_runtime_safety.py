@@ -1,0 +1,72 @@
+"""The safety filter: feasibility limits on the plan's speeds and the AEB from the radar, alone
+and inside the real-time runner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivevla.core.types import EgoState, RadarReading
+from drivevla.runtime.clock import SimulatedClock
+from drivevla.runtime.runner import RealtimeConfig, RealtimeRunner
+from drivevla.runtime.safety import Aeb, SafetyConfig, emergency_stop, feasible
+from support.runtime_parts import ScriptedPolicy, cruise_decision, obs_at
+
+
+def test_speeds_are_capped_for_lateral_acceleration_and_speed_ups():
+    cfg = SafetyConfig()
+    straight = cruise_decision(8.0)
+    assert feasible(straight, cfg, 8.0) is straight  # nothing to change
+    curve = cruise_decision(12.0, curvature=0.1)  # 10 m radius at 12 m/s: 14.4 m/s^2
+    capped = feasible(curve, cfg, 12.0)
+    assert capped.target_speeds.max() <= np.sqrt(4.89 / 0.1) + 1e-6
+    np.testing.assert_array_equal(capped.waypoints, curve.waypoints)  # the path is kept
+    fast = feasible(cruise_decision(20.0), cfg, 0.0)  # from standstill to 20 m/s
+    assert fast.target_speeds[0] == pytest.approx(2.4 * 0.5)
+    assert np.all(np.diff(fast.target_speeds) <= 2.4 * 0.5 + 1e-9)
+    stop = cruise_decision(0.0)
+    assert feasible(stop, cfg, 15.0) is stop  # a stop is never softened
+
+
+def _radar(range_m, rate, bearing=0.0):
+    return RadarReading(range_m, rate, bearing, 1)
+
+
+def test_aeb_triggers_on_time_to_collision_in_the_corridor_only():
+    aeb = Aeb(SafetyConfig())
+    assert aeb.threat(_radar(10.0, -8.0), 10.0)  # TTC 1.25 s
+    assert not aeb.threat(_radar(20.0, -8.0), 10.0)  # TTC 2.5 s
+    assert not aeb.threat(_radar(10.0, 2.0), 10.0)  # opening
+    assert not aeb.threat(_radar(10.0, -8.0, bearing=0.3), 10.0)  # 3 m aside
+    assert aeb.threat(_radar(1.5, 0.0), 3.0)  # too close while moving
+    assert not aeb.threat(_radar(1.5, 0.0), 0.0)  # standing behind a stopped car
+    assert not aeb.threat(None, 10.0)
+
+
+def test_aeb_brakes_holds_and_releases():
+    aeb = Aeb(SafetyConfig(hold_s=0.5))
+    ego = EgoState(0.0, 0.0, 0.0, 10.0)
+    plan = cruise_decision(10.0)
+    braked = aeb.step(plan, _radar(8.0, -10.0), ego, 0.0)
+    assert aeb.active and braked.target_speeds[0] == pytest.approx(10.0 - 6.0 * 0.5)
+    assert braked.target_speeds[-1] == 0.0 and braked.meta_action.value == "stop"
+    assert aeb.step(plan, None, ego, 0.4) is not plan  # holding
+    assert aeb.step(plan, None, ego, 0.6) is plan and not aeb.active  # released
+    assert np.isfinite(emergency_stop(cruise_decision(0.0), 0.0, 6.0).waypoints).all()
+
+
+def test_the_runner_drives_the_aeb_stop_and_counts_it():
+    clock = SimulatedClock()
+    runner = RealtimeRunner(ScriptedPolicy([], clock), clock=clock,
+                            config=RealtimeConfig(safety=SafetyConfig()))
+    runner.reset()
+    obs = [obs_at(0.1 * i, x=0.8 * i) for i in range(4)]
+    obs[2] = obs_at(0.2, x=1.6).__class__(**{**obs[2].__dict__, "radar": _radar(6.0, -8.0)})
+    decisions = [runner.step(o)[1] for o in obs]
+    assert [d.runtime.aeb for d in decisions] == [False, False, True, True]  # held
+    assert decisions[2].runtime.hazard and decisions[2].target_speeds[-1] == 0.0
+    assert decisions[0].runtime.mode == "policy"
+    assert runner.stats.aeb_activations == 1 and runner.stats.aeb_ticks == 2
+    off = RealtimeRunner(ScriptedPolicy([], clock), clock=clock)
+    off.reset()
+    assert not any(off.step(o)[1].runtime.aeb for o in obs)  # without the filter: no AEB
