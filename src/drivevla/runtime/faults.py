@@ -10,7 +10,7 @@ faults on every run, machine and worker split, whatever else draws random number
 route of a run sees the same pattern for one seed.
 
 Camera faults (drops, stale, black, noise, latency) and radar dropout act on the
-observation, not the policy; they are not built yet (docs/runtime.md).
+observation, not the policy: :mod:`drivevla.runtime.sensor_faults`.
 """
 
 from __future__ import annotations
