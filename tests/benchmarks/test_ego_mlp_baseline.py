@@ -73,6 +73,11 @@ def test_trains_and_beats_zero_motion_on_its_train_split(nuscenes_export, tmp_pa
     # the table prints it above the policy and says it is scored on its own train scenes
     assert printed.index(EGO_MLP_NAME) < printed.index("expert (log replay)")
     assert "trained on" in printed and "not a held-out score" in printed
+    # another export whose scenes share the names (episode ids) is not "its own train scenes"
+    other = tmp_path / "other"
+    shutil.copytree(nuscenes_export, other)
+    code, printed, _ = _eval(other, tmp_path / "eval-other", capsys, "--ego-mlp", str(weights))
+    assert code == 0 and EGO_MLP_NAME in printed and "not a held-out score" not in printed
 
 
 def test_default_location_and_named_errors(nuscenes_export, tmp_path, capsys):

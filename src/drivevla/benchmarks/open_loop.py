@@ -173,7 +173,8 @@ def ego_mlp_planner(path: str | Path, source: Any) -> tuple[Planner, list[str]]:
     planner = Planner(EGO_MLP_NAME, "baseline", EGO_MLP_INPUTS,
                       lambda sample, obs: model.predict(ego_features(sample, history)),
                       meta={"ego_mlp": describe(model, path)})
-    trained = set(model.config.trained_on.get("scenes") or ())
+    trained = set(model.config.trained_on.get("scenes") or ()) if _same_scene_names(
+        model.config.trained_on, source) else set()
     scored = {s.scene_name for s in source.samples}
     notes = []
     if trained & scored:
@@ -181,6 +182,18 @@ def ego_mlp_planner(path: str | Path, source: Any) -> tuple[Planner, list[str]]:
                      f"{len(scored)} scored scene(s): its row is a fit to them, not a "
                      "held-out score")
     return planner, notes
+
+
+def _same_scene_names(trained_on: dict[str, Any], source: Any) -> bool:
+    """Whether scene names of the MLP's training data and of ``source`` name the same scenes:
+    real nuScenes names are global (scene-0061 is one scene in every version), our exports
+    name scenes by episode id, unique only within one export (its dataroot)."""
+    root = trained_on.get("dataroot")
+    if root is None:  # weights from before the dataroot was recorded: names only
+        return True
+    if Path(root).resolve() == Path(source.dataroot).resolve():
+        return True
+    return not trained_on.get("drivevla_export") and not source.drivevla_export
 
 
 def _excluded(sample: Any, exc: DriveVLAError, reason: str) -> dict[str, Any]:
