@@ -52,7 +52,8 @@ def test_aeb_brakes_holds_and_releases():
     assert braked.target_speeds[-1] == 0.0 and braked.meta_action.value == "stop"
     assert aeb.step(plan, None, ego, 0.4) is not plan  # holding
     assert aeb.step(plan, None, ego, 0.6) is plan and not aeb.active  # released
-    assert np.isfinite(emergency_stop(cruise_decision(0.0), 0.0, 6.0).waypoints).all()
+    assert np.isfinite(emergency_stop(cruise_decision(0.0), EgoState(0.0, 0.0, 0.0, 0.0),
+                                      6.0).waypoints).all()
 
 
 def test_the_runner_drives_the_aeb_stop_and_counts_it():

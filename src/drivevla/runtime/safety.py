@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from drivevla.core.types import Decision, EgoState, MetaAction, RadarReading
-from drivevla.runtime.fallback import STEP_S, STEPS, _walk, point_at_arc
+from drivevla.core.types import Decision, EgoState, RadarReading
+from drivevla.runtime.fallback import stop_decision
 from drivevla.runtime.validity import path_curvatures
 
 
@@ -105,18 +105,11 @@ class Aeb:
         self.active = time_s <= self._until_s
         if not self.active:
             return decision
-        return emergency_stop(decision, ego.speed_mps, self.config.decel_mps2)
+        return emergency_stop(decision, ego, self.config.decel_mps2)
 
 
-def emergency_stop(decision: Decision, v_now: float, decel_mps2: float) -> Decision:
-    """A stop from ``v_now`` at ``decel_mps2`` along ``decision``'s path."""
-    path = np.vstack([np.zeros((1, 2)), np.asarray(decision.waypoints, np.float64)])
-    if np.linalg.norm(path[-1]) < 1e-6:
-        path = np.array([[0.0, 0.0], [1.0, 0.0]])
-    v0 = max(float(v_now), 0.0)
-    speeds = (v0 - decel_mps2 * np.arange(1, STEPS + 1) * STEP_S).clip(min=0.0)
-    waypoints = _walk(path, 0.0, speeds, v0)
-    if not np.isfinite(waypoints).all():
-        waypoints = point_at_arc(path, np.zeros(STEPS))
-    return Decision(waypoints, speeds, dt_s=STEP_S, meta_action=MetaAction.STOP,
-                    reason=decision.reason, explanation=decision.explanation)
+def emergency_stop(decision: Decision, ego: EgoState, decel_mps2: float) -> Decision:
+    """A stop from the current speed at ``decel_mps2`` along ``decision``'s path (made at the
+    current pose: the fallback's stop, keeping the decision's reason and explanation)."""
+    stop = stop_decision(decision, ego, ego, decel_mps2)
+    return replace(stop, reason=decision.reason, explanation=decision.explanation)

@@ -374,14 +374,16 @@ class EmbeddedDrivingEnv(gym.Env):
             "route": targets.astype(np.float32),
             "command": int(self.scenario.route.command_at(self._route_s).index),
         }
+        # one snapshot for every sensor of this tick (the world does not move in between)
+        snap = self.world.snapshot() if self.config.radar or self._renderer else None
         if self.config.radar:
-            reading = forward_radar(self.world.snapshot(), self.radar_spec, self._radar_rng)
+            reading = forward_radar(snap, self.radar_spec, self._radar_rng)
             self._radar_actor = -1 if reading is None else reading.actor_id
             obs["radar"] = np.array([0.0, 0.0, 0.0, 0.0] if reading is None else
                                     [reading.range_m, reading.range_rate_mps,
                                      reading.bearing_rad, 1.0], dtype=np.float32)
         if self._renderer is not None:
-            self._last_images = self._renderer.render(self.world.snapshot())
+            self._last_images = self._renderer.render(snap)
             obs["cameras"] = dict(self._last_images)
         return obs
 
