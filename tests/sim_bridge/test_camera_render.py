@@ -17,7 +17,7 @@ from drivevla.core.scene import (
     TrafficLightView,
 )
 from drivevla.core.types import CameraSpec
-from drivevla.perception.camera_model import project_box, project_world_points
+from drivevla.perception.camera_model import camera_pose_world, project_box, project_world_points
 from drivevla.sim_bridge.embedded import camera as camera_module
 from drivevla.sim_bridge.embedded.camera import HOUSING_SIZE_M, LAMP_SPACING_M, CameraRenderer
 
@@ -307,3 +307,23 @@ def test_boxes_draw_in_scene_graph_order_so_history_cannot_break_depth_ties() ->
         assert np.array_equal(second.render(scene)["front"], before)
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("jitter", [1e-8, 3e-7])
+def test_nearly_equal_poses_are_not_collapsed_onto_an_earlier_one(
+    front: CameraRenderer, jitter: float
+) -> None:
+    """Panda3D's transform cache treats transforms within ~1e-6 as one and hands back the
+    first one made in the process: a camera (or actor) pose then depended on what the process
+    had rendered before (measured: an ego yaw 1e-8 rad off an earlier drive's gave that
+    drive's camera matrix and changed 11.5 % of a frame's pixels)."""
+    yaw = -0.006060260873630534
+    for k, y in enumerate((yaw + jitter, yaw)):
+        ego = _ego(21.8, 6.98, y)
+        front.render(SceneSnapshot(float(k), ego, [_car(1, 20.0, 0.0, y)]))
+        cam = front._views[0][1].get_mat()
+        r, _t = camera_pose_world(FRONT, ego.x, ego.y, ego.yaw)
+        want = np.asarray(r[0], dtype=np.float32)  # the node's right axis = optical x
+        assert [cam.get_cell(0, j) for j in range(3)] == want.tolist()
+        hpr = front._actors[1].node.get_hpr()
+        assert np.float32(hpr[0]) == np.float32(math.degrees(y))

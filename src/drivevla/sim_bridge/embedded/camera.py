@@ -15,7 +15,9 @@ Process-wide state: one private ``GraphicsEngine``, one pipe and one GSG per bac
 by every renderer; a renderer's buffers are active only inside its own ``render`` call, so
 several renderers can coexist. ``close`` hands a renderer's buffers back to a pool that the
 next renderer with the same resolutions reuses, because Panda3D's software buffer does not
-free its frame memory when removed from the engine (about 2 MB per 320x180 camera).
+free its frame memory when removed from the engine (about 2 MB per 320x180 camera). Panda3D's
+transform cache is off (:mod:`camera_prc`): it merged nearly equal poses with one made earlier
+in the process, so a frame depended on the process's history.
 Not thread-safe: render from one thread.
 
 Geometry: world ``(x, y, z)`` maps to Panda3D ``(x, y, z)`` unchanged (both right-handed,

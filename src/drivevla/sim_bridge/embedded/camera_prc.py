@@ -28,6 +28,9 @@ PRC_LINES = (
     "notify-level-x11display fatal",
     "notify-level-glxdisplay fatal",
     "default-directnotify-level warning",
+    # Panda3D's transform cache treats transforms within ~1e-6 as equal and returns the first
+    # one made in the process, so a pose depended on what the process had rendered before
+    "transform-cache false",
 )
 
 loadPrcFileData("drivevla-camera", "\n".join(PRC_LINES))
