@@ -43,7 +43,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import pickle
 import statistics
 import time
 import traceback
@@ -71,11 +70,13 @@ from drivevla.benchmarks.closed_loop_run import (
     check_policy_loads,
     check_run_options,
     claim_out_dir,
+    resolve_factory,
     run_meta,
 )
 from drivevla.benchmarks.closed_loop_runtime import (
     RuntimeRecord,
     check_runtime,
+    faults_summary,
     make_driver,
     runtime_summary,
 )
@@ -100,6 +101,7 @@ from drivevla.core.execution import Executor, TaskLost, run_jobs
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir, safe_child
 from drivevla.core.provenance import provenance
+from drivevla.runtime.fault_spec import FaultSpec
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
 
@@ -138,6 +140,7 @@ class RouteJob:
     # the video shows the shadow expert's reason beside the policy's (where it runs)
     video_expert_reason: bool = False
     runtime: str = "none"  # the driver: see closed_loop_runtime.RUNTIMES
+    faults: dict[str, Any] | None = None  # FaultSpec.to_dict() of the run (None: no faults)
 
     @property
     def route_file(self) -> Path:
@@ -177,7 +180,8 @@ def _agent_factory(job: RouteJob):
         if job.policy_factory is not None:
             registry.policy_names()  # the built-in names first (the registry loads them
             registry.register_policy(job.policy, job.policy_factory)  # only when empty)
-        return make_driver(registry.make_policy(job.policy), job.runtime)
+        return make_driver(registry.make_policy(job.policy), job.runtime,
+                           FaultSpec.from_dict(job.faults), env.config.dt_s)
 
     return make
 
@@ -193,7 +197,7 @@ def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], Rou
         video = RouteVideo(path, cfg.control_hz,
                            explainer if job.video_expert_reason else None)
         hooks.append(video)
-    hooks += [RuntimeRecord(trace)] if job.runtime != "none" else []
+    hooks += [RuntimeRecord(trace)] if job.runtime != "none" or job.faults else []
     hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
     return hooks, video
 
@@ -321,6 +325,7 @@ def _route_record(
         "explanations": explanation_metrics(trace),
         "sensor_faults": dict(sorted(trace.sensor_faults.items())),
         "runtime": trace.runtime,  # the real-time runner's accounting (None without it)
+        "faults": trace.faults,  # faults injected by kind (None without fault injection)
     }
     drive = trace.drive_record() if trace.times or trace.pose else None
     return {
@@ -392,35 +397,6 @@ def _execute(
 # ---------------------------------------------------------------------------------- run
 
 
-def _resolve_factory(policy: str) -> Any:
-    """The parent's factory for ``policy`` when a worker cannot know it by name (it was
-    registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
-    names = registry.policy_names()
-    if policy not in names:
-        if registry.policy_folder(policy) is not None:  # a checkpoint, or onnx:DIR
-            return None
-        raise ValueError(
-            f"unknown policy {policy!r}: not a registered name {names} "
-            "and not a checkpoint directory with a config.json (an exported folder is "
-            "onnx:DIR)"
-        )
-    # the registry has no public getter; a worker gets the factory itself (pickled by
-    # reference) so that policies registered at run time exist there too
-    factory = getattr(registry, "_FACTORIES", {}).get(policy)
-    if factory is None:
-        return None
-    try:
-        pickle.dumps(factory)
-    except Exception as exc:
-        if getattr(factory, "__module__", "").startswith("drivevla."):
-            return None  # a built-in: the worker's registry knows it by name
-        raise ValueError(
-            f"policy {policy!r} is registered with a factory worker processes cannot import "
-            f"({exc}); register a module-level class or function"
-        ) from exc
-    return factory
-
-
 def _load_records(out: Path, suite: Suite) -> dict[str, dict[str, Any]]:
     records = {}
     for spec in suite.routes:
@@ -456,6 +432,7 @@ def _run_fields(
             "max_steps": meta["max_steps"],
             "explain_every": explain_every,
             "runtime": meta["runtime"],
+            "faults": meta["faults"],
             "fingerprint": meta["fingerprint"],
         },
         "seeds": [s.seed for s in suite_obj.routes],
@@ -486,6 +463,7 @@ def run_closed_loop(
     executor: Executor | None = None,
     video_expert_reason: bool = False,
     runtime: str = "none",
+    faults: FaultSpec | None = None,
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
@@ -494,7 +472,8 @@ def run_closed_loop(
     local process pool; never part of the resume fingerprint: the results are the same).
     ``video_expert_reason``: the videos show the shadow expert's reason beside the policy's
     (a debug view; only where the explainer's shadow expert runs). ``runtime``: the driver
-    (:mod:`.closed_loop_runtime`). Returns the summary (also written to ``out/summary.json``)."""
+    (:mod:`.closed_loop_runtime`); ``faults``: what to inject (:class:`FaultSpec`; both part of
+    the resume fingerprint). Returns the summary (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
     executor = _check_executor(executor, workers)
@@ -503,10 +482,12 @@ def run_closed_loop(
     suite_obj = load_suite(suite)
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
-    factory = _resolve_factory(policy)
+    factory = resolve_factory(policy)
     check_policy_loads(policy)
     meta_provenance = provenance()
-    meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every, runtime)
+    fault_dict = faults.to_dict() if faults is not None and faults.active else None
+    meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every, runtime,
+                    fault_dict)
     meta.update(protocol=PROTOCOL, **meta_provenance)
     with exclusive_dir(out, ".lock", what="evaluation"):  # a second run into `out` fails at once
         claim_out_dir(out, meta)
@@ -518,7 +499,7 @@ def run_closed_loop(
         jobs = [
             RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
                      max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason,
-                     runtime)
+                     runtime, fault_dict)
             for spec in todo
         ]
         retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress,
@@ -529,7 +510,9 @@ def run_closed_loop(
         if missing:
             raise RuntimeError(f"route file(s) missing after the run: {missing}")
         summary = summarize([records[s.route_id] for s in suite_obj.routes])
-        summary["runtime"] = runtime_summary([records[s.route_id] for s in suite_obj.routes])
+        ordered = [records[s.route_id] for s in suite_obj.routes]
+        summary["runtime"] = runtime_summary(ordered)
+        summary["faults"] = {"spec": fault_dict, "injected": faults_summary(ordered)}
         summary.update(_run_fields(meta, suite_obj, suite, explain_every, video, workers, t0,
                                    jobs, done, retried))
         summary["run"]["executor"] = executor.describe()

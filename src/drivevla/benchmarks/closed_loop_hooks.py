@@ -75,6 +75,7 @@ class Trace(Hook):
         self.route_polyline: list[list[float]] = []
         self.speed_limit_mps: float | None = None
         self.runtime: dict[str, Any] | None = None  # the real-time runner's stats, at the end
+        self.faults: dict[str, int] | None = None  # faults injected by kind, at the end
 
     def on_reset(self, env: Env, driver: Driver, info: dict[str, Any]) -> None:
         self.env, self.info = env, info

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,13 @@ def fingerprint(
     checkpoint_sha256: str | None = None,
     explain_every: int = 0,
     runtime: str = "none",
+    faults: dict[str, Any] | None = None,
 ) -> str:
     """What makes two runs' results comparable: routes, config, options, checkpoint content.
-    ``runtime`` counts only when set (runs from before the option keep their fingerprint)."""
-    extra = {} if runtime == "none" else {"runtime": runtime}
+    ``runtime`` and ``faults`` count only when set (runs from before these options keep their
+    fingerprint)."""
+    extra: dict[str, Any] = {} if runtime == "none" else {"runtime": runtime}
+    extra.update({"faults": faults} if faults else {})
     blob = json.dumps(
         {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps,
          "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every, **extra},
@@ -94,8 +98,8 @@ def claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
         if old.get("fingerprint") != meta["fingerprint"]:
             raise ValueError(
                 f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
-                "max_steps, explain_every, runtime or checkpoint content than this run; use "
-                "another --out directory (or delete it)."
+                "max_steps, explain_every, runtime, faults or checkpoint content than this run; "
+                "use another --out directory (or delete it)."
             )
         return
     routes_dir = out / "routes"
@@ -122,19 +126,50 @@ def run_meta(
     max_steps: int | None,
     explain_every: int,
     runtime: str = "none",
+    faults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's identity as ``run.json`` records it (the caller adds protocol and
-    provenance)."""
+    provenance). ``faults``: the run's ``FaultSpec.to_dict()`` (None: no faults)."""
     checkpoint_hash = checkpoint_sha256(policy)
     return {
         "policy": policy_identity(policy),
         "suite": suite.name,
         "suite_source": str(suite_source),
         "fingerprint": fingerprint(suite, base_config, max_steps, checkpoint_hash, explain_every,
-                                   runtime),
+                                   runtime, faults),
         "checkpoint_sha256": checkpoint_hash,
         "explain_every": explain_every,
         "runtime": runtime,
+        "faults": faults,
         "base_config": base_config,
         "max_steps": max_steps,
     }
+
+
+def resolve_factory(policy: str) -> Any:
+    """The parent's factory for ``policy`` when a worker cannot know it by name (it was
+    registered at run time, e.g. by a test); None for the built-in names and checkpoints."""
+    names = registry.policy_names()
+    if policy not in names:
+        if registry.policy_folder(policy) is not None:  # a checkpoint, or onnx:DIR
+            return None
+        raise ValueError(
+            f"unknown policy {policy!r}: not a registered name {names} "
+            "and not a checkpoint directory with a config.json (an exported folder is "
+            "onnx:DIR)"
+        )
+    # the registry has no public getter; a worker gets the factory itself (pickled by
+    # reference) so that policies registered at run time exist there too
+    factory = getattr(registry, "_FACTORIES", {}).get(policy)
+    if factory is None:
+        return None
+    try:
+        pickle.dumps(factory)
+    except Exception as exc:
+        if getattr(factory, "__module__", "").startswith("drivevla."):
+            return None  # a built-in: the worker's registry knows it by name
+        raise ValueError(
+            f"policy {policy!r} is registered with a factory worker processes cannot import "
+            f"({exc}); register a module-level class or function"
+        ) from exc
+    return factory

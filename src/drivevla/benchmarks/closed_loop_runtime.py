@@ -21,10 +21,15 @@ from typing import Any
 from drivevla.agents.agent import Agent
 from drivevla.agents.rollout import Episode, Hook
 from drivevla.core.policy import Policy
+from drivevla.core.types import RadarReading
+from drivevla.perception.radar import forward_radar
+from drivevla.runtime.blocking import BlockingAgent
 from drivevla.runtime.clock import SimulatedClock
+from drivevla.runtime.fault_spec import FaultSpec
 from drivevla.runtime.faults import FaultyPolicy
 from drivevla.runtime.runner import RealtimeConfig, RealtimeRunner
-from drivevla.runtime.safety import SafetyConfig
+from drivevla.runtime.safety import Aeb, SafetyConfig
+from drivevla.runtime.sensor_faults import FaultySensors
 
 RUNTIMES = ("none", "realtime", "realtime-safety")
 
@@ -34,32 +39,91 @@ def check_runtime(runtime: Any) -> None:
         raise ValueError(f"runtime={runtime!r}; use one of {', '.join(RUNTIMES)}")
 
 
-def make_driver(policy: Policy, runtime: str) -> Agent:
-    """The route's driver for ``policy`` under ``runtime`` (see the module docstring). A
-    :class:`FaultyPolicy` (e.g. from a registered factory) injects its latency on the
-    runner's simulated clock."""
+def make_driver(policy: Policy, runtime: str, faults: FaultSpec | None = None,
+                control_dt_s: float = 0.1) -> Any:
+    """The route's driver for ``policy`` under ``runtime`` (see the module docstring), with
+    ``faults`` injected: policy faults by a :class:`FaultyPolicy` on the driver's simulated
+    clock, sensor faults by :class:`FaultySensors` around the driver. Without the runtime, a
+    policy with injected latency runs in a :class:`BlockingAgent` (the world moves on while
+    it is late)."""
     check_runtime(runtime)
+    faults = faults or FaultSpec()
+    clock = SimulatedClock()
+    if faults.policy.active:
+        policy = FaultyPolicy(policy, faults.policy, clock)
+    elif isinstance(policy, FaultyPolicy):  # e.g. from a registered factory
+        policy.clock = clock
+    driver: Any
     if runtime.startswith("realtime"):
-        clock = SimulatedClock()
-        if isinstance(policy, FaultyPolicy):
-            policy.clock = clock
         safety = SafetyConfig() if runtime == "realtime-safety" else None
-        return RealtimeRunner(policy, clock=clock, config=RealtimeConfig(safety=safety))
-    return Agent(policy)
+        driver = RealtimeRunner(policy, clock=clock,
+                                config=RealtimeConfig(control_dt_s=control_dt_s, safety=safety))
+    elif isinstance(policy, FaultyPolicy) and policy.faults.latency_share > 0:
+        driver = BlockingAgent(policy, clock, control_dt_s)
+    else:
+        driver = Agent(policy)
+    if faults.sensors_active:
+        driver = FaultySensors(driver, faults.sensors, control_dt_s)
+    return driver
+
+
+def unwrap(driver: Any) -> Any:
+    """The driver inside a :class:`FaultySensors` (itself otherwise)."""
+    return driver.driver if isinstance(driver, FaultySensors) else driver
 
 
 class RuntimeRecord(Hook):
-    """At the end of a route: the runner's accounting into ``trace.runtime``; its worker
-    threads stopped."""
+    """The runtime's and the fault injection's accounting of a route: at the end, the
+    runner's stats into ``trace.runtime`` (its worker threads stopped) and the faults
+    injected into ``trace.faults``; on every AEB activation, whether the noise-free radar on
+    the true world state confirms a threat (:func:`aeb_confirmed`), so that false
+    activations are counted against ground truth."""
 
     def __init__(self, trace: Any) -> None:
         self.trace = trace
+        self.env: Any = None
+        self.false_aeb = 0
+        self._aeb_was = False
+
+    def on_reset(self, env: Any, driver: Any, info: dict[str, Any]) -> None:
+        self.env, self.false_aeb, self._aeb_was = env, 0, False
+
+    def after_decision(self, tick: Any) -> None:
+        status = getattr(tick.decision, "runtime", None)
+        aeb = bool(status is not None and status.aeb)
+        if aeb and not self._aeb_was and self.env is not None:
+            truth = forward_radar(self.env.world.snapshot(), self.env.radar_spec)
+            self.false_aeb += not aeb_confirmed(truth, tick.observation.ego.speed_mps)
+        self._aeb_was = aeb
 
     def on_end(self, episode: Episode) -> None:
-        driver = episode.driver
+        wrapper, driver = episode.driver, unwrap(episode.driver)
         if isinstance(driver, RealtimeRunner):
-            self.trace.runtime = driver.stats.to_dict()
+            self.trace.runtime = dict(driver.stats.to_dict(), aeb_false_activations=self.false_aeb)
             driver.close()
+        injected: dict[str, Any] = {}
+        policy = getattr(driver, "policy", None)
+        if isinstance(policy, FaultyPolicy):
+            for record in policy.injected:
+                for kind in record.kinds:
+                    injected[kind] = injected.get(kind, 0) + 1
+        if isinstance(wrapper, FaultySensors):
+            injected.update({k: v for k, v in wrapper.injector.counts.items() if v})
+        if isinstance(driver, BlockingAgent):
+            injected["blocked_ticks"] = driver.late_ticks
+        faulted = isinstance(policy, FaultyPolicy) or wrapper is not driver
+        self.trace.faults = injected if faulted else None
+
+
+def aeb_confirmed(truth: RadarReading | None, speed_mps: float,
+                  config: SafetyConfig | None = None) -> bool:
+    """Whether the true (noise-free) radar reading shows a threat to an AEB of ``config``
+    with a margin: twice its time to collision and minimum range, its corridor 0.5 m wider.
+    An activation this does not confirm braked with nothing ahead (a false activation)."""
+    cfg = config or SafetyConfig()
+    relaxed = SafetyConfig(ttc_s=2 * cfg.ttc_s, min_range_m=2 * cfg.min_range_m,
+                           corridor_m=cfg.corridor_m + 0.5)
+    return Aeb(relaxed).threat(truth, speed_mps)
 
 
 def runtime_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -72,7 +136,7 @@ def runtime_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     total: dict[str, Any] = {"routes": len(stats), "causes": {}}
     for key in ("ticks", "fallback_ticks", "stop_ticks", "late_ticks", "aeb_ticks",
-                "aeb_activations", "speed_limited_ticks"):
+                "aeb_activations", "aeb_false_activations", "speed_limited_ticks"):
         total[key] = sum(int(s.get(key, 0)) for s in stats)  # older records lack the AEB
     for s in stats:
         for cause, n in s["causes"].items():
@@ -80,3 +144,16 @@ def runtime_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     total["fallback_share"] = total["fallback_ticks"] / total["ticks"] if total["ticks"] else None
     total["max_tick_ms"] = max(float(s["max_tick_ms"]) for s in stats)
     return total
+
+
+def faults_summary(records: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The faults injected, by kind, summed over the routes' records (None without any)."""
+    counts = [r["metrics"].get("faults") for r in records if r.get("metrics")]
+    counts = [c for c in counts if c is not None]
+    if not counts:
+        return None
+    total: dict[str, int] = {}
+    for c in counts:
+        for kind, n in c.items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return dict(sorted(total.items()))

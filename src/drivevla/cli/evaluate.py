@@ -23,6 +23,7 @@ from drivevla.cli._parsing import add_command, add_group, non_negative_int, posi
 from drivevla.datasets import replay
 from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
 from drivevla.datasets.reader import open_dataset
+from drivevla.runtime.fault_spec import FaultSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,8 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(debug; where the explainer runs)")
     p.add_argument("--runtime", choices=RUNTIMES, default="none",
                    help="realtime: drive through the real-time runner (deadline watchdog, "
-                   "hold then stop fallback, on simulated time; docs/runtime.md); none: the "
-                   "plain agent")
+                   "hold then stop fallback, on simulated time; docs/runtime.md); "
+                   "realtime-safety: with the safety filter and AEB; none: the plain agent")
+    p.add_argument("--faults", type=fault_spec, default=None, metavar="KEY=VALUE,...",
+                   help="inject faults, seeded: policy.{latency_share,latency_ms,"
+                   "exception_share,nan_share}, sensors.{drop_share,stale_share,black_share,"
+                   "noise_share,noise_std,latency_ms,radar_dropout_share}, seed "
+                   "(docs/runtime.md)")
     p.set_defaults(fn=_cmd_eval_closed_loop)
     r = add_command(
         evaluate, "report",
@@ -170,6 +176,14 @@ def _cmd_eval_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def fault_spec(text: str) -> FaultSpec:
+    """``--faults``: the spec, or argparse's error naming what is wrong."""
+    try:
+        return FaultSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
     summary = run_closed_loop(
         args.policy,
@@ -182,6 +196,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         explain_every=args.explain_every,
         video_expert_reason=args.video_expert_reason,
         runtime=args.runtime,
+        faults=args.faults,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
     return 0

@@ -76,6 +76,8 @@ def forward_radar(snapshot: SceneSnapshot, spec: RadarSpec | None = None,
     dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     best: tuple[float, int, int] | None = None  # (range, ray index, actor index)
     for i, actor in enumerate(snapshot.actors):
+        if actor.actor_id == ego.actor_id:  # a snapshot may list the ego among the actors
+            continue
         centre = np.array([actor.x, actor.y])
         if np.linalg.norm(centre - origin) > spec.range_m + max(actor.length, actor.width):
             continue

@@ -143,3 +143,7 @@ class FaultySensors:
 
     def step(self, obs: Observation) -> Any:
         return self.driver.step(self.injector(obs))
+
+    def drive(self, tick: Any) -> Any:
+        """The rollout loop's entry point: the tick's observation, faulted, to the driver."""
+        return self.step(tick.observation)
