@@ -1,14 +1,28 @@
-"""``drivevla bench sim|latency|runtimes|cost|refusal``: simulator throughput, a policy's
-per-tick latency, one checkpoint on every runtime side by side, the counted cost of a
-checkpoint's tick, and its text-only refusal and intent heads."""
+"""``drivevla bench sim|latency|runtimes|cost|refusal|robustness``: simulator throughput, a
+policy's per-tick latency, one checkpoint on every runtime side by side, the counted cost of a
+checkpoint's tick, its text-only refusal and intent heads, and closed-loop driving under every
+fault with and without the runtime's protections."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from drivevla.benchmarks import cost, latency, refusal_probe, runtimes, sim_throughput
-from drivevla.cli._parsing import add_command, add_group, fraction, positive_int
+from drivevla.benchmarks import (
+    cost,
+    latency,
+    refusal_probe,
+    robustness,
+    runtimes,
+    sim_throughput,
+)
+from drivevla.cli._parsing import (
+    add_command,
+    add_group,
+    fraction,
+    non_negative_int,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_runtimes(bench)
     _register_cost(bench)
     _register_refusal(bench)
+    _register_robustness(bench)
 
 
 def _register_sim(bench: argparse._SubParsersAction) -> None:
@@ -148,4 +163,41 @@ def _cmd_bench_refusal(args: argparse.Namespace) -> int:
                                              stacked_share=args.stacked_share)
     print(refusal_probe.format_table(result))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _register_robustness(bench: argparse._SubParsersAction) -> None:
+    p = add_command(bench, "robustness", "closed-loop driving under every fault x severity, "
+                    "with and without the runtime's protections (DS, collisions, fallback, AEB)")
+    p.add_argument("--policy", required=True, help="registered name or checkpoint dir")
+    p.add_argument("--suite", default="standard", help="suite name or YAML file")
+    p.add_argument("--out", required=True, help="result folder (rows/ and robustness.json); "
+                                                "a rerun resumes")
+    p.add_argument("--faults", type=_names, default=None,
+                   help=f"comma-separated subset of: {', '.join(robustness.FAULTS)} "
+                   "(default: all)")
+    p.add_argument("--severities", type=_names, default=None,
+                   help="comma-separated subset of: low, high (default: both)")
+    p.add_argument("--protections", type=_names, default=None,
+                   help="comma-separated subset of: on, off (default: both)")
+    p.add_argument("--fault-seed", type=non_negative_int, default=0,
+                   help="seed of the injected faults")
+    p.add_argument("--workers", type=non_negative_int, default=2,
+                   help="routes in flight at once per row")
+    p.add_argument("--max-steps", type=positive_int, default=None,
+                   help="cap every route at this many ticks (smoke runs)")
+    p.set_defaults(fn=_cmd_bench_robustness)
+
+
+def _cmd_bench_robustness(args: argparse.Namespace) -> int:
+    result = robustness.run_robustness(
+        args.policy, args.suite, Path(args.out), workers=args.workers, faults=args.faults,
+        severities=args.severities, protections=args.protections, fault_seed=args.fault_seed,
+        max_steps=args.max_steps)
+    print(robustness.format_table(result))
+    print(f"wrote {Path(args.out) / robustness.RESULT_FILE}")
     return 0

@@ -93,6 +93,7 @@ class RuntimeStats:
 
     ticks: int = 0
     fallback_ticks: int = 0
+    fallback_entries: int = 0  # times the runner left the policy's decisions for a fallback
     stop_ticks: int = 0
     causes: dict[str, int] = field(default_factory=dict)
     aeb_ticks: int = 0  # ticks driven by the AEB's emergency stop
@@ -106,7 +107,8 @@ class RuntimeStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "fallback_ticks": self.fallback_ticks,
-                "stop_ticks": self.stop_ticks, "causes": dict(self.causes),
+                "fallback_entries": self.fallback_entries, "stop_ticks": self.stop_ticks,
+                "causes": dict(self.causes),
                 "aeb_ticks": self.aeb_ticks, "aeb_activations": self.aeb_activations,
                 "speed_limited_ticks": self.speed_limited_ticks,
                 "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
@@ -228,6 +230,7 @@ class RealtimeRunner(Agent):
         stats.ticks += 1
         if status.fallback:
             stats.fallback_ticks += 1
+            stats.fallback_entries += self._mode == "policy"
             stats.stop_ticks += status.mode == "stop"
             key = cause_key(status.cause)
             stats.causes[key] = stats.causes.get(key, 0) + 1
