@@ -13,19 +13,37 @@ from drivevla.runtime.safety import Aeb, SafetyConfig, emergency_stop, feasible
 from support.runtime_parts import ScriptedPolicy, cruise_decision, obs_at
 
 
+def _ego(speed: float, accel: float = 0.0) -> EgoState:
+    return EgoState(0.0, 0.0, 0.0, speed, accel)
+
+
 def test_speeds_are_capped_for_lateral_acceleration_and_speed_ups():
     cfg = SafetyConfig()
     straight = cruise_decision(8.0)
-    assert feasible(straight, cfg, 8.0) is straight  # nothing to change
+    assert feasible(straight, cfg, _ego(8.0)) is straight  # nothing to change
     curve = cruise_decision(12.0, curvature=0.1)  # 10 m radius at 12 m/s: 14.4 m/s^2
-    capped = feasible(curve, cfg, 12.0)
+    capped = feasible(curve, cfg, _ego(12.0))
     assert capped.target_speeds.max() <= np.sqrt(4.89 / 0.1) + 1e-6
     np.testing.assert_array_equal(capped.waypoints, curve.waypoints)  # the path is kept
-    fast = feasible(cruise_decision(20.0), cfg, 0.0)  # from standstill to 20 m/s
-    assert fast.target_speeds[0] == pytest.approx(2.4 * 0.5)
-    assert np.all(np.diff(fast.target_speeds) <= 2.4 * 0.5 + 1e-9)
+    # from standstill to 20 m/s: the acceleration grows at most 4.13 m/s^3, up to 2.4 m/s^2
+    fast = feasible(cruise_decision(20.0), cfg, _ego(0.0))
+    accel = np.diff(np.concatenate([[0.0], fast.target_speeds])) / 0.5
+    assert accel[0] == pytest.approx(4.13 * 0.5)
+    assert np.all(accel <= 2.4 + 1e-9) and np.all(np.diff(accel) <= 4.13 * 0.5 + 1e-9)
+    # already accelerating at 2 m/s^2: straight to the acceleration bound
+    assert feasible(cruise_decision(20.0), cfg, _ego(0.0, 2.0)).target_speeds[0] == \
+        pytest.approx(2.4 * 0.5)
     stop = cruise_decision(0.0)
-    assert feasible(stop, cfg, 15.0) is stop  # a stop is never softened
+    assert feasible(stop, cfg, _ego(15.0, -1.0)) is stop  # a stop is never softened
+
+
+def test_speeds_are_capped_at_the_speed_limit_where_it_is_known():
+    cfg = SafetyConfig()
+    plan = cruise_decision(16.0)
+    assert feasible(plan, cfg, _ego(16.0), None) is plan
+    limited = feasible(plan, cfg, _ego(16.0), 13.9)
+    np.testing.assert_allclose(limited.target_speeds, 13.9)
+    assert feasible(plan, SafetyConfig(speed_limit=False), _ego(16.0), 13.9) is plan
 
 
 def _radar(range_m, rate, bearing=0.0):

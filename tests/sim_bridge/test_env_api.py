@@ -81,6 +81,8 @@ def test_make_observation_builds_the_typed_contract():
     assert o.images["front"].shape == (64, 96, 3)
     assert o.route.intent == "cruise"
     assert o.ego.speed_mps == pytest.approx(20.0)
+    assert o.route.speed_limit_mps == pytest.approx(env.scenario.speed_limit_mps)
+    assert o.route.speed_limit_mps > 0
     env.close()
 
 

@@ -301,12 +301,15 @@ class Decision:
 
 @dataclass(frozen=True)
 class RouteInfo:
-    """Navigation input: the next target points (ego frame, m) and the high-level command."""
+    """Navigation input: the next target points (ego frame, m) and the high-level command;
+    the legal speed limit where the map knows it (None elsewhere; the safety filter caps the
+    plan's speeds at it)."""
 
     target_points: np.ndarray  # (K, 2) ego frame
     command: HighLevelCommand
     intent: str
     distance_to_goal_m: float
+    speed_limit_mps: float | None = None
 
 
 @dataclass

@@ -198,7 +198,7 @@ class RealtimeRunner(Agent):
         safety = self.config.safety
         if safety is None:
             return decision, False, False
-        limited = feasible(decision, safety, obs.ego.speed_mps)
+        limited = feasible(decision, safety, obs.ego, obs.route.speed_limit_mps)
         out = limited
         if self.aeb is not None:
             was = self.aeb.active

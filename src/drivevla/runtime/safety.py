@@ -2,11 +2,13 @@
 
 Two parts, both on the decision the runner is about to drive (the policy's, or a fallback):
 
-- **Feasibility** (:func:`feasible`): target speeds capped so that the lateral acceleration
-  ``v^2 kappa`` along the planned path stays within ``max_lat_accel_mps2`` (nuPlan's comfort
-  bound, 4.89 m/s^2), and speed-ups re-limited to ``max_accel_mps2`` between steps from the
-  current speed (decelerations are kept: a stop the plan asks for is never softened). The
-  path is kept; only the speeds change.
+- **Feasibility** (:func:`feasible`): target speeds capped at the route's speed limit
+  (``RouteInfo.speed_limit_mps``, where the map knows it) and so that the lateral
+  acceleration ``v^2 kappa`` along the planned path stays within ``max_lat_accel_mps2``
+  (nuPlan's comfort bound, 4.89 m/s^2); speed-ups re-limited from the current speed and
+  acceleration to ``max_accel_mps2`` and, in how fast the acceleration may grow, to
+  ``max_jerk_mps3`` (nuPlan's longitudinal jerk bound, 4.13 m/s^3). Decelerations are kept:
+  a stop the plan asks for is never softened. The path is kept; only the speeds change.
 - **Automatic emergency braking** (:class:`Aeb`): from the forward radar of the
   observation (``Observation.radar``), never from route or privileged data. It triggers when
   an object in the corridor ahead (its lateral offset ``range * sin(bearing)`` within
@@ -33,6 +35,8 @@ class SafetyConfig:
 
     max_lat_accel_mps2: float = 4.89
     max_accel_mps2: float = 2.4
+    max_jerk_mps3: float = 4.13
+    speed_limit: bool = True  # cap at RouteInfo.speed_limit_mps
     curvature_chord_m: float = 2.0
     aeb: bool = True
     ttc_s: float = 1.5
@@ -42,7 +46,8 @@ class SafetyConfig:
     hold_s: float = 1.0
 
     def __post_init__(self) -> None:
-        positive = ("max_lat_accel_mps2", "max_accel_mps2", "curvature_chord_m", "ttc_s",
+        positive = ("max_lat_accel_mps2", "max_accel_mps2", "max_jerk_mps3",
+                    "curvature_chord_m", "ttc_s",
                     "corridor_m", "decel_mps2")
         bad = [n for n in positive if not getattr(self, n) > 0]
         bad += [n for n in ("min_range_m", "hold_s") if not getattr(self, n) >= 0]
@@ -51,29 +56,42 @@ class SafetyConfig:
                              + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
 
 
-def feasible(decision: Decision, config: SafetyConfig, v_now: float) -> Decision:
-    """``decision`` with its target speeds capped for lateral acceleration and re-limited in
+def feasible(decision: Decision, config: SafetyConfig, ego: EgoState,
+             speed_limit_mps: float | None = None) -> Decision:
+    """``decision`` with its target speeds capped at the speed limit and for lateral
+    acceleration, and speed-ups re-limited in acceleration and jerk from ``ego``'s speed and
     acceleration (see the module docstring); the same object when nothing changes."""
     v = np.asarray(decision.target_speeds, np.float64).clip(min=0.0)
-    wp = np.asarray(decision.waypoints, np.float64)
-    kappa, s_at = path_curvatures(wp, config.curvature_chord_m)
-    if len(kappa):
-        arc = np.cumsum(np.linalg.norm(np.diff(np.vstack([np.zeros((1, 2)), wp]), axis=0),
-                                       axis=1))
-        # the tightest curvature at or ahead of each waypoint's position limits its speed
-        cap = np.full(len(v), np.inf)
-        for k, s in zip(np.abs(kappa), s_at, strict=True):
-            cap[arc >= s - 1e-9] = np.minimum(cap[arc >= s - 1e-9],
-                                              math.sqrt(config.max_lat_accel_mps2 / max(k, 1e-9)))
-        v = np.minimum(v, cap)
+    if config.speed_limit and speed_limit_mps is not None and speed_limit_mps > 0:
+        v = np.minimum(v, float(speed_limit_mps))
+    v = np.minimum(v, _curvature_caps(np.asarray(decision.waypoints, np.float64), len(v),
+                                      config))
     dt = float(decision.dt_s)
-    out, prev = v.copy(), max(float(v_now), 0.0)
+    out, prev_v, prev_a = v.copy(), max(float(ego.speed_mps), 0.0), float(ego.accel_mps2)
     for i, target in enumerate(v):
-        out[i] = min(target, prev + config.max_accel_mps2 * dt)
-        prev = out[i]
+        accel = (target - prev_v) / dt
+        if accel > 0:  # a speed-up: within the acceleration and jerk bounds
+            accel = min(accel, config.max_accel_mps2,
+                        max(prev_a, 0.0) + config.max_jerk_mps3 * dt)
+        out[i] = prev_v + accel * dt
+        prev_v, prev_a = out[i], accel
     if np.allclose(out, decision.target_speeds):
         return decision
     return replace(decision, target_speeds=out)
+
+
+def _curvature_caps(wp: np.ndarray, n: int, config: SafetyConfig) -> np.ndarray:
+    """Per waypoint, the speed at which the tightest curvature at or ahead of it stays within
+    the lateral acceleration bound (inf on a straight path)."""
+    cap = np.full(n, np.inf)
+    kappa, s_at = path_curvatures(wp, config.curvature_chord_m)
+    if not len(kappa):
+        return cap
+    arc = np.cumsum(np.linalg.norm(np.diff(np.vstack([np.zeros((1, 2)), wp]), axis=0), axis=1))
+    for k, s in zip(np.abs(kappa), s_at, strict=True):
+        ahead = arc >= s - 1e-9
+        cap[ahead] = np.minimum(cap[ahead], math.sqrt(config.max_lat_accel_mps2 / max(k, 1e-9)))
+    return cap
 
 
 class Aeb:

@@ -479,6 +479,7 @@ class EmbeddedDrivingEnv(gym.Env):
             list(HighLevelCommand)[int(obs["command"])],
             info["intent"],
             info["route_length_m"] - info["route_progress_m"],
+            info.get("speed_limit_mps"),
         )
         return Observation(
             images=dict(obs.get("cameras", {})),
