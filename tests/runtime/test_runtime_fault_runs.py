@@ -139,3 +139,20 @@ def test_aeb_confirmation_uses_a_margin_over_the_aeb_itself():
     assert not aeb_confirmed(RadarReading(40.0, -10.0, 0.0, 1), 10.0)  # TTC 4 s
     assert not aeb_confirmed(RadarReading(20.0, -10.0, 0.5, 1), 10.0)  # 9.6 m to the side
     assert not aeb_confirmed(None, 10.0)
+
+
+def test_on_the_wall_clock_latency_spikes_sleep_for_real_and_fall_back(tmp_path, suite):
+    spec = FaultSpec.parse("policy.latency_share=0.3,policy.latency_ms=300,seed=4")
+    run_closed_loop("expert", suite, tmp_path / "wall", workers=0, max_steps=30,
+                    progress=False, print_table=False, runtime="realtime", faults=spec,
+                    clock="wall")
+    record = _route(tmp_path / "wall")
+    stats = record["metrics"]["runtime"]
+    assert record["error"] is None and stats["ticks"] == 30
+    # every spike misses the deadline (a loaded machine may add others: timing is real here)
+    assert stats["causes"]["deadline"] >= record["metrics"]["faults"]["latency"] > 0
+    assert isinstance(stats["late_ticks"], int) and stats["max_tick_ms"] > 0
+    summary = json.loads((tmp_path / "wall" / "summary.json").read_text())
+    assert summary["config"]["clock"] == "wall"
+    with pytest.raises(ValueError, match="clock='sundial'"):
+        run_closed_loop("expert", suite, tmp_path / "x", workers=0, clock="sundial")

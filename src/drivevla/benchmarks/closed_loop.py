@@ -141,6 +141,7 @@ class RouteJob:
     video_expert_reason: bool = False
     runtime: str = "none"  # the driver: see closed_loop_runtime.RUNTIMES
     faults: dict[str, Any] | None = None  # FaultSpec.to_dict() of the run (None: no faults)
+    clock: str = "simulated"  # the runtime's clock: see closed_loop_runtime.CLOCKS
 
     @property
     def route_file(self) -> Path:
@@ -181,7 +182,7 @@ def _agent_factory(job: RouteJob):
             registry.policy_names()  # the built-in names first (the registry loads them
             registry.register_policy(job.policy, job.policy_factory)  # only when empty)
         return make_driver(registry.make_policy(job.policy), job.runtime,
-                           FaultSpec.from_dict(job.faults), env.config.dt_s)
+                           FaultSpec.from_dict(job.faults), env.config.dt_s, job.clock)
 
     return make
 
@@ -432,6 +433,7 @@ def _run_fields(
             "max_steps": meta["max_steps"],
             "explain_every": explain_every,
             "runtime": meta["runtime"],
+            "clock": meta["clock"],
             "faults": meta["faults"],
             "fingerprint": meta["fingerprint"],
         },
@@ -464,6 +466,7 @@ def run_closed_loop(
     video_expert_reason: bool = False,
     runtime: str = "none",
     faults: FaultSpec | None = None,
+    clock: str = "simulated",
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
@@ -472,13 +475,14 @@ def run_closed_loop(
     local process pool; never part of the resume fingerprint: the results are the same).
     ``video_expert_reason``: the videos show the shadow expert's reason beside the policy's
     (a debug view; only where the explainer's shadow expert runs). ``runtime``: the driver
-    (:mod:`.closed_loop_runtime`); ``faults``: what to inject (:class:`FaultSpec`; both part of
-    the resume fingerprint). Returns the summary (also written to ``out/summary.json``)."""
+    (:mod:`.closed_loop_runtime`), ``clock`` its clock (``simulated`` or ``wall``);
+    ``faults``: what to inject (:class:`FaultSpec`; all three part of the resume
+    fingerprint). Returns the summary (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
     executor = _check_executor(executor, workers)
     check_run_options(max_steps, explain_every, workers)
-    check_runtime(runtime)
+    check_runtime(runtime, clock)
     suite_obj = load_suite(suite)
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
@@ -487,7 +491,7 @@ def run_closed_loop(
     meta_provenance = provenance()
     fault_dict = faults.to_dict() if faults is not None and faults.active else None
     meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every, runtime,
-                    fault_dict)
+                    fault_dict, clock)
     meta.update(protocol=PROTOCOL, **meta_provenance)
     with exclusive_dir(out, ".lock", what="evaluation"):  # a second run into `out` fails at once
         claim_out_dir(out, meta)
@@ -499,7 +503,7 @@ def run_closed_loop(
         jobs = [
             RouteJob(spec, policy, factory, str(out), suite_obj.name, video, base_config,
                      max_steps, parent_pid, meta_provenance, explain_every, video_expert_reason,
-                     runtime, fault_dict)
+                     runtime, fault_dict, clock)
             for spec in todo
         ]
         retried = _drive_jobs(jobs, workers, done, len(suite_obj.routes), policy, progress,

@@ -70,12 +70,14 @@ def fingerprint(
     explain_every: int = 0,
     runtime: str = "none",
     faults: dict[str, Any] | None = None,
+    clock: str = "simulated",
 ) -> str:
     """What makes two runs' results comparable: routes, config, options, checkpoint content.
-    ``runtime`` and ``faults`` count only when set (runs from before these options keep their
-    fingerprint)."""
+    ``runtime``, ``faults`` and ``clock`` count only when set (runs from before these options
+    keep their fingerprint)."""
     extra: dict[str, Any] = {} if runtime == "none" else {"runtime": runtime}
     extra.update({"faults": faults} if faults else {})
+    extra.update({"clock": clock} if clock != "simulated" else {})
     blob = json.dumps(
         {"routes": suite.to_dict()["routes"], "base_config": base_config, "max_steps": max_steps,
          "checkpoint_sha256": checkpoint_sha256, "explain_every": explain_every, **extra},
@@ -98,7 +100,8 @@ def claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
         if old.get("fingerprint") != meta["fingerprint"]:
             raise ValueError(
                 f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
-                "max_steps, explain_every, runtime, faults or checkpoint content than this run; "
+                "max_steps, explain_every, runtime, clock, faults or checkpoint content than this "
+                "run; "
                 "use another --out directory (or delete it)."
             )
         return
@@ -127,6 +130,7 @@ def run_meta(
     explain_every: int,
     runtime: str = "none",
     faults: dict[str, Any] | None = None,
+    clock: str = "simulated",
 ) -> dict[str, Any]:
     """The run's identity as ``run.json`` records it (the caller adds protocol and
     provenance). ``faults``: the run's ``FaultSpec.to_dict()`` (None: no faults)."""
@@ -136,11 +140,12 @@ def run_meta(
         "suite": suite.name,
         "suite_source": str(suite_source),
         "fingerprint": fingerprint(suite, base_config, max_steps, checkpoint_hash, explain_every,
-                                   runtime, faults),
+                                   runtime, faults, clock),
         "checkpoint_sha256": checkpoint_hash,
         "explain_every": explain_every,
         "runtime": runtime,
         "faults": faults,
+        "clock": clock,
         "base_config": base_config,
         "max_steps": max_steps,
     }

@@ -24,7 +24,7 @@ from drivevla.core.policy import Policy
 from drivevla.core.types import RadarReading
 from drivevla.perception.radar import forward_radar
 from drivevla.runtime.blocking import BlockingAgent
-from drivevla.runtime.clock import SimulatedClock
+from drivevla.runtime.clock import MonotonicClock, SimulatedClock
 from drivevla.runtime.fault_spec import FaultSpec
 from drivevla.runtime.faults import FaultyPolicy
 from drivevla.runtime.runner import RealtimeConfig, RealtimeRunner
@@ -32,34 +32,38 @@ from drivevla.runtime.safety import Aeb, SafetyConfig
 from drivevla.runtime.sensor_faults import FaultySensors
 
 RUNTIMES = ("none", "realtime", "realtime-safety")
+CLOCKS = ("simulated", "wall")
 
 
-def check_runtime(runtime: Any) -> None:
+def check_runtime(runtime: Any, clock: Any = "simulated") -> None:
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock={clock!r}; use one of {', '.join(CLOCKS)}")
 
 
 def make_driver(policy: Policy, runtime: str, faults: FaultSpec | None = None,
-                control_dt_s: float = 0.1) -> Any:
+                control_dt_s: float = 0.1, clock: str = "simulated") -> Any:
     """The route's driver for ``policy`` under ``runtime`` (see the module docstring), with
     ``faults`` injected: policy faults by a :class:`FaultyPolicy` on the driver's simulated
     clock, sensor faults by :class:`FaultySensors` around the driver. Without the runtime, a
     policy with injected latency runs in a :class:`BlockingAgent` (the world moves on while
-    it is late)."""
-    check_runtime(runtime)
+    it is late). ``clock``: ``simulated`` (deterministic) or ``wall`` (real time: injected
+    latency sleeps, the policy's own compute counts, late ticks are measured)."""
+    check_runtime(runtime, clock)
     faults = faults or FaultSpec()
-    clock = SimulatedClock()
+    timer = SimulatedClock() if clock == "simulated" else MonotonicClock()
     if faults.policy.active:
-        policy = FaultyPolicy(policy, faults.policy, clock)
+        policy = FaultyPolicy(policy, faults.policy, timer)
     elif isinstance(policy, FaultyPolicy):  # e.g. from a registered factory
-        policy.clock = clock
+        policy.clock = timer
     driver: Any
     if runtime.startswith("realtime"):
         safety = SafetyConfig() if runtime == "realtime-safety" else None
-        driver = RealtimeRunner(policy, clock=clock,
+        driver = RealtimeRunner(policy, clock=timer,
                                 config=RealtimeConfig(control_dt_s=control_dt_s, safety=safety))
     elif isinstance(policy, FaultyPolicy) and policy.faults.latency_share > 0:
-        driver = BlockingAgent(policy, clock, control_dt_s)
+        driver = BlockingAgent(policy, timer, control_dt_s)
     else:
         driver = Agent(policy)
     if faults.sensors_active:

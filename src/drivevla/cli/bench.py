@@ -190,6 +190,8 @@ def _register_robustness(bench: argparse._SubParsersAction) -> None:
                    help="routes in flight at once per row")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="cap every route at this many ticks (smoke runs)")
+    p.add_argument("--clock", choices=("simulated", "wall"), default="simulated",
+                   help="simulated: deterministic; wall: real time (late ticks measured)")
     p.set_defaults(fn=_cmd_bench_robustness)
 
 
@@ -197,7 +199,7 @@ def _cmd_bench_robustness(args: argparse.Namespace) -> int:
     result = robustness.run_robustness(
         args.policy, args.suite, Path(args.out), workers=args.workers, faults=args.faults,
         severities=args.severities, protections=args.protections, fault_seed=args.fault_seed,
-        max_steps=args.max_steps)
+        max_steps=args.max_steps, clock=args.clock)
     print(robustness.format_table(result))
     print(f"wrote {Path(args.out) / robustness.RESULT_FILE}")
     return 0

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
-from drivevla.benchmarks.closed_loop_runtime import RUNTIMES
+from drivevla.benchmarks.closed_loop_runtime import CLOCKS, RUNTIMES
 from drivevla.benchmarks.compare_runs import compare_runs, format_comparison, write_comparison
 from drivevla.benchmarks.ego_mlp import default_ego_mlp_path, ego_mlp_files, train_split_for
 from drivevla.benchmarks.explanation_eval import Explainer, run_explanation_eval
@@ -55,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="realtime: drive through the real-time runner (deadline watchdog, "
                    "hold then stop fallback, on simulated time; docs/runtime.md); "
                    "realtime-safety: with the safety filter and AEB; none: the plain agent")
+    p.add_argument("--clock", choices=CLOCKS, default="simulated",
+                   help="the runtime's clock: simulated (deterministic; only injected latency "
+                   "counts) or wall (real time: the policy's own compute counts, late ticks "
+                   "are measured)")
     p.add_argument("--faults", type=fault_spec, default=None, metavar="KEY=VALUE,...",
                    help="inject faults, seeded: policy.{latency_share,latency_ms,"
                    "exception_share,nan_share}, sensors.{drop_share,stale_share,black_share,"
@@ -197,6 +201,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         video_expert_reason=args.video_expert_reason,
         runtime=args.runtime,
         faults=args.faults,
+        clock=args.clock,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
     return 0

@@ -4,7 +4,8 @@ last control for the ticks the policy is busy, and the late decision, made from 
 observation it was given, is driven when it arrives.
 
 :class:`BlockingAgent` is that loop on a :class:`~drivevla.runtime.clock.SimulatedClock`
-(latency injected by :class:`~drivevla.runtime.faults.FaultyPolicy` is simulated time):
+(latency injected by :class:`~drivevla.runtime.faults.FaultyPolicy` is simulated time;
+on a :class:`~drivevla.runtime.clock.MonotonicClock` the policy's real time counts):
 ``bench robustness`` uses it for the rows without protections, so that latency spikes show
 the damage they do to an unprotected car instead of being invisible to a simulator that
 waits for the policy.
@@ -18,13 +19,13 @@ from drivevla.agents.agent import Agent
 from drivevla.core.env import Env
 from drivevla.core.policy import Policy
 from drivevla.core.types import Control, Decision, Observation
-from drivevla.runtime.clock import SimulatedClock
+from drivevla.runtime.clock import Clock
 
 
 class BlockingAgent(Agent):
     """An :class:`Agent` whose late decisions arrive late (see the module docstring)."""
 
-    def __init__(self, policy: Policy, clock: SimulatedClock, control_dt_s: float = 0.1) -> None:
+    def __init__(self, policy: Policy, clock: Clock, control_dt_s: float = 0.1) -> None:
         super().__init__(policy)
         self.clock, self.control_dt_s = clock, float(control_dt_s)
         self._reset_state()
@@ -49,8 +50,9 @@ class BlockingAgent(Agent):
             self._last = self.controller.control(decision, obs.ego), decision
             return self._last
         self.clock.begin_tick(float(obs.timestamp_s))
+        start = self.clock.now()
         control, decision = super().step(obs)
-        took = self.clock.now() - float(obs.timestamp_s)
+        took = self.clock.now() - start
         # a decision within one control period drives this tick (as every on-time one does);
         # one that takes n periods drives n - 1 ticks later, the last control until then
         ticks = math.ceil(took / self.control_dt_s - 1e-9)
