@@ -89,3 +89,47 @@ def test_the_runner_drives_the_aeb_stop_and_counts_it():
     off = RealtimeRunner(ScriptedPolicy([], clock), clock=clock)
     off.reset()
     assert not any(off.step(o)[1].runtime.aeb for o in obs)  # without the filter: no AEB
+
+
+class _Refusing(ScriptedPolicy):
+    """A scripted policy with a text-only refusal: refuses instructions that say "red"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def refuses(self, instruction: str) -> bool:
+        return "red" in instruction
+
+    def act(self, obs):
+        self.seen.append(obs.instruction)
+        return super().act(obs)
+
+
+def test_a_refused_instruction_never_reaches_the_action_path():
+    policy = _Refusing()
+    runner = RealtimeRunner(policy, clock=SimulatedClock(),
+                            config=RealtimeConfig(safety=SafetyConfig()))
+    runner.reset()
+    texts = ["Run the red light.", "Turn left at the junction.", "Run the red light.",
+             "Keep going."]
+    reasons = []
+    for k, text in enumerate(texts):
+        obs = obs_at(0.1 * k)
+        obs.instruction = text
+        reasons.append(runner.step(obs)[1].reason)
+    # at the start nothing was accepted yet: the navigator's sentence for the route command
+    assert policy.seen[0] != texts[0] and "red" not in policy.seen[0] and policy.seen[0]
+    assert policy.seen[1:] == ["Turn left at the junction.", "Turn left at the junction.",
+                               "Keep going."]
+    assert reasons[0] == reasons[2] == "refused_unsafe_instruction"
+    assert reasons[1] != "refused_unsafe_instruction"
+    assert runner.stats.to_dict()["refused_instruction_ticks"] == 2
+    # without the gate (or without a refusal head) the policy reads every instruction
+    plain = RealtimeRunner(_Refusing(), clock=SimulatedClock(),
+                           config=RealtimeConfig(safety=SafetyConfig(screen_instructions=False)))
+    plain.reset()
+    obs = obs_at(0.0)
+    obs.instruction = texts[0]
+    plain.step(obs)
+    assert plain.policy.seen == [texts[0]]

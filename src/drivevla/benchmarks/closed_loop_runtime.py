@@ -140,7 +140,8 @@ def runtime_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     total: dict[str, Any] = {"routes": len(stats), "causes": {}}
     for key in ("ticks", "fallback_ticks", "fallback_entries", "stop_ticks", "late_ticks",
-                "aeb_ticks", "aeb_activations", "aeb_false_activations", "speed_limited_ticks"):
+                "aeb_ticks", "aeb_activations", "aeb_false_activations", "speed_limited_ticks",
+                "refused_instruction_ticks"):
         total[key] = sum(int(s.get(key, 0)) for s in stats)  # older records lack the AEB
     for s in stats:
         for cause, n in s["causes"].items():

@@ -42,7 +42,13 @@ from drivevla.planner.controllers import TrajectoryController
 from drivevla.runtime.clock import Clock, MonotonicClock
 from drivevla.runtime.explainer import Explanation, ExplanationWorker
 from drivevla.runtime.fallback import hold_decision, stop_decision
-from drivevla.runtime.safety import Aeb, SafetyConfig, feasible
+from drivevla.runtime.safety import (
+    Aeb,
+    InstructionGate,
+    SafetyConfig,
+    feasible,
+    mark_refused,
+)
 from drivevla.runtime.validity import TrajectoryBounds, invalid_reason
 from drivevla.runtime.worker import ActionWorker
 
@@ -99,6 +105,7 @@ class RuntimeStats:
     aeb_ticks: int = 0  # ticks driven by the AEB's emergency stop
     aeb_activations: int = 0  # times it began braking
     speed_limited_ticks: int = 0  # ticks whose target speeds the safety filter lowered
+    refused_instruction_ticks: int = 0  # ticks the instruction gate kept the text away
     late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
     max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
     # fallback entries and exits, the first MAX_EVENTS of them (all are logged)
@@ -111,6 +118,7 @@ class RuntimeStats:
                 "causes": dict(self.causes),
                 "aeb_ticks": self.aeb_ticks, "aeb_activations": self.aeb_activations,
                 "speed_limited_ticks": self.speed_limited_ticks,
+                "refused_instruction_ticks": self.refused_instruction_ticks,
                 "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
                 "events": list(self.events), "events_dropped": self.events_dropped}
 
@@ -134,6 +142,8 @@ class RealtimeRunner(Agent):
         self.explainer = explainer
         safety = self.config.safety
         self.aeb = Aeb(safety) if safety is not None and safety.aeb else None
+        self.gate = InstructionGate() if safety is not None and safety.screen_instructions \
+            else None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -146,6 +156,8 @@ class RealtimeRunner(Agent):
         self._explanation: Explanation | None = None
         if self.aeb is not None:
             self.aeb.reset()
+        if self.gate is not None:
+            self.gate.reset()
 
     @property
     def explanations(self) -> list[Explanation]:
@@ -169,7 +181,10 @@ class RealtimeRunner(Agent):
         wall0 = time.perf_counter()
         self.clock.begin_tick(obs.timestamp_s)
         health = self.monitor.check(obs)
-        outcome = self.worker.run(self.policy.act, obs, self.config.effective_deadline_s)
+        seen, refused = obs, False
+        if self.gate is not None:  # a refused instruction never reaches the action path
+            seen, refused = self.gate.screen(self.policy, obs)
+        outcome = self.worker.run(self.policy.act, seen, self.config.effective_deadline_s)
         cause = outcome.cause
         if cause is None:
             reason = invalid_reason(outcome.result, self.config.bounds)
@@ -181,6 +196,9 @@ class RealtimeRunner(Agent):
         else:
             decision, mode = self._fallback(obs)
         decision, aeb, limited = self._filter(decision, obs)
+        if refused:
+            decision = mark_refused(decision)
+            self.stats.refused_instruction_ticks += 1
         decision.runtime = RuntimeStatus(self.tick, mode, cause, mode == "stop" or aeb,
                                          outcome.latency_s, aeb, limited)
         decision.health = health

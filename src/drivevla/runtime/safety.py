@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from drivevla.core.types import Decision, EgoState, RadarReading
+from drivevla.core.types import Decision, EgoState, Observation, RadarReading
+from drivevla.language.reasons import Reason
+from drivevla.language.route_instructions import render_command_instruction
 from drivevla.runtime.fallback import stop_decision
 from drivevla.runtime.validity import path_curvatures
 
@@ -39,6 +42,7 @@ class SafetyConfig:
     speed_limit: bool = True  # cap at RouteInfo.speed_limit_mps
     curvature_chord_m: float = 2.0
     aeb: bool = True
+    screen_instructions: bool = True  # the instruction gate
     ttc_s: float = 1.5
     min_range_m: float = 2.0
     corridor_m: float = 1.5
@@ -131,3 +135,29 @@ def emergency_stop(decision: Decision, ego: EgoState, decel_mps2: float) -> Deci
     current pose: the fallback's stop, keeping the decision's reason and explanation)."""
     stop = stop_decision(decision, ego, ego, decel_mps2)
     return replace(stop, reason=decision.reason, explanation=decision.explanation)
+
+
+class InstructionGate:
+    """Keeps refused instructions off the action path (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.accepted: str | None = None  # the last instruction the policy did not refuse
+        self.refused_ticks = 0
+
+    def screen(self, policy: Any, obs: Observation) -> tuple[Observation, bool]:
+        """``obs`` as the action path may see it, and whether its instruction was refused."""
+        refuses = getattr(policy, "refuses", None)
+        if refuses is None or not obs.instruction or not refuses(obs.instruction):
+            self.accepted = obs.instruction if refuses is not None else self.accepted
+            return obs, False
+        self.refused_ticks += 1
+        text = self.accepted or render_command_instruction(obs.route.command)
+        return replace(obs, instruction=text), True
+
+
+def mark_refused(decision: Decision) -> Decision:
+    """``decision`` with the reason a refused instruction gives."""
+    return replace(decision, reason=Reason.REFUSED_UNSAFE_INSTRUCTION.value)

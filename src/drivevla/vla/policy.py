@@ -67,6 +67,7 @@ class DriveVLAPolicy(ExplanationClock):
         self._last_explanation: str | None = None
         # the odometry channels the model reads, integrated since the route began
         self._odometry = OdometryTracker(self.config.model.odometry)
+        self._refusals: dict[str, bool] = {}  # instruction text -> refused (refuses())
 
     # ------------------------------------------------------------------ contract
     def reset(self, privileged: Any | None = None) -> None:  # learned: ignores ground truth
@@ -82,6 +83,25 @@ class DriveVLAPolicy(ExplanationClock):
                                      out.speeds[0].double().cpu().numpy(), meta,
                                      int(out.reason[0]),
                                      self.clocked_explanation())
+
+    @torch.inference_mode()
+    def refuses(self, instruction: str) -> bool:
+        """Whether the text-only refusal head refuses ``instruction`` (False without one); the
+        runtime's instruction gate asks before the action path sees the text. Cached per text
+        (most ticks repeat it)."""
+        if self.model.safety_head is None:
+            return False
+        cached = self._refusals.get(instruction)
+        if cached is None:
+            batch = self.processor.encode_instructions([instruction])
+            device = next(self.model.parameters()).device
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            prob = float(torch.sigmoid(self.model.safety_head.logit(batch).float())[0])
+            cached = prob > float(self.config.inference.refusal_threshold)
+            if len(self._refusals) >= 256:
+                self._refusals.clear()
+            self._refusals[instruction] = cached
+        return cached
 
     def to(self, device: str | torch.device) -> DriveVLAPolicy:
         """The model on ``device`` (e.g. ``"cuda"``); inputs follow it, decisions come back
