@@ -60,3 +60,13 @@ def test_exceptions_crash_the_route_without_protections_and_not_with_them(tmp_pa
     again = json.loads((out / robustness.RESULT_FILE).read_text())
     assert [r["driving_score"] for r in again["rows"]] == [r["driving_score"]
                                                            for r in result["rows"]]
+    # the grid in parts: another fault into the same folder keeps the earlier rows, in order
+    assert main([*argv[:9], "policy-nan", *argv[10:]]) == 0
+    parts = json.loads((out / robustness.RESULT_FILE).read_text())
+    assert [r["row"] for r in parts["rows"]] == [
+        "none-on", "policy-exception-high-on", "policy-nan-high-on",
+        "none-off", "policy-exception-high-off", "policy-nan-high-off"]
+    with pytest.raises(ValueError, match="fault_seed"):
+        robustness.run_robustness("expert", suite, out, workers=0, faults=["policy-nan"],
+                                  severities=["high"], fault_seed=3, max_steps=40,
+                                  progress=False)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
+from drivevla.core.errors import read_json
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.provenance import provenance
 from drivevla.runtime.fault_spec import FaultSpec
@@ -124,14 +125,12 @@ def run_robustness(policy: str, suite: str | Path, out: Path, *, workers: int = 
     out = Path(out)
     rows = plan_rows(faults, severities, protections)
     t0 = time.perf_counter()
-    result: dict[str, Any] = {
-        "benchmark": BENCHMARK,
-        "config": {"policy": policy, "suite": str(suite), "workers": workers,
-                   "fault_seed": fault_seed, "max_steps": max_steps, "clock": clock,
-                   "protections": PROTECTIONS, "faults": FAULTS},
-        "rows": [],
-        "provenance": provenance(),
-    }
+    config = {"policy": policy, "suite": str(suite), "workers": workers,
+              "fault_seed": fault_seed, "max_steps": max_steps, "clock": clock,
+              "protections": PROTECTIONS, "faults": FAULTS}
+    kept = _earlier_rows(out, config, {r["row"] for r in rows})
+    result: dict[str, Any] = {"benchmark": BENCHMARK, "config": config, "rows": [],
+                              "provenance": provenance()}
     for k, row in enumerate(rows, 1):
         spec = FaultSpec.parse(f"{row['spec']},seed={fault_seed}" if row["spec"]
                                else f"seed={fault_seed}")
@@ -142,10 +141,38 @@ def run_robustness(policy: str, suite: str | Path, out: Path, *, workers: int = 
                                   faults=spec, clock=clock, progress=progress,
                                   print_table=False)
         result["rows"].append({**row, **row_metrics(summary)})
+        result["rows"] = _ordered(kept + [r for r in result["rows"] if r["row"] not in
+                                          {x["row"] for x in kept}])
         _add_deltas(result["rows"])
         result["wall_time_s"] = time.perf_counter() - t0
         write_json_atomic(out / RESULT_FILE, result)
     return result
+
+
+def _earlier_rows(out: Path, config: dict[str, Any], planned: set[str]) -> list[dict[str, Any]]:
+    """The rows an earlier run of this bench wrote into ``out`` that this run does not plan
+    (a grid run in parts keeps them all); refused if it was another policy, suite, seed or
+    clock."""
+    path = out / RESULT_FILE
+    if not path.is_file():
+        return []
+    old = read_json(path)
+    keys = ("policy", "suite", "fault_seed", "max_steps", "clock")
+    mismatch = [k for k in keys if old["config"].get(k, "simulated" if k == "clock" else None)
+                != config[k]]
+    if mismatch:
+        raise ValueError(f"{path} holds rows of another {', '.join(mismatch)} "
+                         f"({ {k: old['config'].get(k) for k in mismatch} }); use another --out")
+    return [r for r in old["rows"] if r["row"] not in planned]
+
+
+def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in the grid's order: protections on first, the no-fault row, then by fault and
+    severity."""
+    faults = ["none", *FAULTS]
+    sides = list(PROTECTIONS)
+    return sorted(rows, key=lambda r: (sides.index(r["protections"]), faults.index(r["fault"]),
+                                       SEVERITIES.index(r["severity"]) if r["severity"] else -1))
 
 
 def _add_deltas(rows: list[dict[str, Any]]) -> None:
