@@ -50,6 +50,7 @@ _ROAD_Z = 0.0
 _MARKING_Z = 0.015
 _GROUND_MARGIN_M = 400.0
 _TILE_M = 40.0  # static geometry is culled in tiles of this size
+_GROUND_BLOCK = 4  # ground quads (one tile each) are culled in blocks of 4 x 4
 _CHUNK_M = 20.0  # longest strip piece
 _SIMPLIFY_TOL_M = 0.02  # vertices closer than this to a straight segment are dropped
 
@@ -206,16 +207,17 @@ def build_static(lanes: Sequence[LaneGeometry]) -> NodePath:
         lo, hi = allpts.min(axis=0) - _GROUND_MARGIN_M, allpts.max(axis=0) + _GROUND_MARGIN_M
     else:
         lo, hi = np.array([-_GROUND_MARGIN_M] * 2), np.array([_GROUND_MARGIN_M] * 2)
-    ground = _strip(
-        np.array([[lo[0], hi[1]], [hi[0], hi[1]]]),
-        np.array([[lo[0], lo[1]], [hi[0], lo[1]]]),
-        _GROUND_Z,
-        GRASS,
-    )
-    layer = static.attach_new_node(geom_node("ground", [ground] if ground else []))
-    layer.set_bin("background", 0)
-
     tiles: dict[tuple[int, int, int], list[Geom]] = {}
+    # the ground in _TILE_M squares, not one quad: p3tinydisplay's clipping dropped a
+    # triangle hundreds of metres across for some camera poses (a wedge of sky below the
+    # horizon, changed by a 1e-8 rad turn of the camera)
+    for cx in range(int(np.floor(lo[0] / _TILE_M)), int(np.ceil(hi[0] / _TILE_M))):
+        for cy in range(int(np.floor(lo[1] / _TILE_M)), int(np.ceil(hi[1] / _TILE_M))):
+            x0, y0 = cx * _TILE_M, cy * _TILE_M
+            quad = _strip(np.array([[x0, y0 + _TILE_M], [x0 + _TILE_M, y0 + _TILE_M]]),
+                          np.array([[x0, y0], [x0 + _TILE_M, y0]]), _GROUND_Z, GRASS)
+            block = (0, cx // _GROUND_BLOCK, cy // _GROUND_BLOCK)  # few nodes to cull
+            tiles.setdefault(block, []).append(quad)
 
     def add(order: int, centre: np.ndarray, left: np.ndarray, right: np.ndarray, z, colour):
         for idx in _strip_chunks(centre, left, right):
