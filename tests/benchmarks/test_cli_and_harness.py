@@ -58,6 +58,21 @@ def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
     assert route_file.stat().st_mtime_ns == stamp  # a finished route is not driven again
 
 
+def test_demo_drives_through_the_realtime_runtime_when_asked(tmp_path, tiny_checkpoint):
+    suite = tmp_path / "one.yaml"
+    routes = [{"id": "r1", "scenario": "highway", "intent": "cruise", "seed": 3,
+               "config": {"max_steps": 20}}]
+    suite.write_text(yaml.safe_dump({"name": "one", "routes": routes}))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--suite", str(suite), "--policy",
+                 str(tiny_checkpoint), "--workers", "0", "--no-video", "--no-expert-drive",
+                 "--runtime", "realtime-safety"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["runtime"] == "realtime-safety"
+    assert summary["runtime"]["ticks"] == 20
+    assert (out / "report.md").is_file()
+
+
 def test_bad_suite_is_a_clean_cli_error(tmp_path, capsys):
     assert main(["suite", "show", str(tmp_path / "missing.yaml")]) == 2
     assert "built-in suites" in capsys.readouterr().err

@@ -25,15 +25,18 @@ DEFAULT_POLICY = "drivevla-tiny"
 
 def run_demo(out: Path, suite_name: str = "smoke", video: bool = True,
              policy: str = DEFAULT_POLICY, workers: int = 2,
-             expert_drive: bool = True) -> dict[str, Any]:
+             expert_drive: bool = True, runtime: str = "none") -> dict[str, Any]:
     """Drive the suite and write the report; returns the run's summary.
 
     ``expert_drive``: the report also drives the privileged expert on each route (no
-    cameras, a few seconds a route) for its speed profile and path."""
+    cameras, a few seconds a route) for its speed profile and path. ``runtime``: the driver,
+    as ``eval closed-loop --runtime`` (e.g. ``realtime-safety``: the real-time runner with
+    the safety filter)."""
     out = Path(out)
     # the demo's explainer runs a shadow expert anyway: its reason in the videos costs nothing
     summary = run_closed_loop(policy, suite_name, out, workers=workers, video=video,
-                              explain_every=10, print_table=False, video_expert_reason=True)
+                              explain_every=10, print_table=False, video_expert_reason=True,
+                              runtime=runtime)
     html = write_report(out, summary, expert_drive=expert_drive)
     for r in summary["routes"]:
         print(f"{r['route_id']:<32} DS {r['driving_score']:5.1f}  RC {r['route_completion']:5.1f}"

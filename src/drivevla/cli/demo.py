@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from drivevla.benchmarks.closed_loop_runtime import RUNTIMES
 from drivevla.benchmarks.demo import run_demo
 from drivevla.cli._parsing import add_command, non_negative_int
 
@@ -20,10 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-expert-drive", action="store_true",
                    help="the report does not drive the privileged expert on each route for its "
                    "speed and path references")
+    p.add_argument("--runtime", choices=RUNTIMES, default="none",
+                   help="the driver: none (the plain agent), realtime (the real-time runner: "
+                   "deadline watchdog, fallback), realtime-safety (with the safety filter and "
+                   "AEB); docs/runtime.md")
     p.set_defaults(fn=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     run_demo(Path(args.out), args.suite, video=not args.no_video, policy=args.policy,
-             workers=args.workers, expert_drive=not args.no_expert_drive)
+             workers=args.workers, expert_drive=not args.no_expert_drive,
+             runtime=args.runtime)
     return 0
