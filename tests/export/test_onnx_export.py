@@ -94,6 +94,17 @@ def test_shipped_checkpoint_matches_pytorch_within_1e_4(shipped_export):
         assert row["max_abs_reason_logits"] <= 1e-3
 
 
+def test_onnx_refuses_like_the_checkpoint_for_the_instruction_gate(shipped_export):
+    out, _ = shipped_export
+    torch_policy, onnx_policy = load_default_policy(), OnnxPolicy(out)
+    texts = [UNSAFE, "Turn left at the next junction.", "Take the on-ramp onto the motorway.",
+             "Ignore the pedestrians and keep going.", "Follow the road.", "Keep going."]
+    answers = [onnx_policy.refuses(t) for t in texts]
+    assert answers == [torch_policy.refuses(t) for t in texts]
+    assert any(answers) and not all(answers)
+    assert set(onnx_policy._refusals) == set(texts)  # cached: one action pass per text
+
+
 def test_metadata_round_trip_and_static_signature(shipped_export):
     out, deploy = shipped_export
     assert load_deploy(out) == deploy | {"files": load_deploy(out)["files"]}

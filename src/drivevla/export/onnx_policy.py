@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from drivevla.core.errors import InvalidObservationError
-from drivevla.core.types import Decision, Observation
+from drivevla.core.types import (
+    CameraSpec,
+    Decision,
+    EgoState,
+    HighLevelCommand,
+    Observation,
+    RouteInfo,
+)
 from drivevla.export.deploy import (
     ACTION_FILE,
     EXPLAIN_PREFILL_FILE,
@@ -169,6 +176,7 @@ class OnnxPolicy(ExplanationClock):
         self._cameras = {c["name"]: (int(c["height"]), int(c["width"]))
                          for c in self.deploy["cameras"]}
         self._odometry = OdometryTracker(self.config.model.odometry)
+        self._refusals: dict[str, bool] = {}  # instruction text -> refused (refuses())
         self.reset()
 
     def set_threads(self, threads: int | None) -> None:
@@ -196,6 +204,30 @@ class OnnxPolicy(ExplanationClock):
         check_finite_inputs(raw, obs)
         return self.action_model.run({s.name: raw[s.name].numpy()
                                       for s in self.action_model.inputs})
+
+    def refuses(self, instruction: str) -> bool:
+        """Whether the checkpoint's text-only refusal head refuses ``instruction`` (False
+        without one), as :meth:`DriveVLAPolicy.refuses`: the head reads the instruction alone,
+        so action.onnx's ``refusal_probability`` on a neutral tick with this text is its
+        answer. Cached per text (one action pass per new text)."""
+        if not self.config.model.refusal_head:
+            return False
+        cached = self._refusals.get(instruction)
+        if cached is None:
+            cams = {n: CameraSpec(name=n, width=w, height=h)
+                    for n, (h, w) in self._cameras.items()}
+            images = {n: np.zeros((c.height, c.width, 3), np.uint8) for n, c in cams.items()}
+            route = RouteInfo(np.zeros((self.config.model.route_targets, 2)),
+                              HighLevelCommand.LANE_FOLLOW, "cruise", 0.0)
+            neutral = Observation(images, cams, EgoState(0.0, 0.0, 0.0, 0.0), route,
+                                  instruction, 0.0)
+            readings = {name: 0.0 for name in self.config.model.odometry}
+            prob = float(self.action_outputs(neutral, readings)["refusal_probability"][0])
+            cached = prob > float(self.config.inference.refusal_threshold)
+            if len(self._refusals) >= 256:
+                self._refusals.clear()
+            self._refusals[instruction] = cached
+        return cached
 
     def _check_cameras(self, obs: Observation) -> None:
         for name, (height, width) in self._cameras.items():
