@@ -36,11 +36,16 @@ def test_bench_sim_writes_json_with_provenance(tmp_path, capsys):
     assert "steps/s" in capsys.readouterr().out
 
 
-def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
+def _one_route(tmp_path, scenario: str, intent: str, max_steps: int):
     suite = tmp_path / "one.yaml"
-    routes = [{"id": "r1", "scenario": "roundabout", "intent": "roundabout_exit_1", "seed": 3,
-               "config": {"max_steps": 40}}]
+    routes = [{"id": "r1", "scenario": scenario, "intent": intent, "seed": 3,
+               "config": {"max_steps": max_steps}}]
     suite.write_text(yaml.safe_dump({"name": "one", "routes": routes}))
+    return suite
+
+
+def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
+    suite = _one_route(tmp_path, "roundabout", "roundabout_exit_1", 40)
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--suite", str(suite), "--policy", str(tiny_checkpoint),
             "--workers", "0"]
@@ -59,10 +64,7 @@ def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
 
 
 def test_demo_drives_through_the_realtime_runtime_when_asked(tmp_path, tiny_checkpoint):
-    suite = tmp_path / "one.yaml"
-    routes = [{"id": "r1", "scenario": "highway", "intent": "cruise", "seed": 3,
-               "config": {"max_steps": 20}}]
-    suite.write_text(yaml.safe_dump({"name": "one", "routes": routes}))
+    suite = _one_route(tmp_path, "highway", "cruise", 20)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--suite", str(suite), "--policy",
                  str(tiny_checkpoint), "--workers", "0", "--no-video", "--no-expert-drive",

@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from drivevla.benchmarks import robustness
 from drivevla.cli import main
-
-ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001}
+from support.runtime_parts import one_route_suite
 
 
 @pytest.fixture
 def suite(tmp_path):
-    path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump({"name": "one", "routes": [ROUTE]}), encoding="utf-8")
-    return path
+    return one_route_suite(tmp_path)
 
 
 def test_the_plan_has_a_reference_row_per_side_and_refuses_unknown_names():

@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from drivevla.agents import registry
 from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.cli import main
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.runtime.faults import FaultyPolicy, PolicyFaults
+from support.runtime_parts import one_route_suite, route_record
 
-ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001}
 TICKS = 60
 
 
@@ -31,13 +30,7 @@ def expert_spiking():
 
 @pytest.fixture
 def suite(tmp_path):
-    path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump({"name": "one", "routes": [ROUTE]}), encoding="utf-8")
-    return path
-
-
-def _route(out):
-    return json.loads((out / "routes" / f"{ROUTE['id']}.json").read_text())
+    return one_route_suite(tmp_path)
 
 
 def test_the_expert_scores_the_same_with_the_realtime_runtime(tmp_path, suite, capsys):
@@ -48,7 +41,7 @@ def test_the_expert_scores_the_same_with_the_realtime_runtime(tmp_path, suite, c
     assert main(["eval", "closed-loop", "--policy", "expert", "--suite", str(suite),
                  "--out", str(timed), "--workers", "0", "--max-steps", str(TICKS),
                  "--runtime", "realtime"]) == 0
-    a, b = _route(plain), _route(timed)
+    a, b = route_record(plain), route_record(timed)
     assert a["result"] == b["result"] and a["metrics"]["n_ticks"] == TICKS
     assert a["metrics"]["runtime"] is None
     stats = b["metrics"]["runtime"]
@@ -72,7 +65,7 @@ def test_policy_exceptions_crash_the_route_without_the_runtime_and_not_with_it(t
                     progress=False, print_table=False)
     run_closed_loop("expert-raising", suite, tmp_path / "rt", workers=0, max_steps=TICKS,
                     progress=False, print_table=False, runtime="realtime")
-    crashed, protected = _route(tmp_path / "none"), _route(tmp_path / "rt")
+    crashed, protected = route_record(tmp_path / "none"), route_record(tmp_path / "rt")
     assert crashed["status"] == "Failed - Agent crashed"
     assert "InjectedFault" in crashed["error"]["type"]
     assert protected["error"] is None and protected["metrics"]["n_ticks"] == TICKS
@@ -87,7 +80,7 @@ def test_latency_spikes_in_the_closed_loop_run_on_simulated_time_and_repeat(tmp_
     for name in ("a", "b"):
         run_closed_loop("expert-spiking", suite, tmp_path / name, workers=0, max_steps=TICKS,
                         progress=False, print_table=False, runtime="realtime")
-        runs.append(_route(tmp_path / name))
+        runs.append(route_record(tmp_path / name))
     stats = runs[0]["metrics"]["runtime"]
     assert runs[0]["error"] is None and runs[0]["metrics"]["n_ticks"] == TICKS
     assert stats["causes"]["deadline"] > 0 and stats["causes"]["busy"] > 0

@@ -8,7 +8,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.benchmarks.closed_loop_runtime import RuntimeRecord, aeb_confirmed
@@ -20,21 +19,20 @@ from drivevla.runtime.blocking import BlockingAgent
 from drivevla.runtime.clock import SimulatedClock
 from drivevla.runtime.fault_spec import FaultSpec
 from drivevla.runtime.faults import PolicyFaults, PolicyFaultsError
-from support.runtime_parts import ScriptedPolicy, cruise_decision, drive
+from support.runtime_parts import (
+    ScriptedPolicy,
+    cruise_decision,
+    drive,
+    one_route_suite,
+    route_record,
+)
 
-ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right", "seed": 1700001}
 TICKS = 60
 
 
 @pytest.fixture
 def suite(tmp_path):
-    path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump({"name": "one", "routes": [ROUTE]}), encoding="utf-8")
-    return path
-
-
-def _route(out):
-    return json.loads((out / "routes" / f"{ROUTE['id']}.json").read_text())
+    return one_route_suite(tmp_path)
 
 
 def test_fault_spec_parses_round_trips_and_names_bad_keys():
@@ -82,7 +80,7 @@ def test_policy_latency_without_protections_blocks_and_with_them_falls_back(tmp_
     for runtime in ("none", "realtime"):
         run_closed_loop("expert", suite, tmp_path / runtime, workers=0, max_steps=TICKS,
                         progress=False, print_table=False, runtime=runtime, faults=spec)
-        runs[runtime] = _route(tmp_path / runtime)
+        runs[runtime] = route_record(tmp_path / runtime)
     blocked = runs["none"]["metrics"]["faults"]
     assert blocked["latency"] > 0 and blocked["blocked_ticks"] >= blocked["latency"]
     protected = runs["realtime"]["metrics"]
@@ -104,7 +102,7 @@ def test_sensor_faults_reach_the_driver_inside_a_rollout(tmp_path, suite):
     spec = FaultSpec.parse("sensors.black_share=1,seed=1")
     run_closed_loop("expert", suite, tmp_path / "black", workers=0, max_steps=20,
                     progress=False, print_table=False, faults=spec)
-    metrics = _route(tmp_path / "black")["metrics"]
+    metrics = route_record(tmp_path / "black")["metrics"]
     assert metrics["faults"] == {"black": 20}
     assert metrics["sensor_faults"]  # the agent's monitor saw the black frames
 
@@ -146,7 +144,7 @@ def test_on_the_wall_clock_latency_spikes_sleep_for_real_and_fall_back(tmp_path,
     run_closed_loop("expert", suite, tmp_path / "wall", workers=0, max_steps=30,
                     progress=False, print_table=False, runtime="realtime", faults=spec,
                     clock="wall")
-    record = _route(tmp_path / "wall")
+    record = route_record(tmp_path / "wall")
     stats = record["metrics"]["runtime"]
     assert record["error"] is None and stats["ticks"] == 30
     # every spike misses the deadline (a loaded machine may add others: timing is real here)

@@ -3,10 +3,13 @@ straight road, and a tiny kinematic loop that drives a runner without the simula
 
 from __future__ import annotations
 
+import json
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from drivevla.core.types import (
     Control,
@@ -91,3 +94,19 @@ def drive(runner, ticks: int, speed: float = 8.0):
         decisions.append(decision)
         ego = advance(ego, control)
     return controls, decisions
+
+
+ONE_ROUTE = {"id": "int-right", "scenario": "intersection", "intent": "turn_right",
+             "seed": 1700001}
+
+
+def one_route_suite(folder) -> Path:
+    """A suite file of :data:`ONE_ROUTE` alone in ``folder``."""
+    path = Path(folder) / "one.yaml"
+    path.write_text(yaml.safe_dump({"name": "one", "routes": [ONE_ROUTE]}), encoding="utf-8")
+    return path
+
+
+def route_record(out) -> dict:
+    """The route file of :data:`ONE_ROUTE` in the run folder ``out``."""
+    return json.loads((Path(out) / "routes" / f"{ONE_ROUTE['id']}.json").read_text())
