@@ -63,16 +63,19 @@ def test_demo_writes_report_and_resumes(tmp_path, tiny_checkpoint):
     assert route_file.stat().st_mtime_ns == stamp  # a finished route is not driven again
 
 
-def test_demo_drives_through_the_realtime_runtime_when_asked(tmp_path, tiny_checkpoint):
+def test_demo_drives_through_the_realtime_runtime_unless_told_not_to(tmp_path,
+                                                                    tiny_checkpoint):
     suite = _one_route(tmp_path, "highway", "cruise", 20)
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--suite", str(suite), "--policy",
-                 str(tiny_checkpoint), "--workers", "0", "--no-video", "--no-expert-drive",
-                 "--runtime", "realtime-safety"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["runtime"] == "realtime-safety"
-    assert summary["runtime"]["ticks"] == 20
-    assert (out / "report.md").is_file()
+    for runtime in ("realtime-safety", "none"):
+        out = tmp_path / runtime
+        extra = [] if runtime == "realtime-safety" else ["--runtime", "none"]
+        assert main(["demo", "--out", str(out), "--suite", str(suite), "--policy",
+                     str(tiny_checkpoint), "--workers", "0", "--no-video", "--no-expert-drive",
+                     *extra]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["config"]["runtime"] == runtime
+        assert (summary["runtime"] or {}).get("ticks") == (20 if extra == [] else None)
+        assert (out / "report.md").is_file()
 
 
 def test_bad_suite_is_a_clean_cli_error(tmp_path, capsys):

@@ -1,9 +1,10 @@
 """``drivevla demo``: drivevla-tiny (the trained default model shipped in the package) drives
 a handful of routes of different families in the embedded simulator, each with a
-spoken-style instruction, and writes per-route videos (front camera, BEV with the planned
-trajectory, instruction and explanation captions, the decided reason beside the shadow
-expert's, the running DS and a banner for each infraction) and a report
-(:mod:`drivevla.benchmarks.report`: ``report.md`` and a self-contained ``report.html``).
+spoken-style instruction, through the real-time runtime with its safety filter
+(``--runtime``), and writes per-route videos (front camera, BEV with the planned trajectory,
+instruction and explanation captions, the decided reason beside the shadow expert's, the
+running DS and a banner for each infraction) and a report (:mod:`drivevla.benchmarks.report`:
+``report.md`` and a self-contained ``report.html``).
 
 The drive is the closed-loop benchmark (:func:`run_closed_loop`) on the ``smoke`` suite, so
 the report's numbers are the benchmark's (LB2.0 driving score, route completion, instruction
@@ -25,7 +26,7 @@ DEFAULT_POLICY = "drivevla-tiny"
 
 def run_demo(out: Path, suite_name: str = "smoke", video: bool = True,
              policy: str = DEFAULT_POLICY, workers: int = 2,
-             expert_drive: bool = True, runtime: str = "none") -> dict[str, Any]:
+             expert_drive: bool = True, runtime: str = "realtime-safety") -> dict[str, Any]:
     """Drive the suite and write the report; returns the run's summary.
 
     ``expert_drive``: the report also drives the privileged expert on each route (no

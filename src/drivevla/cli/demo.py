@@ -21,10 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-expert-drive", action="store_true",
                    help="the report does not drive the privileged expert on each route for its "
                    "speed and path references")
-    p.add_argument("--runtime", choices=RUNTIMES, default="none",
-                   help="the driver: none (the plain agent), realtime (the real-time runner: "
-                   "deadline watchdog, fallback), realtime-safety (with the safety filter and "
-                   "AEB); docs/runtime.md")
+    p.add_argument("--runtime", choices=RUNTIMES, default="realtime-safety",
+                   help="the driver: realtime-safety (the real-time runner with its deadline "
+                   "watchdog and fallback, the safety filter, AEB and instruction gate), "
+                   "realtime (the runner alone), none (the plain agent); docs/runtime.md")
     p.set_defaults(fn=_cmd_demo)
 
 
