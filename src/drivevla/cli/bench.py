@@ -6,7 +6,9 @@ fault with and without the runtime's protections."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from drivevla.benchmarks import (
     cost,
@@ -166,8 +168,19 @@ def _cmd_bench_refusal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+def _names_of(known: Any, what: str) -> Callable[[str], list[str]]:
+    """A parser of comma-separated names from ``known``; an unknown one is a usage error."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(repr(n) for n in bad) or repr(text)}; use "
+                f"{', '.join(known)}")
+        return names
+
+    return parse
 
 
 def _register_robustness(bench: argparse._SubParsersAction) -> None:
@@ -177,12 +190,15 @@ def _register_robustness(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="standard", help="suite name or YAML file")
     p.add_argument("--out", required=True, help="result folder (rows/ and robustness.json); "
                                                 "a rerun resumes")
-    p.add_argument("--faults", type=_names, default=None,
+    p.add_argument("--faults", type=_names_of(("none", *robustness.FAULTS), "fault"),
+                   default=None,
                    help=f"comma-separated subset of: {', '.join(robustness.FAULTS)} "
                    "(default: all)")
-    p.add_argument("--severities", type=_names, default=None,
+    p.add_argument("--severities", type=_names_of(robustness.SEVERITIES, "severity"),
+                   default=None,
                    help="comma-separated subset of: low, high (default: both)")
-    p.add_argument("--protections", type=_names, default=None,
+    p.add_argument("--protections", type=_names_of(tuple(robustness.PROTECTIONS),
+                                                   "protections"), default=None,
                    help="comma-separated subset of: on, off (default: both)")
     p.add_argument("--fault-seed", type=non_negative_int, default=0,
                    help="seed of the injected faults")

@@ -22,9 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the report does not drive the privileged expert on each route for its "
                    "speed and path references")
     p.add_argument("--runtime", choices=RUNTIMES, default="realtime-safety",
-                   help="the driver: realtime-safety (the real-time runner with its deadline "
-                   "watchdog and fallback, the safety filter, AEB and instruction gate), "
-                   "realtime (the runner alone), none (the plain agent); docs/runtime.md")
+                   help="the driver (docs/runtime.md): the real-time runner with its safety "
+                   "filter, the runner alone, or the plain agent")
     p.set_defaults(fn=_cmd_demo)
 
 
