@@ -75,6 +75,7 @@ from drivevla.benchmarks.closed_loop_run import (
 )
 from drivevla.benchmarks.closed_loop_runtime import (
     RuntimeRecord,
+    WallPacer,
     check_runtime,
     faults_summary,
     make_driver,
@@ -199,6 +200,7 @@ def _route_hooks(job: RouteJob, cfg: Any, trace: Trace) -> tuple[list[Hook], Rou
                            explainer if job.video_expert_reason else None)
         hooks.append(video)
     hooks += [RuntimeRecord(trace)] if job.runtime != "none" or job.faults else []
+    hooks += [WallPacer(cfg.dt_s)] if job.clock == "wall" else []
     hooks.append(ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY))
     return hooks, video
 

@@ -16,6 +16,7 @@ without the runtime); the summary's ``runtime`` adds them over the routes.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from drivevla.agents.agent import Agent
@@ -69,6 +70,26 @@ def make_driver(policy: Policy, runtime: str, faults: FaultSpec | None = None,
     if faults.sensors_active:
         driver = FaultySensors(driver, faults.sensors, control_dt_s)
     return driver
+
+
+class WallPacer(Hook):
+    """On the wall clock, the simulator runs in real time: each tick starts no earlier than
+    ``dt_s`` after the one before (as a car's sensors deliver frames), so a policy that is
+    late by 300 ms misses three control ticks, not the hundreds a simulator faster than real
+    time would step meanwhile. A tick that already took longer starts at once."""
+
+    def __init__(self, dt_s: float) -> None:
+        self.dt_s = float(dt_s)
+        self._next: float | None = None
+
+    def on_reset(self, env: Any, driver: Any, info: dict[str, Any]) -> None:
+        self._next = None
+
+    def before_tick(self, tick: Any) -> None:
+        now = time.monotonic()
+        if self._next is not None and now < self._next:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next or now) + self.dt_s
 
 
 def unwrap(driver: Any) -> Any:
