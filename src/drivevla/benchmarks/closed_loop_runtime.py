@@ -8,10 +8,14 @@ runtime's accounting in the route record and the summary.
   reproducible and the runtime costs nothing when all is well (the policy's own compute time
   on this machine is not what a car would see; ``bench latency`` measures that);
 - ``realtime-safety``: the same with the safety filter (:mod:`drivevla.runtime.safety`:
-  feasibility limits on the plan's speeds, AEB from the forward radar).
+  speed, lateral, acceleration and jerk limits on the plan's speeds, AEB from the forward
+  radar, the instruction gate).
 
+``--faults`` (:class:`FaultSpec`) wraps the policy and the driver in the fault injectors;
+``--clock wall`` puts the runner on real time and paces the simulator (:class:`WallPacer`).
 The route record's ``metrics.runtime`` holds the runner's :class:`RuntimeStats` (None
-without the runtime); the summary's ``runtime`` adds them over the routes.
+without the runtime) with the false AEB activations, ``metrics.faults`` the faults injected;
+the summary adds them over the routes.
 """
 
 from __future__ import annotations
