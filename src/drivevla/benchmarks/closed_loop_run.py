@@ -101,8 +101,7 @@ def claim_out_dir(out: Path, meta: dict[str, Any]) -> None:
             raise ValueError(
                 f"{out} holds results of suite {meta['suite']!r} with other routes, config, "
                 "max_steps, explain_every, runtime, clock, faults or checkpoint content than this "
-                "run; "
-                "use another --out directory (or delete it)."
+                "run; use another --out directory (or delete it)."
             )
         return
     routes_dir = out / "routes"

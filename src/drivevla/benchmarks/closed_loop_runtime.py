@@ -21,6 +21,7 @@ the summary adds them over the routes.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from drivevla.agents.agent import Agent
@@ -71,7 +72,7 @@ def make_driver(policy: Policy, runtime: str, faults: FaultSpec | None = None,
         driver = BlockingAgent(policy, timer, control_dt_s)
     else:
         driver = Agent(policy)
-    if faults.sensors_active:
+    if faults.sensors.active:
         driver = FaultySensors(driver, faults.sensors, control_dt_s)
     return driver
 
@@ -130,18 +131,16 @@ class RuntimeRecord(Hook):
         if isinstance(driver, RealtimeRunner):
             self.trace.runtime = dict(driver.stats.to_dict(), aeb_false_activations=self.false_aeb)
             driver.close()
-        injected: dict[str, Any] = {}
+        injected: Counter[str] = Counter()
         policy = getattr(driver, "policy", None)
         if isinstance(policy, FaultyPolicy):
-            for record in policy.injected:
-                for kind in record.kinds:
-                    injected[kind] = injected.get(kind, 0) + 1
+            injected.update(kind for record in policy.injected for kind in record.kinds)
         if isinstance(wrapper, FaultySensors):
             injected.update({k: v for k, v in wrapper.injector.counts.items() if v})
         if isinstance(driver, BlockingAgent):
             injected["blocked_ticks"] = driver.late_ticks
         faulted = isinstance(policy, FaultyPolicy) or wrapper is not driver
-        self.trace.faults = injected if faulted else None
+        self.trace.faults = dict(injected) if faulted else None
 
 
 def aeb_confirmed(truth: RadarReading | None, speed_mps: float,
@@ -182,8 +181,7 @@ def faults_summary(records: list[dict[str, Any]]) -> dict[str, int] | None:
     counts = [c for c in counts if c is not None]
     if not counts:
         return None
-    total: dict[str, int] = {}
+    total: Counter[str] = Counter()
     for c in counts:
-        for kind, n in c.items():
-            total[kind] = total.get(kind, 0) + int(n)
+        total.update({kind: int(n) for kind, n in c.items()})
     return dict(sorted(total.items()))

@@ -58,18 +58,26 @@ FAULTS: dict[str, dict[str, str]] = {
 COLLISIONS = ("collisions_vehicle", "collisions_pedestrian", "collisions_layout")
 
 
+def check_names(kind: str, names: list[str]) -> list[str]:
+    """``names`` when each is a known ``kind`` (``fault``, ``severity`` or ``protections``)
+    and there is at least one; else ValueError naming the unknown ones and the known."""
+    known = {"fault": ("none", *FAULTS), "severity": SEVERITIES,
+             "protections": tuple(PROTECTIONS)}[kind]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise ValueError(f"unknown {kind} {bad or names}; use {', '.join(known)}")
+    return names
+
+
 def plan_rows(faults: list[str] | None = None, severities: list[str] | None = None,
               protections: list[str] | None = None) -> list[dict[str, Any]]:
     """The rows to run, ``none`` first: ``{"row", "fault", "severity", "protections",
     "spec"}``. Unknown names are refused naming them."""
-    faults = list(FAULTS) if faults is None else list(faults)
-    severities = list(SEVERITIES) if severities is None else list(severities)
-    protections = list(PROTECTIONS) if protections is None else list(protections)
-    for kind, names, known in (("fault", faults, FAULTS), ("severity", severities, SEVERITIES),
-                               ("protections", protections, PROTECTIONS)):
-        bad = [n for n in names if n not in known and not (kind == "fault" and n == "none")]
-        if bad or not names:
-            raise ValueError(f"unknown {kind} {bad or names}; use {', '.join(known)}")
+    faults = check_names("fault", list(FAULTS) if faults is None else list(faults))
+    severities = check_names("severity",
+                             list(SEVERITIES) if severities is None else list(severities))
+    protections = check_names("protections", list(PROTECTIONS) if protections is None
+                              else list(protections))
     rows = []
     for side in protections:
         rows.append({"row": f"none-{side}", "fault": "none", "severity": None,
@@ -89,7 +97,6 @@ def row_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     collisions = sum(int(counts.get(k, 0)) for k in COLLISIONS)
     vp = int(counts.get("collisions_vehicle", 0)) + int(counts.get("collisions_pedestrian", 0))
     runtime = summary.get("runtime") or {}
-    ticks = runtime.get("ticks") or 0
     false_aeb = runtime.get("aeb_false_activations")
     injected = (summary.get("faults") or {}).get("injected") or {}
     return {
@@ -110,7 +117,7 @@ def row_metrics(summary: dict[str, Any]) -> dict[str, Any]:
         "aeb_false_per_10km": (10.0 * false_aeb / km) if km and false_aeb is not None else None,
         "blocked_ticks": injected.get("blocked_ticks"),
         "faults_injected": injected,
-        "ticks": ticks or None,
+        "ticks": runtime.get("ticks") or None,
     }
 
 
@@ -131,18 +138,17 @@ def run_robustness(policy: str, suite: str | Path, out: Path, *, workers: int = 
     kept = _earlier_rows(out, config, {r["row"] for r in rows})
     result: dict[str, Any] = {"benchmark": BENCHMARK, "config": config, "rows": [],
                               "provenance": provenance()}
+    done: list[dict[str, Any]] = []
     for k, row in enumerate(rows, 1):
-        spec = FaultSpec.parse(f"{row['spec']},seed={fault_seed}" if row["spec"]
-                               else f"seed={fault_seed}")
+        spec = FaultSpec.parse(f"{row['spec']},seed={fault_seed}")  # empty items are skipped
         if progress:
             print(f"[{k}/{len(rows)}] {row['row']}: {row['spec'] or 'no fault'}", flush=True)
         summary = run_closed_loop(policy, suite, out / "rows" / row["row"], workers=workers,
                                   max_steps=max_steps, runtime=PROTECTIONS[row["protections"]],
                                   faults=spec, clock=clock, progress=progress,
                                   print_table=False)
-        result["rows"].append({**row, **row_metrics(summary)})
-        result["rows"] = _ordered(kept + [r for r in result["rows"] if r["row"] not in
-                                          {x["row"] for x in kept}])
+        done.append({**row, **row_metrics(summary)})
+        result["rows"] = _ordered(kept + done)
         _add_deltas(result["rows"])
         result["wall_time_s"] = time.perf_counter() - t0
         write_json_atomic(out / RESULT_FILE, result)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from drivevla.benchmarks import (
     cost,
@@ -18,6 +17,7 @@ from drivevla.benchmarks import (
     runtimes,
     sim_throughput,
 )
+from drivevla.benchmarks.closed_loop_runtime import CLOCKS
 from drivevla.cli._parsing import (
     add_command,
     add_group,
@@ -168,17 +168,16 @@ def _cmd_bench_refusal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names_of(known: Any, what: str) -> Callable[[str], list[str]]:
-    """A parser of comma-separated names from ``known``; an unknown one is a usage error."""
+def _names_of(kind: str) -> Callable[[str], list[str]]:
+    """A parser of comma-separated :func:`robustness.check_names` of ``kind``; an unknown
+    one is a usage error."""
 
     def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        bad = [n for n in names if n not in known]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(repr(n) for n in bad) or repr(text)}; use "
-                f"{', '.join(known)}")
-        return names
+        try:
+            return robustness.check_names(kind, [n.strip() for n in text.split(",")
+                                                 if n.strip()])
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -190,15 +189,12 @@ def _register_robustness(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="standard", help="suite name or YAML file")
     p.add_argument("--out", required=True, help="result folder (rows/ and robustness.json); "
                                                 "a rerun resumes")
-    p.add_argument("--faults", type=_names_of(("none", *robustness.FAULTS), "fault"),
-                   default=None,
+    p.add_argument("--faults", type=_names_of("fault"), default=None,
                    help=f"comma-separated subset of: {', '.join(robustness.FAULTS)} "
                    "(default: all)")
-    p.add_argument("--severities", type=_names_of(robustness.SEVERITIES, "severity"),
-                   default=None,
+    p.add_argument("--severities", type=_names_of("severity"), default=None,
                    help="comma-separated subset of: low, high (default: both)")
-    p.add_argument("--protections", type=_names_of(tuple(robustness.PROTECTIONS),
-                                                   "protections"), default=None,
+    p.add_argument("--protections", type=_names_of("protections"), default=None,
                    help="comma-separated subset of: on, off (default: both)")
     p.add_argument("--fault-seed", type=non_negative_int, default=0,
                    help="seed of the injected faults")
@@ -206,7 +202,7 @@ def _register_robustness(bench: argparse._SubParsersAction) -> None:
                    help="routes in flight at once per row")
     p.add_argument("--max-steps", type=positive_int, default=None,
                    help="cap every route at this many ticks (smoke runs)")
-    p.add_argument("--clock", choices=("simulated", "wall"), default="simulated",
+    p.add_argument("--clock", choices=CLOCKS, default="simulated",
                    help="simulated: deterministic; wall: real time (late ticks measured)")
     p.set_defaults(fn=_cmd_bench_robustness)
 

@@ -42,6 +42,7 @@ from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.odometry import OdometryTracker
 from drivevla.vla.policy import (
     ExplanationClock,
+    cached_refusal,
     check_finite_inputs,
     decision_from_outputs,
 )
@@ -212,8 +213,8 @@ class OnnxPolicy(ExplanationClock):
         answer. Cached per text (one action pass per new text)."""
         if not self.config.model.refusal_head:
             return False
-        cached = self._refusals.get(instruction)
-        if cached is None:
+
+        def probability() -> float:
             cams = {n: CameraSpec(name=n, width=w, height=h)
                     for n, (h, w) in self._cameras.items()}
             images = {n: np.zeros((c.height, c.width, 3), np.uint8) for n, c in cams.items()}
@@ -222,12 +223,10 @@ class OnnxPolicy(ExplanationClock):
             neutral = Observation(images, cams, EgoState(0.0, 0.0, 0.0, 0.0), route,
                                   instruction, 0.0)
             readings = {name: 0.0 for name in self.config.model.odometry}
-            prob = float(self.action_outputs(neutral, readings)["refusal_probability"][0])
-            cached = prob > float(self.config.inference.refusal_threshold)
-            if len(self._refusals) >= 256:
-                self._refusals.clear()
-            self._refusals[instruction] = cached
-        return cached
+            return float(self.action_outputs(neutral, readings)["refusal_probability"][0])
+
+        return cached_refusal(self._refusals, instruction, probability,
+                              float(self.config.inference.refusal_threshold))
 
     def _check_cameras(self, obs: Observation) -> None:
         for name, (height, width) in self._cameras.items():

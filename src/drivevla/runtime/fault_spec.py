@@ -41,13 +41,7 @@ class FaultSpec:
     @property
     def active(self) -> bool:
         """Whether anything is injected at all."""
-        return self.policy.active or self.sensors_active
-
-    @property
-    def sensors_active(self) -> bool:
-        s = self.sensors
-        return bool(s.drop_share or s.stale_share or s.black_share or s.noise_share
-                    or s.latency_ms or s.radar_dropout_share)
+        return self.policy.active or self.sensors.active
 
     def to_dict(self) -> dict[str, Any]:
         """Only what differs from no fault (the seed always): the run's fingerprint."""

@@ -1,6 +1,7 @@
 """The safety filter between a decision and the controller, independent of the learned model.
 
-Two parts, both on the decision the runner is about to drive (the policy's, or a fallback):
+Two parts on the decision the runner is about to drive (the policy's, or a fallback), one on
+the observation before the policy sees it:
 
 - **Feasibility** (:func:`feasible`): target speeds capped at the route's speed limit
   (``RouteInfo.speed_limit_mps``, where the map knows it) and so that the lateral
@@ -15,6 +16,12 @@ Two parts, both on the decision the runner is about to drive (the policy's, or a
   ``corridor_m``) is closing with a time to collision under ``ttc_s``, or is nearer than
   ``min_range_m`` while the car moves; it then replaces the decision with a stop along the
   same path at ``decel_mps2`` and holds it for ``hold_s`` after the last trigger (no chatter).
+- **Instruction gate** (:class:`InstructionGate`): an instruction the policy's own text-only
+  refusal head refuses (``policy.refuses(text)``, where the policy has one) never reaches its
+  action path: the action pass reads the last instruction it accepted instead (at a route's
+  start, the navigator's canonical sentence for the route command), and the decision's reason
+  says the instruction was refused (:func:`mark_refused`). A policy without ``refuses`` sees
+  every instruction.
 """
 
 from __future__ import annotations
@@ -145,15 +152,16 @@ class InstructionGate:
 
     def reset(self) -> None:
         self.accepted: str | None = None  # the last instruction the policy did not refuse
-        self.refused_ticks = 0
 
     def screen(self, policy: Any, obs: Observation) -> tuple[Observation, bool]:
-        """``obs`` as the action path may see it, and whether its instruction was refused."""
+        """``obs`` as the action path may see it, and whether its instruction was refused
+        (the runner counts those ticks)."""
         refuses = getattr(policy, "refuses", None)
-        if refuses is None or not obs.instruction or not refuses(obs.instruction):
-            self.accepted = obs.instruction if refuses is not None else self.accepted
+        if refuses is None or not obs.instruction:
             return obs, False
-        self.refused_ticks += 1
+        if not refuses(obs.instruction):
+            self.accepted = obs.instruction
+            return obs, False
         text = self.accepted or render_command_instruction(obs.route.command)
         return replace(obs, instruction=text), True
 

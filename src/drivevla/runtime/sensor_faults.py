@@ -61,6 +61,12 @@ class SensorFaults:
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise PolicyFaultsError(f"{name}={value!r} must be >= 0")
 
+    @property
+    def active(self) -> bool:
+        """Whether any sensor fault is injected (as :attr:`PolicyFaults.active`)."""
+        return bool(self.drop_share or self.stale_share or self.black_share
+                    or self.noise_share or self.latency_ms or self.radar_dropout_share)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

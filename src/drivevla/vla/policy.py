@@ -12,7 +12,7 @@ tensors are errors that name them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +91,20 @@ class DriveVLAPolicy(ExplanationClock):
         (most ticks repeat it)."""
         if self.model.safety_head is None:
             return False
-        cached = self._refusals.get(instruction)
-        if cached is None:
-            batch = self.processor.encode_instructions([instruction])
-            device = next(self.model.parameters()).device
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            prob = float(torch.sigmoid(self.model.safety_head.logit(batch).float())[0])
-            cached = prob > float(self.config.inference.refusal_threshold)
-            if len(self._refusals) >= 256:
-                self._refusals.clear()
-            self._refusals[instruction] = cached
-        return cached
+
+        def probability() -> float:
+            batch = self._on_model_device(self.processor.encode_instructions([instruction]))
+            return float(torch.sigmoid(self.model.safety_head.logit(batch).float())[0])
+
+        return cached_refusal(self._refusals, instruction, probability,
+                              float(self.config.inference.refusal_threshold))
+
+    def _on_model_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch``'s tensors on the model's device (unchanged on the CPU)."""
+        device = next(self.model.parameters()).device
+        if device.type == "cpu":
+            return batch
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def to(self, device: str | torch.device) -> DriveVLAPolicy:
         """The model on ``device`` (e.g. ``"cuda"``); inputs follow it, decisions come back
@@ -115,10 +118,7 @@ class DriveVLAPolicy(ExplanationClock):
         ``odometry``: the readings of the model's channels at ``obs``."""
         batch = self.processor.from_observations([obs], [odometry])
         check_finite_inputs(batch, obs)
-        device = next(self.model.parameters()).device
-        if device.type != "cpu":
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        return self.model.act(batch, use_cache=True)
+        return self.model.act(self._on_model_device(batch), use_cache=True)
 
     @torch.inference_mode()
     def explain(self, obs: Observation | None = None) -> str:
@@ -177,6 +177,23 @@ class DriveVLAPolicy(ExplanationClock):
         model = DriveVLAModel(config, processor.vocab_size)
         load_state_checked(model, upgrade_state_dict(state), str(weights))
         return cls(model, processor, **kwargs)
+
+
+REFUSAL_CACHE_TEXTS = 256  # instruction texts a policy remembers its refusal of
+
+
+def cached_refusal(cache: dict[str, bool], instruction: str, probability: Callable[[], float],
+                   threshold: float) -> bool:
+    """Whether ``instruction`` is refused: from ``cache``, else ``probability()`` (the refusal
+    head's) over ``threshold``, remembered (the cache starts over past
+    :data:`REFUSAL_CACHE_TEXTS` texts). Shared by every policy with ``refuses``."""
+    refused = cache.get(instruction)
+    if refused is None:
+        refused = probability() > threshold
+        if len(cache) >= REFUSAL_CACHE_TEXTS:
+            cache.clear()
+        cache[instruction] = refused
+    return refused
 
 
 def check_finite_inputs(inputs: dict[str, Any], obs: Observation) -> None:
