@@ -28,9 +28,8 @@ from drivevla.core.errors import DriveVLAError, read_utf8
 from drivevla.core.types import CameraSpec
 from drivevla.language.route_instructions import AnnounceRule
 from drivevla.sim_bridge.carla.convert import GeoReference
+from drivevla.sim_bridge.carla.observer import MODES, ObserverSettings
 from drivevla.sim_bridge.carla.pose_filter import LEADERBOARD_GNSS_NOISE_M
-
-MODES = ("language", "target_point")
 
 
 class AgentConfigError(DriveVLAError, ValueError):
@@ -74,6 +73,13 @@ class AgentConfig:
     @property
     def announce_rule(self) -> AnnounceRule:
         return AnnounceRule(self.announce_m, self.near_m)
+
+    def observer_settings(self, cameras: list[CameraSpec]) -> ObserverSettings:
+        """How the agent builds its observations, with the cameras it declared."""
+        return ObserverSettings(
+            tuple(cameras), self.control_rate_hz, self.mode, self.instruction,
+            self.route_target_points, self.route_target_spacing_m, self.command_lookahead_m,
+            self.announce_rule, self.geo_reference, self.gnss_filter, self.gnss_noise_m)
 
 
 def _number(source: str, key: str, value: Any, lo: float, integer: bool = False) -> float:

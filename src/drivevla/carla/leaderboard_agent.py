@@ -16,10 +16,9 @@ the ``leaderboard`` package is importable the class is a subclass of its
 ``AutonomousAgent``; otherwise it has the same methods (so it is testable without CARLA).
 
 Each policy tick (``control_rate_hz``, 10 Hz by default) the agent reads ``input_data``
-(:mod:`drivevla.sim_bridge.carla.sensor_inputs`), tracks the route along the global plan
-(:mod:`drivevla.sim_bridge.carla.route_tracking`) on the GNSS smoothed by
-:mod:`drivevla.sim_bridge.carla.pose_filter`, renders the instruction from the plan's
-RoadOptions with the language layer (language mode), and drives the policy through the same
+(:mod:`drivevla.sim_bridge.carla.observer`, shared with our CARLA backend: the GNSS smoothed,
+the route tracked along the global plan, the instruction rendered from the plan's RoadOptions
+in language mode), and drives the policy through the same
 :class:`~drivevla.agents.agent.Agent` and controllers as the embedded simulator; between
 policy ticks the last control is held. Every tick is logged to
 ``output_dir/explanations.jsonl`` (a ``route_start`` line first: the evaluator builds one
@@ -28,7 +27,6 @@ agent per route, and they share the file).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -41,7 +39,7 @@ from drivevla.agents.registry import make_policy
 from drivevla.carla.agent_config import AgentConfig, AgentConfigError, load_agent_config
 from drivevla.core.policy import Policy
 from drivevla.core.types import CameraSpec, Control, Decision, HighLevelCommand, Observation
-from drivevla.language.route_instructions import render_command_instruction, route_instruction
+from drivevla.language.route_instructions import render_command_instruction
 from drivevla.planner.controllers import ControllerConfig, TrajectoryController
 from drivevla.sim_bridge.carla.convert import (
     camera_to_sensor_dict,
@@ -49,9 +47,9 @@ from drivevla.sim_bridge.carla.convert import (
     control_to_carla,
     navigation_sensors,
 )
-from drivevla.sim_bridge.carla.pose_filter import GnssFilter, GnssFilterConfig
+from drivevla.sim_bridge.carla.observer import SensorObserver
 from drivevla.sim_bridge.carla.route_tracking import RouteTracker, plan_points
-from drivevla.sim_bridge.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID, read_input_data
+from drivevla.sim_bridge.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +133,9 @@ class DriveVLALeaderboardAgent(_AgentBase):
         self.config: AgentConfig | None = None
         self.agent: Agent | None = None
         self.cameras: list[CameraSpec] = []
-        self.tracker: RouteTracker | None = None
+        self.observer: SensorObserver | None = None
         self._tick = 0
         self._control: Control | None = None
-        self._last_yaw: float | None = None
-        self._gnss_filter: GnssFilter | None = None
         self._log = None
 
     # ------------------------------------------------------------------ leaderboard contract
@@ -161,11 +157,12 @@ class DriveVLALeaderboardAgent(_AgentBase):
         check_sensor_limits(self.sensors())
         self.agent = Agent(policy, _controller(config, source))
         self.agent.reset()
-        self._tick, self._control, self._last_yaw = 0, None, None
-        self._gnss_filter = (GnssFilter(GnssFilterConfig(gnss_noise_m=config.gnss_noise_m))
-                             if config.gnss_filter else None)
+        self._tick, self._control, self.observer = 0, None, None
         if self._dense_plan_gps or self._dense_plan_world:
-            self._make_tracker()
+            points, commands = plan_points(self._dense_plan_gps, self._dense_plan_world,
+                                           config.geo_reference)
+            self.observer = SensorObserver(config.observer_settings(self.cameras), points,
+                                           commands)
         if config.output_dir is not None:
             out = Path(config.output_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -205,43 +202,23 @@ class DriveVLALeaderboardAgent(_AgentBase):
         self.agent = None
 
     # ------------------------------------------------------------------ internals
-    def _make_tracker(self) -> None:
-        cfg = self.config
-        points, commands = plan_points(self._dense_plan_gps, self._dense_plan_world,
-                                       cfg.geo_reference)
-        self.tracker = RouteTracker(points, commands, cfg.route_target_points,
-                                    cfg.route_target_spacing_m)
+    @property
+    def tracker(self) -> RouteTracker | None:
+        """The route tracker (None before ``setup`` with a global plan)."""
+        return None if self.observer is None else self.observer.tracker
 
     def _observation(self, input_data: Mapping[str, Any], timestamp: float) -> Observation:
-        if self.tracker is None:
+        if self.observer is None:
             raise RuntimeError("no global plan: set_global_plan must be called before run_step")
-        frame = read_input_data(input_data, self.cameras, self.config.geo_reference,
-                                steer=0.0 if self._control is None else self._control.steer,
-                                fallback_yaw=self._last_yaw)
-        ego = frame.ego
-        self._last_yaw = ego.yaw
-        if self._gnss_filter is not None:
-            x, y = self._gnss_filter.update(ego.xy, ego.speed_mps, ego.yaw,
-                                            1.0 / self.config.control_rate_hz)
-            ego = dataclasses.replace(ego, x=float(x), y=float(y))
-        self.tracker.update(ego.xy)
-        route = self.tracker.route_info(ego.xy, ego.yaw, self.config.command_lookahead_m)
-        return Observation(images=frame.images, cameras={c.name: c for c in self.cameras},
-                           ego=ego, route=route, instruction=self.instruction(),
-                           timestamp_s=timestamp)
+        return self.observer.observe(input_data, timestamp,
+                                     0.0 if self._control is None else self._control.steer)
 
     def instruction(self) -> str:
-        """The instruction now: the config's fixed one; in language mode the next manoeuvre of
-        the plan (LangAuto-style); in target-point mode "follow the road"."""
-        cfg = self.config
-        if cfg.instruction is not None:
-            return cfg.instruction
-        if cfg.mode == "target_point" or self.tracker is None:
-            return render_command_instruction(HighLevelCommand.LANE_FOLLOW)
-        manoeuvre = self.tracker.next_manoeuvre(cfg.announce_m)
-        if manoeuvre is None:
-            return route_instruction(HighLevelCommand.LANE_FOLLOW, None, cfg.announce_rule)
-        return route_instruction(manoeuvre.command, manoeuvre.distance_m, cfg.announce_rule)
+        """The instruction now (see :meth:`SensorObserver.instruction`)."""
+        if self.observer is not None:
+            return self.observer.instruction()
+        fixed = None if self.config is None else self.config.instruction
+        return fixed or render_command_instruction(HighLevelCommand.LANE_FOLLOW)
 
     def _record(self, tick: int, obs: Observation, control: Control,
                 decision: Decision) -> dict[str, Any]:
