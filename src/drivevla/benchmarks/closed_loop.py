@@ -67,6 +67,7 @@ from drivevla.benchmarks.closed_loop_hooks import (  # noqa: F401  (re-exported)
     explanation_metrics,
 )
 from drivevla.benchmarks.closed_loop_run import (
+    check_carla_options,
     check_policy_loads,
     check_run_options,
     claim_out_dir,
@@ -103,6 +104,8 @@ from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir, safe_child
 from drivevla.core.provenance import provenance
 from drivevla.runtime.fault_spec import FaultSpec
+from drivevla.sim_bridge.carla.env import CarlaConnection, CarlaDrivingEnv, CarlaEnvConfig
+from drivevla.sim_bridge.carla.suite import carla_suite
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec, Suite, load_suite
 
@@ -242,7 +245,7 @@ def compute_route(job: RouteJob) -> dict[str, Any]:
     env = None
     result: dict[str, Any]
     try:
-        env = EmbeddedDrivingEnv(cfg)
+        env = CarlaDrivingEnv(cfg) if isinstance(cfg, CarlaEnvConfig) else EmbeddedDrivingEnv(cfg)
         episode = run_episode(
             env,
             _agent_factory(job),
@@ -469,6 +472,7 @@ def run_closed_loop(
     runtime: str = "none",
     faults: FaultSpec | None = None,
     clock: str = "simulated",
+    carla: CarlaConnection | None = None,
 ) -> dict:
     """Drive every route of ``suite`` with ``policy`` (see the module docstring).
 
@@ -479,13 +483,17 @@ def run_closed_loop(
     (a debug view; only where the explainer's shadow expert runs). ``runtime``: the driver
     (:mod:`.closed_loop_runtime`), ``clock`` its clock (``simulated`` or ``wall``);
     ``faults``: what to inject (:class:`FaultSpec`; all three part of the resume
-    fingerprint). Returns the summary (also written to ``out/summary.json``)."""
+    fingerprint). ``carla``: drive on that CARLA server, ``suite`` being a Leaderboard 2.0 /
+    Bench2Drive route file (:mod:`drivevla.sim_bridge.carla.suite`). Returns the summary
+    (also written to ``out/summary.json``)."""
     t0 = time.perf_counter()
     out = Path(out)
     executor = _check_executor(executor, workers)
     check_run_options(max_steps, explain_every, workers)
     check_runtime(runtime, clock)
-    suite_obj = load_suite(suite)
+    if carla is not None:
+        check_carla_options(explain_every, video, runtime, faults)
+    suite_obj = load_suite(suite) if carla is None else carla_suite(suite, carla)
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
     factory = resolve_factory(policy)

@@ -120,6 +120,19 @@ def check_run_options(max_steps: Any, explain_every: Any, workers: Any) -> None:
             raise ValueError(f"{name}={value!r} must be an integer >= 0")
 
 
+def check_carla_options(explain_every: int, video: bool, runtime: str,
+                         faults: Any) -> None:
+    """What the CARLA backend cannot do yet: score explanations (the shadow expert plans on the
+    embedded lane graph), render the BEV video, run the runtime's radar and audits."""
+    unsupported = [name for name, on in (
+        ("explain_every > 0 (explanations are scored against the expert, which cannot drive in "
+         "CARLA; the leaderboard agent file logs them)", explain_every > 0),
+        ("video", video), (f"runtime={runtime!r}", runtime != "none"),
+        ("faults", faults is not None and faults.active)) if on]
+    if unsupported:
+        raise ValueError(f"the CARLA backend does not support: {'; '.join(unsupported)}")
+
+
 def run_meta(
     policy: str,
     suite: Suite,

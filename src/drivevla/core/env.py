@@ -99,8 +99,9 @@ class PrivilegedState:
     """Ground truth at one instant, as ``Env.privileged_state()`` returns it.
 
     Privileged policies receive it in ``reset``; the typed fields are a snapshot of that
-    instant, ``backend`` is the live handle they read on every later tick. Scorers read the
-    typed fields of fresh snapshots."""
+    instant, ``backend`` is the live handle they read on every later tick (None where the
+    backend has none to give, as CARLA: planners that need it refuse to drive there). Scorers
+    read the typed fields of fresh snapshots."""
 
     time_s: float
     ego: ActorBox
@@ -113,7 +114,16 @@ class PrivilegedState:
     route_progress_m: float
     speed_limit_mps: float
     outside_route_lanes_m: float  # distance (m) driven outside the route lanes so far
-    backend: PrivilegedBackend
+    backend: PrivilegedBackend | None
+
+    def live_backend(self, who: str) -> PrivilegedBackend:
+        """``backend``, or a ValueError naming ``who`` needs it where there is none."""
+        if self.backend is None:
+            raise ValueError(
+                f"{who} plans on the simulator's lane graph and route plan, and this backend "
+                f"gives no live handle to them (scenario {self.scenario!r}): drive a learned "
+                "policy there")
+        return self.backend
 
 
 @runtime_checkable

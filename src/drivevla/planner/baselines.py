@@ -34,7 +34,7 @@ class _LaneFollowingBase:
                 f"policy {self.name!r} is privileged: reset() needs the simulator's "
                 "PrivilegedState (env.privileged_state())"
             )
-        self.sim = privileged.backend
+        self.sim = privileged.live_backend(f"policy {self.name!r}")
         self.speed_limit_mps = privileged.speed_limit_mps
 
     def _path(self) -> np.ndarray:

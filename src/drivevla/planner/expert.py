@@ -106,7 +106,7 @@ class ExpertPolicy:
                 "the expert is privileged: reset() needs the simulator's PrivilegedState "
                 "(env.privileged_state())"
             )
-        self.sim = privileged.backend
+        self.sim = privileged.live_backend("the expert")
         self.speed_limit_mps = privileged.speed_limit_mps
         self.intent = privileged.intent
         self.place = FAMILY_PLACE.get(privileged.scenario)

@@ -39,7 +39,8 @@ class RouteFollower:
     def __init__(
         self, privileged: PrivilegedState, config: RouteFollowerConfig | None = None
     ) -> None:
-        self.route = privileged.backend.scenario.route  # the plan: ``point_at(s)``
+        # the plan: ``point_at(s)``
+        self.route = privileged.live_backend("the route follower").scenario.route
         self.cfg = config or RouteFollowerConfig()
 
     def reset(self) -> None:
