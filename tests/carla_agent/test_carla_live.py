@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
 import pytest
 
+from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.sim_bridge.carla.convert import carla_transform_to_world
+from drivevla.sim_bridge.carla.env import CarlaConnection
 
 HOST = os.environ.get("DRIVEVLA_CARLA_HOST")
 pytestmark = pytest.mark.skipif(
@@ -33,3 +36,26 @@ def test_spawn_points_convert_to_finite_world_poses(client):
     for transform in spawn_points[:10]:
         x, y, yaw = carla_transform_to_world(transform)
         assert all(math.isfinite(v) for v in (x, y, yaw))
+
+
+def test_the_benchmark_drives_a_learned_policy_on_the_server(client, tmp_path):
+    pytest.importorskip("agents.navigation.global_route_planner",
+                        reason="CARLA's PythonAPI (${CARLA_ROOT}/PythonAPI/carla) on PYTHONPATH")
+    world_map = client.get_world().get_map()
+    start = world_map.get_spawn_points()[0]
+    end = world_map.get_waypoint(start.location).next(60.0)[0].transform.location
+    town = world_map.name.split("/")[-1]
+    routes = tmp_path / "live.xml"
+    routes.write_text(
+        f'<routes><route id="0" town="{town}"><waypoints>'
+        f'<position x="{start.location.x}" y="{start.location.y}" z="{start.location.z}"/>'
+        f'<position x="{end.x}" y="{end.y}" z="{end.z}"/></waypoints></route></routes>',
+        encoding="utf-8")
+    server = CarlaConnection(HOST, int(os.environ.get("DRIVEVLA_CARLA_PORT", "2000")))
+    summary = run_closed_loop("drivevla-tiny", routes, tmp_path / "out", workers=0,
+                              max_steps=40, explain_every=0, carla=server, progress=False,
+                              print_table=False)
+    record = json.loads((tmp_path / "out" / "routes" / "0.json").read_text(encoding="utf-8"))
+    assert summary["n_routes"] == 1 and record["error"] is None, record["error"]
+    assert record["metrics"]["n_ticks"] == 40
+    assert 0.0 <= record["metrics"]["route_completion"] <= 100.0

@@ -1,5 +1,6 @@
-"""Simulator backends behind one contract: the embedded simulator (the only backend today;
-a CARLA backend is planned)."""
+"""Simulator backends behind one contract (:class:`drivevla.core.env.Env`): the embedded
+simulator (``embedded``, the default) and a CARLA server (``carla``; untested against a live
+server, see docs/carla.md)."""
 
 from drivevla.core.types import (
     CameraSpec,
