@@ -11,6 +11,7 @@ import pytest
 from drivevla.agents.agent import Agent
 from drivevla.runtime.clock import MonotonicClock, SimulatedClock
 from drivevla.runtime.runner import RealtimeConfig, RealtimeRunner
+from drivevla.runtime.safety import SafetyConfig
 from support.runtime_parts import ScriptedPolicy, drive, obs_at
 
 
@@ -60,6 +61,22 @@ def test_latency_within_the_deadline_is_used():
     _, decisions = drive(runner, 2)
     assert decisions[0].runtime.mode == "policy"
     assert decisions[0].runtime.latency_s == pytest.approx(0.05)
+
+
+def test_the_deadline_counts_from_the_ticks_start_not_from_the_act():
+    # the instruction gate spends 50 ms of the 90 ms deadline; an act of 30 ms still fits,
+    # one of 60 ms (in time on its own) does not
+    class SlowGate(ScriptedPolicy):
+        def refuses(self, instruction: str) -> bool:
+            self.clock.sleep(0.05)
+            return False
+
+    clock = SimulatedClock()
+    runner = RealtimeRunner(SlowGate([("sleep", 0.03), ("sleep", 0.06)], clock),
+                            config=RealtimeConfig(safety=SafetyConfig(aeb=False)), clock=clock)
+    runner.reset()
+    _, decisions = drive(runner, 3)
+    assert _causes(decisions)[:2] == [None, "deadline"]
 
 
 def test_a_policy_that_raises_once_recovers_the_next_tick(caplog):
@@ -129,7 +146,7 @@ def test_a_real_late_act_does_not_hold_up_the_tick():
 
 
 def test_config_defaults_and_errors():
-    assert RealtimeConfig().effective_deadline_s == pytest.approx(0.095)
+    assert RealtimeConfig().effective_deadline_s == pytest.approx(0.090)
     assert RealtimeConfig(deadline_s=0.05).effective_deadline_s == 0.05
     with pytest.raises(ValueError, match="deadline"):
         RealtimeConfig(deadline_s=0.2)

@@ -61,14 +61,15 @@ MAX_EVENTS = 200  # mode changes kept in a route record (a 30 %-fault route has 
 class RealtimeConfig:
     """The runner's timing and fallback settings (seconds, m/s^2).
 
-    ``deadline_s``: how long the action path may take; None = ``control_dt_s -
-    controller_budget_s``. ``hold_horizon_s``: how long after the last valid decision it is
+    ``deadline_s``: how long a tick may take until its decision is chosen (the sensor
+    check, the instruction gate and the action path together); None = ``control_dt_s -
+    controller_budget_s`` (what is left covers the filter and the controller). ``hold_horizon_s``: how long after the last valid decision it is
     followed before the stop begins. ``stop_decel_mps2``: the stop's deceleration (under
     nuPlan's 4.05 m/s^2 comfort bound)."""
 
     control_dt_s: float = 0.1
     deadline_s: float | None = None
-    controller_budget_s: float = 0.005
+    controller_budget_s: float = 0.010
     hold_horizon_s: float = 1.0
     stop_decel_mps2: float = 2.0
     bounds: TrajectoryBounds = field(default_factory=TrajectoryBounds)
@@ -180,11 +181,14 @@ class RealtimeRunner(Agent):
     def step(self, obs: Observation) -> tuple[Control, Decision]:
         wall0 = time.perf_counter()
         self.clock.begin_tick(obs.timestamp_s)
+        start = self.clock.now()
         health = self.monitor.check(obs)
         seen, refused = obs, False
         if self.gate is not None:  # a refused instruction never reaches the action path
             seen, refused = self.gate.screen(self.policy, obs)
-        outcome = self.worker.run(self.policy.act, seen, self.config.effective_deadline_s)
+        # the deadline counts from the tick's start: the checks above spend the same budget
+        left = max(0.0, self.config.effective_deadline_s - (self.clock.now() - start))
+        outcome = self.worker.run(self.policy.act, seen, left)
         cause = outcome.cause
         if cause is None:
             reason = invalid_reason(outcome.result, self.config.bounds)
