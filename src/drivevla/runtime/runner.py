@@ -63,8 +63,9 @@ class RealtimeConfig:
 
     ``deadline_s``: how long a tick may take until its decision is chosen (the sensor
     check, the instruction gate and the action path together); None = ``control_dt_s -
-    controller_budget_s`` (what is left covers the filter and the controller). ``hold_horizon_s``: how long after the last valid decision it is
-    followed before the stop begins. ``stop_decel_mps2``: the stop's deceleration (under
+    controller_budget_s`` (what is left covers the filter and the controller).
+    ``hold_horizon_s``: how long after the last valid decision it is followed before the
+    stop begins. ``stop_decel_mps2``: the stop's deceleration (under
     nuPlan's 4.05 m/s^2 comfort bound)."""
 
     control_dt_s: float = 0.1
