@@ -9,6 +9,7 @@ from typing import Any
 from drivevla.core.types import CameraSpec
 from drivevla.sim_bridge.embedded.criteria import CriteriaConfig
 from drivevla.sim_bridge.embedded.field_rules import Rule, check_fields
+from drivevla.sim_bridge.embedded.geometry import GEOMETRY_SPLITS
 
 
 def default_cameras() -> tuple[CameraSpec, ...]:
@@ -19,6 +20,7 @@ def default_cameras() -> tuple[CameraSpec, ...]:
 # in __post_init__: they hold several values each).
 SIM_FIELD_RULES: dict[str, Rule] = {
     "scenario": Rule("str"),
+    "geometry": Rule("choice", choices=GEOMETRY_SPLITS),
     "intent": Rule("str", optional=True),
     "instruction": Rule("str", optional=True),
     "instruction_split": Rule("choice", choices=("canonical", "train", "heldout", "all")),
@@ -56,6 +58,9 @@ class SimConfig:
     """Embedded simulator settings (units in the names or comments)."""
 
     scenario: str = "highway"
+    # the map: "fixed" (the family's one map) or drawn from the seed in the "train", "val" or
+    # "test" parameter bands (sim_bridge/embedded/geometry.py)
+    geometry: str = "fixed"
     # navigation intent; None picks one of the family's intents from the reset seed
     intent: str | None = None
     # overrides the generated instruction text

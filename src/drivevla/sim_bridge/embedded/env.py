@@ -47,6 +47,7 @@ from drivevla.sim_bridge.embedded.criteria import (
     RouteCriteria,
     RoutePath,
 )
+from drivevla.sim_bridge.embedded.geometry import draw_geometry
 from drivevla.sim_bridge.embedded.language_hooks import (
     event_slots,
     instruction_success,
@@ -127,6 +128,7 @@ class EmbeddedDrivingEnv(gym.Env):
         self._route_s = 0.0
         self._episode: dict[str, Any] = {}
         self._last_control = Control()
+        self.geometry: dict[str, float] = {}  # the map's parameters (geometry.py)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -143,8 +145,12 @@ class EmbeddedDrivingEnv(gym.Env):
         ]
         family = FAMILIES[self.config.scenario]
         rng = np.random.default_rng(self.np_random.integers(0, 2**63 - 1))
-        # the radar's noise: a child stream of the reset seed (draws nothing from ``rng``)
-        self._radar_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+        # the radar's noise and the map: child streams of the reset seed (they draw nothing
+        # from ``rng``, so a seed's traffic is the same on every map)
+        radar_seq, geometry_seq = rng.bit_generator.seed_seq.spawn(2)
+        self._radar_rng = np.random.default_rng(radar_seq)
+        self.geometry = draw_geometry(self.config.scenario, self.config.geometry,
+                                      np.random.default_rng(geometry_seq))
         intent = options.get("intent") or self.config.intent or str(rng.choice(family.intents))
         self._build_world(intent, rng)
         # language choices draw from their own stream so they never change the world
@@ -183,6 +189,7 @@ class EmbeddedDrivingEnv(gym.Env):
             light_cycle_s=cfg.light_cycle_s,
             light_offset_s=cfg.light_offset_s,
             guard_rails=cfg.guard_rails,
+            geometry=dict(self.geometry),
         )
         scenario = build_scenario(cfg.scenario, intent, ctx)
         self.scenario = scenario
@@ -447,6 +454,7 @@ class EmbeddedDrivingEnv(gym.Env):
         ego = world.ego
         return {
             **self._episode,
+            "geometry": dict(self.geometry),
             "time_s": world.time_s,
             "step": self._steps,
             "ego": {

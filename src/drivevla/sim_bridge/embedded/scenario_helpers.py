@@ -75,11 +75,14 @@ def signal_for(
     ctx: BuildContext,
     group_offset_s: float,
 ) -> TrafficLight:
-    """A signal for arm ``arm``'s incoming lane, standing at the far-right corner."""
+    """A signal for arm ``arm``'s incoming lane, standing at the far-right corner: beside the
+    outgoing lane of the arm across the junction, 1.5 m past its start and 1.5 m beyond its
+    right edge (so it keeps that clearance when the arms are not at right angles)."""
     entry, heading = junction.entries[arm]
-    d_in = unit(heading)
-    right = -left_normal(d_in)
-    head = entry + d_in * (2 * junction.half_size + 1.5) + right * (LANE_WIDTH_M / 2 + 1.5)
+    right = -left_normal(unit(heading))
+    across, out_heading = junction.exits[(arm + 2) % len(junction.arm_angles)]
+    d_out = unit(out_heading)
+    head = across + d_out * 1.5 - left_normal(d_out) * (LANE_WIDTH_M / 2 + 1.5)
     stop_line = np.array([entry + right * LANE_WIDTH_M / 2, entry - right * LANE_WIDTH_M / 2])
     g, y, r = ctx.light_cycle_s
     return TrafficLight(

@@ -8,6 +8,7 @@ from highway_env.road.road import RoadNetwork
 
 from drivevla.core.types import HighLevelCommand
 from drivevla.sim_bridge.embedded.actors import TrafficLight
+from drivevla.sim_bridge.embedded.geometry import arm_angles
 from drivevla.sim_bridge.embedded.roads import (
     LANE_WIDTH_M,
     Junction,
@@ -52,7 +53,8 @@ def _intersection(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 12.0
     net = RoadNetwork()
     major = (0, 2)
-    j = build_junction(net, "J", np.zeros(2), 12.0, 8.0, priority_arms=major)
+    j = build_junction(net, "J", np.zeros(2), ctx.geo("intersection", "half_size_m"), 8.0,
+                       arm_angles(ctx.geometry), priority_arms=major)
     arm_roads(net, j, v_lim, priority_arms=major)
     target = TURN_TO_ARM[intent]
     path = [
@@ -109,7 +111,8 @@ def _intersection(intent: str, ctx: BuildContext) -> Scenario:
 def _roundabout(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 9.0
     net = RoadNetwork()
-    build_roundabout(net, "R", np.zeros(2), 20.0, v_lim, arm_length=100.0)
+    build_roundabout(net, "R", np.zeros(2), ctx.geo("roundabout", "radius_m"), v_lim,
+                     arm_length=100.0, arm_angles=arm_angles(ctx.geometry))
     n_exit = int(intent[-1])
     k0 = 3
     path: list[LaneId] = [("R_a3", "R_ai3", 0), ("R_ai3", "R_e3", 0)]
@@ -185,7 +188,7 @@ def _roundabout(intent: str, ctx: BuildContext) -> Scenario:
 )
 def _urban(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 11.0
-    net, j1, j2 = _urban_roads(v_lim)
+    net, j1, j2 = _urban_roads(v_lim, ctx)
     legs = _urban_route(net, j1, j2, intent)
     lights = _urban_lights(net, j1, j2, ctx)
     peds = _urban_pedestrians(j1, ctx)
@@ -206,12 +209,14 @@ def _urban(intent: str, ctx: BuildContext) -> Scenario:
     )
 
 
-def _urban_roads(v_lim: float) -> tuple[RoadNetwork, Junction, Junction]:
-    """Junction A at the origin, B 110 m north of it, their arms and the block between."""
+def _urban_roads(v_lim: float, ctx: BuildContext) -> tuple[RoadNetwork, Junction, Junction]:
+    """Junction A at the origin, B ``junction_gap_m`` (110 m on the fixed map) north of it,
+    their arms and the block between."""
     net = RoadNetwork()
-    gap = 110.0  # junction spacing (centre to centre)
-    j1 = build_junction(net, "A", np.array([0.0, 0.0]), 10.0, 7.0)
-    j2 = build_junction(net, "B", np.array([0.0, gap]), 10.0, 7.0)
+    gap = ctx.geo("urban", "junction_gap_m")  # junction spacing (centre to centre)
+    half, angles = ctx.geo("urban", "half_size_m"), arm_angles(ctx.geometry)
+    j1 = build_junction(net, "A", np.array([0.0, 0.0]), half, 7.0, angles)
+    j2 = build_junction(net, "B", np.array([0.0, gap]), half, 7.0, angles)
     arm_roads(net, j1, v_lim, arms=(0, 2, 3))
     arm_roads(net, j2, v_lim, arms=(0, 1, 2))
     # the block between the junctions: A's north exit feeds B's south entry, and back

@@ -10,6 +10,7 @@ import numpy as np
 from highway_env.road.road import RoadNetwork
 
 from drivevla.sim_bridge.embedded.actors import TrafficLight
+from drivevla.sim_bridge.embedded.geometry import FAMILY_GEOMETRY
 from drivevla.sim_bridge.embedded.routes import Route
 
 LaneId = tuple[str, str, int]
@@ -83,3 +84,11 @@ class BuildContext:
     light_cycle_s: tuple[float, float, float]  # green, yellow, red
     light_offset_s: float | None
     guard_rails: bool
+    # the map's parameters (sim_bridge/embedded/geometry.py); missing names: the fixed map's
+    geometry: dict[str, float] = field(default_factory=dict)
+
+    def geo(self, family: str, name: str) -> float:
+        """Map parameter ``name`` of ``family`` (its fixed value when not drawn)."""
+        if name in self.geometry:
+            return float(self.geometry[name])
+        return next(p.fixed for p in FAMILY_GEOMETRY[family] if p.name == name)
