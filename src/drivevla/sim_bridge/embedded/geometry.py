@@ -14,7 +14,7 @@ trained on (issue 28, item 1).
 
 The draw uses its own random stream (a child of the reset seed) and takes nothing from the
 world's, so every seed's world on the fixed map is what it was before maps were drawn.
-Families without parameters here (the motorway ones, for now) have one map.
+Families without parameters here (highway, for now) have one map.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ FAMILY_GEOMETRY: dict[str, tuple[GeometryParam, ...]] = {
     "roundabout": (GeometryParam("radius_m", 20.0, 14.0, 28.0), *_skews(15.0, (0, 1, 2))),
     "urban": (GeometryParam("junction_gap_m", 110.0, 80.0, 140.0),
               GeometryParam("half_size_m", 10.0, 8.0, 12.0), *_skews(10.0, (0, 2))),
+    "merge": (GeometryParam("accel_lane_m", 130.0, 90.0, 170.0),
+              GeometryParam("ramp_offset_m", 26.0, 18.0, 34.0),
+              GeometryParam("ramp_curve_m", 60.0, 45.0, 75.0)),
+    "exit": (GeometryParam("decel_lane_m", 80.0, 55.0, 110.0),
+             GeometryParam("ramp_dx_m", 60.0, 45.0, 80.0),
+             GeometryParam("ramp_dy_m", 22.0, 16.0, 30.0)),
 }
 
 

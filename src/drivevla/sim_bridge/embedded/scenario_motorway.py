@@ -119,14 +119,18 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
 def _merge(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 25.0
     net = RoadNetwork()
+    accel = ctx.geo("merge", "accel_lane_m")  # 130 m on the fixed map
+    offset = ctx.geo("merge", "ramp_offset_m")  # 26 m
+    curve = ctx.geo("merge", "ramp_curve_m")  # 60 m
     add_straight_road(net, ("m0", "m1"), (0, 0), (200, 0), 2, v_lim)
     # acceleration lane is lane 0 of the middle section (its left side is striped)
-    add_straight_road(net, ("m1", "m2"), (200, -LANE_WIDTH_M), (330, -LANE_WIDTH_M), 3, v_lim)
-    add_straight_road(net, ("m2", "m3"), (330, 0), (800, 0), 2, v_lim)
+    add_straight_road(net, ("m1", "m2"), (200, -LANE_WIDTH_M), (200 + accel, -LANE_WIDTH_M), 3,
+                      v_lim)
+    add_straight_road(net, ("m2", "m3"), (200 + accel, 0), (800, 0), 2, v_lim)
     # ramp: straight, then an S-curve of two arcs into the acceleration lane
-    add_straight_road(net, ("r0", "r1"), (40, -26), (140, -26), 1, 20.0)
-    mid = np.array([170.0, -(26 + LANE_WIDTH_M) / 2])
-    first = add_arc(net, ("r1", "r2"), (140, -26), 0.0, mid, 20.0, lines=(3, 3))
+    add_straight_road(net, ("r0", "r1"), (40, -offset), (200 - curve, -offset), 1, 20.0)
+    mid = np.array([200 - curve / 2, -(offset + LANE_WIDTH_M) / 2])
+    first = add_arc(net, ("r1", "r2"), (200 - curve, -offset), 0.0, mid, 20.0, lines=(3, 3))
     add_arc(
         net,
         ("r2", "m1"),
@@ -137,9 +141,9 @@ def _merge(intent: str, ctx: BuildContext) -> Scenario:
         lines=(3, 3),
     )
     legs = [
-        RouteLeg(("r0", "r1", 0), 10, 100),
+        RouteLeg(("r0", "r1", 0), 10, 160 - curve),
         *legs_along_path(net, [("r1", "r2", 0), ("r2", "m1", 0)]),
-        *lane_change_legs(net, ("m1", "m2"), 0, 1, 0, 40, 130),
+        *lane_change_legs(net, ("m1", "m2"), 0, 1, 0, 40, accel),
         RouteLeg(("m2", "m3", 0), 0, 180),
     ]
     lanes = [(a, b, i) for a, b in (("m0", "m1"),) for i in range(2)] + [
@@ -148,7 +152,7 @@ def _merge(intent: str, ctx: BuildContext) -> Scenario:
     ]
     npcs = fill_lanes(ctx, net, lanes, (16.0, 22.0), [], lane_change=False)
     statics = (
-        guard_rails(np.array([330.0, 0.0]), np.array([800.0, 0.0]), LANE_WIDTH_M / 2 + 2.0)
+        guard_rails(np.array([200 + accel, 0.0]), np.array([800.0, 0.0]), LANE_WIDTH_M / 2 + 2.0)
         if ctx.guard_rails
         else []
     )
@@ -173,14 +177,18 @@ def _merge(intent: str, ctx: BuildContext) -> Scenario:
 def _exit(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 25.0
     net = RoadNetwork()
+    decel = ctx.geo("exit", "decel_lane_m")  # 80 m on the fixed map
+    ramp_end = (250 + decel + ctx.geo("exit", "ramp_dx_m"), -ctx.geo("exit", "ramp_dy_m"))
     add_straight_road(net, ("x0", "x1"), (0, 0), (250, 0), 3, v_lim)
-    add_straight_road(net, ("x1", "x1b"), (250, 0), (330, 0), 3, v_lim, right_line=0)
-    add_straight_road(net, ("x1b", "x2"), (330, 0), (900, 0), 3, v_lim)
+    add_straight_road(net, ("x1", "x1b"), (250, 0), (250 + decel, 0), 3, v_lim, right_line=0)
+    add_straight_road(net, ("x1b", "x2"), (250 + decel, 0), (900, 0), 3, v_lim)
     # deceleration lane beside lane 0, then the ramp curving away to the right
     add_straight_road(
-        net, ("x1", "e0"), (250, -LANE_WIDTH_M), (330, -LANE_WIDTH_M), 1, 20.0, left_line=1
+        net, ("x1", "e0"), (250, -LANE_WIDTH_M), (250 + decel, -LANE_WIDTH_M), 1, 20.0,
+        left_line=1
     )
-    arc = add_arc(net, ("e0", "e1"), (330, -LANE_WIDTH_M), 0.0, (390, -22.0), 18.0, lines=(3, 3))
+    arc = add_arc(net, ("e0", "e1"), (250 + decel, -LANE_WIDTH_M), 0.0, ramp_end, 18.0,
+                  lines=(3, 3))
     h_end = float(arc.heading_at(arc.length))
     p_end = arc.position(arc.length, 0)
     add_straight_road(net, ("e1", "e2"), p_end, p_end + 150 * unit(h_end), 1, 18.0)
@@ -202,7 +210,7 @@ def _exit(intent: str, ctx: BuildContext) -> Scenario:
             RouteLeg(
                 ("x1", "e0", 0),
                 0,
-                80,
+                decel,
                 lateral_start=LANE_WIDTH_M,
                 blend_m=40.0,
                 command=HighLevelCommand.RIGHT,
