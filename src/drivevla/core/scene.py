@@ -48,13 +48,18 @@ class LaneGeometry:
 
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """(right_edge, left_edge), each (N, 2): the centreline offset by -/+ width/2."""
-        c = self.centerline
-        d = np.gradient(c, axis=0)
-        norm = np.linalg.norm(d, axis=1, keepdims=True)
-        d = d / np.maximum(norm, 1e-9)
-        left_normal = np.stack([-d[:, 1], d[:, 0]], axis=1)
-        half = self.width / 2.0
-        return c - half * left_normal, c + half * left_normal
+        return strip_edges(self.centerline, self.width)
+
+
+def strip_edges(centerline: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(right_edge, left_edge) of a strip ``width`` wide around a polyline, each (N, 2)."""
+    c = np.asarray(centerline, dtype=np.float64)
+    d = np.gradient(c, axis=0)
+    norm = np.linalg.norm(d, axis=1, keepdims=True)
+    d = d / np.maximum(norm, 1e-9)
+    left_normal = np.stack([-d[:, 1], d[:, 0]], axis=1)
+    half = width / 2.0
+    return c - half * left_normal, c + half * left_normal
 
 
 def box_footprint(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
