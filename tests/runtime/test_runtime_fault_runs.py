@@ -138,6 +138,10 @@ def test_aeb_confirmation_uses_a_margin_over_the_aeb_itself():
     assert not aeb_confirmed(RadarReading(40.0, -10.0, 0.0, 1), 10.0)  # TTC 4 s
     assert not aeb_confirmed(RadarReading(20.0, -10.0, 0.5, 1), 10.0)  # 9.6 m to the side
     assert not aeb_confirmed(None, 10.0)
+    # standing against a car (after a collision): a near object ahead confirms at any speed
+    assert aeb_confirmed(RadarReading(0.8, -0.02, 0.0, 1), 0.1)
+    assert not aeb_confirmed(RadarReading(3.0, -0.02, 1.2, 1), 0.1)  # 2.8 m to the side
+    assert not aeb_confirmed(RadarReading(6.0, 0.0, 0.0, 1), 0.1)  # 6 m, not closing
 
 
 def test_on_the_wall_clock_latency_spikes_sleep_for_real_and_fall_back(tmp_path, suite):

@@ -20,6 +20,7 @@ the summary adds them over the routes.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -146,11 +147,16 @@ class RuntimeRecord(Hook):
 def aeb_confirmed(truth: RadarReading | None, speed_mps: float,
                   config: SafetyConfig | None = None) -> bool:
     """Whether the true (noise-free) radar reading shows a threat to an AEB of ``config``
-    with a margin: twice its time to collision and minimum range, its corridor 0.5 m wider.
-    An activation this does not confirm braked with nothing ahead (a false activation)."""
+    with a margin: twice its time to collision and minimum range, its corridor 0.5 m wider;
+    an object in that corridor closer than that range confirms braking at any speed (an ego
+    standing against a car it hit is not braking for nothing). An activation this does not
+    confirm braked with nothing ahead (a false activation)."""
     cfg = config or SafetyConfig()
     relaxed = SafetyConfig(ttc_s=2 * cfg.ttc_s, min_range_m=2 * cfg.min_range_m,
                            corridor_m=cfg.corridor_m + 0.5)
+    if (truth is not None and truth.range_m < relaxed.min_range_m
+            and abs(truth.range_m * math.sin(truth.bearing_rad)) <= relaxed.corridor_m):
+        return True
     return Aeb(relaxed).threat(truth, speed_mps)
 
 
