@@ -4,6 +4,7 @@ recovery, the accounting; on a simulated clock (deterministic) and one real-thre
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +78,25 @@ def test_the_deadline_counts_from_the_ticks_start_not_from_the_act():
     runner.reset()
     _, decisions = drive(runner, 3)
     assert _causes(decisions)[:2] == [None, "deadline"]
+
+
+def test_the_slowest_tick_is_named_with_the_time_spent_before_the_action_worker():
+    # a gate that really takes 60 ms on the third tick (a new instruction to screen)
+    class SlowOnce(ScriptedPolicy):
+        def refuses(self, instruction: str) -> bool:
+            if self.calls == 2:
+                time.sleep(0.06)
+            return False
+
+    clock = SimulatedClock()
+    runner = RealtimeRunner(SlowOnce([], clock),
+                            config=RealtimeConfig(safety=SafetyConfig(aeb=False)), clock=clock)
+    runner.reset()
+    drive(runner, 5)
+    record = runner.stats.to_dict()
+    assert record["slowest_tick"] == 2
+    assert record["slowest_tick_pre_ms"] >= 60.0
+    assert record["max_tick_ms"] >= record["slowest_tick_pre_ms"]
 
 
 def test_a_policy_that_raises_once_recovers_the_next_tick(caplog):

@@ -110,6 +110,10 @@ class RuntimeStats:
     refused_instruction_ticks: int = 0  # ticks the instruction gate kept the text away
     late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
     max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
+    # where the slowest tick spent its time: its index and the wall time (s) before the action
+    # worker was asked (sensor check + instruction gate)
+    slowest_tick: int | None = None
+    slowest_tick_pre_s: float = 0.0
     # fallback entries and exits, the first MAX_EVENTS of them (all are logged)
     events: list[dict[str, Any]] = field(default_factory=list)
     events_dropped: int = 0
@@ -122,6 +126,8 @@ class RuntimeStats:
                 "speed_limited_ticks": self.speed_limited_ticks,
                 "refused_instruction_ticks": self.refused_instruction_ticks,
                 "late_ticks": self.late_ticks, "max_tick_ms": round(self.max_tick_s * 1e3, 3),
+                "slowest_tick": self.slowest_tick,
+                "slowest_tick_pre_ms": round(self.slowest_tick_pre_s * 1e3, 3),
                 "events": list(self.events), "events_dropped": self.events_dropped}
 
 
@@ -189,6 +195,7 @@ class RealtimeRunner(Agent):
             seen, refused = self.gate.screen(self.policy, obs)
         # the deadline counts from the tick's start: the checks above spend the same budget
         left = max(0.0, self.config.effective_deadline_s - (self.clock.now() - start))
+        pre_s = time.perf_counter() - wall0
         outcome = self.worker.run(self.policy.act, seen, left)
         cause = outcome.cause
         if cause is None:
@@ -211,7 +218,7 @@ class RealtimeRunner(Agent):
         self._account(decision.runtime)
         self.last_decision = decision
         control = self.controller.control(decision, obs.ego)
-        self._account_time(time.perf_counter() - wall0)
+        self._account_time(time.perf_counter() - wall0, pre_s)
         self.tick += 1
         return control, decision
 
@@ -268,7 +275,9 @@ class RealtimeRunner(Agent):
                     status.mode, status.cause or "valid decision")
             self._mode = status.mode
 
-    def _account_time(self, wall_s: float) -> None:
-        self.stats.max_tick_s = max(self.stats.max_tick_s, wall_s)
+    def _account_time(self, wall_s: float, pre_s: float) -> None:
+        if wall_s > self.stats.max_tick_s:
+            self.stats.max_tick_s, self.stats.slowest_tick = wall_s, self.tick
+            self.stats.slowest_tick_pre_s = pre_s
         if wall_s > self.config.control_dt_s and isinstance(self.clock, MonotonicClock):
             self.stats.late_ticks += 1
