@@ -34,7 +34,7 @@ import numpy as np
 
 from drivevla.core.env import PrivilegedState
 from drivevla.core.errors import DriveVLAError
-from drivevla.core.scene import LightState, TrafficLightView
+from drivevla.core.scene import ActorBox, LightState, TrafficLightView
 from drivevla.core.types import Control, Observation, RouteResult
 from drivevla.sim_bridge.carla.convert import (
     camera_to_sensor_dict,
@@ -56,7 +56,12 @@ from drivevla.sim_bridge.carla.routes_xml import LeaderboardRoute
 from drivevla.sim_bridge.carla.sensor_data import FrameBuffer, speedometer_data
 from drivevla.sim_bridge.carla.sensor_inputs import GNSS_ID, IMU_ID, SPEED_ID
 from drivevla.sim_bridge.carla.spawn import sensor_spawn_specs, synchronous_settings
-from drivevla.sim_bridge.embedded.criteria import CriteriaConfig, CriteriaTick, RouteCriteria
+from drivevla.sim_bridge.embedded.criteria import (
+    CriteriaConfig,
+    CriteriaTick,
+    LightCrossing,
+    RouteCriteria,
+)
 from drivevla.sim_bridge.embedded.route_path import RoutePath
 
 log = logging.getLogger(__name__)
@@ -196,7 +201,8 @@ class CarlaDrivingEnv:
         self._settings = None  # the world's settings before reset, restored by close()
         self._sensors: list[Any] = []
         self._traffic: list[Any] = []
-        self._lights: list[tuple[Any, list[tuple[Any, float]]]] = []
+        # each light and the stop lines it governs (their state set each tick)
+        self._lights: list[tuple[Any, list[LightCrossing]]] = []
         self._buffer: FrameBuffer | None = None
         self._collisions = CollisionLog()
         self._steps, self._t0, self._steer = 0, 0.0, 0.0
@@ -226,7 +232,7 @@ class CarlaDrivingEnv:
         self._steps, self._steer = 0, 0.0
         frame = self._tick()
         self._t0 = self._elapsed_s()
-        return self._obs(frame), self._info([])
+        return self._obs(frame), self._info([], self._box(self._ego), 0.0)
 
     def step(self, action: Control) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.criteria is None or self._ego is None:
@@ -236,11 +242,12 @@ class CarlaDrivingEnv:
         for _ in range(self.config.ticks_per_control):
             frame = self._tick()
         self._steps += 1
-        new = self.criteria.update(self._criteria_tick())
+        ego, time_s = self._box(self._ego), self._elapsed_s() - self._t0
+        new = self.criteria.update(self._criteria_tick(ego, time_s))
         terminated = self.criteria.done
         truncated = (not terminated and self.config.max_steps is not None
                      and self._steps >= self.config.max_steps)
-        return self._obs(frame), 0.0, terminated, truncated, self._info(new)
+        return self._obs(frame), 0.0, terminated, truncated, self._info(new, ego, time_s)
 
     def make_observation(self, obs: dict[str, Any], info: dict[str, Any]) -> Observation:
         if self.observer is None:
@@ -305,8 +312,10 @@ class CarlaDrivingEnv:
         self._client = carla.Client(conn.host, int(conn.port))
         self._client.set_timeout(float(conn.timeout_s))
         world = self._call("connect (is the server running?)", self._client.get_world)
-        if town and not world.get_map().name.endswith(town):
+        world_map = world.get_map()
+        if town and not world_map.name.endswith(town):
             world = self._call(f"load town {town!r}", self._client.load_world, town)
+            world_map = world.get_map()
         self._settings = world.get_settings()
         self._call("make the world synchronous", world.apply_settings,
                    synchronous_settings(self.config.sim_rate_hz))
@@ -314,7 +323,7 @@ class CarlaDrivingEnv:
                         conn.traffic_manager_port)
         tm.set_synchronous_mode(True)
         tm.set_random_device_seed(int(self.config.seed))
-        self._world, self._map = world, world.get_map()
+        self._world, self._map = world, world_map
         return world
 
     def _tick(self) -> int:
@@ -368,8 +377,9 @@ class CarlaDrivingEnv:
                 actor.set_autopilot(True, port)
                 self._traffic.append(actor)
 
-    def _read_lights(self, world: Any) -> list[tuple[Any, list[tuple[Any, float]]]]:
-        return [(light, [(w.transform, float(w.lane_width)) for w in light.get_stop_waypoints()])
+    def _read_lights(self, world: Any) -> list[tuple[Any, list[LightCrossing]]]:
+        return [(light, light_crossings(light.id, light.state, [
+            (w.transform, float(w.lane_width)) for w in light.get_stop_waypoints()]))
                 for light in world.get_actors().filter("traffic.traffic_light*")]
 
     # ------------------------------------------------------------------ per tick
@@ -379,54 +389,53 @@ class CarlaDrivingEnv:
                                                   self._ego.get_transform()))
         return {"input_data": data, "frame": frame}
 
-    def _box(self, actor: Any):
+    def _box(self, actor: Any) -> ActorBox:
         return actor_box(actor.id, actor.type_id, actor.get_transform(),
                          actor.bounding_box.extent, actor.get_velocity())
 
-    def _criteria_tick(self) -> CriteriaTick:
+    def _criteria_tick(self, ego: ActorBox, time_s: float) -> CriteriaTick:
         import carla  # optional heavy dependency (the `carla` extra): lazy
 
-        ego = self._box(self._ego)
         lane = self._map.get_waypoint(self._ego.get_location(), project_to_road=False,
                                       lane_type=carla.LaneType.Driving)
         lane_yaw = None if lane is None else carla_transform_to_world(lane.transform)[2]
         outside, wrong = lane_flags(ego.yaw, lane_yaw, self.config.criteria.wrong_way_angle_deg)
         lights = []
-        for light, stops in self._lights:
-            near = [(t, w) for t, w in stops if math.hypot(
-                *(np.array(carla_transform_to_world(t)[:2]) - (ego.x, ego.y)))
-                < NEARBY_LIGHT_RADIUS_M]
-            lights += light_crossings(light.id, light.state, near) if near else []
+        for light, crossings in self._lights:
+            near = [c for c in crossings if math.hypot(c.light_xy[0] - ego.x,
+                                                       c.light_xy[1] - ego.y)
+                    < NEARBY_LIGHT_RADIUS_M]
+            state = light_state_name(light.state) if near else None
+            lights += [dataclasses.replace(c, state=state) for c in near]
         traffic = mean_speed([a.get_velocity() for a in self._traffic if a.is_alive])
         return CriteriaTick(
-            time_s=self._elapsed_s() - self._t0, x=ego.x, y=ego.y, yaw=ego.yaw,
+            time_s=time_s, x=ego.x, y=ego.y, yaw=ego.yaw,
             speed_mps=ego.speed_mps, ego_length=ego.length, ego_width=ego.width,
             collisions=self._collisions.drain(), outside_route_lanes=outside, wrong_way=wrong,
             lights=lights, traffic_speed_mps=traffic)
 
     def _light_views(self) -> tuple[TrafficLightView, ...]:
         views = []
-        for light, stops in self._lights:
+        for light, crossings in self._lights:
             state = light_state_name(light.state)
-            if state == "off" or not stops:
+            if state == "off" or not crossings:
                 continue
             x, y, yaw = carla_transform_to_world(light.get_transform())
-            line = light_crossings(light.id, light.state, stops[:1])[0].stop_line
             views.append(TrafficLightView(int(light.id), x, y, float(light.get_location().z),
-                                          yaw, LightState(state), line))
+                                          yaw, LightState(state), crossings[0].stop_line))
         return tuple(views)
 
-    def _info(self, new_infractions: list[Any]) -> dict[str, Any]:
-        ego = self._box(self._ego)
+    def _info(self, new_infractions: list[Any], ego: ActorBox, time_s: float
+              ) -> dict[str, Any]:
         criteria = self.criteria
         return {
-            "time_s": self._elapsed_s() - self._t0, "step": self._steps,
+            "time_s": time_s, "step": self._steps,
             "ego": {"x": ego.x, "y": ego.y, "yaw": ego.yaw, "speed_mps": ego.speed_mps,
                     "length": ego.length, "width": ego.width, "lane": None},
             "intent": INTENT, "instruction": self.observer.instruction(),
             "active_events": [], "instruction_events": [],
             "route_progress_m": criteria.progress_m, "route_length_m": criteria.route.length_m,
-            "route_completion": criteria.result().route_completion,
+            "route_completion": criteria.route_completion,
             "speed_limit_mps": self.config.speed_limit_mps,
             "infractions": [i.to_dict() for i in new_infractions],
         }

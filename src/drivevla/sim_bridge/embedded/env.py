@@ -474,7 +474,7 @@ class EmbeddedDrivingEnv(gym.Env):
             **self._instruction_now(),
             "route_progress_m": float(self._route_s),
             "route_length_m": float(self.scenario.route.length_m),
-            "route_completion": float(self.criteria.result().route_completion),
+            "route_completion": float(self.criteria.route_completion),
             "command": self.scenario.route.command_at(self._route_s).value,
             "speed_limit_mps": float(self.scenario.speed_limit_mps),
             "infractions": [i.to_dict() for i in new_infractions],
