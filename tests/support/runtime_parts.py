@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ def obs_at(t: float, x: float = 0.0, y: float = 0.0, yaw: float = 0.0, speed: fl
 
 class ScriptedPolicy:
     """Acts by a per-tick script: ``"ok"`` (a cruise plan), ``"raise"``, ``"nan"``,
-    ``"fast"`` (100 m/s), ``("sleep", s)`` (on ``clock``), ``"block"`` (until ``release``).
+    ``"fast"`` (100 m/s), ``("sleep", s)`` (on ``clock``), ``("wall", s)`` (``time.sleep``),
+    ``"block"`` (until ``release``).
     Ticks past the script's end are ``"ok"``. ``speed`` follows the observed ego speed
     (``None``) or is fixed."""
 
@@ -63,6 +65,8 @@ class ScriptedPolicy:
         self.calls += 1
         if isinstance(step, tuple) and step[0] == "sleep":
             self.clock.sleep(step[1])
+        elif isinstance(step, tuple) and step[0] == "wall":
+            time.sleep(step[1])
         elif step == "block":
             self.release.wait(timeout=60)
         elif step == "raise":

@@ -5,7 +5,10 @@
 controller's budget). Each tick:
 
 1. the sensor check runs (as in ``Agent``); the policy's ``act`` runs on the action worker
-   (:mod:`drivevla.runtime.worker`) against the deadline;
+   (:mod:`drivevla.runtime.worker`) against the deadline, behind the instruction gate
+   (:class:`~drivevla.runtime.safety.InstructionGate`) when the safety filter screens
+   instructions: the gate's refusal check is part of the same job, so nothing unbounded runs
+   on the tick's thread;
 2. the result is used when it came in time and passes :func:`invalid_reason`; otherwise the
    tick falls back with its cause: ``deadline``, ``busy`` (a late job still runs),
    ``exception: ...`` or ``invalid: ...``;
@@ -62,8 +65,9 @@ class RealtimeConfig:
     """The runner's timing and fallback settings (seconds, m/s^2).
 
     ``deadline_s``: how long a tick may take until its decision is chosen (the sensor
-    check, the instruction gate and the action path together); None = ``control_dt_s -
-    controller_budget_s`` (what is left covers the filter and the controller).
+    check and the action worker's job: the instruction gate and the action pass); None =
+    ``control_dt_s - controller_budget_s`` (what is left covers the filter and the
+    controller).
     ``hold_horizon_s``: how long after the last valid decision it is followed before the
     stop begins. ``stop_decel_mps2``: the stop's deceleration (under
     nuPlan's 4.05 m/s^2 comfort bound)."""
@@ -111,7 +115,7 @@ class RuntimeStats:
     late_ticks: int = 0  # ticks whose control took longer than one control period (wall)
     max_tick_s: float = 0.0  # the slowest tick's wall time (action wait + controller)
     # where the slowest tick spent its time: its index and the wall time (s) before the action
-    # worker was asked (sensor check + instruction gate)
+    # worker was asked (the sensor check)
     slowest_tick: int | None = None
     slowest_tick_pre_s: float = 0.0
     # fallback entries and exits, the first MAX_EVENTS of them (all are logged)
@@ -190,19 +194,22 @@ class RealtimeRunner(Agent):
         self.clock.begin_tick(obs.timestamp_s)
         start = self.clock.now()
         health = self.monitor.check(obs)
-        seen, refused = obs, False
-        if self.gate is not None:  # a refused instruction never reaches the action path
-            seen, refused = self.gate.screen(self.policy, obs)
-        # the deadline counts from the tick's start: the checks above spend the same budget
+        # the deadline counts from the tick's start: the sensor check spends the same budget
         left = max(0.0, self.config.effective_deadline_s - (self.clock.now() - start))
         pre_s = time.perf_counter() - wall0
-        outcome = self.worker.run(self.policy.act, seen, left)
-        cause = outcome.cause
+        outcome = self.worker.run(self._act, obs, left)
+        result, cause, refused = outcome.result, outcome.cause, False
+        if self.gate is not None:  # a refused instruction never reaches the action path
+            if cause is None:
+                self.gate.commit(result)
+                result, refused = result.decision, result.refused
+            else:
+                refused = self.gate.verdict(obs.instruction)
         if cause is None:
-            reason = invalid_reason(outcome.result, self.config.bounds)
+            reason = invalid_reason(result, self.config.bounds)
             cause = None if reason is None else f"invalid: {reason}"
         if cause is None:
-            decision, mode = copy.copy(outcome.result), "policy"
+            decision, mode = copy.copy(result), "policy"
             self._valid, self._valid_pose = decision, obs.ego
             self._valid_time_s = float(obs.timestamp_s)
         else:
@@ -221,6 +228,12 @@ class RealtimeRunner(Agent):
         self._account_time(time.perf_counter() - wall0, pre_s)
         self.tick += 1
         return control, decision
+
+    def _act(self, obs: Observation) -> Any:
+        """The action worker's job: the policy's act, behind the instruction gate if any."""
+        if self.gate is None:
+            return self.policy.act(obs)
+        return self.gate.act(self.policy, obs)
 
     def _filter(self, decision: Decision, obs: Observation) -> tuple[Decision, bool, bool]:
         """The safety filter (when configured): (the decision to drive, AEB braking, speeds

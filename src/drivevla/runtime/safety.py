@@ -20,8 +20,9 @@ the observation before the policy sees it:
   refusal head refuses (``policy.refuses(text)``, where the policy has one) never reaches its
   action path: the action pass reads the last instruction it accepted instead (at a route's
   start, the navigator's canonical sentence for the route command), and the decision's reason
-  says the instruction was refused (:func:`mark_refused`). A policy without ``refuses`` sees
-  every instruction.
+  says the instruction was refused (:func:`mark_refused`). The check runs inside the action
+  pass's job, so the deadline bounds it too. A policy without ``refuses`` sees every
+  instruction.
 """
 
 from __future__ import annotations
@@ -144,26 +145,53 @@ def emergency_stop(decision: Decision, ego: EgoState, decel_mps2: float) -> Deci
     return replace(stop, reason=decision.reason, explanation=decision.explanation)
 
 
+@dataclass(frozen=True)
+class Screened:
+    """One screened action pass: the policy's ``decision``, whether the tick's instruction
+    was ``refused``, and the instruction the gate holds as accepted after it."""
+
+    decision: Decision
+    refused: bool
+    accepted: str | None
+
+
 class InstructionGate:
-    """Keeps refused instructions off the action path (see the module docstring)."""
+    """Keeps refused instructions off the action path (see the module docstring).
+
+    :meth:`act` is the action worker's job: the refusal check and the action pass run
+    together under the tick's deadline (a new text's check is a whole pass for an exported
+    model; on the tick's thread it was unbounded). The runner :meth:`commit` s a screened
+    pass that came in time; :meth:`verdict` answers for ticks that fell back, from the checks
+    that finished (in time or late: a verdict depends on the text alone)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.accepted: str | None = None  # the last instruction the policy did not refuse
+        self._verdicts: dict[str, bool] = {}
 
-    def screen(self, policy: Any, obs: Observation) -> tuple[Observation, bool]:
-        """``obs`` as the action path may see it, and whether its instruction was refused
-        (the runner counts those ticks)."""
+    def act(self, policy: Any, obs: Observation) -> Screened:
+        """``policy.act`` on ``obs`` as the action path may see it (runs on the worker)."""
         refuses = getattr(policy, "refuses", None)
-        if refuses is None or not obs.instruction:
-            return obs, False
-        if not refuses(obs.instruction):
-            self.accepted = obs.instruction
-            return obs, False
-        text = self.accepted or render_command_instruction(obs.route.command)
-        return replace(obs, instruction=text), True
+        text = obs.instruction
+        if refuses is None or not text:
+            return Screened(policy.act(obs), False, self.accepted)
+        refused = bool(refuses(text))
+        self._verdicts[text] = refused
+        if not refused:
+            return Screened(policy.act(obs), False, text)
+        seen = replace(obs, instruction=self.accepted
+                       or render_command_instruction(obs.route.command))
+        return Screened(policy.act(seen), True, self.accepted)
+
+    def commit(self, screened: Screened) -> None:
+        """Take the accepted text of a pass that came in time."""
+        self.accepted = screened.accepted
+
+    def verdict(self, text: str | None) -> bool:
+        """Whether ``text`` is known to be refused (False when no check has finished)."""
+        return bool(text) and self._verdicts.get(text, False)
 
 
 def mark_refused(decision: Decision) -> Decision:
