@@ -5,11 +5,12 @@ on a live server: tests/carla_agent/test_carla_live.py."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 pytest.importorskip("carla", reason="the carla client (pip install 'carla==0.9.16')")
+
+from tests.support.carla_routes import free_port, write_routes  # noqa: E402
 
 from drivevla.benchmarks.closed_loop import AgentSetupError, run_closed_loop  # noqa: E402
 from drivevla.benchmarks.closed_loop_run import fingerprint  # noqa: E402
@@ -17,28 +18,10 @@ from drivevla.runtime.fault_spec import FaultSpec  # noqa: E402
 from drivevla.sim_bridge.carla.env import CarlaConnection  # noqa: E402
 from drivevla.sim_bridge.carla.suite import carla_suite  # noqa: E402
 
-ROUTES = """<routes>
-  <route id="3" town="Town03">
-    <waypoints><position x="0" y="0" z="0.5"/><position x="80" y="0" z="0.5"/></waypoints>
-  </route>
-  <route id="4" town="Town05">
-    <waypoints><position x="10" y="5" z="0.5"/><position x="10" y="90" z="0.5"/></waypoints>
-  </route>
-</routes>
-"""
-
 
 @pytest.fixture
 def route_file(tmp_path):
-    path = tmp_path / "my_routes.xml"
-    path.write_text(ROUTES, encoding="utf-8")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return write_routes(tmp_path)
 
 
 def test_a_route_file_is_a_suite_of_env_configs(route_file):
@@ -73,7 +56,7 @@ def test_options_the_carla_backend_cannot_honour_are_refused(route_file, tmp_pat
 
 
 def test_a_dead_server_fails_setup_naming_it_and_writes_no_result(route_file, tmp_path):
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "out"
     server = CarlaConnection("127.0.0.1", port, timeout_s=1.0)
     with pytest.raises(AgentSetupError, match=r"2 of 2 route\(s\) could not be set up") as err:

@@ -5,7 +5,6 @@ planner. Driving against a server is in tests/carla_agent/test_carla_live.py."""
 from __future__ import annotations
 
 import math
-import socket
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 
 carla = pytest.importorskip("carla", reason="the carla client (pip install 'carla==0.9.16')")
 
+from tests.support.carla_routes import free_port  # noqa: E402
 from tests.support.criteria_parts import make, straight_route, tick  # noqa: E402
 
 from drivevla.core.env import PrivilegedState  # noqa: E402
@@ -141,14 +141,8 @@ def test_without_carlas_python_api_the_route_planner_is_a_named_error():
         global_route_planner(None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_dead_server_is_a_named_error_and_close_still_works():
-    port = _free_port()
+    port = free_port()
     env = CarlaDrivingEnv(_config(connection=CarlaConnection("127.0.0.1", port, timeout_s=1.0)))
     with pytest.raises(CarlaUnavailableError, match=rf"127\.0\.0\.1:{port}: could not connect"):
         env.reset()

@@ -9,6 +9,7 @@ from drivevla.core.policy import Policy
 from drivevla.export.onnx_policy import OnnxPolicy, onnx_policy_dir
 from drivevla.export.tensorrt_policy import trt_policy, trt_policy_dir
 from drivevla.planner.baselines import IDMPolicy, LaneKeepPolicy
+from drivevla.planner.box_expert import BoxExpert
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
 
@@ -32,6 +33,7 @@ def _builtin() -> None:
     _BUILTINS_LOADED = True
     for name, factory in (
         ("expert", ExpertPolicy),
+        ("box-expert", BoxExpert),
         ("lane_keep", LaneKeepPolicy),
         ("idm", IDMPolicy),
         ("drivevla-tiny", _drivevla_tiny),

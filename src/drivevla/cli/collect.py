@@ -1,4 +1,5 @@
-"""``drivevla collect``: record a demonstration dataset with the expert (or DAgger)."""
+"""``drivevla collect``: record a demonstration dataset with the expert (or DAgger), on the
+embedded simulator or a CARLA server."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 
+from drivevla.cli._backend import add_backend_options, suite_and_server
 from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import (
     add_command,
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "collect",
         "collect a demonstration dataset with the expert (or DAgger); resumable",
     )
-    p.add_argument("--suite", required=True, help="built-in suite name or YAML/JSON file")
+    add_backend_options(p)
     p.add_argument("--episodes", type=positive_int, required=True,
                    help="episodes (cycling the routes)")
     p.add_argument("--out", required=True, help="dataset dir (rerun the command to resume)")
@@ -45,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
+    suite, server = suite_and_server(args)
     config = CollectConfig(
-        suite=args.suite,
+        suite=suite,
         episodes=args.episodes,
         out=args.out,
         workers=args.workers,
@@ -57,6 +60,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         allow_eval_seeds=args.allow_eval_seeds,
         max_steps=args.max_steps,
+        carla=server,
     )
     try:
         summary = collect(config, executor_from_args(args))

@@ -18,13 +18,13 @@ from drivevla.benchmarks.explanation_eval import Explainer, run_explanation_eval
 from drivevla.benchmarks.leaderboard_import import import_leaderboard
 from drivevla.benchmarks.open_loop import run_open_loop
 from drivevla.benchmarks.report import EMBED_VIDEOS_MAX_MB, write_report
+from drivevla.cli._backend import add_backend_options, suite_and_server
 from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import add_command, add_group, non_negative_int, positive_int
 from drivevla.datasets import replay
 from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
 from drivevla.datasets.reader import open_dataset
 from drivevla.runtime.fault_spec import FaultSpec
-from drivevla.sim_bridge.carla.env import CarlaConnection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,17 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         evaluate, "closed-loop", "drive a suite with a policy; resumable, one JSON per route"
     )
     p.add_argument("--policy", required=True, help="registered name or checkpoint dir")
-    p.add_argument("--suite", default=None,
-                   help="built-in suite name or YAML/JSON file (the embedded backend)")
+    add_backend_options(p)
     p.add_argument("--out", required=True, help="results dir (rerun it to resume)")
-    p.add_argument("--backend", choices=BACKENDS, default="embedded",
-                   help="the simulator: the embedded one, or a CARLA server (--host, --port, "
-                   "--routes; docs/carla.md)")
-    p.add_argument("--routes", default=None, metavar="FILE.xml",
-                   help="a Leaderboard 2.0 / Bench2Drive route file (--backend carla)")
-    p.add_argument("--host", default="localhost", help="the CARLA server (--backend carla)")
-    p.add_argument("--port", type=positive_int, default=2000,
-                   help="the CARLA server's port (--backend carla)")
     p.add_argument("--workers", type=non_negative_int, default=1,
                    help="routes in flight at once: worker processes, or Ray tasks with "
                    "--executor ray (0: inline, process executor only)")
@@ -198,24 +189,8 @@ def fault_spec(text: str) -> FaultSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-BACKENDS = ("embedded", "carla")
-
-
-def _suite_and_server(args: argparse.Namespace) -> tuple[str, CarlaConnection | None]:
-    """The suite (or route file) and, on CARLA, the server (a wrong mix is a ValueError)."""
-    if args.backend == "carla":
-        if args.routes is None or args.suite is not None:
-            raise ValueError("--backend carla drives a route file: give --routes FILE.xml "
-                              "(not --suite)")
-        return args.routes, CarlaConnection(args.host, args.port)
-    if args.suite is None or args.routes is not None:
-        raise ValueError("the embedded backend drives a suite: give --suite (--routes is "
-                          "for --backend carla)")
-    return args.suite, None
-
-
 def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
-    suite, server = _suite_and_server(args)
+    suite, server = suite_and_server(args)
     if args.explain_every is None:
         args.explain_every = 0 if server is not None else 10
     summary = run_closed_loop(

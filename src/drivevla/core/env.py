@@ -13,7 +13,7 @@ Frames and units: the world frame of :mod:`drivevla.core.frames`, metres, second
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -101,7 +101,9 @@ class PrivilegedState:
     Privileged policies receive it in ``reset``; the typed fields are a snapshot of that
     instant, ``backend`` is the live handle they read on every later tick (None where the
     backend has none to give, as CARLA: planners that need it refuse to drive there). Scorers
-    read the typed fields of fresh snapshots."""
+    read the typed fields of fresh snapshots. ``snapshots`` gives a fresh snapshot on demand
+    (every backend can: planners that read boxes alone, as the box expert, use it to drive
+    where there is no live handle)."""
 
     time_s: float
     ego: ActorBox
@@ -115,6 +117,7 @@ class PrivilegedState:
     speed_limit_mps: float
     outside_route_lanes_m: float  # distance (m) driven outside the route lanes so far
     backend: PrivilegedBackend | None
+    snapshots: Callable[[], PrivilegedState] | None = None
 
     def live_backend(self, who: str) -> PrivilegedBackend:
         """``backend``, or a ValueError naming ``who`` needs it where there is none."""

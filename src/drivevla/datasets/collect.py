@@ -1,5 +1,5 @@
-"""Collect demonstration datasets from the embedded simulator, in the open on-disk format of
-:mod:`drivevla.datasets.format` (Parquet shards + JSON metadata).
+"""Collect demonstration datasets from the embedded simulator (or a CARLA server), in the open
+on-disk format of :mod:`drivevla.datasets.format` (Parquet shards + JSON metadata).
 
 ``collect(CollectConfig(suite=..., episodes=N, out=DIR))`` drives ``N`` episodes with the
 privileged expert (or, for DAgger, a mix of a policy and the expert) in worker processes and
@@ -36,6 +36,11 @@ writes one Parquet shard per episode. What it guarantees:
 - **Future trajectory.** ``future.waypoints`` is computed after the episode from the recorded
   poses (the path actually driven), in each frame's ego frame; entries past ``future.valid``
   are NaN.
+
+- **CARLA.** With ``carla`` (a server), ``suite`` is a Leaderboard 2.0 / Bench2Drive route
+  file; episodes cycle its routes, seeded ``0, 1, 2, ...`` (traffic and sensor noise), and
+  the demonstrator is the box expert (:mod:`drivevla.planner.box_expert`: the lane-graph
+  expert has no lane graph there). Same shards, columns, resume and DAgger.
 
 One episode is recorded by :func:`drivevla.datasets.episode.collect_episode`.
 """
@@ -75,6 +80,8 @@ from drivevla.datasets.format import (
     read_episode_log,
 )
 from drivevla.datasets.reader import split_of
+from drivevla.sim_bridge.carla.env import CarlaConnection
+from drivevla.sim_bridge.carla.suite import carla_suite
 from drivevla.sim_bridge.embedded.suites import SEED_RANGES, load_suite
 
 __all__ = [
@@ -110,6 +117,9 @@ class CollectConfig:
     # cap on control steps per episode where the route's config sets none
     max_steps: int = DEFAULT_MAX_STEPS
     show_progress: bool = True
+    # a CARLA server: ``suite`` is then a Leaderboard 2.0 / Bench2Drive route file, driven by
+    # the box expert (no lane graph there); None: the embedded simulator
+    carla: CarlaConnection | None = None
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -192,11 +202,53 @@ class _Plan:
     control_hz: float
     fingerprint: str
     identity: dict[str, Any] = field(default_factory=dict)
+    source: str = "drivevla embedded simulator"
+
+
+def _fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:16]
+
+
+def _policy_id(config: CollectConfig) -> str | None:
+    """The DAgger policy as the fingerprint names it (checked to exist: fail early)."""
+    if config.policy is None:
+        return None
+    make_policy(config.policy)
+    path = Path(config.policy)
+    return str(path.resolve()) if path.is_dir() else config.policy
+
+
+def _plan_carla(config: CollectConfig) -> _Plan:
+    """Every route of the route file ``config.suite`` on ``config.carla``; the ``k``-th
+    episode of route ``r`` (of ``n``) is seeded ``r + k * n`` (traffic and noise)."""
+    suite = carla_suite(config.suite, config.carla)
+    base: dict[str, Any] = {"max_steps": int(config.max_steps)}
+    if config.cameras is not None:
+        base["cameras"] = [dict(c) for c in config.cameras]
+    first = suite.routes[0].sim_config(base)
+    cams = [asdict(c) for c in first.observer.cameras]
+    identity = {
+        "schema_version": SCHEMA_VERSION, "backend": "carla", "suite": suite.name,
+        "routes": [r.to_dict() for r in suite.routes],  # not the server: where, not what
+        "route_configs": [r.sim_config(base).to_dict() for r in suite.routes],
+        "jpeg_quality": config.jpeg_quality, "policy": _policy_id(config),
+        "beta": config.beta, "split_seed": config.split_seed,
+    }
+    n = len(suite.routes)
+    jobs = [EpisodeJob(index=i, episode_id=episode_id_of(i), route=route.to_dict(),
+                       seed=i, sim_config=base, jpeg_quality=config.jpeg_quality,
+                       out=str(config.out), policy=config.policy, beta=config.beta,
+                       parent_pid=os.getpid(), carla_route=dataclasses.replace(route, seed=i))
+            for i in range(config.episodes) for route in [suite.routes[i % n]]]
+    return _Plan(suite.name, jobs, cams, first.control_hz, _fingerprint(identity), identity,
+                 f"CARLA server, route file {Path(config.suite).name}")
 
 
 def plan_collection(config: CollectConfig) -> _Plan:
     """Episodes, seeds and resolved simulator configs; validates the suite for collection."""
-
+    if config.carla is not None:
+        return _plan_carla(config)
     suite = load_suite(config.suite)
     n = len(suite.routes)
     for r, route in enumerate(suite.routes):  # fail before anything is written
@@ -225,12 +277,7 @@ def plan_collection(config: CollectConfig) -> _Plan:
                 f"route {route.route_id!r} has other cameras or control_hz than the first route;"
                 " one dataset needs one camera rig and rate (set them with --cameras)"
             )
-    policy_id = None
-    if config.policy is not None:
-        path = Path(config.policy)
-        policy_id = str(path.resolve()) if path.is_dir() else config.policy
-
-        make_policy(config.policy)  # fail early on an unknown name
+    policy_id = _policy_id(config)
     identity = {
         "schema_version": SCHEMA_VERSION,
         "suite": suite.to_dict(),
@@ -241,9 +288,7 @@ def plan_collection(config: CollectConfig) -> _Plan:
         "split_seed": config.split_seed,
         "allow_eval_seeds": config.allow_eval_seeds,
     }
-    fingerprint = hashlib.sha256(
-        json.dumps(identity, sort_keys=True, default=str).encode()
-    ).hexdigest()[:16]
+    fingerprint = _fingerprint(identity)
     jobs = []
     for i in range(config.episodes):
         r, k = i % n, i // n
@@ -330,7 +375,7 @@ def write_info(out: Path, plan: _Plan, config: CollectConfig, finished: dict[str
     n_bytes = sum((out / finished[e]["file"]).stat().st_size for e in ids)
     info = {
         "schema_version": SCHEMA_VERSION,
-        "source": "drivevla embedded simulator",
+        "source": plan.source,
         "suite": plan.suite_name,
         "features": features,
         "cameras": plan.cameras,

@@ -33,7 +33,9 @@ from drivevla.core.types import HighLevelCommand
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, episode_file, feature_names
 from drivevla.datasets.reader import arrow_schema
 from drivevla.language.instructions import colour_name
+from drivevla.planner.box_expert import BoxExpert
 from drivevla.planner.expert import ExpertPolicy
+from drivevla.sim_bridge.carla.env import CarlaDrivingEnv
 from drivevla.sim_bridge.embedded.config import SimConfig
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.suites import RouteSpec
@@ -56,6 +58,9 @@ class EpisodeJob:
     policy: str | None = None
     beta: float = 1.0
     parent_pid: int | None = None
+    # a CARLA route (sim_bridge.carla.suite.CarlaRouteSpec): the episode runs on its server
+    # with ``sim_config`` as the run's base config; None: the embedded simulator
+    carla_route: Any = None
 
     @property
     def file(self) -> str:
@@ -152,8 +157,11 @@ class _FrameRecorder(Hook):
     """The columns of the episode's shard, one row per tick (see the module docstring), and
     every pose driven (the frames' and the final one, for the future trajectories)."""
 
-    def __init__(self, job: EpisodeJob, cameras: list[str], expert: ExpertPolicy) -> None:
+    def __init__(self, job: EpisodeJob, cameras: list[str], expert: Any,
+                 typed: bool = False) -> None:
         self.job, self.cameras, self.expert = job, cameras, expert
+        self.typed = typed  # read the typed observation (a backend without the raw layout)
+        self._steer = 0.0  # the last applied steer (the typed observation has no wheel)
         self.cols: dict[str, list[Any]] = {name: [] for name in feature_names(cameras)}
         self.poses: list[tuple[float, float, float]] = []
         self.kind_counts: collections.Counter[str] = collections.Counter()
@@ -171,7 +179,7 @@ class _FrameRecorder(Hook):
         self.poses.append((ego["x"], ego["y"], ego["yaw"]))  # the final pose: a future, not a frame
 
     def after_decision(self, tick: Tick) -> None:
-        obs, info, ego = tick.obs, tick.info, tick.info["ego"]
+        info, ego = tick.info, tick.info["ego"]
         control, decision = tick.control, tick.decision
         wps, speeds = _plan_6(decision)
         c = self.cols
@@ -180,18 +188,20 @@ class _FrameRecorder(Hook):
         c["timestamp_s"].append(float(info["time_s"]))
         c["scenario"].append(info["scenario"])
         c["intent"].append(info["intent"])
+        images, motion, targets, command = self._inputs(tick)
         for name in self.cameras:
-            c[f"image.{name}"].append(encode_jpeg(obs["cameras"][name], self.job.jpeg_quality))
+            c[f"image.{name}"].append(encode_jpeg(images[name], self.job.jpeg_quality))
         c["ego.x"].append(float(ego["x"]))
         c["ego.y"].append(float(ego["y"]))
         c["ego.yaw"].append(float(ego["yaw"]))
-        for i, part in enumerate(("speed", "accel", "yaw_rate", "steer")):
-            c[f"ego.{part}"].append(float(obs["ego"][i]))
+        for part, value in zip(("speed", "accel", "yaw_rate", "steer"), motion, strict=True):
+            c[f"ego.{part}"].append(float(value))
         c["control.throttle"].append(float(control.throttle))
         c["control.steer"].append(float(control.steer))
         c["control.brake"].append(float(control.brake))
-        c["route.targets"].append(np.asarray(obs["route"], dtype=np.float32).ravel())
-        c["route.command"].append(_COMMANDS[int(obs["command"])].value)
+        self._steer = float(control.steer)
+        c["route.targets"].append(np.asarray(targets, dtype=np.float32).ravel())
+        c["route.command"].append(command.value)
         c["route.progress"].append(float(info["route_progress_m"]))
         c["instruction"].append(info["instruction"])
         c["instruction.kind"].append(info["instruction_kind"])
@@ -209,6 +219,18 @@ class _FrameRecorder(Hook):
         c["driver"].append(tick.driver)
         self.kind_counts[info["instruction_kind"]] += 1
 
+    def _inputs(self, tick: Tick) -> tuple[dict[str, np.ndarray], tuple[float, ...], Any,
+                                           HighLevelCommand]:
+        """(images, (speed, accel, yaw rate, steer), route targets, command) the policy saw:
+        the embedded simulator's raw observation, or the typed one (``typed``)."""
+        if not self.typed:
+            obs = tick.obs
+            return (obs["cameras"], tuple(obs["ego"][:4]), obs["route"],
+                    _COMMANDS[int(obs["command"])])
+        o = tick.observation
+        return (o.images, (o.ego.speed_mps, o.ego.accel_mps2, o.ego.yaw_rate_rps, self._steer),
+                o.route.target_points, o.route.command)
+
 
 def _route_spec(job: EpisodeJob) -> RouteSpec:
     r = job.route
@@ -223,27 +245,53 @@ def _route_spec(job: EpisodeJob) -> RouteSpec:
     )
 
 
+@dataclass
+class _EpisodeParts:
+    """What one episode drives: the route, the env, the demonstrator and the rig."""
+
+    spec: Any  # RouteSpec or CarlaRouteSpec (route_id, scenario, intent, reset_options)
+    env: Env
+    expert: Any  # ExpertPolicy or BoxExpert
+    cameras: list[str]
+    control_hz: float
+    config: dict[str, Any]
+    typed: bool  # the recorder reads the typed observation
+
+
+def _episode_parts(job: EpisodeJob) -> _EpisodeParts:
+    """The embedded simulator with the lane-graph expert, or (``job.carla_route``) a CARLA
+    server with the box expert (the one that needs no lane graph)."""
+    if job.carla_route is not None:
+        cfg = job.carla_route.sim_config(job.sim_config)
+        cams = cfg.observer.cameras
+        expert = BoxExpert(explanation_split="train", seed=job.seed, cameras=cams)
+        return _EpisodeParts(job.carla_route, CarlaDrivingEnv(cfg), expert,
+                             [c.name for c in cams], cfg.control_hz, cfg.to_dict(), True)
+    sim = SimConfig.from_dict(job.sim_config)
+    expert = ExpertPolicy(explanation_split="train", seed=job.seed)
+    return _EpisodeParts(_route_spec(job), EmbeddedDrivingEnv(sim), expert,
+                         [c.name for c in sim.cameras], sim.control_hz, sim.to_dict(), False)
+
+
 def collect_episode(job: EpisodeJob) -> dict[str, Any]:
     """Drive one episode, write its shard (tmp + rename) and return its ``episodes.jsonl`` line.
 
     The line is appended by the caller, after this returns (so after the rename)."""
     t0 = time.perf_counter()
-    spec = _route_spec(job)
-    cfg = SimConfig.from_dict(job.sim_config)
-    expert_policy = ExpertPolicy(explanation_split="train", seed=job.seed)
-    recorder = _FrameRecorder(job, [c.name for c in cfg.cameras], expert_policy)
+    parts = _episode_parts(job)
+    spec, env = parts.spec, parts.env
+    recorder = _FrameRecorder(job, parts.cameras, parts.expert, parts.typed)
     mixing = job.policy is not None and job.beta < 1.0
     hooks: list[Hook] = [DaggerMixing(lambda: make_policy(job.policy), job.beta, job.seed)]
     hooks = (hooks if mixing else []) + [recorder, ParentWatch(job.parent_pid, _PARENT_CHECK_EVERY)]
-    env = EmbeddedDrivingEnv(cfg)
     try:
         episode = run_episode(
-            env, Agent(expert_policy), hooks, seed=job.seed, options=spec.reset_options()
+            env, Agent(parts.expert), hooks, seed=job.seed, options=spec.reset_options()
         )
         route_result = env.route_result().to_dict()
     finally:
         env.close()
-    final, n_frames = _write_shard(job, cfg, recorder)
+    final, n_frames = _write_shard(job, parts.control_hz, recorder)
     return {
         "episode_id": job.episode_id,
         "scenario": spec.scenario,
@@ -251,11 +299,11 @@ def collect_episode(job: EpisodeJob) -> dict[str, Any]:
         "seed": job.seed,
         "n_frames": n_frames,
         "file": job.file,
-        "config": cfg.to_dict(),
+        "config": parts.config,
         "route_result": json_ready(route_result),
         "instruction": episode.info["navigation_instruction"],
         "instruction_kind_counts": dict(sorted(recorder.kind_counts.items())),
-        "driver": job.policy if mixing else "expert",
+        "driver": job.policy if mixing else parts.expert.name,
         "beta": float(job.beta),
         "versions": versions(),
         # optional fields of this collector (see format.EPISODE_FIELDS)
@@ -266,14 +314,15 @@ def collect_episode(job: EpisodeJob) -> dict[str, Any]:
     }
 
 
-def _write_shard(job: EpisodeJob, cfg: SimConfig, recorder: _FrameRecorder) -> tuple[Path, int]:
+def _write_shard(job: EpisodeJob, control_hz: float, recorder: _FrameRecorder
+                 ) -> tuple[Path, int]:
     """Add the future trajectories and write the Parquet shard (fsync, then rename)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cols, cameras = recorder.cols, recorder.cameras
     n_frames = len(cols["episode_id"])
-    stride = FUTURE_DT_S * cfg.control_hz
+    stride = FUTURE_DT_S * control_hz
     future, valid = future_waypoints(np.array(recorder.poses), n_frames, stride)
     cols["future.waypoints"] = [w.astype(np.float32).ravel() for w in future]
     cols["future.valid"] = valid.tolist()

@@ -33,20 +33,19 @@ from typing import Any
 import numpy as np
 
 from drivevla.core.env import PrivilegedBackend, PrivilegedState
-from drivevla.core.frames import world_to_ego
 from drivevla.core.types import CameraSpec, Decision, HighLevelCommand, MetaAction, Observation
-from drivevla.language.explanations import OBJECT_SIDE_REASONS, render_explanation
 from drivevla.language.instructions import colour_name
 from drivevla.language.reasons import Reason
-from drivevla.perception.camera_model import ego_point_in_view
 from drivevla.planner.hazards import (
     Cap,
+    binding_cap,
     crossing_pedestrian_caps,
     leader_caps,
     light_caps,
     path_arclength,
     yield_caps,
 )
+from drivevla.planner.labels import explain, object_slots
 from drivevla.planner.trajectory import (
     follow_lanes,
     path_curvature,
@@ -59,8 +58,6 @@ PLAN_LENGTH_M = 80.0
 LATERAL_ACCEL_MPS2 = 3.0
 CRUISE_FRACTION = 0.95
 LANE_CHANGE_LOOKAHEAD_M = 45.0
-# an object the explanation names by colour must be this close and inside a camera's view
-VISIBLE_RANGE_M = 60.0
 
 _TURN_META = {
     HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
@@ -128,7 +125,7 @@ class ExpertPolicy:
         path, changing = self._lateral_path(s_route)
         s_path = path_arclength(ego.position, path)
         caps = self._caps(path, s_path, s_route, changing)
-        binding = self._binding(caps, float(ego.speed))
+        binding = binding_cap(caps)
         decision = plan_decision(path, ego.position, float(ego.heading), float(ego.speed), caps)
         reason = self._reason(binding, s_route, changing)
         meta = self._meta_action(decision, float(ego.speed), s_route, changing, binding)
@@ -295,15 +292,6 @@ class ExpertPolicy:
             )
         return caps
 
-    @staticmethod
-    def _binding(caps: list[Cap], v: float) -> Cap:
-        """The cap that constrains the speed now the most (lowest envelope at the ego)."""
-
-        def envelope_now(c: Cap) -> float:
-            return math.sqrt(c.speed_mps**2 + 2.0 * 3.0 * max(c.s_m, 0.0))
-
-        return min(caps, key=envelope_now)
-
     # ------------------------------------------------------------------ labels
     def _lane_change_reason(self, s_route: float) -> Reason | None:
         """The instructed manoeuvre a lane change belongs to, or None: a move back onto the
@@ -373,46 +361,8 @@ class ExpertPolicy:
 
         return colour_name(getattr(vehicle, "color_rgb", (0.5, 0.5, 0.5)))
 
-    def _object_slots(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Slots naming the reason's object as the cameras show it: a vehicle by its colour
-        only while it is in view (within ``VISIBLE_RANGE_M`` and inside a camera's field of
-        view: the picture must show the car the text names), its distance, and the side it
-        is on (``side``: ``left`` / ``right``, None within 1 m of the ego's axis)."""
-        slots: dict[str, Any] = {}
-        kind = obj.get("kind")
-        if kind == "pedestrian":
-            slots["object"] = "pedestrian"
-        if kind == "speed":
-            slots["speed"] = int(round(obj["speed_kmh"]))
-        if "x" not in obj:
-            return slots
-        ego = self.sim.world.ego
-        rel = world_to_ego(
-            np.array([obj["x"], obj["y"]], dtype=float), ego.position, float(ego.heading)
-        )
-        dist = float(np.hypot(rel[0], rel[1]))
-        slots["distance"] = int(round(dist))
-        visible = dist <= VISIBLE_RANGE_M and any(
-            ego_point_in_view(cam, float(rel[0]), float(rel[1])) for cam in self.cameras
-        )
-        if kind == "vehicle" and visible:
-            slots["object"] = f"{obj.get('colour', '')} car".strip()
-        if abs(rel[1]) > 1.0:
-            slots["side"] = "left" if rel[1] > 0 else "right"
-        return slots
-
     def _explain(self, reason: Reason, meta: MetaAction, binding: Cap) -> str:
-        slots = self._object_slots(binding.obj)
-        side = slots.pop("side", None)
-        if reason in OBJECT_SIDE_REASONS:
-            slots["direction"] = side  # the side the pedestrian / the car given way to is on
-        elif meta in (MetaAction.TURN_LEFT, MetaAction.CHANGE_LEFT):
-            slots["direction"] = "left"
-        elif meta in (MetaAction.TURN_RIGHT, MetaAction.CHANGE_RIGHT):
-            slots["direction"] = "right"
-        intent = self.intent
-        if intent.startswith("roundabout_exit_"):
-            slots["ordinal"] = {"1": "first", "2": "second", "3": "third"}[intent[-1]]
-        return render_explanation(
-            reason, meta, self.rng, split=self.explanation_split, slots=slots, place=self.place
-        )
+        ego = self.sim.world.ego
+        slots = object_slots(binding.obj, ego.position, float(ego.heading), self.cameras)
+        return explain(reason, meta, slots, self.intent, self.rng, self.explanation_split,
+                       self.place)

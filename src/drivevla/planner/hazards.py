@@ -34,6 +34,12 @@ def path_arclength(ego_xy: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))
 
 
+def binding_cap(caps: list[Cap], decel_mps2: float = 3.0) -> Cap:
+    """The cap that constrains the speed now the most (lowest braking envelope at the ego)."""
+    return min(caps, key=lambda c: math.sqrt(c.speed_mps**2 + 2.0 * decel_mps2
+                                             * max(c.s_m, 0.0)))
+
+
 def _tangents(path: np.ndarray) -> np.ndarray:
     d = np.gradient(path, axis=0)
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)

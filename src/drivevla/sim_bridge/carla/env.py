@@ -269,7 +269,8 @@ class CarlaDrivingEnv:
             intent=INTENT, route_polyline=route.points.copy(), route_length_m=route.length_m,
             route_progress_m=self.criteria.progress_m,
             speed_limit_mps=self.config.speed_limit_mps,
-            outside_route_lanes_m=self.criteria.outside_route_lanes_m, backend=None)
+            outside_route_lanes_m=self.criteria.outside_route_lanes_m, backend=None,
+            snapshots=self.privileged_state)
 
     def terminate_route(self, reason: str) -> None:
         if self.criteria is not None and not self.criteria.done:
@@ -415,24 +416,30 @@ class CarlaDrivingEnv:
             lights=lights, traffic_speed_mps=traffic)
 
     def _light_views(self) -> tuple[TrafficLightView, ...]:
+        """One view per stop line of each light that is on, its lamps facing the lane's
+        approaching traffic (the view's ``yaw``: the lane's driving direction + pi)."""
         views = []
         for light, crossings in self._lights:
             state = light_state_name(light.state)
-            if state == "off" or not crossings:
+            if state == "off":
                 continue
-            x, y, yaw = carla_transform_to_world(light.get_transform())
-            views.append(TrafficLightView(int(light.id), x, y, float(light.get_location().z),
-                                          yaw, LightState(state), crossings[0].stop_line))
+            x, y, _ = carla_transform_to_world(light.get_transform())
+            z = float(light.get_location().z)
+            views += [TrafficLightView(int(light.id), x, y, z, float(c.approach_yaw) + math.pi,
+                                       LightState(state), c.stop_line) for c in crossings]
         return tuple(views)
 
     def _info(self, new_infractions: list[Any], ego: ActorBox, time_s: float
               ) -> dict[str, Any]:
         criteria = self.criteria
+        instruction = self.observer.instruction()
         return {
             "time_s": time_s, "step": self._steps,
             "ego": {"x": ego.x, "y": ego.y, "yaw": ego.yaw, "speed_mps": ego.speed_mps,
                     "length": ego.length, "width": ego.width, "lane": None},
-            "intent": INTENT, "instruction": self.observer.instruction(),
+            "scenario": f"carla:{self.config.route.town}", "intent": INTENT,
+            "instruction": instruction, "navigation_instruction": instruction,
+            "instruction_kind": "navigation",
             "active_events": [], "instruction_events": [],
             "route_progress_m": criteria.progress_m, "route_length_m": criteria.route.length_m,
             "route_completion": criteria.route_completion,

@@ -317,6 +317,7 @@ class EmbeddedDrivingEnv(gym.Env):
             speed_limit_mps=float(self.scenario.speed_limit_mps),
             outside_route_lanes_m=float(self.criteria.outside_route_lanes_m),
             backend=self,
+            snapshots=self.privileged_state,
         )
 
     @property
