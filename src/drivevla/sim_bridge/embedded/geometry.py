@@ -14,7 +14,7 @@ trained on (issue 28, item 1).
 
 The draw uses its own random stream (a child of the reset seed) and takes nothing from the
 world's, so every seed's world on the fixed map is what it was before maps were drawn.
-Families without parameters here (highway, for now) have one map.
+Every family has parameters (the highway's: a bend of the main road).
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ FAMILY_GEOMETRY: dict[str, tuple[GeometryParam, ...]] = {
     "merge": (GeometryParam("accel_lane_m", 130.0, 90.0, 170.0),
               GeometryParam("ramp_offset_m", 26.0, 18.0, 34.0),
               GeometryParam("ramp_curve_m", 60.0, 45.0, 75.0)),
+    # the motorway bends by bend_deg after bend_start_m of its main road, to the left where
+    # bend_side > 0 (so every split has both sides); 0 deg: today's straight road
+    "highway": (GeometryParam("bend_deg", 0.0, 6.0, 34.0),
+                GeometryParam("bend_side", 1.0, -1.0, 1.0),
+                GeometryParam("bend_radius_m", 600.0, 300.0, 900.0),
+                GeometryParam("bend_start_m", 100.0, 40.0, 160.0)),
     "exit": (GeometryParam("decel_lane_m", 80.0, 55.0, 110.0),
              GeometryParam("ramp_dx_m", 60.0, 45.0, 80.0),
              GeometryParam("ramp_dy_m", 22.0, 16.0, 30.0)),

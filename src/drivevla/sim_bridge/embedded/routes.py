@@ -141,6 +141,14 @@ def legs_along_path(
     return legs
 
 
+def beside(network: RoadNetwork, src: LaneId, dst: LaneId, s: float) -> float:
+    """The arc length on lane ``dst`` beside ``s`` on the parallel lane ``src``: ``s`` itself
+    where the lanes share their cross-sections (straight lanes started side by side), else
+    the projection (lanes on a bend differ in length)."""
+    s_dst, _ = network.get_lane(dst).local_coordinates(network.get_lane(src).position(s, 0.0))
+    return s if abs(s_dst - s) < 1e-6 else float(s_dst)
+
+
 def lane_change_legs(
     network: RoadNetwork,
     edge: tuple[str, str],
@@ -165,7 +173,7 @@ def lane_change_legs(
         RouteLeg((*edge, from_lane), s_start, s_change),
         RouteLeg(
             (*edge, to_lane),
-            s_change,
+            beside(network, (*edge, from_lane), (*edge, to_lane), s_change),
             s_end,
             lateral_start=lat,
             lateral_end=0.0,

@@ -110,6 +110,12 @@ def light_offsets(ctx: BuildContext) -> tuple[float, float]:
     return base, base + (g + y + (r - g - y) / 2.0)
 
 
+def guard_rails_along(lane, offset: float) -> list[StaticSpawn]:
+    """Guard-rail segments (20 m) along ``lane``, ``offset`` m to its right."""
+    return [StaticSpawn(lane.position(20.0 * i + 10.0, -offset), lane.heading_at(20.0 * i + 10.0),
+                        19.5, 0.3, 0.8) for i in range(int(lane.length // 20.0))]
+
+
 def guard_rails(start: np.ndarray, end: np.ndarray, offset: float) -> list[StaticSpawn]:
     """Guard-rail segments (20 m) parallel to start->end, ``offset`` m to its right."""
     d = (end - start) / np.linalg.norm(end - start)

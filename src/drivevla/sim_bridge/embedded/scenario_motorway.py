@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from highway_env.road.road import RoadNetwork
 
 from drivevla.core.types import HighLevelCommand
+from drivevla.sim_bridge.embedded.bent_road import add_bent_road
 from drivevla.sim_bridge.embedded.roads import (
     LANE_WIDTH_M,
     add_arc,
@@ -16,12 +19,14 @@ from drivevla.sim_bridge.embedded.roads import (
 from drivevla.sim_bridge.embedded.routes import (
     Route,
     RouteLeg,
+    beside,
     lane_change_legs,
     legs_along_path,
 )
 from drivevla.sim_bridge.embedded.scenario_helpers import (
     fill_lanes,
     guard_rails,
+    guard_rails_along,
 )
 from drivevla.sim_bridge.embedded.scenario_registry import DEFAULT_INSTRUCTIONS, register_family
 from drivevla.sim_bridge.embedded.scenario_types import (
@@ -45,7 +50,17 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
     v_lim = 25.0
     net = RoadNetwork()
     add_straight_road(net, ("h0", "h1"), (0, 0), (100, 0), HIGHWAY_LANES, v_lim)
-    add_straight_road(net, ("h1", "h2"), (100, 0), (1100, 0), HIGHWAY_LANES, v_lim)
+    bend = ctx.geo("highway", "bend_deg")  # 0 on the fixed map: one straight road
+    if bend == 0.0:
+        add_straight_road(net, ("h1", "h2"), (100, 0), (1100, 0), HIGHWAY_LANES, v_lim)
+    else:
+        start = ctx.geo("highway", "bend_start_m")
+        radius = ctx.geo("highway", "bend_radius_m")
+        side = 1.0 if ctx.geo("highway", "bend_side") > 0 else -1.0
+        arc = radius * math.radians(bend)
+        add_bent_road(net, ("h1", "h2"), np.array([100.0, 0.0]), 0.0, HIGHWAY_LANES, v_lim,
+                      straight_m=start, radius_m=radius, angle_deg=side * bend,
+                      after_m=max(1000.0 - start - arc, 400.0))
     rng = ctx.rng
     choices = {
         "cruise": [0, 1, 2],
@@ -65,12 +80,13 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
             *lane_change_legs(net, ("h1", "h2"), k, target, 0, 60, end_s),
         ]
     else:  # overtake: a slow leader ahead; pass on the left and come back
+        back = beside(net, ("h1", "h2", k + 1), ("h1", "h2", k), 230.0)
         legs = [
             RouteLeg(("h0", "h1", k), 20, 100),
             *lane_change_legs(net, ("h1", "h2"), k, k + 1, 0, 30, 230),
             RouteLeg(
                 ("h1", "h2", k),
-                230,
+                back,
                 end_s,
                 lateral_start=LANE_WIDTH_M,
                 blend_m=40.0,
@@ -92,11 +108,7 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
         keep_clear += [(("h0", "h1", k + 1), 0.0, 100.0), (("h1", "h2", k), 0.0, 120.0)]
     lanes = [(a, b, i) for a, b in (("h0", "h1"), ("h1", "h2")) for i in range(HIGHWAY_LANES)]
     npcs += fill_lanes(ctx, net, lanes, (17.0, 23.0), keep_clear, s_range=(0.0, 300.0))
-    statics = (
-        guard_rails(np.array([0.0, 0.0]), np.array([1100.0, 0.0]), LANE_WIDTH_M / 2 + 2.0)
-        if ctx.guard_rails
-        else []
-    )
+    statics = _highway_rails(net, bend) if ctx.guard_rails else []
     return Scenario(
         "highway",
         intent,
@@ -109,6 +121,16 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
         statics=statics,
         overtake_target=0 if intent == "overtake" else None,
     )
+
+
+def _highway_rails(net: RoadNetwork, bend: float) -> list:
+    """Guard rails right of the motorway: one straight run on the fixed map, else along the
+    rightmost lane of both edges (20 m segments)."""
+    offset = LANE_WIDTH_M / 2 + 2.0
+    if bend == 0.0:
+        return guard_rails(np.array([0.0, 0.0]), np.array([1100.0, 0.0]), offset)
+    return [rail for edge in (("h0", "h1", 0), ("h1", "h2", 0))
+            for rail in guard_rails_along(net.get_lane(edge), offset)]
 
 
 # --------------------------------------------------------------------------------------
