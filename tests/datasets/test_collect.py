@@ -223,10 +223,12 @@ def test_a_different_configuration_in_the_same_dir_is_refused(tiny_copy):
 
 def test_shipped_train_suite_matches_the_generator_and_uses_train_seeds():
     suite = load_suite("train")
-    assert suite.routes == generate_suite("train", "train", 10, instruction_split="train").routes
+    assert suite.routes == generate_suite("train", "train", 10, instruction_split="train",
+                                          geometry="train").routes
     lo, hi = SEED_RANGES["train"]
     assert all(lo <= r.seed <= hi for r in suite.routes)
     assert all(r.config.get("instruction_split") == "train" for r in suite.routes)
+    assert all(r.config.get("geometry") == "train" for r in suite.routes)
 
 
 def test_dagger_records_both_drivers_and_expert_labels_everywhere(tmp_path):

@@ -338,7 +338,7 @@ def test_the_ground_is_never_missing_below_the_horizon():
     one of its triangles for some camera poses: a wedge of sky below the horizon in 1-5 % of
     the frames of highway and exit routes (this route: ticks 11, 44, 87, 89 and 97), and a
     1e-8 rad turn of the camera switched it on or off. In tiles it is always drawn."""
-    spec = next(s for s in load_suite("standard").routes
+    spec = next(s for s in load_suite("standard-fixedmap").routes
                 if s.route_id == "exit-take_exit-1000000")
     env = EmbeddedDrivingEnv(spec.sim_config(None))
     obs, info = env.reset(seed=spec.seed, options=spec.reset_options())

@@ -16,9 +16,14 @@ from drivevla.sim_bridge.embedded.suites import (
 )
 
 
-def test_standard_suite_covers_every_family_and_intent_on_held_out_seeds():
-    suite = load_suite("standard")
+def test_standard_suite_covers_every_family_and_intent_on_held_out_seeds_and_maps():
+    suite, fixed = load_suite("standard"), load_suite("standard-fixedmap")
     assert len(suite.routes) >= 50
+    assert all(r.config.get("geometry") == "test" for r in suite.routes)
+    # the fixed-map benchmark: the same routes on the fixed maps
+    assert [(r.route_id, r.seed, r.events) for r in fixed.routes] == [
+        (r.route_id, r.seed, r.events) for r in suite.routes]
+    assert all("geometry" not in r.config for r in fixed.routes)
     covered = {(r.scenario, r.intent) for r in suite.routes}
     expected = {(f, i) for f, fam in FAMILIES.items() for i in fam.intents}
     assert covered == expected
@@ -36,8 +41,10 @@ def test_validation_suite_is_disjoint_from_training_and_the_benchmark():
     ranges = sorted(SEED_RANGES.values())
     assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))  # disjoint
     assert not {r.seed for r in val.routes} & {r.seed for r in standard.routes}
-    # validation measures what the benchmark measures: held-out phrasings, unsafe events
+    # validation measures what the benchmark measures: held-out phrasings, unsafe events, and
+    # maps of their own
     assert all(r.config.get("instruction_split") == "heldout" for r in val.routes)
+    assert all(r.config.get("geometry") == "val" for r in val.routes)
     assert any(e["kind"] == "misleading" for r in val.routes for e in r.events)
 
 
@@ -45,11 +52,14 @@ def test_shipped_suite_files_match_the_generator():
     # the YAML in the package is what generate_suite produces (no hand edits drifted in)
     assert (
         load_suite("standard").routes
-        == generate_suite("standard", "eval", 3, instruction_split="heldout").routes
+        == generate_suite("standard", "eval", 3, instruction_split="heldout",
+                          geometry="test").routes
     )
-    val = generate_suite("val", "val", 2, instruction_split="heldout")
+    assert (load_suite("standard-fixedmap").routes
+            == generate_suite("standard-fixedmap", "eval", 3, instruction_split="heldout").routes)
+    val = generate_suite("val", "val", 2, instruction_split="heldout", geometry="val")
     assert load_suite("val").routes == val.routes
-    assert {"standard", "smoke", "val"} <= set(builtin_suites())
+    assert {"standard", "standard-fixedmap", "smoke", "val"} <= set(builtin_suites())
 
 
 def test_user_suite_file_with_instruction_and_config(tmp_path):

@@ -18,9 +18,12 @@ File format::
           - {kind: speed, speed_kmh: 50, start_s: 10, duration_s: 8}
 
 Seeds are split into disjoint ranges: training data is collected from ``SEED_RANGES["train"]``,
-the benchmark suites the project ships (``standard``, ``smoke``) draw from ``SEED_RANGES["eval"]``
-and the closed-loop validation suite (``val``: choose checkpoints and settings on it, report on
-``standard``) from ``SEED_RANGES["val"]``; collection refuses both held-out ranges.
+the benchmark suites the project ships (``standard``, ``standard-fixedmap``, ``smoke``) draw
+from ``SEED_RANGES["eval"]`` and the closed-loop validation suite (``val``: choose checkpoints
+and settings on it, report on ``standard``) from ``SEED_RANGES["val"]``; collection refuses
+both held-out ranges. Maps are split the same way (``SimConfig.geometry``): ``train`` drives
+``train`` maps, ``val`` ``val`` maps, ``standard`` ``test`` maps; ``standard-fixedmap`` is the
+benchmark on the one fixed map per family that every suite drove before maps were drawn.
 """
 
 from __future__ import annotations
@@ -255,12 +258,14 @@ def generate_suite(
     per_intent: int,
     description: str = "",
     instruction_split: str | None = None,
+    geometry: str | None = None,
 ) -> Suite:
     """Every family x intent, ``per_intent`` seeds each, from the named seed range.
 
     Every third route carries one misleading (unsafe) instruction of 2 s; every fourth route
     of the families in ``SPEED_REQUEST_FAMILIES`` carries an 8 s speed request. With
-    ``instruction_split`` the routes render their phrasings from that split."""
+    ``instruction_split`` the routes render their phrasings from that split; with
+    ``geometry`` they drive maps drawn from that geometry split (``SimConfig.geometry``)."""
     lo, _ = SEED_RANGES[split]
     routes, seed, n = [], lo, 0
     for family in sorted(FAMILIES):
@@ -286,7 +291,11 @@ def generate_suite(
                             "duration_s": 8.0,
                         }
                     )
-                config = {"instruction_split": instruction_split} if instruction_split else {}
+                config: dict[str, Any] = {}
+                if instruction_split:
+                    config["instruction_split"] = instruction_split
+                if geometry:
+                    config["geometry"] = geometry
                 routes.append(
                     RouteSpec(
                         f"{family}-{intent}-{seed}",
