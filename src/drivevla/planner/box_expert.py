@@ -32,7 +32,7 @@ import numpy as np
 
 from drivevla.core.env import PrivilegedState
 from drivevla.core.scene import ActorBox, ActorKind, TrafficLightView
-from drivevla.core.types import CameraSpec, Decision, HighLevelCommand, MetaAction, Observation
+from drivevla.core.types import CameraSpec, Decision, HighLevelCommand, Observation
 from drivevla.language.instructions import colour_name
 from drivevla.language.reasons import Reason
 from drivevla.planner.expert import (
@@ -49,15 +49,13 @@ from drivevla.planner.hazards import (
     binding_cap,
     path_arclength,
 )
-from drivevla.planner.labels import explain, object_slots
+from drivevla.planner.labels import TURN_META, explain, meta_action, object_slots
 from drivevla.planner.trajectory import path_curvature, plan_decision
 
 CROSSING_HORIZON_S = 4.0
 CROSSING_STEP_S = 0.25
 CROSSING_COS = math.cos(math.radians(30.0))  # headings within 30 deg of the path: not crossing
 STOP_MARGIN_M = 1.5  # front bumper before a stop line
-_TURN_META = {HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
-              HighLevelCommand.RIGHT: MetaAction.TURN_RIGHT}
 
 
 class RoutePolyline:
@@ -134,7 +132,7 @@ class BoxExpert:
         decision = plan_decision(path, xy, float(ego.yaw), v, caps)
         command = obs.route.command
         reason = self._reason(binding, v, command)
-        meta = _meta_action(decision, v, binding, command)
+        meta = meta_action(decision, v, binding.speed_mps, command)
         self.last_reason, self.last_object = reason, dict(binding.obj)
         decision.reason, decision.meta_action = reason.value, meta
         slots = object_slots(binding.obj, xy, float(ego.yaw), self.cameras)
@@ -157,25 +155,11 @@ class BoxExpert:
     def _reason(self, binding: Cap, v: float, command: HighLevelCommand) -> Reason:
         tag = Reason(binding.tag)
         if tag in (Reason.SPEED_LIMIT, Reason.CURVE):
-            if command in _TURN_META:
+            if command in TURN_META:
                 return Reason.INSTRUCTED_TURN
             if tag == Reason.SPEED_LIMIT:
                 return Reason.SPEED_LIMIT if v > binding.speed_mps + 0.5 else Reason.FOLLOW_ROUTE
         return tag
-
-
-def _meta_action(decision: Decision, v: float, binding: Cap, command: HighLevelCommand
-                 ) -> MetaAction:
-    v_next = float(decision.target_speeds[1])
-    if v_next < 0.5 and binding.speed_mps < 0.5:
-        return MetaAction.STOP
-    if command in _TURN_META:
-        return _TURN_META[command]
-    if v_next < v - 0.7:
-        return MetaAction.DECELERATE
-    if v_next > v + 0.7:
-        return MetaAction.ACCELERATE
-    return MetaAction.KEEP_LANE
 
 
 def _describe(actor: ActorBox) -> dict[str, Any]:

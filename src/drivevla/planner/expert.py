@@ -45,7 +45,7 @@ from drivevla.planner.hazards import (
     path_arclength,
     yield_caps,
 )
-from drivevla.planner.labels import explain, object_slots
+from drivevla.planner.labels import explain, meta_action, object_slots
 from drivevla.planner.trajectory import (
     follow_lanes,
     path_curvature,
@@ -59,10 +59,6 @@ LATERAL_ACCEL_MPS2 = 3.0
 CRUISE_FRACTION = 0.95
 LANE_CHANGE_LOOKAHEAD_M = 45.0
 
-_TURN_META = {
-    HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
-    HighLevelCommand.RIGHT: MetaAction.TURN_RIGHT,
-}
 _EXIT_INTENTS = {"take_exit", "roundabout_exit_1", "roundabout_exit_2", "roundabout_exit_3"}
 # intents whose instruction is a lane-level manoeuvre: what a lane change is done for
 _LANE_MANOEUVRES = {
@@ -341,21 +337,13 @@ class ExpertPolicy:
     def _meta_action(
         self, decision: Decision, v: float, s_route: float, changing: bool, binding: Cap
     ) -> MetaAction:
-        v_next = float(decision.target_speeds[1])
-        if v_next < 0.5 and binding.speed_mps < 0.5:
-            return MetaAction.STOP
+        change = None
         if changing:
             lat = self._route_lateral(s_route)
             if abs(lat) > 0.5:
-                return MetaAction.CHANGE_RIGHT if lat > 0 else MetaAction.CHANGE_LEFT
+                change = MetaAction.CHANGE_RIGHT if lat > 0 else MetaAction.CHANGE_LEFT
         cmd = self.route.command_at(s_route, lookahead_m=10.0)
-        if cmd in _TURN_META:
-            return _TURN_META[cmd]
-        if v_next < v - 0.7:
-            return MetaAction.DECELERATE
-        if v_next > v + 0.7:
-            return MetaAction.ACCELERATE
-        return MetaAction.KEEP_LANE
+        return meta_action(decision, v, binding.speed_mps, cmd, change)
 
     def _colour_of(self, vehicle) -> str:
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from drivevla.core.frames import world_to_ego
-from drivevla.core.types import CameraSpec, MetaAction
+from drivevla.core.types import CameraSpec, Decision, HighLevelCommand, MetaAction
 from drivevla.language.explanations import OBJECT_SIDE_REASONS, render_explanation
 from drivevla.language.reasons import Reason
 from drivevla.perception.camera_model import ego_point_in_view
@@ -21,6 +21,27 @@ from drivevla.perception.camera_model import ego_point_in_view
 # an object the explanation names by colour must be this close and inside a camera's view
 VISIBLE_RANGE_M = 60.0
 _ORDINALS = {"1": "first", "2": "second", "3": "third"}
+TURN_META = {HighLevelCommand.LEFT: MetaAction.TURN_LEFT,
+             HighLevelCommand.RIGHT: MetaAction.TURN_RIGHT}
+
+
+def meta_action(decision: Decision, v: float, binding_speed_mps: float,
+                command: HighLevelCommand, change: MetaAction | None = None) -> MetaAction:
+    """The step's meta-action: stop (the plan and its binding cap at rest), the lane change
+    under way (``change``), the turn the command announces, else by the plan's next speed
+    against the current one ``v``."""
+    v_next = float(decision.target_speeds[1])
+    if v_next < 0.5 and binding_speed_mps < 0.5:
+        return MetaAction.STOP
+    if change is not None:
+        return change
+    if command in TURN_META:
+        return TURN_META[command]
+    if v_next < v - 0.7:
+        return MetaAction.DECELERATE
+    if v_next > v + 0.7:
+        return MetaAction.ACCELERATE
+    return MetaAction.KEEP_LANE
 
 
 def object_slots(obj: dict[str, Any], ego_xy: np.ndarray, ego_yaw: float,
