@@ -15,7 +15,8 @@ import yaml
 
 from drivevla.datasets.collect import CollectConfig, collect, episode_seed, plan_collection
 from drivevla.datasets.episode import future_waypoints
-from drivevla.datasets.format import EPISODE_FIELDS, FEATURES, feature_names
+from drivevla.datasets.format import BEV_SHAPE, EPISODE_FIELDS, FEATURES, feature_names
+from drivevla.perception.bev_targets import CHANNELS, BevGrid, unpack_bev
 from drivevla.sim_bridge.embedded.suites import SEED_RANGES, generate_suite, load_suite
 
 TINY_SUITE = Path(__file__).with_name("tiny_suite.yaml")
@@ -55,6 +56,11 @@ DOCUMENTED = {
     "expert.explanation": pa.string(),
     "actors": pa.string(),
     "driver": pa.string(),
+    "perception.bev": pa.binary(),
+    "perception.signal_state": pa.string(),
+    "perception.signal_distance": pa.float32(),
+    "perception.lead_distance": pa.float32(),
+    "perception.lead_speed": pa.float32(),
 }
 
 
@@ -110,6 +116,35 @@ def test_every_documented_column_with_its_arrow_type_and_units(tiny_dataset):
     assert set(DOCUMENTED) == set(feature_names(["front"]))
 
 
+def test_perception_targets_match_the_recorded_frames(tiny_dataset):
+    """The raster puts the ego on drivable ground and on its route; a recorded lead object is
+    one of the recorded actors at about that distance (the functions themselves are tested on
+    constructed scenes in tests/perception)."""
+    grid = BevGrid()
+    assert (len(CHANNELS), *grid.shape) == BEV_SHAPE
+    ego_cell = (int(grid.ahead_m / grid.resolution_m), int(grid.half_width_m / grid.resolution_m))
+    on_route = 0
+    for ep in (json.loads(x) for x in (tiny_dataset / "meta/episodes.jsonl").read_text()
+               .splitlines()):
+        t = pq.read_table(tiny_dataset / ep["file"]).to_pydict()
+        for k, data in enumerate(t["perception.bev"]):
+            bev = unpack_bev(data, BEV_SHAPE)
+            assert bev[0][ego_cell]  # drivable under the ego
+            on_route += bool(bev[1][ego_cell])
+            assert not bev[2][ego_cell]  # the ego is not among the other vehicles
+            lead = t["perception.lead_distance"][k]
+            assert math.isnan(lead) == math.isnan(t["perception.lead_speed"][k])
+            assert math.isnan(lead) or 0.0 <= lead <= 60.0
+            if lead < 50.0:  # (NaN: none; the actors column stops at 60 m from the centre)
+                actors = json.loads(t["actors"][k])
+                assert any(abs(math.hypot(a["x"], a["y"]) - lead) < 8.0 for a in actors)
+            state, distance = t["perception.signal_state"][k], t["perception.signal_distance"][k]
+            assert state in ("", "red", "yellow", "green")
+            assert (state == "") == math.isnan(distance)
+    frames = TINY_EPISODES * 40
+    assert on_route > 0.95 * frames
+
+
 def test_episode_lines_and_info_json(tiny_dataset):
     lines = (tiny_dataset / "meta/episodes.jsonl").read_text().splitlines()
     info = json.loads((tiny_dataset / "meta/info.json").read_text())
@@ -124,7 +159,7 @@ def test_episode_lines_and_info_json(tiny_dataset):
         assert ep["driver"] == "expert" and ep["beta"] == 1.0
         assert "numpy" in ep["versions"]
         ids.append(ep["episode_id"])
-    assert info["schema_version"] == 1
+    assert info["schema_version"] == 2
     assert info["counts"]["episodes"] == TINY_EPISODES
     assert info["counts"]["frames"] == sum(json.loads(x)["n_frames"] for x in lines)
     assert info["cameras"][0]["name"] == "front" and info["cameras"][0]["width"] == 64

@@ -140,3 +140,23 @@ def test_info_json_is_plain_json_with_the_features(tiny_dataset):
     assert info["features"]["image.front"]["dtype"] == "binary"
     assert info["features"]["future.waypoints"]["shape"] == [6, 2]
     assert info["future"] == {"steps": 6, "dt_s": 0.5}
+
+
+def test_a_schema_1_dataset_without_perception_columns_still_trains(tiny_copy):
+    # datasets collected before the perception targets (schema 1) are read as before
+    from drivevla.datasets.torch_dataset import FrameDataset
+
+    for shard in tiny_copy.glob("data/*/*.parquet"):
+        table = pq.read_table(shard)
+        keep = [c for c in table.column_names if not c.startswith("perception.")]
+        pq.write_table(table.select(keep), shard)
+    info_path = tiny_copy / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["schema_version"] = 1
+    info_path.write_text(json.dumps(info))
+    ds = open_dataset(tiny_copy)
+    assert len(list(ds.iter_frames(columns=["episode_id", "ego.speed"]))) == ds.n_frames
+    frames = FrameDataset(tiny_copy, split=None)
+    assert len(frames) == ds.n_frames and frames[0]["images"].ndim == 4
+    with pytest.raises(CorruptDataError, match=r"missing column\(s\) \['perception.bev'\]"):
+        ds.read_episode(ds.episode_ids[0], ["perception.bev"])

@@ -133,6 +133,8 @@ def _episode_rows(eid: str, scenario: str, poses, actors_w, with_ids: bool,
                 rows[col].append("")
             elif by_name[col].dtype == "list<float32>":
                 rows[col].append([0.0] * int(np.prod(by_name[col].shape)))
+            elif by_name[col].dtype == "binary":
+                rows[col].append(bytes(int(np.prod(by_name[col].shape)) // 8))
             else:
                 rows[col].append(0)
     return rows

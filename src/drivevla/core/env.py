@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from drivevla.core.scene import ActorBox, LightState, TrafficLightView
+from drivevla.core.scene import ActorBox, LaneGeometry, LightState, TrafficLightView
 from drivevla.core.types import Control, HighLevelCommand, Observation
 
 
@@ -118,6 +118,7 @@ class PrivilegedState:
     outside_route_lanes_m: float  # distance (m) driven outside the route lanes so far
     backend: PrivilegedBackend | None
     snapshots: Callable[[], PrivilegedState] | None = None
+    lanes: tuple[LaneGeometry, ...] = ()  # the driving lanes (perception targets read them)
 
     def live_backend(self, who: str) -> PrivilegedBackend:
         """``backend``, or a ValueError naming ``who`` needs it where there is none."""

@@ -3,8 +3,9 @@
 Runs in a worker process of :func:`drivevla.datasets.collect.collect` (see that module for
 seeds, resume and DAgger). Per frame it records every camera as JPEG, the ego state, the
 control applied, the route, the instruction, the expert's labels (plan, meta-action, reason,
-reason object, explanation) and the actors within ``ACTOR_RADIUS_M``; after the episode it
-computes the future trajectory from the poses actually driven.
+reason object, explanation), the actors within ``ACTOR_RADIUS_M`` and the ground-truth
+perception targets (:func:`drivevla.perception.bev_targets.frame_targets`); after the episode
+it computes the future trajectory from the poses actually driven.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from drivevla.core.types import HighLevelCommand
 from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, episode_file, feature_names
 from drivevla.datasets.reader import arrow_schema
 from drivevla.language.instructions import colour_name
+from drivevla.perception.bev_targets import frame_targets
 from drivevla.planner.box_expert import BoxExpert
 from drivevla.planner.expert import ExpertPolicy
 from drivevla.sim_bridge.carla.env import CarlaDrivingEnv
@@ -214,9 +216,12 @@ class _FrameRecorder(Hook):
             json.dumps(json_ready(self.expert.last_object), sort_keys=True)
         )
         c["expert.explanation"].append(decision.explanation or "")
-        actors = self.env.privileged_state().actors
-        c["actors"].append(_actors_json(actors, np.array([ego["x"], ego["y"]]), float(ego["yaw"])))
+        state = self.env.privileged_state()
+        c["actors"].append(_actors_json(state.actors, np.array([ego["x"], ego["y"]]),
+                                        float(ego["yaw"])))
         c["driver"].append(tick.driver)
+        for name, value in frame_targets(state).items():
+            c[name].append(value)
         self.kind_counts[info["instruction_kind"]] += 1
 
     def _inputs(self, tick: Tick) -> tuple[dict[str, np.ndarray], tuple[float, ...], Any,

@@ -1,5 +1,7 @@
-"""The on-disk demonstration format (schema version 1): the contract between collection,
+"""The on-disk demonstration format (schema version 2): the contract between collection,
 training, export and anyone reading the data with pyarrow, pandas or Hugging Face datasets.
+Version 2 added the ``perception.*`` columns (ground-truth targets for auxiliary heads);
+version 1 datasets are read as before, without them.
 
 Layout of a dataset directory::
 
@@ -29,7 +31,9 @@ from typing import Any
 from drivevla.core.errors import DriveVLAError, read_utf8
 from drivevla.core.paths import check_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # 1: no perception.* columns
+BEV_SHAPE = (4, 80, 80)  # perception.bev: channels (bev_targets.CHANNELS), rows, cols
 FUTURE_STEPS = 6  # 3 s ahead at 0.5 s: nuScenes open-loop scoring applies
 FUTURE_DT_S = 0.5
 ROUTE_TARGETS = 5
@@ -198,6 +202,20 @@ FEATURES: tuple[Feature, ...] = (
             "JSON list of actors within 60 m: kind, x, y, yaw, length, width, speed"),
     Feature("driver", "string", (), "", "",
             "who drove this frame: 'expert' or the policy's name (DAgger)"),
+    # ground-truth perception targets (schema 2; perception/bev_targets.py)
+    Feature("perception.bev", "binary", BEV_SHAPE, "bool, np.packbits of the C-order array",
+            "ego, heading up",
+            "BEV raster 32 m ahead, 8 m behind, 20 m each side at 0.5 m: drivable area, route "
+            "lane, vehicles, pedestrians (a cell is set when half of it is covered)"),
+    Feature("perception.signal_state", "string", (), "", "",
+            "red, yellow or green: the signal whose stop line the route crosses next within "
+            "60 m ('' when none)"),
+    Feature("perception.signal_distance", "float32", (), "m", "route",
+            "distance along the route to that stop line (NaN when none)"),
+    Feature("perception.lead_distance", "float32", (), "m", "route",
+            "distance along the route to the nearest vehicle or pedestrian in the route's "
+            "corridor within 60 m (NaN when none)"),
+    Feature("perception.lead_speed", "float32", (), "m/s", "", "its speed (NaN when none)"),
 )
 
 EPISODE_FIELDS = (

@@ -53,6 +53,7 @@ from drivevla.core.frames import ego_to_camera_rotation
 from drivevla.core.types import CameraSpec
 from drivevla.datasets.format import (
     INFO_PATH,
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
 )
 from drivevla.datasets.nuscenes_annotations import export_annotations
@@ -294,10 +295,10 @@ def _read_info(
     if not version or "/" in version or os.sep in version or version in (".", ".."):
         raise ValueError(f"version={version!r} must be a plain folder name, e.g. 'v1.0-drivevla'")
     info = read_json(dataset_dir / INFO_PATH)
-    if int(info.get("schema_version", SCHEMA_VERSION)) != SCHEMA_VERSION:
+    if int(info.get("schema_version", SCHEMA_VERSION)) not in READABLE_SCHEMA_VERSIONS:
         raise ValueError(
             f"{dataset_dir / INFO_PATH}: schema_version {info.get('schema_version')} is not "
-            f"{SCHEMA_VERSION}, the version this exporter reads"
+            f"one of {list(READABLE_SCHEMA_VERSIONS)}, the versions this exporter reads"
         )
     specs = cameras_from_info(info)
     if not specs:

@@ -6,7 +6,9 @@ camera tokens (issue 28, item 2; training only, nothing runs at inference):
 - :func:`governing_signal`: the signal whose stop line the route crosses next, its state and
   the distance to it along the route;
 - :func:`lead_object`: the nearest vehicle or pedestrian in the route's corridor ahead, its
-  distance along the route and its speed.
+  distance along the route and its speed;
+- :func:`frame_targets`: all three for one snapshot, as the dataset's ``perception.*``
+  columns (collection records them; schema 2).
 
 Inputs are the scene types of :mod:`drivevla.core.scene` in the world frame; rasters are drawn
 with PIL. Pixel ``(row, col)`` covers ego-frame ``x = ahead_m - (row + 0.5) * res``,
@@ -15,12 +17,15 @@ with PIL. Pixel ``(row, col)`` covers ego-frame ``x = ahead_m - (row + 0.5) * re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from drivevla.core.env import PrivilegedState
 from drivevla.core.frames import world_to_ego
 from drivevla.core.scene import (
     ActorBox,
@@ -175,3 +180,29 @@ def lead_object(actors: Sequence[ActorBox], ego_xy: np.ndarray, route_polyline: 
             if best is None or s < best[0]:
                 best = (s, float(actor.speed_mps))
     return best
+
+
+def frame_targets(state: PrivilegedState, grid: BevGrid | None = None) -> dict[str, Any]:
+    """The ``perception.*`` columns of one dataset frame (:mod:`drivevla.datasets.format`)
+    from a ground-truth snapshot: the packed raster, the governing signal and the lead
+    object (NaN / '' where there is none)."""
+    grid = grid or BevGrid()
+    ego = state.ego
+    xy = np.array([ego.x, ego.y], dtype=np.float64)
+    raster = bev_raster(grid, xy, float(ego.yaw), state.lanes, state.route_polyline,
+                        state.actors)
+    signal = governing_signal(state.lights, xy, state.route_polyline)
+    lead = lead_object(state.actors, xy, state.route_polyline)
+    return {
+        "perception.bev": np.packbits(raster).tobytes(),
+        "perception.signal_state": "" if signal is None else LightState(signal[0]).value,
+        "perception.signal_distance": math.nan if signal is None else signal[1],
+        "perception.lead_distance": math.nan if lead is None else lead[0],
+        "perception.lead_speed": math.nan if lead is None else lead[1],
+    }
+
+
+def unpack_bev(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """The bool raster of a ``perception.bev`` value (``shape``: channels, rows, cols)."""
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=int(np.prod(shape)))
+    return bits.reshape(shape).astype(bool)

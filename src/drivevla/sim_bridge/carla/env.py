@@ -50,6 +50,7 @@ from drivevla.sim_bridge.carla.criteria_inputs import (
     light_state_name,
     mean_speed,
 )
+from drivevla.sim_bridge.carla.map_lanes import lane_geometries
 from drivevla.sim_bridge.carla.observer import ObserverSettings, SensorObserver
 from drivevla.sim_bridge.carla.route_tracking import plan_points
 from drivevla.sim_bridge.carla.routes_xml import LeaderboardRoute
@@ -70,6 +71,7 @@ INTENT = "follow_route"  # a route file's only instruction: drive the route
 NEARBY_LIGHT_RADIUS_M = 50.0  # lights whose stop line is this close are checked each tick
 _SPAWN_CLEARANCE_M = 15.0  # background traffic spawns no closer to the hero's start
 _SENSOR_WAIT_S = 10.0
+LANE_STEP_M = 2.0  # the town's lanes sampled this far apart (the snapshot's lanes)
 
 
 class CarlaUnavailableError(DriveVLAError, RuntimeError):
@@ -207,6 +209,7 @@ class CarlaDrivingEnv:
         self._collisions = CollisionLog()
         self._steps, self._t0, self._steer = 0, 0.0, 0.0
         self._plan_xy = np.zeros((0, 2))
+        self._lanes: tuple = ()  # the town's driving lanes (the snapshot's)
 
     # ------------------------------------------------------------------ Env contract
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -270,7 +273,7 @@ class CarlaDrivingEnv:
             route_progress_m=self.criteria.progress_m,
             speed_limit_mps=self.config.speed_limit_mps,
             outside_route_lanes_m=self.criteria.outside_route_lanes_m, backend=None,
-            snapshots=self.privileged_state)
+            snapshots=self.privileged_state, lanes=self._lanes)
 
     def terminate_route(self, reason: str) -> None:
         if self.criteria is not None and not self.criteria.done:
@@ -324,6 +327,10 @@ class CarlaDrivingEnv:
                         conn.traffic_manager_port)
         tm.set_synchronous_mode(True)
         tm.set_random_device_seed(int(self.config.seed))
+        if self._map is None or self._map.name != world_map.name:  # once per town
+            driving = [w for w in world_map.generate_waypoints(LANE_STEP_M)
+                       if w.lane_type == carla.LaneType.Driving]
+            self._lanes = tuple(lane_geometries(driving, self.config.speed_limit_mps))
         self._world, self._map = world, world_map
         return world
 

@@ -318,6 +318,7 @@ class EmbeddedDrivingEnv(gym.Env):
             outside_route_lanes_m=float(self.criteria.outside_route_lanes_m),
             backend=self,
             snapshots=self.privileged_state,
+            lanes=tuple(self._lanes),
         )
 
     @property
