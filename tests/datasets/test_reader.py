@@ -158,5 +158,6 @@ def test_a_schema_1_dataset_without_perception_columns_still_trains(tiny_copy):
     assert len(list(ds.iter_frames(columns=["episode_id", "ego.speed"]))) == ds.n_frames
     frames = FrameDataset(tiny_copy, split=None)
     assert len(frames) == ds.n_frames and frames[0]["images"].ndim == 4
+    assert not frames.has_perception and "bev" not in frames[0]
     with pytest.raises(CorruptDataError, match=r"missing column\(s\) \['perception.bev'\]"):
         ds.read_episode(ds.episode_ids[0], ["perception.bev"])

@@ -188,3 +188,19 @@ def test_intent_is_the_routes_navigation_intent(tiny_dataset):
         assert int(ds[rows[0]]["intent"]) == intents[rows[0]]
         checked += 1
     assert checked >= 3
+
+
+def test_perception_targets_come_with_schema_2_frames(tiny_dataset):
+    ds = FrameDataset(tiny_dataset, split=None)
+    assert ds.has_perception
+    batch = collate([ds[i] for i in range(8)])
+    assert batch["bev"].shape == (8, 4, 80, 80) and batch["bev"].dtype == torch.float32
+    assert set(batch["bev"].unique().tolist()) <= {0.0, 1.0}
+    assert batch["bev"][:, 0, 64, 40].eq(1.0).all()  # drivable under the ego
+    assert batch["signal_state"].dtype == torch.long
+    assert ((batch["signal_state"] >= 0) & (batch["signal_state"] <= 3)).all()
+    for k in range(0, len(ds), 25):  # no lead object: its distance and speed are 0, not NaN
+        item = ds[k]
+        assert torch.isfinite(item["lead_distance"]) and torch.isfinite(item["lead_speed"])
+        assert item["lead_present"] in (0.0, 1.0)
+        assert item["lead_present"] == 1.0 or item["lead_distance"] == 0.0

@@ -31,6 +31,18 @@ episode_id         str
 frame_index        () int64
 ================== ========================= =================================================
 
+Schema 2 datasets add the perception targets (absent for schema 1):
+
+================== ========================= =================================================
+bev                (4, 80, 80) float32       BEV raster, 0/1 (drivable, route, vehicles,
+                                             pedestrians; perception.bev_targets.CHANNELS)
+signal_state       () int64                  0 none, 1 red, 2 yellow, 3 green
+signal_distance    () float32                m along the route (0 when none)
+lead_present       () float32                1 when a lead object is within 60 m
+lead_distance      () float32                m along the route (0 when none)
+lead_speed         () float32                m/s (0 when none)
+================== ========================= =================================================
+
 ``target="expert"`` (default) uses the expert's plan (always 6 valid points; the right label
 for DAgger data, where the driven path is not the expert's); ``target="future"`` uses the path
 actually driven (``future.waypoints``, masked past ``future.valid``) with the mean speed over
@@ -55,10 +67,11 @@ from torch.utils.data import Dataset
 
 from drivevla.core.frames import lateral_offset
 from drivevla.core.types import HighLevelCommand, MetaAction
-from drivevla.datasets.format import FUTURE_DT_S, FUTURE_STEPS, ROUTE_TARGETS
+from drivevla.datasets.format import BEV_SHAPE, FUTURE_DT_S, FUTURE_STEPS, ROUTE_TARGETS
 from drivevla.datasets.reader import CorruptDataError, DemoDataset, decode_jpeg, open_dataset
 from drivevla.language.intents import NAVIGATION_INTENTS
 from drivevla.language.reasons import Reason
+from drivevla.perception.bev_targets import unpack_bev
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +99,29 @@ _TABLE_COLUMNS = (
     "expert.explanation",
     "driver",
 )
+
+
+PERCEPTION_COLUMNS = ("perception.bev", "perception.signal_state",
+                      "perception.signal_distance", "perception.lead_distance",
+                      "perception.lead_speed")
+_SIGNAL_STATES = {"": 0, "red": 1, "yellow": 2, "green": 3}
+
+
+def _perception_columns(col: dict[str, Any]) -> dict[str, Any]:
+    """The schema 2 targets as arrays (the BEV stays packed until an item is read)."""
+    def finite(name: str) -> np.ndarray:
+        return np.nan_to_num(col[name].to_numpy(zero_copy_only=False).astype(np.float32))
+
+    lead = col["perception.lead_distance"].to_numpy(zero_copy_only=False).astype(np.float32)
+    return {
+        "bev": col["perception.bev"].to_pylist(),
+        "signal_state": np.array([_SIGNAL_STATES.get(v, 0) for v in
+                                  col["perception.signal_state"].to_pylist()], np.int64),
+        "signal_distance": finite("perception.signal_distance"),
+        "lead_present": np.isfinite(lead).astype(np.float32),
+        "lead_distance": finite("perception.lead_distance"),
+        "lead_speed": finite("perception.lead_speed"),
+    }
 
 
 def _heading_change(yaw: np.ndarray, episode_of: np.ndarray) -> np.ndarray:
@@ -192,8 +228,11 @@ class FrameDataset(Dataset):
         self.group_starts: list[np.ndarray] = []
         parts: dict[str, list[Any]] = {}
         episode_of, row_of = [], []
+        wanted = list(_TABLE_COLUMNS)
+        if int(self.dataset.info.get("schema_version", 1)) >= 2:
+            wanted += list(PERCEPTION_COLUMNS)
         for eid in episode_ids:
-            table = self.dataset.read_episode(eid, list(_TABLE_COLUMNS))
+            table = self.dataset.read_episode(eid, wanted)
             if table is None:
                 continue  # skipped as corrupt (counted in dataset.skipped)
             path = self.dataset.shard_path(eid)
@@ -204,7 +243,7 @@ class FrameDataset(Dataset):
             self.paths.append(path)
             episode_of.append(np.full(table.num_rows, e, dtype=np.int64))
             row_of.append(np.arange(table.num_rows, dtype=np.int64))
-            for name in _TABLE_COLUMNS:
+            for name in wanted:
                 parts.setdefault(name, []).append(table.column(name))
         self.episode_of = np.concatenate(episode_of) if episode_of else np.zeros(0, np.int64)
         self.row_of = np.concatenate(row_of) if row_of else np.zeros(0, np.int64)
@@ -258,9 +297,16 @@ class FrameDataset(Dataset):
             "explanation": col["expert.explanation"].to_pylist(),
             "driver": col["driver"].to_pylist(),
         }
+        if "perception.bev" in col:
+            self._columns |= _perception_columns(col)
 
     def __len__(self) -> int:
         return len(self.episode_of)
+
+    @property
+    def has_perception(self) -> bool:
+        """Whether the frames carry perception targets (a schema 2 dataset)."""
+        return "bev" in self._columns
 
     def label_column(self, name: str) -> np.ndarray:
         """A copy of one non-image column for every frame of the split (e.g. ``"ego"``,
@@ -352,6 +398,13 @@ class FrameDataset(Dataset):
             "episode_id": c["episode_id"][index],
             "frame_index": torch.tensor(int(c["frame_index"][index]), dtype=torch.long),
         }
+        if "bev" in c:
+            item |= {
+                "bev": torch.from_numpy(unpack_bev(c["bev"][index], BEV_SHAPE).astype(np.float32)),
+                "signal_state": torch.tensor(int(c["signal_state"][index]), dtype=torch.long),
+                **{k: torch.tensor(float(c[k][index])) for k in
+                   ("signal_distance", "lead_present", "lead_distance", "lead_speed")},
+            }
         if self.transform is not None:
             item = self.transform(item)
         return item
