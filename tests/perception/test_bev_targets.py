@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from drivevla.core.env import PrivilegedState
 from drivevla.core.scene import (
     ActorBox,
     ActorKind,
@@ -21,8 +22,10 @@ from drivevla.perception.bev_targets import (
     CHANNELS,
     BevGrid,
     bev_raster,
+    frame_targets,
     governing_signal,
     lead_object,
+    unpack_bev,
 )
 
 XS = np.linspace(-50.0, 150.0, 401)
@@ -108,3 +111,23 @@ def test_the_lead_object_is_the_nearest_in_the_corridor():
     assert lead_object([BESIDE, WALKER], EGO_XY, ROUTE) is None
     crossing = ActorBox(4, ActorKind.PEDESTRIAN, 15.0, 0.5, math.pi / 2, 0.6, 0.6, 1.7)
     assert lead_object([LEAD, crossing], EGO_XY, ROUTE)[0] == pytest.approx(4.7, abs=0.5)
+
+
+def test_frame_targets_are_the_three_targets_of_a_snapshot(raster):
+    # a far lane (a town's other streets) is left out before drawing: same raster
+    far = LaneGeometry(("c", "d", 0), np.stack([XS, np.full_like(XS, 500.0)], axis=1), 3.5,
+                       MarkingType.SOLID, MarkingType.SOLID, 13.9)
+    ego = ActorBox(0, ActorKind.VEHICLE, *EGO_XY, 0.0, 4.8, 2.0, 1.5, speed_mps=8.0)
+    state = PrivilegedState(0.0, ego, (LEAD, BESIDE, WALKER), (LIGHT,), "urban", "cruise",
+                            ROUTE, 200.0, 60.0, 13.9, 0.0, backend=None,
+                            lanes=(*LANES, far))
+    targets = frame_targets(state)
+    np.testing.assert_array_equal(unpack_bev(targets["perception.bev"], raster.shape), raster)
+    assert targets["perception.signal_state"] == "red"
+    assert targets["perception.signal_distance"] == pytest.approx(30.0)
+    assert targets["perception.lead_distance"] == pytest.approx(
+        lead_object([LEAD], EGO_XY, ROUTE)[0])
+    assert targets["perception.lead_speed"] == 6.0
+    empty = frame_targets(PrivilegedState(0.0, ego, (), (), "urban", "cruise", ROUTE, 200.0,
+                                          60.0, 13.9, 0.0, backend=None))
+    assert math.isnan(empty["perception.lead_distance"]) and empty["perception.signal_state"] == ""

@@ -189,8 +189,10 @@ def frame_targets(state: PrivilegedState, grid: BevGrid | None = None) -> dict[s
     grid = grid or BevGrid()
     ego = state.ego
     xy = np.array([ego.x, ego.y], dtype=np.float64)
-    raster = bev_raster(grid, xy, float(ego.yaw), state.lanes, state.route_polyline,
-                        state.actors)
+    reach = math.hypot(max(grid.ahead_m, grid.behind_m), grid.half_width_m) + 5.0
+    near = [lane for lane in state.lanes if len(lane.centerline)
+            and float(np.min(np.linalg.norm(lane.centerline - xy, axis=1))) < reach]
+    raster = bev_raster(grid, xy, float(ego.yaw), near, state.route_polyline, state.actors)
     signal = governing_signal(state.lights, xy, state.route_polyline)
     lead = lead_object(state.actors, xy, state.route_polyline)
     return {
