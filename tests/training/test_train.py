@@ -352,6 +352,11 @@ def test_frames_match_the_dataset_and_are_cached(tiny_dataset, tmp_path, monkeyp
                               align_corners=False, antialias=True)
         expect = (small * 255).round().clamp(0, 255).to(torch.uint8)
         assert (frames.images[i].int() - expect.int()).abs().max() <= 1
+        # schema 2: the perception targets ride along, the raster packed until taken
+        taken = frames.take(torch.tensor([i]))
+        assert torch.equal(taken["bev"][0], item["bev"])
+        for key in ("signal_state", "signal_distance", "lead_present", "lead_distance"):
+            assert torch.equal(taken[key][0], item[key]), key
 
     # the second call reads the cache: decoding is not even possible any more
     class NoDecode:

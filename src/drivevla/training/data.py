@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from drivevla.datasets.format import BEV_SHAPE
 from drivevla.datasets.reader import SkipReport
 from drivevla.datasets.torch_dataset import FrameDataset, collate
 from drivevla.language.instructions import synthetic_instruction_records
@@ -34,6 +37,9 @@ CACHE_VERSION = 2
 ODOMETRY_KEYS = tuple(CHANNELS)  # dataset columns named as the odometry channels
 # label columns added since the first frame caches (filled in without decoding images)
 LATE_KEYS = (*ODOMETRY_KEYS, "intent")
+# the perception targets besides the raster (schema 2 data)
+PERCEPTION_SCALARS = ("signal_state", "signal_distance", "lead_present", "lead_distance",
+                      "lead_speed")
 
 
 @dataclass
@@ -54,6 +60,13 @@ class FrameTensors:
     intent: torch.Tensor  # (N,) index into NAVIGATION_INTENTS, -100: none
     instruction: list[str]
     explanation: list[str]
+    # schema 2 data only (the perception heads' targets; None for schema 1 data)
+    bev_packed: torch.Tensor | None = None  # (N, 3200) uint8: np.packbits of (4, 80, 80)
+    signal_state: torch.Tensor | None = None  # (N,) 0 none, 1 red, 2 yellow, 3 green
+    signal_distance: torch.Tensor | None = None  # (N,) m
+    lead_present: torch.Tensor | None = None  # (N,) 0 / 1
+    lead_distance: torch.Tensor | None = None  # (N,) m
+    lead_speed: torch.Tensor | None = None  # (N,) m/s
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -67,6 +80,9 @@ class FrameTensors:
         kw: dict[str, Any] = {}
         for f in dataclasses.fields(FrameTensors):
             values = [getattr(p, f.name) for p in parts]
+            if any(v is None for v in values):  # a schema 1 part: no perception targets
+                kw[f.name] = None
+                continue
             kw[f.name] = (torch.cat(values) if isinstance(values[0], torch.Tensor)
                           else [x for v in values for x in v])
         return FrameTensors(**kw)
@@ -80,8 +96,13 @@ class FrameTensors:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = (value[index] if isinstance(value, torch.Tensor)
-                           else [value[i] for i in idx])
+            if value is not None:
+                out[f.name] = (value[index] if isinstance(value, torch.Tensor)
+                               else [value[i] for i in idx])
+        packed = out.pop("bev_packed", None)
+        if packed is not None:
+            bits = np.unpackbits(packed.numpy(), axis=1, count=int(np.prod(BEV_SHAPE)))
+            out["bev"] = torch.from_numpy(bits.reshape(len(idx), *BEV_SHAPE).astype(np.float32))
         return out
 
 
@@ -150,6 +171,10 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         "instruction": [s for part in labels["instruction"] for s in part],
         "explanation": [s for part in labels["explanation"] for s in part],
     }
+    if ds.has_perception:
+        data["bev_packed"] = torch.from_numpy(np.packbits(
+            torch.cat(labels["bev"]).numpy().astype(bool).reshape(n, -1), axis=1))
+        data |= {k: torch.cat(labels[k]) for k in PERCEPTION_SCALARS}
     report = ds.dataset.skipped
     if report:
         logger.warning("%s (%s): left out as corrupt: %s; these frames are not cached",
@@ -202,8 +227,8 @@ def _collate_resized(size: tuple[int, int]):
         batch["images"] = (x * 255.0).round().clamp(0, 255).to(torch.uint8).view(b, c, 3, *size)
         keep = ("images", "ego", *ODOMETRY_KEYS, "route", "target_waypoints", "target_speeds",
                 "waypoint_mask", "meta_action", "reason", "intent", "instruction",
-                "explanation")
-        return {k: batch[k] for k in keep}
+                "explanation", "bev", *PERCEPTION_SCALARS)
+        return {k: batch[k] for k in keep if k in batch}
 
     return fn
 

@@ -105,6 +105,9 @@ class ModelConfig:
     text_head_dim: int = 192  # embedding width of the text-only heads
     # "grounded": the explanation is generated after an embedding of the decided reason
     explanation: str = "free"
+    # training-only auxiliary heads on the prefix (BEV raster, governing signal, lead object;
+    # vla/heads/perception.py): they need a schema 2 dataset's perception targets
+    perception_heads: bool = False
 
     def __post_init__(self) -> None:
         checks = (("backbone_family", self.backbone_family, BACKBONE_FAMILIES),
@@ -160,6 +163,10 @@ class LossConfig:
     w_explanation: float = 0.3
     w_refusal: float = 0.5
     w_intent: float = 0.5
+    # the perception heads' losses (model.perception_heads)
+    w_bev: float = 1.0
+    w_signal: float = 0.5
+    w_lead: float = 0.5
     # probability of hiding the motion state (speed, accel, yaw rate, steer) from a sample,
     # against the inertia problem ("I was stopped, so I stay stopped"); odometry stays
     ego_dropout: float = 0.0

@@ -34,6 +34,8 @@ from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.heads.action import build_action_head
 from drivevla.vla.heads.explanation import build_explanation
 from drivevla.vla.heads.intent import build_intent_head
+from drivevla.vla.heads.perception import TARGET_KEYS as PERCEPTION_TARGETS
+from drivevla.vla.heads.perception import PerceptionHeads
 from drivevla.vla.heads.refusal import build_refusal_head
 from drivevla.vla.heads.text import word_dropout
 from drivevla.vla.processor_drivevla import EOS, EXPL, PAD
@@ -81,6 +83,7 @@ class DriveVLAModel(nn.Module):
         self.safety_head = build_refusal_head(m.refusal_head, vocab_size, m.text_head_dim,
                                               dropout)
         self.explanation = build_explanation(m.explanation, config.n_reasons, d)
+        self.perception = PerceptionHeads(d) if m.perception_heads else None
         self.intent_head = build_intent_head(m.intent_head, vocab_size, m.text_head_dim,
                                              dropout, config.n_intents, d)
 
@@ -105,8 +108,8 @@ class DriveVLAModel(nn.Module):
         return ego * keep
 
     def _sequence(self, batch: dict[str, torch.Tensor]):
-        """Embeddings and attention mask of prefix + action queries, and the intent head's
-        logits (None without one)."""
+        """Embeddings and attention mask of prefix + action queries, the intent head's
+        logits (None without one) and the prefix's length (cameras + instruction)."""
         m, p_words = self.config.model, self.config.loss.instruction_word_dropout
         intent = None if self.intent_head is None else self.intent_head.navigation_logits(batch)
         if self.training and p_words > 0:
@@ -124,7 +127,7 @@ class DriveVLAModel(nn.Module):
             masks.append(prefix_mask.new_ones(b, 1))
         parts.append(self.action_queries[None].expand(b, -1, -1).to(prefix.dtype))
         masks.append(prefix_mask.new_ones(b, m.n_action_queries))
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1), intent
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1), intent, prefix.shape[1]
 
     def _actions(self, hidden_q: torch.Tensor, batch: dict[str, torch.Tensor]):
         m = self.config.model
@@ -149,7 +152,7 @@ class DriveVLAModel(nn.Module):
 
     def act(self, batch: dict[str, torch.Tensor], use_cache: bool = False) -> ActionOutput:
         """The action path: one forward pass over prefix + queries."""
-        embeds, mask, intent = self._sequence(batch)
+        embeds, mask, intent, _ = self._sequence(batch)
         hidden, cache = self.backbone.run(embeds, mask, use_cache=use_cache)
         q = self.config.model.n_action_queries
         wps, speeds, meta, reason = self._actions(hidden[:, -q:], batch)
@@ -173,7 +176,7 @@ class DriveVLAModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """(loss, logs) on a training batch (see DriveVLAProcessor.batch_from_samples)."""
         w = self.config.loss
-        embeds, mask, intent = self._sequence(batch)
+        embeds, mask, intent, n_prefix = self._sequence(batch)
         n_ctx = embeds.shape[1]
         expl_ids = batch["explanation_ids"]
         expl_emb, expl_mask_in, skip = self._explanation_inputs(
@@ -202,12 +205,29 @@ class DriveVLAModel(nn.Module):
                                                               self.refused_index, logs)
         if intent is not None:
             loss = loss + w.w_intent * self.intent_head.loss(intent, batch, logs)
+        if self.perception is not None:
+            loss = loss + self._perception_loss(hidden[:, :n_prefix], mask[:, :n_prefix],
+                                                batch, logs)
         logs |= {"loss": float(loss.detach()), "l1_waypoints_m": float(l_wp.detach()),
                  "l1_speed_mps": float(l_sp.detach()), "ce_meta": float(l_meta.detach()),
                  "ce_reason": float(l_reason.detach()), "ce_explanation": float(l_expl.detach()),
                  "meta_acc": float((meta.argmax(-1) == batch["meta_action"]).float().mean()),
                  "reason_acc": float((reason.argmax(-1) == batch["reason"]).float().mean())}
         return loss, logs
+
+    def _perception_loss(self, hidden: torch.Tensor, mask: torch.Tensor,
+                         batch: dict[str, torch.Tensor], logs: dict[str, float]
+                         ) -> torch.Tensor:
+        """The weighted auxiliary losses of the perception heads (training only)."""
+        missing = [k for k in PERCEPTION_TARGETS if k not in batch]
+        if missing:
+            raise ValueError(f"model.perception_heads trains on a schema 2 dataset's "
+                             f"perception targets; the batch lacks {missing} (collect the "
+                             f"data again, or set perception_heads false)")
+        w = self.config.loss
+        parts = self.perception.losses(self.perception(hidden, mask), batch)
+        logs |= {f"aux_{k}": float(v.detach()) for k, v in parts.items()}
+        return w.w_bev * parts["bev"] + w.w_signal * parts["signal"] + w.w_lead * parts["lead"]
 
     # ------------------------------------------------------------------ reasoning head
     @torch.no_grad()

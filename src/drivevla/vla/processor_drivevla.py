@@ -31,6 +31,7 @@ from drivevla.perception.sensor_health import (
     MAX_YAW_RATE_RPS,
 )
 from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
+from drivevla.vla.heads.perception import TARGET_KEYS as PERCEPTION_TARGETS
 from drivevla.vla.odometry import CHANNELS, normalise_channels
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<expl>"]
@@ -320,6 +321,10 @@ class DriveVLAProcessor:
         }
         if "intent" in samples:
             batch["intent"] = samples["intent"].long()
+        for key in PERCEPTION_TARGETS:  # schema 2 frames (the perception heads' targets)
+            if samples.get(key) is not None:
+                value = samples[key]
+                batch[key] = value.long() if key == "signal_state" else value.float()
         return self._add_instruction_text(batch, list(samples["instruction"]))
 
 
