@@ -167,7 +167,7 @@ def test_cache_continuation_equals_single_pass(family, tokenizer):
     batch = make_batch(proc)
     extra = torch.randint(5, proc.vocab_size, (2, 4), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        embeds, mask, _ = model._sequence(batch)
+        embeds, mask, _, _ = model._sequence(batch)
         full = torch.cat([embeds, bb.embed_tokens(extra)], dim=1)
         full_mask = torch.cat([mask, mask.new_ones(2, 4)], dim=1)
         h_full, _ = bb.run(full, full_mask)
@@ -187,7 +187,7 @@ def test_instruction_padding_is_masked(family, tokenizer):
     bb = model.backbone
     batch = make_batch(proc, b=2)
     with torch.no_grad():
-        embeds, mask, _ = model._sequence(batch)
+        embeds, mask, _, _ = model._sequence(batch)
         assert (mask[1] == 0).any()
         h_pad, _ = bb.run(embeds, mask)
         keep = mask[1].bool()
