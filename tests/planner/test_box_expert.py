@@ -16,13 +16,14 @@ from drivevla.core.scene import ActorBox, ActorKind, LightState, TrafficLightVie
 from drivevla.language.reasons import Reason
 from drivevla.planner.box_expert import (
     BoxExpert,
-    RoutePolyline,
     corridor_caps,
     crossing_caps,
     signal_caps,
 )
 from drivevla.planner.hazards import path_arclength
+from drivevla.planner.trajectory import route_lateral, route_points
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
+from drivevla.sim_bridge.embedded.route_path import RoutePath
 
 EGO = ActorBox(0, ActorKind.VEHICLE, 0.0, 0.0, 0.0, 4.8, 2.0, 1.5, speed_mps=8.0)
 PATH = np.stack([np.arange(1.0, 81.0), np.zeros(80)], axis=1)  # straight on along +x
@@ -82,12 +83,12 @@ def test_crossing_traffic_is_yielded_to_and_traffic_moving_away_is_not():
     assert crossing_caps(EGO, (late,), PATH, S_PATH, Reason.YIELD_JUNCTION) == []
 
 
-def test_the_route_polyline_goes_straight_on_past_its_end():
-    route = RoutePolyline(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.0], [10.0, 10.0]]))
+def test_the_route_goes_straight_on_past_its_end():
+    route = RoutePath(np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.0], [10.0, 10.0]]), 13.9)
     assert route.length_m == pytest.approx(20.0)
-    pts = route.points_at(np.array([5.0, 15.0, 25.0]))
+    pts = route_points(route, np.array([5.0, 15.0, 25.0]))
     np.testing.assert_allclose(pts, [[5.0, 0.0], [10.0, 5.0], [10.0, 15.0]])
-    assert route.lateral(np.array([4.0, 1.0]), 4.0) == pytest.approx(1.0)  # left of it
+    assert route_lateral(route, np.array([4.0, 1.0]), 4.0) == pytest.approx(1.0)  # left of it
 
 
 def test_reset_needs_snapshots():

@@ -204,7 +204,8 @@ def frame_targets(state: PrivilegedState, grid: BevGrid | None = None) -> dict[s
     }
 
 
-def unpack_bev(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
-    """The bool raster of a ``perception.bev`` value (``shape``: channels, rows, cols)."""
+def unpack_bev(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """The bool raster of a ``perception.bev`` value (``shape``: channels, rows, cols; or
+    the concatenated values of a batch, ``shape``: batch, channels, rows, cols)."""
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=int(np.prod(shape)))
     return bits.reshape(shape).astype(bool)

@@ -50,43 +50,18 @@ from drivevla.planner.hazards import (
     path_arclength,
 )
 from drivevla.planner.labels import TURN_META, explain, meta_action, object_slots
-from drivevla.planner.trajectory import path_curvature, plan_decision
+from drivevla.planner.trajectory import (
+    path_curvature,
+    plan_decision,
+    route_lateral,
+    route_path_ahead,
+)
+from drivevla.sim_bridge.embedded.route_path import RoutePath
 
 CROSSING_HORIZON_S = 4.0
 CROSSING_STEP_S = 0.25
 CROSSING_COS = math.cos(math.radians(30.0))  # headings within 30 deg of the path: not crossing
 STOP_MARGIN_M = 1.5  # front bumper before a stop line
-
-
-class RoutePolyline:
-    """A route polyline by arc length; past its end, straight on along its last direction."""
-
-    def __init__(self, points: np.ndarray) -> None:
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        keep = np.concatenate([[True], np.linalg.norm(np.diff(pts, axis=0), axis=1) > 1e-6])
-        self.points = pts[keep]
-        if len(self.points) < 2:
-            raise ValueError(f"a route needs at least two distinct points, got {len(pts)}")
-        seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
-        self.s = np.concatenate([[0.0], np.cumsum(seg)])
-        self.length_m = float(self.s[-1])
-        end_dir = self.points[-1] - self.points[-2]
-        self._end_dir = end_dir / np.linalg.norm(end_dir)
-
-    def points_at(self, s: np.ndarray) -> np.ndarray:
-        s = np.asarray(s, dtype=np.float64)
-        pts = np.stack([np.interp(s, self.s, self.points[:, 0]),
-                        np.interp(s, self.s, self.points[:, 1])], axis=1)
-        beyond = s > self.length_m
-        pts[beyond] = self.points[-1] + np.outer(s[beyond] - self.length_m, self._end_dir)
-        return pts
-
-    def lateral(self, xy: np.ndarray, s: float) -> float:
-        """Signed lateral offset (m, left +) of ``xy`` from the polyline at arc length ``s``."""
-        p0, p1 = self.points_at(np.array([s, s + 1.0]))
-        t = (p1 - p0) / max(float(np.linalg.norm(p1 - p0)), 1e-6)
-        rel = np.asarray(xy, dtype=np.float64) - p0
-        return float(t[0] * rel[1] - t[1] * rel[0])
 
 
 class BoxExpert:
@@ -107,8 +82,8 @@ class BoxExpert:
                 "the box expert is privileged: reset() needs a PrivilegedState whose "
                 "backend gives fresh snapshots (env.privileged_state())")
         self._snapshot = privileged.snapshots
-        self.route = RoutePolyline(privileged.route_polyline)
         self.speed_limit_mps = float(privileged.speed_limit_mps)
+        self.route = RoutePath(privileged.route_polyline, self.speed_limit_mps)
         self.intent = privileged.intent
         self.place = FAMILY_PLACE.get(privileged.scenario)
         self._yield_reason = (Reason.YIELD_ROUNDABOUT if privileged.scenario == "roundabout"
@@ -120,7 +95,9 @@ class BoxExpert:
         state = self._snapshot()
         ego = state.ego
         xy, v = np.array([ego.x, ego.y]), float(ego.speed_mps)
-        path = self._path(xy, v, float(state.route_progress_m))
+        s_route = float(state.route_progress_m)
+        path = route_path_ahead(self.route, s_route, route_lateral(self.route, xy, s_route), v,
+                                PLAN_LENGTH_M)
         s_path = path_arclength(xy, path)
         caps = [Cap(0.0, CRUISE_FRACTION * self.speed_limit_mps, Reason.SPEED_LIMIT.value,
                     {"kind": "speed_limit"})]
@@ -139,18 +116,6 @@ class BoxExpert:
         decision.explanation = explain(reason, meta, slots, self.intent, self.rng,
                                        self.explanation_split, self.place)
         return decision
-
-    def _path(self, xy: np.ndarray, v: float, s_route: float) -> np.ndarray:
-        """The route ahead, 1 m apart, leaving the ego's lateral offset smoothly."""
-        d = np.arange(1.0, PLAN_LENGTH_M + 1.0)
-        pts = self.route.points_at(s_route + d)
-        tang = np.gradient(pts, axis=0)
-        tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
-        normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
-        blend = float(np.clip(2.5 * v, 20.0, 45.0))
-        w = np.clip(1.0 - d / blend, 0.0, 1.0)
-        w = w * w * (3 - 2 * w)  # smoothstep
-        return pts + normal * (self.route.lateral(xy, s_route) * w)[:, None]
 
     def _reason(self, binding: Cap, v: float, command: HighLevelCommand) -> Reason:
         tag = Reason(binding.tag)

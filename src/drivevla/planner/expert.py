@@ -51,6 +51,8 @@ from drivevla.planner.trajectory import (
     path_curvature,
     plan_decision,
     road_curvature_ahead,
+    route_lateral,
+    route_path_ahead,
     route_road_curvature,
 )
 
@@ -131,29 +133,10 @@ class ExpertPolicy:
         decision.explanation = self._explain(reason, meta, binding)
         return decision
 
-    def _route_points(self, s: np.ndarray) -> np.ndarray:
-        """Route points at route distances ``s``; past the goal, straight on along the route's
-        last direction (clamping them all to the goal would fold the path back at the goal:
-        a spurious hairpin the speed plan braked for)."""
-        length = float(self.route.length_m)
-        pts = np.array([self.route.point_at(si) for si in s])
-        beyond = s > length
-        if beyond.any():
-            end = self.route.point_at(length)
-            back = end - self.route.point_at(length - 2.0)
-            t = back / max(float(np.linalg.norm(back)), 1e-9)
-            pts[beyond] = end + np.outer(s[beyond] - length, t)
-        return pts
-
     # ------------------------------------------------------------------ lateral
     def _route_lateral(self, s_route: float) -> float:
         """Signed lateral offset (m, left +) of the ego from the route polyline."""
-        ego = self.sim.world.ego
-        p0 = self.route.point_at(s_route)
-        p1 = self.route.point_at(s_route + 1.0)
-        t = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
-        rel = ego.position - p0
-        return float(t[0] * rel[1] - t[1] * rel[0])
+        return route_lateral(self.route, self.sim.world.ego.position, s_route)
 
     def _leg_at(self, s_route: float):
         i = int(np.searchsorted(self.route.leg_start_m, s_route, side="right") - 1)
@@ -206,15 +189,8 @@ class ExpertPolicy:
         if change_needed and not self._committed:
             path = follow_lanes(self.network, ego.lane_index, ego.position, PLAN_LENGTH_M)
             return path, False
-        blend = float(np.clip(2.5 * v, 20.0, 45.0))
-        d = np.arange(1.0, PLAN_LENGTH_M + 1.0)
-        pts = self._route_points(s_route + d)
-        tang = np.gradient(pts, axis=0)
-        tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
-        normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
-        w = np.clip(1.0 - d / blend, 0.0, 1.0)
-        w = w * w * (3 - 2 * w)  # smoothstep: leave the current offset tangentially
-        return pts + normal * (lat * w)[:, None], change_needed and self._committed
+        path = route_path_ahead(self.route, s_route, lat, v, PLAN_LENGTH_M)
+        return path, change_needed and self._committed
 
     # ------------------------------------------------------------------ longitudinal
     def _cruise_cap(self) -> Cap:

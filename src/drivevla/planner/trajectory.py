@@ -77,6 +77,48 @@ def follow_lanes(
     return np.array(pts)
 
 
+def route_points(route, s: np.ndarray) -> np.ndarray:
+    """Points of ``route`` (``point_at(s)``, ``length_m``) at route distances ``s``; past the
+    goal, straight on along the route's last 2 m (clamping them all to the goal would fold
+    the path back at the goal: a spurious hairpin the speed plan braked for)."""
+    s = np.asarray(s, dtype=np.float64)
+    length = float(route.length_m)
+    pts = np.array([route.point_at(si) for si in s])
+    beyond = s > length
+    if beyond.any():
+        end = route.point_at(length)
+        back = end - route.point_at(length - 2.0)
+        t = back / max(float(np.linalg.norm(back)), 1e-9)
+        pts[beyond] = end + np.outer(s[beyond] - length, t)
+    return pts
+
+
+def route_lateral(route, xy: np.ndarray, s_route: float) -> float:
+    """Signed lateral offset (m, left +) of ``xy`` from ``route`` at route distance
+    ``s_route`` (across the route's direction over the next metre)."""
+    p0 = route.point_at(s_route)
+    p1 = route.point_at(s_route + 1.0)
+    t = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
+    rel = np.asarray(xy, dtype=np.float64) - p0
+    return float(t[0] * rel[1] - t[1] * rel[0])
+
+
+def route_path_ahead(route, s_route: float, lateral: float, speed_mps: float,
+                     length_m: float) -> np.ndarray:
+    """The route ``length_m`` ahead of ``s_route``, 1 m apart, starting ``lateral`` m to its
+    left and blending onto it over 2.5 s of driving (20-45 m; smoothstep: the current offset
+    is left tangentially)."""
+    blend = float(np.clip(2.5 * speed_mps, 20.0, 45.0))
+    d = np.arange(1.0, length_m + 1.0)
+    pts = route_points(route, s_route + d)
+    tang = np.gradient(pts, axis=0)
+    tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
+    normal = np.stack([-tang[:, 1], tang[:, 0]], axis=1)
+    w = np.clip(1.0 - d / blend, 0.0, 1.0)
+    w = w * w * (3 - 2 * w)
+    return pts + normal * (lateral * w)[:, None]
+
+
 def path_curvature(path: np.ndarray) -> np.ndarray:
     """Unsigned curvature (1/m) at each point of a path sampled about every metre."""
     if len(path) < 3:

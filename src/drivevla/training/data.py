@@ -20,6 +20,7 @@ from drivevla.datasets.format import BEV_SHAPE
 from drivevla.datasets.reader import SkipReport
 from drivevla.datasets.torch_dataset import FrameDataset, collate
 from drivevla.language.instructions import synthetic_instruction_records
+from drivevla.perception.bev_targets import unpack_bev
 from drivevla.training.config import TrainConfig
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.odometry import CHANNELS
@@ -100,9 +101,9 @@ class FrameTensors:
                 out[f.name] = (value[index] if isinstance(value, torch.Tensor)
                                else [value[i] for i in idx])
         packed = out.pop("bev_packed", None)
-        if packed is not None:
-            bits = np.unpackbits(packed.numpy(), axis=1, count=int(np.prod(BEV_SHAPE)))
-            out["bev"] = torch.from_numpy(bits.reshape(len(idx), *BEV_SHAPE).astype(np.float32))
+        if packed is not None:  # rows of whole bytes: the batch unpacks as one raster stack
+            bev = unpack_bev(packed.numpy().tobytes(), (len(idx), *BEV_SHAPE))
+            out["bev"] = torch.from_numpy(bev.astype(np.float32))
         return out
 
 

@@ -108,7 +108,7 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
         keep_clear += [(("h0", "h1", k + 1), 0.0, 100.0), (("h1", "h2", k), 0.0, 120.0)]
     lanes = [(a, b, i) for a, b in (("h0", "h1"), ("h1", "h2")) for i in range(HIGHWAY_LANES)]
     npcs += fill_lanes(ctx, net, lanes, (17.0, 23.0), keep_clear, s_range=(0.0, 300.0))
-    statics = _highway_rails(net, bend) if ctx.guard_rails else []
+    statics = _highway_rails(net) if ctx.guard_rails else []
     return Scenario(
         "highway",
         intent,
@@ -123,12 +123,10 @@ def _highway(intent: str, ctx: BuildContext) -> Scenario:
     )
 
 
-def _highway_rails(net: RoadNetwork, bend: float) -> list:
-    """Guard rails right of the motorway: one straight run on the fixed map, else along the
-    rightmost lane of both edges (20 m segments)."""
+def _highway_rails(net: RoadNetwork) -> list:
+    """Guard rails right of the motorway, along the rightmost lane of both edges (20 m
+    segments; on the fixed map the same rails as one straight run from 0 to 1100 m)."""
     offset = LANE_WIDTH_M / 2 + 2.0
-    if bend == 0.0:
-        return guard_rails(np.array([0.0, 0.0]), np.array([1100.0, 0.0]), offset)
     return [rail for edge in (("h0", "h1", 0), ("h1", "h2", 0))
             for rail in guard_rails_along(net.get_lane(edge), offset)]
 
