@@ -112,6 +112,10 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if config.model.backbone_family != "default":
         raise ExportError(f"{source}: backbone_family {config.model.backbone_family!r} reads "
                           "raw instruction text; only the 'default' family exports so far")
+    if config.model.instruction_encoder:
+        raise ExportError(f"{source}: instruction_encoder {config.model.instruction_encoder!r}"
+                          " (a pretrained encoder outside the checkpoint) does not export yet; "
+                          "only checkpoints with their own instruction embeddings do")
     width, height = camera_size or (CameraSpec().width, CameraSpec().height)
     cameras = [CameraSpec(name=c, width=width, height=height) for c in config.model.cameras]
     out = _prepare_out(Path(out), source)

@@ -58,6 +58,24 @@ def _read(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
         raise SentenceEncoderError(f"{path}: no {name} in the model zip") from None
 
 
+def load_tokenizer(zip_path: str | Path | None = None):
+    """The model's WordPiece tokenizer (``tokenizers.Tokenizer``, no padding, truncated at
+    the model's limit): ``[CLS] text [SEP]`` ids, the encoder's own input. Reads only the
+    zip's ``tokenizer.json`` (cheap: no weights)."""
+    from tokenizers import Tokenizer
+
+    path = Path(zip_path) if zip_path is not None else model_zip_path()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            text = _read(archive, "tokenizer.json", path).decode("utf-8")
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise SentenceEncoderError(f"{path}: not a readable model zip: {exc}") from None
+    tokenizer = Tokenizer.from_str(text)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_TOKENS)
+    return tokenizer
+
+
 class SentenceEncoder:
     """``encode(texts) -> (N, 384)`` unit-norm float32 embeddings (CPU by default)."""
 
@@ -89,9 +107,16 @@ class SentenceEncoder:
             raise SentenceEncoderError(f"{path}: weights do not fit BertModel (missing "
                                        f"{missing[:3]}, unexpected {unexpected[:3]})")
         self.model.eval()
+        self.model.requires_grad_(False)
         self.tokenizer = Tokenizer.from_str(tokenizer_json)
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
+
+    @torch.no_grad()
+    def token_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, 384) last hidden states of token ids from this model's own tokenizer
+        (:func:`load_tokenizer`); positions where ``mask`` is 0 are padding."""
+        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:

@@ -103,7 +103,9 @@ class DefaultBackbone(nn.Module):
         feat = self.vision(x)  # (B*N, C, h, w)
         tokens = feat.flatten(2).transpose(1, 2).reshape(b, n * self.tokens_per_camera, -1)
         vis = self.projector(tokens) + self.camera_pos[None]
-        text = self.embed_tokens(batch["instruction_ids"])
+        text = batch.get("instruction_embeds")  # a pretrained encoder's, projected
+        if text is None:
+            text = self.embed_tokens(batch["instruction_ids"])
         mask = torch.cat([batch["instruction_mask"].new_ones(b, vis.shape[1]),
                           batch["instruction_mask"]], dim=1)
         return torch.cat([vis, text.to(vis.dtype)], dim=1), mask

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.core.errors import DriveVLAError, read_json
+from drivevla.language.sentence_encoder import WEIGHTS_SHA256 as MINILM_SHA256
 from drivevla.vla.odometry import check_channels
 from drivevla.vla.vocabularies import Vocabularies
 
@@ -40,6 +41,7 @@ REFUSAL_HEADS = (None, "bag")  # vla/heads/refusal.py
 INTENT_HEADS = (None, "bag", "by_sentence")  # vla/heads/intent.py
 EXPLANATIONS = ("free", "grounded")  # vla/heads/explanation.py
 NAVIGATION_MODES = ("language", "target_point")
+INSTRUCTION_ENCODERS = (None, "minilm")  # vla/instruction_encoder.py
 
 
 def default_lm() -> dict[str, Any]:
@@ -103,6 +105,12 @@ class ModelConfig:
     # navigation" class and the token carries the most navigational sentence's intents
     intent_head: str | None = None
     text_head_dim: int = 192  # embedding width of the text-only heads
+    # None: the instruction is read through embeddings learned from scratch (our tokenizer);
+    # "minilm": through the frozen token states of the pretrained all-MiniLM-L6-v2 (its own
+    # tokenizer), for the language model and the text heads alike; its weights are checked
+    # against the hash (vla/instruction_encoder.py)
+    instruction_encoder: str | None = None
+    instruction_encoder_sha256: str = MINILM_SHA256
     # "grounded": the explanation is generated after an embedding of the decided reason
     explanation: str = "free"
     # training-only auxiliary heads on the prefix (BEV raster, governing signal, lead object;
@@ -115,7 +123,8 @@ class ModelConfig:
                                                NAVIGATION_MODES),
                   ("refusal_head", self.refusal_head, REFUSAL_HEADS),
                   ("intent_head", self.intent_head, INTENT_HEADS),
-                  ("explanation", self.explanation, EXPLANATIONS))
+                  ("explanation", self.explanation, EXPLANATIONS),
+                  ("instruction_encoder", self.instruction_encoder, INSTRUCTION_ENCODERS))
         for key, value, valid in checks:
             if value not in valid:
                 raise ValueError(f"model.{key}={value!r}; valid: {list(valid)}")
@@ -124,9 +133,9 @@ class ModelConfig:
                 f"image size {self.image_height}x{self.image_width} is too small (min 32x32)")
         if not self.cameras:
             raise ValueError("at least one camera is needed")
-        for key in ("refusal_head", "intent_head"):
+        for key in ("refusal_head", "intent_head", "instruction_encoder"):
             if getattr(self, key) and self.backbone_family != "default":
-                raise ValueError(f"{key} reads our tokenizer's instruction ids: it needs "
+                raise ValueError(f"{key} reads the instruction ids of our processor: it needs "
                                  f"backbone_family='default', got {self.backbone_family!r}")
         if self.text_head_dim < 1:
             raise ValueError(f"text_head_dim={self.text_head_dim} must be >= 1")

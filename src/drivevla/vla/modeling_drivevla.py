@@ -38,6 +38,7 @@ from drivevla.vla.heads.perception import TARGET_KEYS as PERCEPTION_TARGETS
 from drivevla.vla.heads.perception import PerceptionHeads
 from drivevla.vla.heads.refusal import build_refusal_head
 from drivevla.vla.heads.text import word_dropout
+from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates, keep_dropout
 from drivevla.vla.processor_drivevla import EOS, EXPL, PAD
 
 # state-dict names of earlier checkpoints -> today's (applied on load; vla/convert.py)
@@ -79,13 +80,21 @@ class DriveVLAModel(nn.Module):
         self.head = build_action_head(m.head, d, m.n_action_queries, m.future_steps, tp_dim)
         self.meta_head = nn.Linear(d, config.n_meta_actions)
         self.reason_head = nn.Linear(d, config.n_reasons)
+        # the pretrained instruction encoder (frozen, outside the state dict) and the
+        # projector through which the language model reads its token states
+        self.instruction_states = (FrozenTokenStates(m.instruction_encoder_sha256)
+                                   if m.instruction_encoder else None)
+        if self.instruction_states is not None:
+            self.instruction_proj = nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(),
+                                                  nn.Linear(d, d))
         dropout = config.loss.text_word_dropout
         self.safety_head = build_refusal_head(m.refusal_head, vocab_size, m.text_head_dim,
-                                              dropout)
+                                              dropout, self.instruction_states)
         self.explanation = build_explanation(m.explanation, config.n_reasons, d)
         self.perception = PerceptionHeads(d) if m.perception_heads else None
         self.intent_head = build_intent_head(m.intent_head, vocab_size, m.text_head_dim,
-                                             dropout, config.n_intents, d)
+                                             dropout, config.n_intents, d,
+                                             self.instruction_states)
 
     def intent_logits(self, batch: dict[str, torch.Tensor]
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -112,9 +121,7 @@ class DriveVLAModel(nn.Module):
         logits (None without one) and the prefix's length (cameras + instruction)."""
         m, p_words = self.config.model, self.config.loss.instruction_word_dropout
         intent = None if self.intent_head is None else self.intent_head.navigation_logits(batch)
-        if self.training and p_words > 0:
-            batch = dict(batch, instruction_ids=word_dropout(
-                batch["instruction_ids"], batch["instruction_mask"], p_words))
+        batch = self._instruction_input(batch, p_words if self.training else 0.0)
         prefix, prefix_mask = self.backbone.embed_prefix(batch)
         b = prefix.shape[0]
         parts = [prefix, self.ego_proj(self._ego_input(batch["ego"]))[:, None]]
@@ -128,6 +135,20 @@ class DriveVLAModel(nn.Module):
         parts.append(self.action_queries[None].expand(b, -1, -1).to(prefix.dtype))
         masks.append(prefix_mask.new_ones(b, m.n_action_queries))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1), intent, prefix.shape[1]
+
+    def _instruction_input(self, batch: dict[str, torch.Tensor], p_words: float
+                           ) -> dict[str, torch.Tensor]:
+        """The batch as the backbone reads the instruction: with word dropout ``p_words``;
+        with a pretrained encoder, its projected token states as ``instruction_embeds``."""
+        ids, mask = batch["instruction_ids"], batch["instruction_mask"]
+        if self.instruction_states is None:
+            if p_words > 0:
+                batch = dict(batch, instruction_ids=word_dropout(ids, mask, p_words))
+            return batch
+        embeds = self.instruction_proj(self.instruction_states(ids, mask))
+        if p_words > 0:
+            mask = keep_dropout(mask, p_words)
+        return dict(batch, instruction_embeds=embeds, instruction_mask=mask)
 
     def _actions(self, hidden_q: torch.Tensor, batch: dict[str, torch.Tensor]):
         m = self.config.model

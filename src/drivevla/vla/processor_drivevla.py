@@ -25,6 +25,7 @@ from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Observation
 from drivevla.language.explanations import explanation_corpus
 from drivevla.language.instructions import instruction_corpus
+from drivevla.language.sentence_encoder import load_tokenizer
 from drivevla.perception.sensor_health import (
     MAX_ACCEL_MPS2,
     MAX_SPEED_MPS,
@@ -91,6 +92,10 @@ class DriveVLAProcessor:
     def __init__(self, config: DriveVLAConfig, tokenizer: Tokenizer) -> None:
         self.config = config
         self.tokenizer = tokenizer
+        # with a pretrained instruction encoder, instructions take its own tokenizer (the
+        # explanations keep ours)
+        self.instruction_tokenizer = (load_tokenizer() if config.model.instruction_encoder
+                                      else None)
 
     @classmethod
     def build(cls, config: DriveVLAConfig, corpus: list[str] | None = None) -> DriveVLAProcessor:
@@ -103,11 +108,15 @@ class DriveVLAProcessor:
 
     # ------------------------------------------------------------------ text
     def encode_instruction(self, text: str) -> tuple[list[int], list[int]]:
-        """(ids, mask) of fixed length ``max_instruction_tokens``: <bos> text, padded."""
+        """(ids, mask) of fixed length ``max_instruction_tokens``: <bos> text, padded (with a
+        pretrained instruction encoder: its ``[CLS] text [SEP]``)."""
         n = self.config.model.max_instruction_tokens
         if not self.config.model.use_instruction:
             text = ""
-        ids = [BOS, *self.tokenizer.encode(text).ids][:n]
+        if self.instruction_tokenizer is not None:
+            ids = self.instruction_tokenizer.encode(text).ids[:n]
+        else:
+            ids = [BOS, *self.tokenizer.encode(text).ids][:n]
         mask = [1] * len(ids) + [0] * (n - len(ids))
         return ids + [PAD] * (n - len(ids)), mask
 

@@ -22,14 +22,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from drivevla.vla.heads.text import TextBagHead
+from drivevla.vla.instruction_encoder import FrozenTokenStates
 
 
 class BagIntentHead(TextBagHead):
     extra_classes = 0
 
     def __init__(self, vocab_size: int, d_text: int, word_dropout: float, n_intents: int,
-                 d_model: int) -> None:
-        super().__init__(vocab_size, d_text, word_dropout, n_out=n_intents + self.extra_classes)
+                 d_model: int, states: FrozenTokenStates | None = None) -> None:
+        super().__init__(vocab_size, d_text, word_dropout, n_out=n_intents + self.extra_classes,
+                         states=states)
         self.token = nn.Linear(n_intents, d_model)
 
     def navigation_logits(self, batch: dict[str, torch.Tensor]
@@ -111,10 +113,12 @@ INTENT_HEADS = {"bag": BagIntentHead, "by_sentence": SentenceIntentHead}
 
 
 def build_intent_head(name: str | None, vocab_size: int, d_text: int, word_dropout: float,
-                      n_intents: int, d_model: int) -> BagIntentHead | None:
-    """The named intent head, or None (no intent token in the sequence)."""
+                      n_intents: int, d_model: int, states: FrozenTokenStates | None = None
+                      ) -> BagIntentHead | None:
+    """The named intent head, or None (no intent token in the sequence); with ``states`` it
+    reads the pretrained encoder's token states."""
     if name is None:
         return None
     if name not in INTENT_HEADS:
         raise ValueError(f"unknown intent head {name!r}; valid: {sorted(INTENT_HEADS)}")
-    return INTENT_HEADS[name](vocab_size, d_text, word_dropout, n_intents, d_model)
+    return INTENT_HEADS[name](vocab_size, d_text, word_dropout, n_intents, d_model, states)

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from drivevla.vla.heads.text import TextBagHead
+from drivevla.vla.instruction_encoder import FrozenTokenStates
 
 
 class BagRefusalHead(TextBagHead):
-    def __init__(self, vocab_size: int, d: int, word_dropout: float) -> None:
-        super().__init__(vocab_size, d, word_dropout, n_out=1)
+    def __init__(self, vocab_size: int, d: int, word_dropout: float,
+                 states: FrozenTokenStates | None = None) -> None:
+        super().__init__(vocab_size, d, word_dropout, n_out=1, states=states)
 
     def logit(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) refusal logits of the batch's instructions."""
@@ -53,11 +55,12 @@ class BagRefusalHead(TextBagHead):
 REFUSAL_HEADS = {"bag": BagRefusalHead}
 
 
-def build_refusal_head(name: str | None, vocab_size: int, d: int, word_dropout: float
-                       ) -> BagRefusalHead | None:
-    """The named refusal head, or None (the reason head alone decides, refusals included)."""
+def build_refusal_head(name: str | None, vocab_size: int, d: int, word_dropout: float,
+                       states: FrozenTokenStates | None = None) -> BagRefusalHead | None:
+    """The named refusal head, or None (the reason head alone decides, refusals included);
+    with ``states`` it reads the pretrained encoder's token states."""
     if name is None:
         return None
     if name not in REFUSAL_HEADS:
         raise ValueError(f"unknown refusal head {name!r}; valid: {sorted(REFUSAL_HEADS)}")
-    return REFUSAL_HEADS[name](vocab_size, d, word_dropout)
+    return REFUSAL_HEADS[name](vocab_size, d, word_dropout, states)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates, keep_dropout
 from drivevla.vla.processor_drivevla import UNK
 
 
@@ -20,19 +21,38 @@ class TextBagHead(nn.Module):
     model's), a masked mean (a bag of words), an MLP; ``n_out`` logits (one: squeezed). In
     training, ``word_dropout`` of the tokens become ``<unk>``, so it leans on several words
     rather than on one phrasing (on phrasings it never saw, this bag with word dropout flagged
-    fewer safe instructions than one transformer encoder layer did)."""
+    fewer safe instructions than one transformer encoder layer did).
 
-    def __init__(self, vocab_size: int, d: int, word_dropout: float, n_out: int = 1) -> None:
+    With ``states`` (a pretrained encoder's :class:`FrozenTokenStates`), the bag is of the
+    encoder's contextual token states through a trained projection instead, and word dropout
+    hides positions from the mean (the states themselves are cached whole)."""
+
+    def __init__(self, vocab_size: int, d: int, word_dropout: float, n_out: int = 1,
+                 states: FrozenTokenStates | None = None) -> None:
         super().__init__()
         self.word_dropout = word_dropout
         self.n_out = n_out
-        self.embed = nn.Embedding(vocab_size, d)
+        self.states = states
+        if states is None:
+            self.embed = nn.Embedding(vocab_size, d)
+        else:
+            self.proj = nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU())
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, n_out))
 
+    def _tokens(self, ids: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, d) token features and the mask the mean takes."""
+        dropout = self.training and self.word_dropout > 0
+        if self.states is None:
+            if dropout:
+                ids = word_dropout(ids, mask, self.word_dropout)
+            return self.embed(ids), mask
+        feats = self.proj(self.states(ids, mask))
+        return feats, keep_dropout(mask, self.word_dropout) if dropout else mask
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.training and self.word_dropout > 0:
-            ids = word_dropout(ids, mask, self.word_dropout)
-        m = mask.unsqueeze(-1).float()
-        pooled = (self.embed(ids) * m).sum(1) / m.sum(1).clamp(min=1.0)
+        feats, mask = self._tokens(ids, mask)
+        m = mask.unsqueeze(-1).to(feats.dtype)
+        pooled = (feats * m).sum(1) / m.sum(1).clamp(min=1.0)
         out = self.mlp(pooled)
         return out.squeeze(-1) if self.n_out == 1 else out
