@@ -1,7 +1,8 @@
-"""``drivevla bench sim|latency|runtimes|cost|refusal|robustness``: simulator throughput, a
-policy's per-tick latency, one checkpoint on every runtime side by side, the counted cost of a
-checkpoint's tick, its text-only refusal and intent heads, and closed-loop driving under every
-fault with and without the runtime's protections."""
+"""``drivevla bench sim|latency|runtimes|cost|refusal|robustness|executors``: simulator
+throughput, a policy's per-tick latency, one checkpoint on every runtime side by side, the
+counted cost of a checkpoint's tick, its text-only refusal and intent heads, closed-loop
+driving under every fault with and without the runtime's protections, and one suite on the
+process pool and on Ray side by side."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from drivevla.benchmarks import (
     cost,
+    executor_overhead,
     latency,
     refusal_probe,
     robustness,
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_cost(bench)
     _register_refusal(bench)
     _register_robustness(bench)
+    _register_executors(bench)
 
 
 def _register_sim(bench: argparse._SubParsersAction) -> None:
@@ -198,13 +201,18 @@ def _register_robustness(bench: argparse._SubParsersAction) -> None:
                    help="comma-separated subset of: on, off (default: both)")
     p.add_argument("--fault-seed", type=non_negative_int, default=0,
                    help="seed of the injected faults")
-    p.add_argument("--workers", type=non_negative_int, default=2,
-                   help="routes in flight at once per row")
-    p.add_argument("--max-steps", type=positive_int, default=None,
-                   help="cap every route at this many ticks (smoke runs)")
+    _add_route_options(p, non_negative_int, "routes in flight at once per row")
     p.add_argument("--clock", choices=CLOCKS, default="simulated",
                    help="simulated: deterministic; wall: real time (late ticks measured)")
     p.set_defaults(fn=_cmd_bench_robustness)
+
+
+def _add_route_options(p: argparse.ArgumentParser, workers_type: Callable[[str], int],
+                       workers_help: str) -> None:
+    """``--workers`` and ``--max-steps`` of the closed-loop benchmarks."""
+    p.add_argument("--workers", type=workers_type, default=2, help=workers_help)
+    p.add_argument("--max-steps", type=positive_int, default=None,
+                   help="cap every route at this many ticks (smoke runs)")
 
 
 def _cmd_bench_robustness(args: argparse.Namespace) -> int:
@@ -214,4 +222,30 @@ def _cmd_bench_robustness(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, clock=args.clock)
     print(robustness.format_table(result))
     print(f"wrote {Path(args.out) / robustness.RESULT_FILE}")
+    return 0
+
+
+def _register_executors(bench: argparse._SubParsersAction) -> None:
+    p = add_command(bench, "executors", "one suite on the local process pool and on Ray, one "
+                    "after the other: wall time, Ray's overhead per route, N-node extrapolation")
+    p.add_argument("--policy", default="expert", help="registered name or checkpoint dir")
+    p.add_argument("--suite", default="standard", help="suite name or YAML file")
+    p.add_argument("--out", required=True, help="a new result folder (process/, ray/ and "
+                                                "executors.json)")
+    _add_route_options(p, positive_int, "routes in flight at once on either executor")
+    p.add_argument("--cameras", choices=["off", "policy"], default="off",
+                   help="off: render no camera (a policy that reads only the privileged "
+                   "state, such as the expert); policy: the simulator's default cameras")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join; default: a local instance of --workers CPUs")
+    p.set_defaults(fn=_cmd_bench_executors)
+
+
+def _cmd_bench_executors(args: argparse.Namespace) -> int:
+    result = executor_overhead.run_executors(
+        args.policy, args.suite, Path(args.out), workers=args.workers,
+        base_config={"cameras": []} if args.cameras == "off" else None,
+        max_steps=args.max_steps, ray_address=args.ray_address)
+    print(executor_overhead.format_table(result))
+    print(f"wrote {Path(args.out) / 'executors.json'}")
     return 0
