@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from drivevla.core.types import CameraSpec, EgoState
+from drivevla.runtime.faults import FaultyPolicy, PolicyFaults, PolicyFaultsError
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import CheckpointError, DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor
+from support.runtime_parts import ScriptedPolicy
 from support.vla_parts import CORPUS, TINY, tiny_obs, tiny_samples
 
 
@@ -272,6 +274,32 @@ def test_distance_feature_odometer_in_model_processor_and_policy(parts):
     assert dcfg.with_overrides({"odometer_bias_m": 0.0}) == dcfg
     with pytest.raises(ValueError, match="position"):
         policy.act(tiny_obs(ego=EgoState(float("inf"), 0.0, 0.0, 5.0)))
+
+
+def test_the_odometer_shift_probe_offsets_every_reading_and_needs_an_odometer(parts,
+                                                                              monkeypatch):
+    cfg, proc = parts
+    dcfg = cfg.with_overrides({"distance_feature": True})
+    policy = DriveVLAPolicy(DriveVLAModel(dcfg, proc.vocab_size),
+                            DriveVLAProcessor(dcfg, proc.tokenizer))
+    seen = []
+    inner = policy.action_output
+    monkeypatch.setattr(policy, "action_output",
+                        lambda obs, odo: seen.append(odo["distance_travelled"]) or inner(obs, odo))
+    faulty = FaultyPolicy(policy, PolicyFaults(odometer_bias_m=30.0))
+    for _ in range(2):  # the shift holds on every route, reset or not
+        faulty.reset()
+        for x in (0.0, 4.0):
+            faulty.act(tiny_obs(ego=EgoState(x, 0.0, 0.0, 5.0)))
+    assert seen == pytest.approx([30.0, 34.0, 30.0, 34.0])
+    plain = FaultyPolicy(DriveVLAPolicy(DriveVLAModel(cfg, proc.vocab_size), proc),
+                         PolicyFaults(odometer_bias_m=30.0))
+    with pytest.raises(ValueError, match="reads no odometer"):
+        plain.reset()
+    with pytest.raises(PolicyFaultsError, match="keeps no odometer"):
+        FaultyPolicy(ScriptedPolicy(), PolicyFaults(odometer_bias_m=-30.0)).reset()
+    with pytest.raises(PolicyFaultsError, match="finite"):
+        PolicyFaults(odometer_bias_m=float("nan"))
 
 
 def test_intent_head_conditions_the_action_path_and_learns_from_its_own_loss_only(parts):

@@ -3,7 +3,9 @@
 :class:`FaultyPolicy` wraps any policy and, on a share of ticks each, delays its ``act``
 (``latency_ms`` on the runner's clock: real sleep on :class:`MonotonicClock`, simulated time
 on :class:`SimulatedClock`), raises :class:`InjectedFault`, or returns its decision with a
-NaN waypoint. Which faults hit tick ``k`` depends only on ``(seed, k)`` (ticks counted from
+NaN waypoint; ``odometer_bias_m`` shifts the odometer of a policy that keeps one (the
+odometer-shift probe: does the model time its manoeuvres by the road it sees or by the
+distance it counted?). Which faults hit tick ``k`` depends only on ``(seed, k)`` (ticks counted from
 the policy's ``reset``): three independent uniform draws from
 ``numpy.random.default_rng([seed, FAULT_STREAM, k])``, so the same seed gives the same
 faults on every run, machine and worker split, whatever else draws random numbers. Every
@@ -46,6 +48,7 @@ class PolicyFaults:
     latency_ms: float = 0.0
     exception_share: float = 0.0
     nan_share: float = 0.0
+    odometer_bias_m: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("latency_share", "exception_share", "nan_share"):
@@ -55,11 +58,15 @@ class PolicyFaults:
         if not (isinstance(self.latency_ms, int | float) and math.isfinite(self.latency_ms)
                 and self.latency_ms >= 0):
             raise PolicyFaultsError(f"latency_ms={self.latency_ms!r} must be >= 0 ms")
+        if not (isinstance(self.odometer_bias_m, int | float)
+                and math.isfinite(self.odometer_bias_m)):
+            raise PolicyFaultsError(f"odometer_bias_m={self.odometer_bias_m!r} must be a "
+                                    "finite number of metres")
 
     @property
     def active(self) -> bool:
         return any((self.latency_share and self.latency_ms, self.exception_share,
-                    self.nan_share))
+                    self.nan_share, self.odometer_bias_m))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +112,13 @@ class FaultyPolicy:
     def reset(self, privileged: PrivilegedState | None = None) -> None:
         self.tick, self.injected = 0, []
         self.policy.reset(privileged)
+        if self.faults.odometer_bias_m:
+            shift = getattr(self.policy, "shift_odometer", None)
+            if shift is None:
+                raise PolicyFaultsError(f"policy {self.policy.name!r} keeps no odometer: "
+                                        "the odometer-shift probe (odometer_bias_m) does "
+                                        "not apply")
+            shift(self.faults.odometer_bias_m)
 
     def act(self, obs: Observation) -> Decision:
         tick, kinds = self.tick, self.faults.at_tick(self.tick)

@@ -80,6 +80,9 @@ class OdometryTracker:
 
     def __init__(self, channels: tuple[str, ...]) -> None:
         self.channels = check_channels(channels)
+        # metres added to every odometer reading: the odometer-shift probe (a fault injected
+        # by runtime/faults.py, ``policy.odometer_bias_m``; never part of a checkpoint)
+        self.odometer_bias_m = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -120,4 +123,4 @@ class OdometryTracker:
         if self._xy_last is not None:
             self._distance += math.hypot(xy[0] - self._xy_last[0], xy[1] - self._xy_last[1])
         self._xy_last = xy
-        return self._distance
+        return self._distance + self.odometer_bias_m

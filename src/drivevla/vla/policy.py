@@ -74,6 +74,16 @@ class DriveVLAPolicy(ExplanationClock):
         self._last, self._tick, self._last_explanation = None, 0, None
         self._odometry.reset()
 
+    def shift_odometer(self, bias_m: float) -> None:
+        """Add ``bias_m`` metres to every odometer reading from now on (the odometer-shift
+        probe, ``--faults policy.odometer_bias_m=M``); a model without the
+        ``distance_travelled`` channel reads no odometer and refuses."""
+        if "distance_travelled" not in self._odometry.channels:
+            raise ValueError(f"{self.name}: the model reads no odometer (its odometry channels "
+                             f"are {list(self._odometry.channels)}); the odometer-shift probe "
+                             "does not apply")
+        self._odometry.odometer_bias_m = float(bias_m)
+
     @torch.inference_mode()
     def act(self, obs: Observation) -> Decision:
         out = self.action_output(obs, self._odometry.read(obs))
