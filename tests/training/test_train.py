@@ -478,6 +478,34 @@ def test_training_with_the_heading_input_drives_and_tracks_odometry(tiny_dataset
     assert path > 1.0 and odometry._distance == pytest.approx(path, abs=1e-9)
 
 
+def test_training_with_memory_reads_earlier_frames_and_the_policy_keeps_them(
+        tiny_dataset, frame_cache, tmp_path, monkeypatch):
+    from drivevla.agents.agent import Agent
+    from drivevla.training.data import FrameTensors
+    from drivevla.vla.policy import DriveVLAPolicy
+
+    taken = []
+    take = FrameTensors.take
+    monkeypatch.setattr(FrameTensors, "take", lambda self, index, memory=(0, 1): taken.append(
+        (self.frame_index[index], take(self, index, memory))) or taken[-1][1])
+    out = tmp_path / "out"
+    Trainer(_cfg(tiny_dataset, out, frame_cache, steps=2,
+                 model={**TINY, "memory_frames": 2, "memory_stride": 3})).train()
+    own, batch = taken[0]
+    assert batch["memory_images"].shape[:2] == (len(own), 2)
+    first = own == 0  # an episode's first frame remembers itself
+    assert torch.equal(batch["memory_images"][first, 0], batch["images"][first])
+    policy = DriveVLAPolicy.from_pretrained(out)
+    env, obs, info = _sim_observation()
+    agent = Agent(policy)
+    agent.reset(env)
+    for _ in range(8):
+        control, _ = agent.step(env.make_observation(obs, info))
+        obs, _, _, _, info = env.step(control)
+    env.close()
+    assert policy._memory._ticks == 8 and len(policy._memory._kept) == 6
+
+
 def test_refusal_head_trains_on_rendered_train_phrasings_too(tiny_dataset, frame_cache,
                                                              tmp_path, monkeypatch):
     from drivevla.language import instructions

@@ -116,6 +116,9 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         raise ExportError(f"{source}: instruction_encoder {config.model.instruction_encoder!r}"
                           " (a pretrained encoder outside the checkpoint) does not export yet; "
                           "only checkpoints with their own instruction embeddings do")
+    if config.model.memory_frames:
+        raise ExportError(f"{source}: memory_frames={config.model.memory_frames} (the kept "
+                          "summaries of earlier ticks) does not export yet")
     width, height = camera_size or (CameraSpec().width, CameraSpec().height)
     cameras = [CameraSpec(name=c, width=width, height=height) for c in config.model.cameras]
     out = _prepare_out(Path(out), source)

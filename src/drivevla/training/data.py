@@ -37,7 +37,7 @@ CACHE_VERSION = 2
 # one existed gets it added from the data's label columns
 ODOMETRY_KEYS = tuple(CHANNELS)  # dataset columns named as the odometry channels
 # label columns added since the first frame caches (filled in without decoding images)
-LATE_KEYS = (*ODOMETRY_KEYS, "intent")
+LATE_KEYS = (*ODOMETRY_KEYS, "intent", "frame_index")
 # the perception targets besides the raster (schema 2 data)
 PERCEPTION_SCALARS = ("signal_state", "signal_distance", "lead_present", "lead_distance",
                       "lead_speed")
@@ -68,6 +68,7 @@ class FrameTensors:
     lead_present: torch.Tensor | None = None  # (N,) 0 / 1
     lead_distance: torch.Tensor | None = None  # (N,) m
     lead_speed: torch.Tensor | None = None  # (N,) m/s
+    frame_index: torch.Tensor | None = None  # (N,) index in its episode (0 first, +1 a row)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -88,9 +89,17 @@ class FrameTensors:
                           else [x for v in values for x in v])
         return FrameTensors(**kw)
 
-    def take(self, index: torch.Tensor) -> dict[str, Any]:
+    def past_rows(self, index: torch.Tensor, frames: int, stride: int) -> torch.Tensor:
+        """See :func:`past_rows_of`."""
+        if self.frame_index is None:
+            raise ValueError("these frames carry no frame_index: the memory needs it")
+        return past_rows_of(self.frame_index, index, frames, stride)
+
+    def take(self, index: torch.Tensor, memory: tuple[int, int] = (0, 1)) -> dict[str, Any]:
         """A collated-like batch for :meth:`DriveVLAProcessor.batch_from_samples`: every
-        field under its own name, tensors indexed, text lists picked item by item."""
+        field under its own name, tensors indexed, text lists picked item by item; with
+        ``memory = (frames, stride)`` also ``memory_images`` (B, frames, N, 3, h, w), the
+        images :meth:`past_rows` names."""
         import torch
 
         idx = index.tolist()
@@ -100,11 +109,36 @@ class FrameTensors:
             if value is not None:
                 out[f.name] = (value[index] if isinstance(value, torch.Tensor)
                                else [value[i] for i in idx])
+        if memory[0]:
+            out["memory_images"] = self.images[self.past_rows(index, *memory)]
         packed = out.pop("bev_packed", None)
         if packed is not None:  # rows of whole bytes: the batch unpacks as one raster stack
             bev = unpack_bev(packed.numpy().tobytes(), (len(idx), *BEV_SHAPE))
             out["bev"] = torch.from_numpy(bev.astype(np.float32))
         return out
+
+
+def memory_of(config: DriveVLAConfig) -> tuple[int, int]:
+    """(earlier frames, stride) a model's memory reads (``take``'s ``memory``)."""
+    return config.model.memory_frames, config.model.memory_stride
+
+
+def past_rows_of(frame_index: torch.Tensor, index: torch.Tensor, frames: int, stride: int
+                 ) -> torch.Tensor:
+    """(B, frames) rows of the frames ``k * stride`` ticks before each row of ``index``
+    (k = 1..frames), in the same episode: before the episode's first frame, that first frame
+    (a policy's memory starts the same way). Rows of an episode must be consecutive, in frame
+    order from 0: otherwise a ValueError."""
+    import torch
+
+    back = stride * torch.arange(1, frames + 1)
+    own = frame_index[index]
+    steps = torch.minimum(back[None], own[:, None])
+    rows = index[:, None] - steps
+    if not bool((frame_index[rows] == own[:, None] - steps).all()):
+        raise ValueError("the frames of an episode are not consecutive rows in frame order: "
+                         "the memory cannot find earlier frames")
+    return rows
 
 
 def _cache_key(root: Path, split: str, cameras: tuple[str, ...], size: tuple[int, int]) -> str:
@@ -172,6 +206,7 @@ def load_frames(root: str | Path, split: str, config: DriveVLAConfig,
         "instruction": [s for part in labels["instruction"] for s in part],
         "explanation": [s for part in labels["explanation"] for s in part],
     }
+    data["frame_index"] = torch.from_numpy(ds.label_column("frame_index"))
     if ds.has_perception:
         data["bev_packed"] = torch.from_numpy(np.packbits(
             torch.cat(labels["bev"]).numpy().astype(bool).reshape(n, -1), axis=1))

@@ -58,6 +58,7 @@ from drivevla.training.data import (
     frame_weights,
     instruction_texts,
     load_frames,
+    memory_of,
 )
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 from drivevla.vla.modeling_drivevla import DriveVLAModel
@@ -323,7 +324,7 @@ class Trainer:
                 weights = frame_weights(frames, cfg)
                 model.train()
             index = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
-            samples = frames.take(index)
+            samples = frames.take(index, memory_of(self.model_config))
             if warp is not None:
                 samples = warp(samples, cfg.pose_aug_prob, gen)
             logs = self._step(model, opt, sched, processor.batch_from_samples(samples), texts,
@@ -474,7 +475,8 @@ class Trainer:
         n = min(len(frames), self.cfg.val_frames)
         for start in range(0, n, 128):
             index = torch.arange(start, min(n, start + 128))
-            batch = policy.processor.batch_from_samples(frames.take(index))
+            batch = policy.processor.batch_from_samples(
+                frames.take(index, memory_of(policy.config)))
             batch = {k: v.to(self.accelerator.device) if isinstance(v, torch.Tensor) else v
                      for k, v in batch.items()}
             out = model.act(batch)

@@ -81,6 +81,7 @@ class DefaultBackbone(nn.Module):
             feat = self.vision(torch.zeros(1, 3, config.image_height, config.image_width))
         channels, h, w = feat.shape[1:]
         self.tokens_per_camera = h * w
+        self.vision_channels = channels
         lm_cfg = LlamaConfig(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2,
                              eos_token_id=3, **config.lm)
         self.lm = LlamaForCausalLM(lm_cfg)
@@ -96,12 +97,18 @@ class DefaultBackbone(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
                              persistent=False)
 
-    def embed_prefix(self, batch):
-        images = batch["images"]  # (B, N, 3, H, W) in [0, 1]
+    def vision_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, N * h * w, C) camera features of ``images`` (B, N, 3, H, W) in [0, 1]."""
         b, n = images.shape[:2]
         x = (images.flatten(0, 1) - self.mean) / self.std
         feat = self.vision(x)  # (B*N, C, h, w)
-        tokens = feat.flatten(2).transpose(1, 2).reshape(b, n * self.tokens_per_camera, -1)
+        return feat.flatten(2).transpose(1, 2).reshape(b, n * self.tokens_per_camera, -1)
+
+    def embed_prefix(self, batch):
+        tokens = batch.get("vision_tokens")  # computed already (the model's memory)
+        if tokens is None:
+            tokens = self.vision_tokens(batch["images"])
+        b = tokens.shape[0]
         vis = self.projector(tokens) + self.camera_pos[None]
         text = batch.get("instruction_embeds")  # a pretrained encoder's, projected
         if text is None:

@@ -111,6 +111,11 @@ class ModelConfig:
     # against the hash (vla/instruction_encoder.py)
     instruction_encoder: str | None = None
     instruction_encoder_sha256: str = MINILM_SHA256
+    # memory: the camera features of ``memory_frames`` earlier frames, ``memory_stride``
+    # control ticks apart, enter the sequence as one token each (0: none); the policy keeps
+    # each tick's features, so a tick still runs the camera encoder once
+    memory_frames: int = 0
+    memory_stride: int = 5
     # "grounded": the explanation is generated after an embedding of the decided reason
     explanation: str = "free"
     # training-only auxiliary heads on the prefix (BEV raster, governing signal, lead object;
@@ -133,9 +138,12 @@ class ModelConfig:
                 f"image size {self.image_height}x{self.image_width} is too small (min 32x32)")
         if not self.cameras:
             raise ValueError("at least one camera is needed")
-        for key in ("refusal_head", "intent_head", "instruction_encoder"):
+        if self.memory_frames < 0 or self.memory_stride < 1:
+            raise ValueError(f"memory_frames={self.memory_frames} must be >= 0 and "
+                             f"memory_stride={self.memory_stride} >= 1")
+        for key in ("refusal_head", "intent_head", "instruction_encoder", "memory_frames"):
             if getattr(self, key) and self.backbone_family != "default":
-                raise ValueError(f"{key} reads the instruction ids of our processor: it needs "
+                raise ValueError(f"{key} reads our processor's inputs: it needs "
                                  f"backbone_family='default', got {self.backbone_family!r}")
         if self.text_head_dim < 1:
             raise ValueError(f"text_head_dim={self.text_head_dim} must be >= 1")

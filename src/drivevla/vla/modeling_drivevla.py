@@ -57,6 +57,7 @@ class ActionOutput:
     refusal_logit: torch.Tensor | None = None  # (B,) with a refusal head
     reason: torch.Tensor | None = None  # (B,) the decided reason index (see decide_reason)
     intent_logits: torch.Tensor | None = None  # (B, n_intents) with an intent head
+    frame_summary: torch.Tensor | None = None  # (B, C) this frame's memory entry (memory only)
 
 
 # index of the refusal in the code's reason list (a checkpoint's own: config.vocabularies)
@@ -76,6 +77,10 @@ class DriveVLAModel(nn.Module):
         if m.navigation_mode == "target_point":
             tp_dim = 2 * m.route_targets
             self.route_proj = nn.Sequential(nn.Linear(tp_dim, d), nn.GELU(), nn.Linear(d, d))
+        if m.memory_frames:  # one token per earlier frame (its camera features, averaged)
+            self.memory_proj = nn.Sequential(nn.Linear(self.backbone.vision_channels, d),
+                                             nn.GELU(), nn.Linear(d, d))
+            self.memory_pos = nn.Parameter(torch.randn(m.memory_frames, d) * 0.02)
         self.action_queries = nn.Parameter(torch.randn(m.n_action_queries, d) * 0.02)
         self.head = build_action_head(m.head, d, m.n_action_queries, m.future_steps, tp_dim)
         self.meta_head = nn.Linear(d, config.n_meta_actions)
@@ -121,11 +126,16 @@ class DriveVLAModel(nn.Module):
         logits (None without one) and the prefix's length (cameras + instruction)."""
         m, p_words = self.config.model, self.config.loss.instruction_word_dropout
         intent = None if self.intent_head is None else self.intent_head.navigation_logits(batch)
-        batch = self._instruction_input(batch, p_words if self.training else 0.0)
+        batch = self._instruction_input(self._with_memory(batch),
+                                        p_words if self.training else 0.0)
         prefix, prefix_mask = self.backbone.embed_prefix(batch)
         b = prefix.shape[0]
-        parts = [prefix, self.ego_proj(self._ego_input(batch["ego"]))[:, None]]
-        masks = [prefix_mask, prefix_mask.new_ones(b, 1)]
+        parts, masks = [prefix], [prefix_mask]
+        if "memory_tokens" in batch:
+            parts.append(batch["memory_tokens"].to(prefix.dtype))
+            masks.append(prefix_mask.new_ones(b, m.memory_frames))
+        parts.append(self.ego_proj(self._ego_input(batch["ego"]))[:, None])
+        masks.append(prefix_mask.new_ones(b, 1))
         if intent is not None:  # the driving losses never train the text classifier
             parts.append(self.intent_head.token_embedding(intent[0], prefix.dtype))
             masks.append(prefix_mask.new_ones(b, 1))
@@ -135,6 +145,33 @@ class DriveVLAModel(nn.Module):
         parts.append(self.action_queries[None].expand(b, -1, -1).to(prefix.dtype))
         masks.append(prefix_mask.new_ones(b, m.n_action_queries))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1), intent, prefix.shape[1]
+
+    def _with_memory(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With ``model.memory_frames``: the batch with this frame's camera features
+        (``vision_tokens``, ``frame_summary``: their mean, what a policy keeps) and the memory
+        tokens, from the earlier frames' images (``memory_images`` (B, K, N, 3, H, W), encoded
+        without gradient) or from a policy's kept summaries (``memory_summaries`` (B, K, C);
+        where ``memory_current`` (B, K) is true, this frame's summary stands in)."""
+        k = self.config.model.memory_frames
+        if not k or "memory_tokens" in batch:
+            return batch
+        tokens = self.backbone.vision_tokens(batch["images"])
+        summary = tokens.mean(1)
+        if "memory_images" in batch:
+            images = batch["memory_images"]
+            with torch.no_grad():
+                past = self.backbone.vision_tokens(images.flatten(0, 1)).mean(1)
+            past = past.view(images.shape[0], k, -1)
+        elif "memory_summaries" in batch:
+            past = batch["memory_summaries"].to(summary.dtype)
+            current = batch.get("memory_current")
+            if current is not None:
+                past = torch.where(current[..., None], summary.detach()[:, None], past)
+        else:
+            raise ValueError(f"model.memory_frames={k}: the batch needs the earlier frames "
+                             "(memory_images) or a policy's kept summaries (memory_summaries)")
+        memory = self.memory_proj(past) + self.memory_pos[None].to(past.dtype)
+        return dict(batch, vision_tokens=tokens, frame_summary=summary, memory_tokens=memory)
 
     def _instruction_input(self, batch: dict[str, torch.Tensor], p_words: float
                            ) -> dict[str, torch.Tensor]:
@@ -173,6 +210,7 @@ class DriveVLAModel(nn.Module):
 
     def act(self, batch: dict[str, torch.Tensor], use_cache: bool = False) -> ActionOutput:
         """The action path: one forward pass over prefix + queries."""
+        batch = self._with_memory(batch)
         embeds, mask, intent, _ = self._sequence(batch)
         hidden, cache = self.backbone.run(embeds, mask, use_cache=use_cache)
         q = self.config.model.n_action_queries
@@ -180,7 +218,7 @@ class DriveVLAModel(nn.Module):
         refusal = self._refusal_logit(batch)
         return ActionOutput(wps, speeds, meta, reason, cache, embeds.shape[1], mask, refusal,
                             self.decide_reason(reason, refusal),
-                            None if intent is None else intent[0])
+                            None if intent is None else intent[0], batch.get("frame_summary"))
 
     def _explanation_inputs(self, expl_ids: torch.Tensor, expl_mask: torch.Tensor,
                             reason: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -22,6 +22,7 @@ import torch
 from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import Decision, Observation
 from drivevla.vla.configuration_drivevla import CheckpointError, DriveVLAConfig
+from drivevla.vla.memory import FrameMemory
 from drivevla.vla.modeling_drivevla import LEGACY_TENSOR_PREFIXES, ActionOutput, DriveVLAModel
 from drivevla.vla.odometry import OdometryTracker
 from drivevla.vla.processor_drivevla import EOS, DriveVLAProcessor
@@ -67,12 +68,17 @@ class DriveVLAPolicy(ExplanationClock):
         self._last_explanation: str | None = None
         # the odometry channels the model reads, integrated since the route began
         self._odometry = OdometryTracker(self.config.model.odometry)
+        m = self.config.model
+        self._memory = (FrameMemory(m.memory_frames, m.memory_stride,
+                                    model.backbone.vision_channels) if m.memory_frames else None)
         self._refusals: dict[str, bool] = {}  # instruction text -> refused (refuses())
 
     # ------------------------------------------------------------------ contract
     def reset(self, privileged: Any | None = None) -> None:  # learned: ignores ground truth
         self._last, self._tick, self._last_explanation = None, 0, None
         self._odometry.reset()
+        if self._memory is not None:
+            self._memory.reset()
 
     def shift_odometer(self, bias_m: float) -> None:
         """Add ``bias_m`` metres to every odometer reading from now on (the odometer-shift
@@ -88,6 +94,8 @@ class DriveVLAPolicy(ExplanationClock):
     def act(self, obs: Observation) -> Decision:
         out = self.action_output(obs, self._odometry.read(obs))
         self._last = out
+        if self._memory is not None:
+            self._memory.keep(out.frame_summary[0])
         meta = int(out.meta_logits[0].argmax())
         return decision_from_outputs(self.config, out.waypoints[0].double().cpu().numpy(),
                                      out.speeds[0].double().cpu().numpy(), meta,
@@ -128,6 +136,8 @@ class DriveVLAPolicy(ExplanationClock):
         ``odometry``: the readings of the model's channels at ``obs``."""
         batch = self.processor.from_observations([obs], [odometry])
         check_finite_inputs(batch, obs)
+        if self._memory is not None:  # what act() kept of the earlier ticks
+            batch |= self._memory.inputs()
         return self.model.act(self._on_model_device(batch), use_cache=True)
 
     @torch.inference_mode()

@@ -330,6 +330,10 @@ class DriveVLAProcessor:
         }
         if "intent" in samples:
             batch["intent"] = samples["intent"].long()
+        if samples.get("memory_images") is not None:  # (B, K, N, 3, H, W): the earlier frames
+            past = samples["memory_images"]
+            batch["memory_images"] = self.images_to_tensor(past.flatten(0, 1)).view(
+                *past.shape[:2], *batch["images"].shape[1:])
         for key in PERCEPTION_TARGETS:  # schema 2 frames (the perception heads' targets)
             if samples.get(key) is not None:
                 value = samples[key]
