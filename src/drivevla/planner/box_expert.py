@@ -51,7 +51,7 @@ from drivevla.planner.hazards import (
 )
 from drivevla.planner.labels import TURN_META, explain, meta_action, object_slots
 from drivevla.planner.trajectory import (
-    path_curvature,
+    curvature_speeds,
     plan_decision,
     route_lateral,
     route_path_ahead,
@@ -141,13 +141,8 @@ def _tangent_yaw(path: np.ndarray, i: int) -> float:
 
 def curve_caps(path: np.ndarray, s_path: np.ndarray, speed_limit_mps: float) -> list[Cap]:
     """Lateral-acceleration caps (``LATERAL_ACCEL_MPS2``) along the path."""
-    k = path_curvature(path)
-    caps = []
-    for i in range(0, len(path), 4):
-        if k[i] > 1e-3 and math.sqrt(LATERAL_ACCEL_MPS2 / k[i]) < speed_limit_mps:
-            caps.append(Cap(float(s_path[i]), math.sqrt(LATERAL_ACCEL_MPS2 / k[i]),
-                            Reason.CURVE.value, {"kind": "curve"}))
-    return caps
+    return [Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": "curve"})
+            for i, v in curvature_speeds(path, LATERAL_ACCEL_MPS2, speed_limit_mps)]
 
 
 def corridor_caps(ego: ActorBox, actors: tuple[ActorBox, ...], path: np.ndarray,

@@ -27,7 +27,6 @@ Speed requests are honoured up to the speed limit.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -47,8 +46,8 @@ from drivevla.planner.hazards import (
 )
 from drivevla.planner.labels import explain, meta_action, object_slots
 from drivevla.planner.trajectory import (
+    curvature_speeds,
     follow_lanes,
-    path_curvature,
     plan_decision,
     road_curvature_ahead,
     route_lateral,
@@ -211,17 +210,13 @@ class ExpertPolicy:
         """Lateral-acceleration caps along the path. A cap where the road itself bends less
         than needs slowing for comes from the car's own sideways move (a lane change, a
         return onto the route) on a straight road: its object is ``lane_change``, not a bend."""
-        k = path_curvature(path)
         k_bend = LATERAL_ACCEL_MPS2 / self.speed_limit_mps**2
         caps = []
-        for i in range(0, len(path), 4):
-            if k[i] > 1e-3:
-                v = math.sqrt(LATERAL_ACCEL_MPS2 / k[i])
-                if v < self.speed_limit_mps:
-                    s_r = s_route + float(s_path[i])
-                    road = road_curvature_ahead(self._road_s, self._road_k, s_r - 5.0, s_r + 5.0)
-                    kind = "curve" if road > k_bend else "lane_change"
-                    caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": kind}))
+        for i, v in curvature_speeds(path, LATERAL_ACCEL_MPS2, self.speed_limit_mps):
+            s_r = s_route + float(s_path[i])
+            road = road_curvature_ahead(self._road_s, self._road_k, s_r - 5.0, s_r + 5.0)
+            kind = "curve" if road > k_bend else "lane_change"
+            caps.append(Cap(float(s_path[i]), v, Reason.CURVE.value, {"kind": kind}))
         return caps
 
     def _find_yield_points(self) -> list[tuple[float, float, Reason]]:

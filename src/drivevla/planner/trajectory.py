@@ -142,6 +142,20 @@ def path_curvature(path: np.ndarray) -> np.ndarray:
     return np.concatenate([[k[0]], k, [k[-1]]])
 
 
+def curvature_speeds(path: np.ndarray, lateral_accel_mps2: float, speed_limit_mps: float
+                     ) -> list[tuple[int, float]]:
+    """(point index, speed) where the path's curvature (every 4th point) holds the speed
+    below the limit at ``lateral_accel_mps2``: ``sqrt(a / k)``."""
+    k = path_curvature(path)
+    out = []
+    for i in range(0, len(path), 4):
+        if k[i] > 1e-3:
+            v = math.sqrt(lateral_accel_mps2 / k[i])
+            if v < speed_limit_mps:
+                out.append((i, v))
+    return out
+
+
 def route_road_curvature(route, network: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
     """The curvature (1/m) of the road under a lane-level route: ``(s, k)`` sampled about every
     metre of the route polyline.
