@@ -18,7 +18,8 @@ from drivevla.language.sentence_encoder import (
     SentenceEncoderError,
 )
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
-from drivevla.vla.instruction_encoder import FrozenTokenStates, keep_dropout
+from drivevla.vla.heads.text import keep_dropout
+from drivevla.vla.instruction_encoder import FrozenTokenStates
 from drivevla.vla.modeling_drivevla import DriveVLAModel
 from drivevla.vla.policy import DriveVLAPolicy
 from drivevla.vla.processor_drivevla import DriveVLAProcessor

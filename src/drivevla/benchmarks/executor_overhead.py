@@ -10,7 +10,6 @@ already joined one; ``ray_address`` joins a cluster instead.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from drivevla.benchmarks.closed_loop import run_closed_loop
 from drivevla.core.errors import read_json
 from drivevla.core.execution import Executor
-from drivevla.core.execution_ray import import_ray
+from drivevla.core.execution_ray import connect_ray, import_ray
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.provenance import provenance
 
@@ -39,18 +38,12 @@ def _row(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             "scores": {r["route_id"]: r["driving_score"] for r in routes}}
 
 
-def _start_ray(workers: int, address: str | None) -> tuple[float, bool]:
-    """(seconds the start took, whether this call started Ray)."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return 0.0, False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+def _start_ray(workers: int, executor: Executor) -> tuple[float, bool]:
+    """(seconds the start took, whether this call started Ray): a local instance of
+    ``workers`` CPUs, or the cluster ``executor`` names."""
     t0 = time.perf_counter()
-    if address is None:
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
-    else:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
-    return time.perf_counter() - t0, True
+    started = connect_ray(import_ray(), executor, num_cpus=workers)
+    return time.perf_counter() - t0, started
 
 
 def extrapolate(n_routes: int, route_s_mean: float, route_s_max: float, overhead_s: float,
@@ -88,10 +81,10 @@ def run_executors(policy: str, suite: str, out: str | Path, workers: int = 2,
     kw = dict(workers=workers, base_config=base_config, max_steps=max_steps,
               progress=progress, print_table=False)
     pool = run_closed_loop(policy, suite, out / "process", **kw)
-    start_s, started = _start_ray(workers, ray_address)
+    executor = Executor(kind="ray", ray_address=ray_address)
+    start_s, started = _start_ray(workers, executor)
     try:
-        on_ray = run_closed_loop(policy, suite, out / "ray",
-                                 executor=Executor(kind="ray", ray_address=ray_address), **kw)
+        on_ray = run_closed_loop(policy, suite, out / "ray", executor=executor, **kw)
     finally:
         if started:
             import_ray().shutdown()

@@ -44,15 +44,18 @@ def _call(fn: Callable[[Any], Any], job: Any) -> Any:
     return fn(job)
 
 
-def _connect(ray: Any, executor: Executor) -> bool:
-    """Join the cluster (or start a local instance); True when this call started Ray."""
+def connect_ray(ray: Any, executor: Executor, num_cpus: int | None = None) -> bool:
+    """Join the cluster (or start a local instance, of ``num_cpus`` CPUs when given; Ray's
+    default is every core); True when this call started Ray."""
     if ray.is_initialized():
         return False
     # offline by design (docs/security.md): the Ray instance started here sends no usage
     # telemetry (Ray's documented opt-out variable; a value the user set wins)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    local = {"num_cpus": num_cpus} if num_cpus is not None and executor.ray_address is None \
+        else {}
     ray.init(address=executor.ray_address, include_dashboard=False,
-             logging_level=logging.WARNING)
+             logging_level=logging.WARNING, **local)
     return True
 
 
@@ -76,7 +79,7 @@ def run_jobs_on_ray(
     flight (Ray queues the rest on the driver, so a huge suite is not submitted at once); an
     interrupt (Ctrl-C) cancels the tasks in flight. Returns [] (Ray retries internally)."""
     ray = import_ray()
-    started = _connect(ray, executor)
+    started = connect_ray(ray, executor)
     task = ray.remote(_call).options(
         num_cpus=executor.num_cpus_per_worker,
         num_gpus=executor.num_gpus_per_worker,

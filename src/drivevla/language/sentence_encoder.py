@@ -58,6 +58,16 @@ def _read(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
         raise SentenceEncoderError(f"{path}: no {name} in the model zip") from None
 
 
+def _read_members(path: Path, names: Sequence[str]) -> list[bytes]:
+    """The named files of the model zip at ``path``; errors name the zip and the file."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise SentenceEncoderError(f"{path}: not a readable model zip: {exc}") from None
+    with archive:
+        return [_read(archive, name, path) for name in names]
+
+
 def load_tokenizer(zip_path: str | Path | None = None):
     """The model's WordPiece tokenizer (``tokenizers.Tokenizer``, no padding, truncated at
     the model's limit): ``[CLS] text [SEP]`` ids, the encoder's own input. Reads only the
@@ -65,12 +75,8 @@ def load_tokenizer(zip_path: str | Path | None = None):
     from tokenizers import Tokenizer
 
     path = Path(zip_path) if zip_path is not None else model_zip_path()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            text = _read(archive, "tokenizer.json", path).decode("utf-8")
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise SentenceEncoderError(f"{path}: not a readable model zip: {exc}") from None
-    tokenizer = Tokenizer.from_str(text)
+    (text,) = _read_members(path, ["tokenizer.json"])
+    tokenizer = Tokenizer.from_str(text.decode("utf-8"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)
     return tokenizer
@@ -88,14 +94,9 @@ class SentenceEncoder:
         from transformers import BertConfig, BertModel
 
         path = Path(zip_path) if zip_path is not None else model_zip_path()
-        try:
-            archive = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise SentenceEncoderError(f"{path}: not a readable model zip: {exc}") from None
-        with archive:
-            weights = _read(archive, "model.safetensors", path)
-            config = json.loads(_read(archive, "config.json", path))
-            tokenizer_json = _read(archive, "tokenizer.json", path).decode("utf-8")
+        weights, config_json, tokenizer_json = _read_members(
+            path, ["model.safetensors", "config.json", "tokenizer.json"])
+        config = json.loads(config_json)
         self.sha256 = hashlib.sha256(weights).hexdigest()
         if self.sha256 != expected_sha256:
             raise SentenceEncoderError(
@@ -108,7 +109,7 @@ class SentenceEncoder:
                                        f"{missing[:3]}, unexpected {unexpected[:3]})")
         self.model.eval()
         self.model.requires_grad_(False)
-        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
 
@@ -126,7 +127,7 @@ class SentenceEncoder:
         batch = self.tokenizer.encode_batch(list(texts))
         ids = torch.tensor([b.ids for b in batch], dtype=torch.long)
         mask = torch.tensor([b.attention_mask for b in batch], dtype=torch.long)
-        states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        states = self.token_states(ids, mask)
         weights = mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1)

@@ -23,6 +23,7 @@ from drivevla.language.instructions import synthetic_instruction_records
 from drivevla.perception.bev_targets import unpack_bev
 from drivevla.training.config import TrainConfig
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.heads.perception import TARGET_KEYS as PERCEPTION_TARGETS
 from drivevla.vla.odometry import CHANNELS
 
 if TYPE_CHECKING:  # torch loads lazily: `drivevla --help` should not wait for it
@@ -39,8 +40,7 @@ ODOMETRY_KEYS = tuple(CHANNELS)  # dataset columns named as the odometry channel
 # label columns added since the first frame caches (filled in without decoding images)
 LATE_KEYS = (*ODOMETRY_KEYS, "intent", "frame_index")
 # the perception targets besides the raster (schema 2 data)
-PERCEPTION_SCALARS = ("signal_state", "signal_distance", "lead_present", "lead_distance",
-                      "lead_speed")
+PERCEPTION_SCALARS = tuple(k for k in PERCEPTION_TARGETS if k != "bev")
 
 
 @dataclass

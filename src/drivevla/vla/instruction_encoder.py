@@ -38,14 +38,6 @@ def loaded_encoder(sha256: str, device: torch.device | str = "cpu") -> SentenceE
     return encoder
 
 
-def keep_dropout(mask: torch.Tensor, p: float) -> torch.Tensor:
-    """``mask`` with a share ``p`` of its real positions set to 0 (never position 0, the
-    encoder's ``[CLS]``): word dropout on token states, which leaves the cached states whole."""
-    drop = (torch.rand(mask.shape, device=mask.device) < p) & (mask == 1)
-    drop[..., 0] = False
-    return mask.masked_fill(drop, 0)
-
-
 class FrozenTokenStates:
     """``(ids, mask) -> (B, L, 384)`` float32 token states of the frozen encoder, zero where
     ``mask`` is 0; rows with no real token are all zero. Not an ``nn.Module``: the encoder's
@@ -60,7 +52,8 @@ class FrozenTokenStates:
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(-1).tolist()
         rows = [ids[i, :n] for i, n in enumerate(lengths)]
-        keys = [r.cpu().numpy().tobytes() for r in rows]
+        host = ids.cpu().numpy()  # one copy off the device, not one per row
+        keys = [host[i, :n].tobytes() for i, n in enumerate(lengths)]
         missing = {k: i for i, k in enumerate(keys) if lengths[i] > 0 and k not in self._cache}
         if missing:
             self._encode([rows[i] for i in missing.values()], list(missing), ids.device)

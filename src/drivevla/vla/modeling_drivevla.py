@@ -37,8 +37,8 @@ from drivevla.vla.heads.intent import build_intent_head
 from drivevla.vla.heads.perception import TARGET_KEYS as PERCEPTION_TARGETS
 from drivevla.vla.heads.perception import PerceptionHeads
 from drivevla.vla.heads.refusal import build_refusal_head
-from drivevla.vla.heads.text import word_dropout
-from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates, keep_dropout
+from drivevla.vla.heads.text import keep_dropout, word_dropout
+from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates
 from drivevla.vla.processor_drivevla import EOS, EXPL, PAD
 
 # state-dict names of earlier checkpoints -> today's (applied on load; vla/convert.py)

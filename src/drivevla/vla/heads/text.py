@@ -5,15 +5,27 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates, keep_dropout
+from drivevla.vla.instruction_encoder import STATE_DIM, FrozenTokenStates
 from drivevla.vla.processor_drivevla import UNK
+
+
+def _dropped(mask: torch.Tensor, p: float) -> torch.Tensor:
+    """A share ``p`` of the real positions of ``mask``, drawn at random; never position 0
+    (``<bos>``, or a pretrained encoder's ``[CLS]``)."""
+    drop = (torch.rand(mask.shape, device=mask.device) < p) & (mask == 1)
+    drop[..., 0] = False
+    return drop
 
 
 def word_dropout(ids: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
     """``ids`` with a share ``p`` of the real tokens (never ``<bos>``) replaced by ``<unk>``."""
-    drop = (torch.rand(ids.shape, device=ids.device) < p) & (mask == 1)
-    drop[:, 0] = False  # <bos>
-    return ids.masked_fill(drop, UNK)
+    return ids.masked_fill(_dropped(mask, p), UNK)
+
+
+def keep_dropout(mask: torch.Tensor, p: float) -> torch.Tensor:
+    """``mask`` with a share ``p`` of its real positions set to 0 (never position 0): word
+    dropout on a pretrained encoder's token states, which leaves the cached states whole."""
+    return mask.masked_fill(_dropped(mask, p), 0)
 
 
 class TextBagHead(nn.Module):
