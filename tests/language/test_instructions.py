@@ -51,7 +51,7 @@ def _fill_all(kind, key, split, slots):
     """Every template of a list rendered with ``slots`` (the renderer's own value format)."""
     values = ins.format_slots(slots, ins.SLOT_NAMES)
     if kind is InstructionKind.NAVIGATION:
-        values.update(ins.format_slots(ins._intent_slots(key), ins.SLOT_NAMES))
+        values.update(ins.format_slots(ins.intent_slots(key), ins.SLOT_NAMES))
     return {
         t.format(**values)
         for t in ins.phrasings(kind, key, split)

@@ -24,6 +24,7 @@ from drivevla.cli._parsing import add_command, add_group, non_negative_int, posi
 from drivevla.datasets import replay
 from drivevla.datasets.nuscenes_openloop import ALL_SPLIT, open_openloop_source
 from drivevla.datasets.reader import open_dataset
+from drivevla.language.phrasing_sets import LOCKED, load_phrasing_set
 from drivevla.runtime.fault_spec import FaultSpec
 
 
@@ -65,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "exception_share,nan_share}, sensors.{drop_share,stale_share,black_share,"
                    "noise_share,noise_std,latency_ms,radar_dropout_share}, seed "
                    "(docs/runtime.md)")
+    p.add_argument("--phrasings", default=None, metavar="locked|FILE",
+                   help="render instructions from these wordings instead of the suite's "
+                   "held-out phrasings: locked (kept out of every design decision; look once) "
+                   "or a JSON phrasing set (docs/benchmark.md); default: the suite's")
     p.set_defaults(fn=_cmd_eval_closed_loop)
     r = add_command(
         evaluate, "report",
@@ -193,6 +198,13 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
     suite, server = suite_and_server(args)
     if args.explain_every is None:
         args.explain_every = 0 if server is not None else 10
+    base = None
+    if args.phrasings is not None:
+        if server is not None:
+            raise ValueError("--phrasings applies to the embedded simulator's suites; a CARLA "
+                             "route file carries no instruction phrasings")
+        wordings = load_phrasing_set(args.phrasings)  # a file's set goes into the results
+        base = {"phrasings": LOCKED if args.phrasings == LOCKED else wordings}
     summary = run_closed_loop(
         args.policy,
         suite,
@@ -207,6 +219,7 @@ def _cmd_eval_closed_loop(args: argparse.Namespace) -> int:
         faults=args.faults,
         clock=args.clock,
         carla=server,
+        base_config=base,
     )
     print(f"wrote {Path(args.out) / 'summary.json'} ({summary['n_routes']} routes)")
     return 0

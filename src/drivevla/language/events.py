@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from drivevla.language import instructions as lang
+from drivevla.language.phrasing_sets import PhrasingSet, render_from_set
 
 EVENT_KINDS = ("notice", "misleading", "speed")
 _KEYS = {"kind", "start_s", "duration_s", "category", "speed_kmh", "text"}
@@ -69,11 +70,18 @@ class InstructionEvent:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def render_event_text(event: InstructionEvent, rng, split: str, slots: dict[str, Any]) -> str:
-    """Text of an event from the language module's phrasings."""
+def render_event_text(event: InstructionEvent, rng, split: str, slots: dict[str, Any],
+                      phrasings: PhrasingSet | None = None) -> str:
+    """Text of an event: its own, else from ``phrasings`` where it has the category's list
+    (:mod:`drivevla.language.phrasing_sets`), else from the language module's ``split``."""
 
     if event.text:
         return event.text
+    key = event.category if event.kind != "speed" else ""
+    given = dict(slots, speed=event.speed_kmh) if event.kind == "speed" else slots
+    text = render_from_set(phrasings, event.kind, key, rng, given)
+    if text is not None:
+        return text
     if event.kind == "notice":
         return lang.render_notice(event.category, rng, split=split, slots=slots)
     if event.kind == "misleading":

@@ -151,7 +151,7 @@ def split_templates(templates: Sequence[str], split: str) -> list[str]:
     return list(templates)
 
 
-def _intent_slots(intent: str) -> dict[str, Any]:
+def intent_slots(intent: str) -> dict[str, Any]:
     """Slots fixed by the intent itself (the roundabout exit's number)."""
     if intent.startswith("roundabout_exit_"):
         n = int(intent.rsplit("_", 1)[1])
@@ -185,7 +185,7 @@ def check_templates(
 
 
 for _intent, _templates in NAVIGATION_TEMPLATES.items():
-    _always = frozenset(_intent_slots(_intent))
+    _always = frozenset(intent_slots(_intent))
     check_templates(_templates, SLOT_NAMES, f"navigation[{_intent}]", _always, min_count=14)
 for _cat, _templates in NOTICE_TEMPLATES.items():
     check_templates(_templates, SLOT_NAMES, f"notice[{_cat}]")
@@ -354,7 +354,7 @@ def render_navigation(
     intent = _choose(NAVIGATION_INTENTS, "navigation intent", intent)
     split_templates(NAVIGATION_TEMPLATES[intent], split)  # validates the split
     values = format_slots(slots, SLOT_NAMES)
-    values.update(format_slots(_intent_slots(intent), SLOT_NAMES))
+    values.update(format_slots(intent_slots(intent), SLOT_NAMES))
     return pick_template(NAVIGATION_TEMPLATES[intent], rng, split, values)
 
 
@@ -490,7 +490,7 @@ def instruction_corpus(split: str = "all") -> list[str]:
 
     for intent in NAVIGATION_INTENTS:
         for t in split_templates(NAVIGATION_TEMPLATES[intent], split):
-            out.append(fill(t, _intent_slots(intent)))
+            out.append(fill(t, intent_slots(intent)))
     for cat in NOTICE_CATEGORIES:
         out += [fill(t) for t in split_templates(NOTICE_TEMPLATES[cat], split)]
     for cat in UNSAFE_CATEGORIES:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivevla.core.types import CameraSpec
+from drivevla.language.phrasing_sets import LOCKED, load_phrasing_set
 from drivevla.sim_bridge.embedded.criteria import CriteriaConfig
 from drivevla.sim_bridge.embedded.field_rules import Rule, check_fields
 from drivevla.sim_bridge.embedded.geometry import GEOMETRY_SPLITS
@@ -68,6 +69,9 @@ class SimConfig:
     # phrasing of the generated navigation instruction: "canonical" (one fixed sentence per
     # intent), "train" or "heldout" (the language module's split) or "all"
     instruction_split: str = "canonical"
+    # wordings that replace the split's for the kinds and intents/categories they name:
+    # "locked" (language.locked_phrasings) or a phrasing-set mapping (language.phrasing_sets)
+    phrasings: str | dict[str, Any] | None = None
     # add hazard notices (e.g. a pedestrian about to cross the route) as instruction events
     notice_instructions: bool = True
     control_hz: float = 10.0
@@ -138,6 +142,12 @@ class SimConfig:
             raise ValueError(f"camera names must be unique, got {names}")
 
         CriteriaConfig.from_dict(dict(self.criteria))  # validates keys early
+        if self.phrasings is not None:
+            if not isinstance(self.phrasings, dict) and self.phrasings != LOCKED:
+                raise ValueError(f"SimConfig.phrasings={self.phrasings!r} is invalid: must be "
+                                 f"{LOCKED!r} or a phrasing-set mapping (files are read by "
+                                 "the caller: load_phrasing_set)")
+            load_phrasing_set(self.phrasings)
 
     @property
     def dt_s(self) -> float:

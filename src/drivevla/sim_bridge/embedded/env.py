@@ -36,6 +36,7 @@ from drivevla.core.types import (
     RouteInfo,
 )
 from drivevla.language.events import InstructionEvent, render_event_text
+from drivevla.language.phrasing_sets import load_phrasing_set
 from drivevla.perception.radar import RadarSpec, forward_radar
 from drivevla.sim_bridge.embedded.bev import render_bev
 from drivevla.sim_bridge.embedded.camera import CameraRenderer
@@ -215,11 +216,13 @@ class EmbeddedDrivingEnv(gym.Env):
         identity (``self._episode``)."""
         cfg, scenario = self.config, self.scenario
         navigation = options.get("instruction") or cfg.instruction
+        wordings = load_phrasing_set(cfg.phrasings) if cfg.phrasings is not None else None
         if not navigation:
             navigation = (
                 scenario.instruction
-                if cfg.instruction_split == "canonical"
-                else render_navigation_for(scenario, self.world, lang_rng, cfg.instruction_split)
+                if cfg.instruction_split == "canonical" and wordings is None
+                else render_navigation_for(scenario, self.world, lang_rng,
+                                           cfg.instruction_split, wordings)
             )
         events = list(user_events)
         if cfg.notice_instructions:
@@ -227,7 +230,8 @@ class EmbeddedDrivingEnv(gym.Env):
         events.sort(key=lambda e: e.start_s)
         split = "train" if cfg.instruction_split == "canonical" else cfg.instruction_split
         self._events = [
-            (e, render_event_text(e, lang_rng, split, event_slots(e, scenario))) for e in events
+            (e, render_event_text(e, lang_rng, split, event_slots(e, scenario), wordings))
+            for e in events
         ]
         self._episode = {
             "scenario": cfg.scenario,

@@ -11,6 +11,7 @@ import numpy as np
 from drivevla.core.types import HighLevelCommand
 from drivevla.language.events import InstructionEvent
 from drivevla.language.instructions import colour_name, render_navigation
+from drivevla.language.phrasing_sets import PhrasingSet, render_from_set
 from drivevla.sim_bridge.embedded.scenario_types import Scenario
 
 ORDINALS = {1: "first", 2: "second", 3: "third"}
@@ -36,11 +37,14 @@ def navigation_slots(scenario: Scenario, world) -> dict[str, Any]:
     return slots
 
 
-def render_navigation_for(scenario: Scenario, world, rng: np.random.Generator, split: str) -> str:
-
-    return render_navigation(
-        scenario.intent, rng, split=split, slots=navigation_slots(scenario, world)
-    )
+def render_navigation_for(scenario: Scenario, world, rng: np.random.Generator, split: str,
+                          phrasings: PhrasingSet | None = None) -> str:
+    """The route's navigation instruction: from ``phrasings`` where it has the intent's list
+    (:mod:`drivevla.language.phrasing_sets`), else from the language module's ``split``."""
+    slots = navigation_slots(scenario, world)
+    text = render_from_set(phrasings, "navigation", scenario.intent, rng, slots)
+    return text if text is not None else render_navigation(
+        scenario.intent, rng, split=split, slots=slots)
 
 
 def _side_of_route(scenario: Scenario, point: np.ndarray) -> str:
