@@ -20,6 +20,7 @@ import torch
 
 from drivevla.core.frames import world_to_ego
 from drivevla.core.paths import OutputFolderBusyError, exclusive_dir
+from drivevla.datasets.reader import open_dataset
 from drivevla.training import train as train_mod
 from drivevla.training.data import keyframe_weights, load_frames, sampling_weights
 from drivevla.training.train import TrainConfig, Trainer, parse_overrides
@@ -496,6 +497,9 @@ def test_training_with_memory_reads_earlier_frames_and_the_policy_keeps_them(
     first = own == 0  # an episode's first frame remembers itself
     assert torch.equal(batch["memory_images"][first, 0], batch["images"][first])
     policy = DriveVLAPolicy.from_pretrained(out)
+    # the checkpoint records the training data's camera rig, for evaluation and the CARLA agent
+    rig = [dataclasses.asdict(s) for s in open_dataset(tiny_dataset).camera_specs]
+    assert [dict(c) for c in policy.config.model.camera_rig] == rig
     env, obs, info = _sim_observation()
     agent = Agent(policy)
     agent.reset(env)

@@ -73,6 +73,7 @@ from drivevla.benchmarks.closed_loop_run import (
     claim_out_dir,
     resolve_factory,
     run_meta,
+    with_policy_cameras,
 )
 from drivevla.benchmarks.closed_loop_runtime import (
     RuntimeRecord,
@@ -494,10 +495,10 @@ def run_closed_loop(
     if carla is not None:
         check_carla_options(explain_every, video, runtime, faults)
     suite_obj = load_suite(suite) if carla is None else carla_suite(suite, carla)
+    factory = resolve_factory(policy)
+    base_config = with_policy_cameras(base_config, check_policy_loads(policy))
     for spec in suite_obj.routes:  # every route's config is valid before any route starts
         spec.sim_config(base_config)
-    factory = resolve_factory(policy)
-    check_policy_loads(policy)
     meta_provenance = provenance()
     fault_dict = faults.to_dict() if faults is not None and faults.active else None
     meta = run_meta(policy, suite_obj, suite, base_config, max_steps, explain_every, runtime,

@@ -33,18 +33,35 @@ def checkpoint_dir(policy: str) -> Path | None:
     return path if policy not in registry.policy_names() and path.is_dir() else None
 
 
-def check_policy_loads(policy: str) -> None:
+def check_policy_loads(policy: str) -> Any | None:
     """Load a checkpoint once in this process, so that a broken one (truncated weights, bad
-    config.json, unknown key) fails the command instead of setting up no route at all."""
+    config.json, unknown key) fails the command instead of setting up no route at all; the
+    loaded policy (None for a registered policy that is no checkpoint)."""
     path = checkpoint_dir(policy)
     if path is None:
-        return
+        return None
     try:
-        registry.make_policy(policy)
+        return registry.make_policy(policy)
     except Exception as exc:
         raise CheckpointError(
             f"checkpoint {path} cannot be loaded as a policy: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def with_policy_cameras(base_config: dict[str, Any] | None, loaded: Any | None
+                        ) -> dict[str, Any] | None:
+    """``base_config`` with the cameras a loaded checkpoint declares (a DriveVLA checkpoint's
+    ``model.camera_rig``, an ONNX deployment's ``deploy.json`` cameras), so the simulator
+    renders the rig the weights learned; unchanged when the checkpoint declares none or the
+    caller names its own cameras (a route's config still overrides both)."""
+    model = getattr(getattr(loaded, "config", None), "model", None)
+    rig = list(getattr(model, "camera_rig", ()) or ())
+    deploy = getattr(loaded, "deploy", None)
+    if not rig and isinstance(deploy, dict):
+        rig = list(deploy.get("cameras") or ())
+    if not rig or (base_config and "cameras" in base_config):
+        return base_config
+    return {**(base_config or {}), "cameras": [dict(c) for c in rig]}
 
 
 def checkpoint_sha256(policy: str) -> str | None:

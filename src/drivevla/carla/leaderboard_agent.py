@@ -92,10 +92,12 @@ def get_entry_point() -> str:
 
 
 def policy_cameras(policy: Policy) -> list[CameraSpec]:
-    """The cameras a policy reads (its config's ``model.cameras``; "front" otherwise) with the
-    embedded simulator's default mount and resolution."""
-    names = getattr(getattr(getattr(policy, "config", None), "model", None), "cameras", None)
-    return [CameraSpec(name=str(n)) for n in (names or ("front",))]
+    """The cameras a policy reads: a DriveVLA checkpoint's rig (``model.camera_specs()``: the
+    mounts it was trained with), else "front" at the embedded simulator's default mount."""
+    model = getattr(getattr(policy, "config", None), "model", None)
+    if model is not None and hasattr(model, "camera_specs"):
+        return list(model.camera_specs())
+    return [CameraSpec(name="front")]
 
 
 def _load_policy(config: AgentConfig, source: str) -> Policy:

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_executor_options(p)
     p.add_argument("--jpeg-quality", type=int_range(1, 100), default=90,
                    help="JPEG quality of the frames")
-    p.add_argument("--cameras", help="JSON list of camera dicts (or a JSON file)")
+    p.add_argument("--cameras", help="a rig (front, front+sides) or a JSON list of camera "
+                   "dicts (or a JSON file); default: the suite's (front)")
     p.add_argument("--policy", help="DAgger: policy driving the non-expert steps")
     p.add_argument("--beta", type=fraction,
                    help="DAgger: expert's share of steps (default: 0.5 with --policy, else 1)")

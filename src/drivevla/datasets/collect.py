@@ -82,6 +82,7 @@ from drivevla.datasets.format import (
 from drivevla.datasets.reader import split_of
 from drivevla.sim_bridge.carla.env import CarlaConnection
 from drivevla.sim_bridge.carla.suite import carla_suite
+from drivevla.sim_bridge.embedded.config import CAMERA_RIGS
 from drivevla.sim_bridge.embedded.suites import SEED_RANGES, load_suite
 
 __all__ = [
@@ -174,9 +175,11 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
 
 
 def parse_cameras(value: str) -> tuple[dict[str, Any], ...]:
-    """``--cameras``: a JSON list (or one object) of CameraSpec dicts, or a path to such a
-    JSON file."""
+    """``--cameras``: a named rig (:data:`~drivevla.sim_bridge.embedded.config.CAMERA_RIGS`),
+    a JSON list (or one object) of CameraSpec dicts, or a path to such a JSON file."""
 
+    if value in CAMERA_RIGS:
+        return tuple(asdict(c) for c in CAMERA_RIGS[value])
     path = Path(value)
     if path.is_file():
         data = read_json(path)
@@ -185,7 +188,8 @@ def parse_cameras(value: str) -> tuple[dict[str, Any], ...]:
             data = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(
-                f"--cameras must be JSON (a list of camera dicts) or a JSON file: {exc}"
+                f"--cameras must be a rig name {sorted(CAMERA_RIGS)}, JSON (a list of camera "
+                f"dicts) or a JSON file: {exc}"
             ) from None
     if isinstance(data, dict):
         data = [data]

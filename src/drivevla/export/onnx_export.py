@@ -119,8 +119,8 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if config.model.memory_frames:
         raise ExportError(f"{source}: memory_frames={config.model.memory_frames} (the kept "
                           "summaries of earlier ticks) does not export yet")
-    width, height = camera_size or (CameraSpec().width, CameraSpec().height)
-    cameras = [CameraSpec(name=c, width=width, height=height) for c in config.model.cameras]
+    cameras = [c if camera_size is None else dataclasses.replace(
+        c, width=camera_size[0], height=camera_size[1]) for c in config.model.camera_specs()]
     out = _prepare_out(Path(out), source)
     ticks = parity.sample_observations(torch_policy, cameras, samples)
     exporter, reference = _export_graphs(torch_policy, ticks[0], cameras, out, opset)

@@ -44,7 +44,6 @@ from drivevla.core.execution import Executor
 from drivevla.core.jsonio import write_json_atomic
 from drivevla.core.paths import exclusive_dir
 from drivevla.core.provenance import provenance
-from drivevla.core.types import CameraSpec
 from drivevla.datasets.collect import CollectConfig, collect
 from drivevla.datasets.nuscenes_episodes import episode_metas
 from drivevla.datasets.reader import SkipReport, open_dataset
@@ -229,8 +228,7 @@ class Trainer:
         return [self.out / "dagger" / f"round-{k}" for k in range(1, self.cfg.dagger + 1)]
 
     def _collect_round(self, k: int, policy_dir: Path) -> Path:
-        cams = _dataset_cameras(self.cfg.data[0], self.model_config.model.cameras,
-                                self.cfg.skip_corrupt)
+        cams = tuple(dataclasses.asdict(c) for c in self.model_config.model.camera_specs())
         target = self._dagger_dirs()[k - 1]
         suite_file = self._round_suite(k)
         logger.info("DAgger round %d: the policy drives %d episodes (expert share %.2f)",
@@ -294,6 +292,7 @@ class Trainer:
         t_start = time.perf_counter()
         frames = self._load(list(cfg.data), "train")
         assert frames is not None
+        self.model_config = _with_dataset_rig(self.model_config, cfg.data[0], cfg.skip_corrupt)
         ckpts = _checkpoints(self.out)
         resume = ckpts[-1] if ckpts else None
         processor = (DriveVLAProcessor.load(resume, self.model_config) if resume is not None
@@ -411,8 +410,7 @@ class Trainer:
         if self.cfg.pose_aug_prob <= 0:
             return None
 
-        cams = [CameraSpec(**c) for c in _dataset_cameras(self.cfg.data[0],
-                                                            self.model_config.model.cameras)]
+        cams = list(self.model_config.model.camera_specs())
         m = self.model_config.model
         return PoseWarpBank(cams, (m.image_height, m.image_width),
                             self.cfg.pose_aug_lateral_m, self.cfg.pose_aug_yaw_deg)
@@ -535,12 +533,12 @@ class Trainer:
         return info
 
 
-def _dataset_cameras(root: str, names: tuple[str, ...], skip_corrupt: bool = False
-                     ) -> tuple[dict[str, Any], ...]:
-    """The camera rig of the training data (DAgger must render the same cameras)."""
-
+def _with_dataset_rig(config: DriveVLAConfig, root: str, skip_corrupt: bool) -> DriveVLAConfig:
+    """``config`` with the training data's camera rig: DAgger, evaluation and the CARLA agent
+    render the cameras the weights learn from."""
     specs = {s.name: s for s in open_dataset(root, skip_corrupt).camera_specs}
-    return tuple(dataclasses.asdict(specs[n]) for n in names)
+    rig = [dataclasses.asdict(specs[n]) for n in config.model.cameras]
+    return config.with_overrides({"model.camera_rig": rig})
 
 
 # ---------------------------------------------------------------------------------- CLI

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.core.errors import DriveVLAError, read_json
+from drivevla.core.types import CameraSpec
 from drivevla.language.sentence_encoder import WEIGHTS_SHA256 as MINILM_SHA256
 from drivevla.vla.odometry import check_channels
 from drivevla.vla.vocabularies import Vocabularies
@@ -77,6 +78,10 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     lm: dict[str, Any] = field(default_factory=default_lm)
     cameras: tuple[str, ...] = ("front",)
+    # the cameras' mounts and resolutions (CameraSpec dicts, in ``cameras`` order), written by
+    # training from its dataset so that evaluation, DAgger and the CARLA agent render the rig
+    # the weights learned; () (checkpoints before 2026-12-07): the simulator's default mount
+    camera_rig: tuple[dict[str, Any], ...] = ()
     image_height: int = 96
     image_width: int = 160
     # "language": the instruction is the only navigation input (LangAuto); "target_point":
@@ -149,8 +154,23 @@ class ModelConfig:
             raise ValueError(f"text_head_dim={self.text_head_dim} must be >= 1")
         self.odometry = check_channels(tuple(self.odometry))
         self.cameras = tuple(self.cameras)
+        self.camera_rig = tuple(dict(c) for c in self.camera_rig)
+        if self.camera_rig:
+            names = tuple(spec.name for spec in self.camera_specs())
+            if names != self.cameras:
+                raise ValueError(f"camera_rig names {list(names)} must be the cameras "
+                                 f"{list(self.cameras)}, in that order")
         self.lora_targets = tuple(self.lora_targets)
         self.ego_scale = tuple(float(x) for x in self.ego_scale)
+
+    def camera_specs(self) -> tuple[CameraSpec, ...]:
+        """The rig: ``camera_rig``'s specs, else each camera at the default mount."""
+        if not self.camera_rig:
+            return tuple(CameraSpec(name=name) for name in self.cameras)
+        try:
+            return tuple(CameraSpec.from_dict(dict(c)) for c in self.camera_rig)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model.camera_rig: {exc}") from None
 
     @property
     def ego_dim(self) -> int:

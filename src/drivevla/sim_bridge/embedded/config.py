@@ -17,6 +17,19 @@ def default_cameras() -> tuple[CameraSpec, ...]:
     return (CameraSpec(name="front", width=320, height=180, fov_deg=90.0),)
 
 
+# named camera rigs (``drivevla collect --cameras NAME``). "front+sides": the front camera and
+# two 90-degree cameras yawed 70 degrees left and right (230 degrees in all, 20 of overlap
+# each side), so traffic arriving along a junction's or roundabout's arms is in view while
+# the car waits at the line, where the front camera sees it last
+CAMERA_RIGS: dict[str, tuple[CameraSpec, ...]] = {
+    "front": default_cameras(),
+    "front+sides": (*default_cameras(),
+                    CameraSpec(name="left", width=320, height=180, fov_deg=90.0, yaw_deg=70.0),
+                    CameraSpec(name="right", width=320, height=180, fov_deg=90.0,
+                               yaw_deg=-70.0)),
+}
+
+
 # What every scalar field of SimConfig allows (cameras, light_cycle_s and criteria are checked
 # in __post_init__: they hold several values each).
 SIM_FIELD_RULES: dict[str, Rule] = {
