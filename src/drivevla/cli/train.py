@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 from drivevla.cli._execution import add_executor_options, executor_from_args
 from drivevla.cli._parsing import add_command
+from drivevla.datasets.collect import collect
 from drivevla.training.config import TrainConfig
+from drivevla.training.recipes import Recipe, load_recipe, recipe_names
 from drivevla.training.train import Trainer, parse_overrides
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
 
@@ -50,23 +53,30 @@ FLOAT_OPTIONS = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "train", "train a DriveVLA policy on demonstration datasets")
     d = TrainConfig.__dataclass_fields__
+    p.add_argument("--recipe", default=None, metavar="NAME|FILE",
+                   help="a training recipe (" + ", ".join(recipe_names()) + ", or a YAML "
+                   "file): its demonstrations are collected into the first --data folder "
+                   "(resumable), then it trains; the options below override it")
     p.add_argument("--data", action="append", required=True,
                    help="a drivevla dataset directory (repeat for several)")
     p.add_argument("--out", required=True, help="output checkpoint dir (rerun to resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override, e.g. --set model.head=regression "
                         f"(keys: {', '.join(DriveVLAConfig.valid_keys())})")
+    # None: the recipe's value, else TrainConfig's default (which the help names)
     for name, help in INT_OPTIONS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name].default,
-                       help=help)
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+                       help=f"{help} (default: {d[name].default})")
     for name, help in FLOAT_OPTIONS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name].default,
-                       help=help)
-    p.add_argument("--dagger", type=int, default=0, help="DAgger rounds after --steps")
-    p.add_argument("--dagger-suite", default="train", help="suite the DAgger routes come from")
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
+                       help=f"{help} (default: {d[name].default})")
+    p.add_argument("--dagger", type=int, default=None, help="DAgger rounds after --steps "
+                   "(default: 0)")
+    p.add_argument("--dagger-suite", default=None, help="suite the DAgger routes come from "
+                   "(default: train)")
     add_executor_options(p, "--dagger-workers")  # where a DAgger round's episodes run
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"],
-                   help="mixed precision (GPU)")
+    p.add_argument("--mixed-precision", default=None, choices=["no", "bf16", "fp16"],
+                   help="mixed precision (GPU) (default: no)")
     p.add_argument("--cache-dir", default=None,
                    help="decoded-frame cache (default: DIR/cache of each dataset)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,11 +87,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe) if args.recipe else Recipe("none")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in fields and k not in ("data", "model")}
-    cfg = TrainConfig(data=tuple(args.data), model=parse_overrides(args.set),
-                      progress=not args.no_progress, **kw)
-    info = Trainer(cfg, executor_from_args(args)).train()
+    given = {k: v for k, v in vars(args).items()
+             if k in fields and k not in ("data", "model") and v is not None}
+    cfg = TrainConfig(data=tuple(args.data), progress=not args.no_progress,
+                      model={**recipe.model, **parse_overrides(args.set)},
+                      **{**recipe.train, **given})
+    executor = executor_from_args(args)
+    demos = recipe.collect_config(cfg.data[0], cfg.dagger_workers, cfg.progress)
+    if demos is not None:
+        t0 = time.perf_counter()
+        summary = collect(demos, executor)
+        print(f"recipe {recipe.name}: {summary.get('episodes', demos.episodes)} demonstration "
+              f"episodes in {cfg.data[0]} ({(time.perf_counter() - t0) / 60:.1f} min)")
+    info = Trainer(cfg, executor).train()
     val = info.get("validation") or {}
     print(f"trained {cfg.total_steps} steps in {info['wall_time_s'] / 60:.1f} min "
           f"({info['samples_per_s_this_run']:.0f} samples/s); checkpoint: {cfg.out}")
