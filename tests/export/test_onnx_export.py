@@ -11,6 +11,7 @@ import torch
 from drivevla.agents.registry import make_policy
 from drivevla.export.deploy import (
     ACTION_FILE,
+    DeploymentError,
     config_sha256,
     deploy_from_metadata,
     load_deploy,
@@ -197,3 +198,33 @@ def test_free_explanation_prompt_exports_the_same_text(tmp_path):
     assert deploy["explain"]["prompt"] == "free" and deploy["parity"]["explanation_agree"] == 2
     _same_decisions(policy, OnnxPolicy(tmp_path / "deploy"),
                     [camera_obs(100, 60, seed=s) for s in range(2)])
+
+
+def test_encoder_and_memory_export_and_drive_like_pytorch(tmp_path):
+    """The pretrained instruction encoder is its own graph, run once per instruction; the
+    memory's summaries are inputs and this tick's is an output, kept by the runtime."""
+    settings = {**TINY, "model.instruction_encoder": "minilm",
+                "model.max_instruction_tokens": 24, "model.memory_frames": 2,
+                "model.memory_stride": 2, "model.refusal_head": "bag",
+                "model.explanation": "grounded"}
+    ckpt = save_tiny_checkpoint(tmp_path / "ckpt", settings=settings)
+    out = tmp_path / "deploy"
+    deploy = export_onnx(str(ckpt), out, camera_size=TINY_CAMERA, samples=5)
+    names = [spec["name"] for spec in deploy["action"]["inputs"]]
+    assert names[-3:] == ["instruction_states", "memory_summaries", "memory_current"]
+    assert [o["name"] for o in deploy["action"]["outputs"]][6] == "frame_summary"
+    encoder = deploy["instruction_encoder"]
+    assert encoder["weights_sha256"] == DriveVLAConfig.load(ckpt).model.instruction_encoder_sha256
+    assert deploy["parity"]["passed"], deploy["parity"]
+    observations = [camera_obs(*TINY_CAMERA, seed=s, x=2.0 * s,
+                               instruction=UNSAFE if s >= 3 else CORPUS[0]) for s in range(6)]
+    onnx_policy = OnnxPolicy(out)
+    _same_decisions(DriveVLAPolicy.from_pretrained(ckpt), onnx_policy, observations)
+    assert len(onnx_policy.tick_state._states) == 2  # two instructions, encoded once each
+    remembered = onnx_policy.action_outputs(observations[-1], {})["waypoints"]
+    onnx_policy.reset()
+    fresh = onnx_policy.action_outputs(observations[-1], {})["waypoints"]
+    assert np.abs(remembered - fresh).max() > 1e-6  # the memory inputs are live in the graph
+    (out / "instruction.onnx").unlink()
+    with pytest.raises(DeploymentError, match="instruction.onnx is missing"):
+        OnnxPolicy(out)

@@ -46,7 +46,8 @@ def run_parity(deployment: Path, ticks: Iterable[Tick], total: int | None = None
         readings = {k: v for k, v in tick.odometry.items() if k in channels}
         exported = onnx_policy.action_outputs(tick.observation, readings)
         row = parity.compare_tick(torch_policy, tick.observation, readings, exported,
-                                  onnx_policy.explain_outputs(exported))
+                                  onnx_policy.explain_outputs(exported), keep=True)
+        onnx_policy.tick_state.keep(exported)  # both memories hold the same ticks
         rows.append({"episode_id": tick.episode_id, "frame_index": tick.frame_index, **row})
     return {"benchmark": BENCHMARK, "deployment": str(deployment),
             "parity": parity.summarise(rows)

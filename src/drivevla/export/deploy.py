@@ -3,7 +3,9 @@
 A folder written by ``drivevla export onnx`` holds::
 
     action.onnx             one tick of the action path (raw inputs -> decision tensors
-                            and the prefix KV cache)
+                            and the prefix KV cache; with a memory, this tick's summary)
+    instruction.onnx        the pretrained instruction encoder (checkpoints with one): token
+                            ids -> token states, run when the instruction changes
     explain_prefill.onnx, explain_step.onnx
                             greedy explanation from that cache (first step, then a token)
     deploy.json             this contract: what every input and output is, and the checks
@@ -46,6 +48,8 @@ ACTION_FILE = "action.onnx"
 EXPLAIN_PREFILL_FILE = "explain_prefill.onnx"  # <expl> (+ reason) after the action's cache
 EXPLAIN_STEP_FILE = "explain_step.onnx"  # one token on a growing cache
 ONNX_FILES = (ACTION_FILE, EXPLAIN_PREFILL_FILE, EXPLAIN_STEP_FILE)
+# the pretrained instruction encoder's graph, in folders of checkpoints that have one
+ENCODER_FILE = "instruction.onnx"
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json",
                     "processor_config.json")
 METADATA_PREFIX = "drivevla."
@@ -99,10 +103,16 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def onnx_files(deploy: dict[str, Any]) -> tuple[str, ...]:
+    """The ONNX files of a deployment: :data:`ONNX_FILES`, and :data:`ENCODER_FILE` where
+    deploy.json has an ``instruction_encoder``."""
+    return ONNX_FILES + ((ENCODER_FILE,) if deploy.get("instruction_encoder") else ())
+
+
 def write_deploy(directory: str | Path, deploy: dict[str, Any]) -> Path:
     """Write ``deploy.json`` with the sha256 of every file it names (``files`` filled in)."""
     directory = Path(directory)
-    names = [*ONNX_FILES, *CHECKPOINT_FILES]
+    names = [*onnx_files(deploy), *CHECKPOINT_FILES]
     deploy = dict(deploy, files={name: file_sha256(directory / name) for name in names})
     path = directory / DEPLOY_FILE
     path.write_text(json.dumps(deploy, indent=2) + "\n", encoding="utf-8")
@@ -162,7 +172,7 @@ def _check_schema(deploy: Any, path: Path) -> None:
     if missing:
         raise DeploymentError(f"{path}: missing key(s) {missing}")
     names = set(deploy["files"]) if isinstance(deploy["files"], dict) else set()
-    needed = {*ONNX_FILES, *CHECKPOINT_FILES} - names
+    needed = {*onnx_files(deploy), *CHECKPOINT_FILES} - names
     if needed:
         raise DeploymentError(f"{path}: 'files' does not list {sorted(needed)}")
 

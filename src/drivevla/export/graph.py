@@ -11,6 +11,7 @@ Decision from the outputs (:func:`drivevla.vla.policy.decision_from_outputs`).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -18,9 +19,10 @@ import torch.nn as nn
 from transformers import DynamicCache
 
 from drivevla.core.types import CameraSpec
-from drivevla.export.deploy import TensorSpec
+from drivevla.export.deploy import ENCODER_FILE, TensorSpec
 from drivevla.vla.backbones import IMAGENET_MEAN, IMAGENET_STD
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.instruction_encoder import STATE_DIM, loaded_encoder
 from drivevla.vla.modeling_drivevla import ActionOutput, DriveVLAModel
 from drivevla.vla.odometry import CHANNELS
 from drivevla.vla.processor_drivevla import (
@@ -46,6 +48,12 @@ def action_tensors(model: DriveVLAModel, out: ActionOutput) -> tuple[torch.Tenso
     else:
         refusal = torch.softmax(out.reason_logits.float(), dim=-1)[:, model.refused_index]
     return (out.waypoints, out.speeds, out.meta_logits, out.reason_logits, out.reason, refusal)
+
+
+def action_output_names(config: DriveVLAConfig) -> list[str]:
+    """The decision outputs of the action graph, then with a memory ``frame_summary`` (what
+    the runtime keeps for the next ticks); the cache outputs follow them."""
+    return [*OUTPUT_NAMES, *(["frame_summary"] if config.model.memory_frames else [])]
 
 
 def cache_names(n_layers: int, prefix: str = "past") -> list[str]:
@@ -153,20 +161,49 @@ class ActionGraph(nn.Module):
                 instruction_mask: torch.Tensor, ego: torch.Tensor,
                 odometry: torch.Tensor | None = None, route: torch.Tensor | None = None,
                 intent_sentence_ids: torch.Tensor | None = None,
-                intent_sentence_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                intent_sentence_mask: torch.Tensor | None = None,
+                instruction_states: torch.Tensor | None = None,
+                memory_summaries: torch.Tensor | None = None,
+                memory_current: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         if self.resize is not None:
             images = self.resize(images)  # the processor resizes no more (already its size)
         raw = {"images": images, "instruction_ids": instruction_ids,
                "instruction_mask": instruction_mask, "ego": ego, "odometry": odometry,
                "route": route, "intent_sentence_ids": intent_sentence_ids,
-               "intent_sentence_mask": intent_sentence_mask}
+               "intent_sentence_mask": intent_sentence_mask,
+               "memory_summaries": memory_summaries,
+               "memory_current": None if memory_current is None else memory_current.bool()}
         batch = self.processor.model_inputs({k: v for k, v in raw.items() if v is not None})
-        out = self.model.act(batch, use_cache=True)
-        return action_tensors(self.model, out) + cache_tensors(out)
+        encoder = self.model.instruction_states  # the pretrained encoder: states are an input
+        with encoder.given(instruction_states) if encoder is not None else nullcontext():
+            out = self.model.act(batch, use_cache=True)
+        memory = (out.frame_summary,) if self.model.config.model.memory_frames else ()
+        return action_tensors(self.model, out) + memory + cache_tensors(out)
 
 
-def input_specs(config: DriveVLAConfig, cameras: list[CameraSpec]) -> list[TensorSpec]:
-    """The graph's inputs for one tick (batch 1, static shapes), in the forward's order."""
+class InstructionEncoderGraph(nn.Module):
+    """The pretrained instruction encoder (``model.instruction_encoder``) as its own graph:
+    the instruction's token ids and mask -> its token states (through float16), zero at
+    padding. A runtime runs
+    it when the instruction changes and feeds the states to the action graph every tick."""
+
+    def __init__(self, model: DriveVLAModel) -> None:
+        super().__init__()
+        self.encoder = loaded_encoder(model.config.model.instruction_encoder_sha256).model.eval()
+
+    def forward(self, instruction_ids: torch.Tensor, instruction_mask: torch.Tensor
+                ) -> torch.Tensor:
+        states = self.encoder(input_ids=instruction_ids,
+                              attention_mask=instruction_mask).last_hidden_state
+        # rounded through float16, as FrozenTokenStates keeps them (the states trained on)
+        states = states.to(torch.float16).to(torch.float32)
+        return states * instruction_mask.unsqueeze(-1).to(states.dtype)
+
+
+def input_specs(config: DriveVLAConfig, cameras: list[CameraSpec], channels: int = 0
+                ) -> list[TensorSpec]:
+    """The graph's inputs for one tick (batch 1, static shapes), in the forward's order;
+    ``channels``: the camera features' width (a memory's summaries)."""
     m = config.model
     n_tok = m.max_instruction_tokens
     size = f"{m.image_height}x{m.image_width}"
@@ -193,12 +230,39 @@ def input_specs(config: DriveVLAConfig, cameras: list[CameraSpec]) -> list[Tenso
                              "each sentence of the instruction encoded alone"),
                   TensorSpec("intent_sentence_mask", "int64", shape, "1/0",
                              "1 for a token, 0 for padding (or a missing sentence)")]
+    if m.instruction_encoder:
+        specs.append(TensorSpec("instruction_states", "float32", (1, n_tok, STATE_DIM), "-",
+                                f"{ENCODER_FILE}'s output for instruction_ids/_mask (run it "
+                                "when the instruction changes)"))
+    if m.memory_frames:
+        if channels < 1:
+            raise ValueError("a memory's input specs need the camera features' width")
+        specs += [TensorSpec("memory_summaries", "float32", (1, m.memory_frames, channels),
+                             "-", f"frame_summary of the ticks t - k * {m.memory_stride} "
+                             f"(k = 1..{m.memory_frames}, clamped to the route's first tick)"),
+                  TensorSpec("memory_current", "int64", (1, m.memory_frames), "1/0",
+                             "1: no earlier tick yet, this tick's summary stands in")]
     return specs
 
 
-def output_specs(config: DriveVLAConfig) -> list[TensorSpec]:
+def encoder_specs(config: DriveVLAConfig) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The instruction encoder graph's inputs and output."""
+    n_tok = config.model.max_instruction_tokens
+    return ([TensorSpec("instruction_ids", "int64", (1, n_tok), "token id",
+                        "[CLS] + the instruction's WordPiece ids (tokenizer of the encoder) "
+                        "+ [SEP], padded with 0"),
+             TensorSpec("instruction_mask", "int64", (1, n_tok), "1/0",
+                        "1 for a token, 0 for padding")],
+            [TensorSpec("instruction_states", "float32", (1, n_tok, STATE_DIM), "-",
+                        "the encoder's last hidden states, 0 at padding")])
+
+
+def output_specs(config: DriveVLAConfig, channels: int = 0) -> list[TensorSpec]:
     m = config.model
     steps, dt = m.future_steps, m.future_dt_s
+    memory = [TensorSpec("frame_summary", "float32", (1, channels), "-",
+                         "this tick's camera summary: keep it for memory_summaries")
+              ] if m.memory_frames else []
     return [
         TensorSpec("waypoints", "float32", (1, steps, 2), "m",
                    f"future positions every {dt} s from {dt} s, ego frame (x forward, y left)"),
@@ -212,6 +276,7 @@ def output_specs(config: DriveVLAConfig) -> list[TensorSpec]:
                    "the decided reason in decision.reasons (the refusal rule applied)"),
         TensorSpec("refusal_probability", "float32", (1,), "probability",
                    "that the instruction is unsafe; refused above decision.refusal_threshold"),
+        *memory,
     ]
 
 

@@ -33,6 +33,7 @@ from drivevla.export.deploy import (
     DEPLOY_FILE,
     DEPLOY_FORMAT,
     DEPLOY_VERSION,
+    ENCODER_FILE,
     EXPLAIN_PREFILL_FILE,
     EXPLAIN_STEP_FILE,
     ONNX_FILES,
@@ -40,25 +41,29 @@ from drivevla.export.deploy import (
     config_sha256,
     file_sha256,
     metadata_props,
+    onnx_files,
     write_deploy,
 )
 from drivevla.export.graph import (
-    OUTPUT_NAMES,
     ActionGraph,
     ExplainDecoder,
+    InstructionEncoderGraph,
+    action_output_names,
     cache_names,
     cache_output_names,
     cache_specs,
     cache_tensors,
     decision_info,
     decoder_output_names,
+    encoder_specs,
     input_specs,
     normalisation,
     output_specs,
     tokenizer_info,
 )
-from drivevla.export.onnx_policy import OnnxActionModel, OnnxExplainer
+from drivevla.export.onnx_policy import OnnxActionModel, OnnxExplainer, TickState
 from drivevla.export.quantize import calibration_feeds, convert_fp16, quantize_int8
+from drivevla.vla.memory import FrameMemory
 from drivevla.vla.modeling_drivevla import ActionOutput
 from drivevla.vla.policy import DEFAULT_CHECKPOINT, DriveVLAPolicy, default_checkpoint_dir
 from drivevla.vla.processor_drivevla import EOS
@@ -112,21 +117,18 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if config.model.backbone_family != "default":
         raise ExportError(f"{source}: backbone_family {config.model.backbone_family!r} reads "
                           "raw instruction text; only the 'default' family exports so far")
-    if config.model.instruction_encoder:
-        raise ExportError(f"{source}: instruction_encoder {config.model.instruction_encoder!r}"
-                          " (a pretrained encoder outside the checkpoint) does not export yet; "
-                          "only checkpoints with their own instruction embeddings do")
-    if config.model.memory_frames:
-        raise ExportError(f"{source}: memory_frames={config.model.memory_frames} (the kept "
-                          "summaries of earlier ticks) does not export yet")
     cameras = [c if camera_size is None else dataclasses.replace(
         c, width=camera_size[0], height=camera_size[1]) for c in config.model.camera_specs()]
     out = _prepare_out(Path(out), source)
     ticks = parity.sample_observations(torch_policy, cameras, samples)
+    channels = torch_policy.model.backbone.vision_channels
     exporter, reference = _export_graphs(torch_policy, ticks[0], cameras, out, opset)
     figures = fp32 = _measure_parity(torch_policy, ticks, out, cameras)
     precision: dict[str, Any] = {"precision": "fp32"}
     if calibration is not None:
+        if config.model.instruction_encoder or config.model.memory_frames:
+            raise ExportError("--int8 calibrates on the processor's tensors alone; a model "
+                              "with an instruction encoder or a memory exports as fp32/fp16")
         precision = quantize_int8(out / ACTION_FILE, calibration_feeds(
             torch_policy.processor, [s.name for s in input_specs(config, cameras)], calibration))
     elif fp16:
@@ -140,8 +142,8 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
                   "config_sha256": config_sha256(config), "source": str(source)},
         "action": {"file": ACTION_FILE, "opset": opset, "exporter": exporter,
                    "batch": 1, "shapes": "static", **precision,
-                   "inputs": [s.to_dict() for s in input_specs(config, cameras)],
-                   "outputs": [s.to_dict() for s in [*output_specs(config),
+                   "inputs": [s.to_dict() for s in input_specs(config, cameras, channels)],
+                   "outputs": [s.to_dict() for s in [*output_specs(config, channels),
                                                       *cache_specs(reference)]]},
         "cameras": [dataclasses.asdict(c) for c in cameras],
         "normalisation": normalisation(config),
@@ -151,8 +153,8 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
         "explain": explain_info(config, len(reference.cache.layers)),
         "versions": versions(_VERSIONED),
         "parity": figures,
-    } | ({"parity_fp32": fp32} if precision["precision"] != "fp32" else {})
-    for name in ONNX_FILES:
+    } | ({"parity_fp32": fp32} if precision["precision"] != "fp32" else {}) | encoder_info(config)
+    for name in onnx_files(deploy):
         _write_metadata(out / name, deploy)
     write_deploy(out, deploy)
     OnnxActionModel(out)  # loads back as a vehicle would: every check of the folder
@@ -161,6 +163,19 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
                           f"{figures['tolerance']:g}, on an arg-max or on explanations; "
                           f"see 'parity' in {out / DEPLOY_FILE}:\n{parity.format_parity(fp32)}")
     return deploy
+
+
+def encoder_info(config: Any) -> dict[str, Any]:
+    """deploy.json's ``instruction_encoder`` (only for checkpoints with one)."""
+    if not config.model.instruction_encoder:
+        return {}
+    inputs, outputs = encoder_specs(config)
+    return {"instruction_encoder": {
+        "file": ENCODER_FILE, "name": config.model.instruction_encoder,
+        "weights_sha256": config.model.instruction_encoder_sha256,
+        "run": "when the instruction's token ids change; feed its output to action.onnx's "
+               "instruction_states every tick",
+        "inputs": [s.to_dict() for s in inputs], "outputs": [s.to_dict() for s in outputs]}}
 
 
 def explain_info(config: Any, n_layers: int) -> dict[str, Any]:
@@ -183,7 +198,8 @@ def _prepare_out(out: Path, source: Path) -> Path:
     if out.resolve() == source.resolve():
         raise ExportError(f"--out {out} is the checkpoint folder itself; give another one")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (DEPLOY_FILE, *ONNX_FILES):  # a half-finished export never looks complete
+    for stale in (DEPLOY_FILE, *ONNX_FILES, ENCODER_FILE):  # a half-finished export never
+        # looks complete
         (out / stale).unlink(missing_ok=True)
     for name in CHECKPOINT_FILES + OPTIONAL_FILES:
         if (source / name).is_file():
@@ -229,14 +245,22 @@ def _export_graphs(policy: DriveVLAPolicy, tick: tuple, cameras: list[CameraSpec
                    opset: int) -> tuple[str, ActionOutput]:
     """action.onnx, explain_prefill.onnx and explain_step.onnx traced on one sample tick;
     returns the exporter and the tick's PyTorch action pass (its cache sets the shapes)."""
-    raw = policy.processor.raw_inputs([tick[0]], [tick[1]])
-    names = [s.name for s in input_specs(policy.config, cameras)]
+    policy.reset()
+    raw = _tick_tensors(policy, *tick)
+    names = [s.name for s in input_specs(policy.config, cameras,
+                                         policy.model.backbone.vision_channels)]
     reference = policy.action_output(*tick)
     cache = [t.clone() for t in cache_tensors(reference)]
     n_layers = len(reference.cache.layers)
     graph = ActionGraph(policy.model, policy.processor, (cameras[0].height, cameras[0].width))
+    outputs = [*action_output_names(policy.config), *cache_output_names(n_layers)]
     exporter = _torch_to_onnx(graph.eval(), (), {n: raw[n] for n in names}, out / ACTION_FILE,
-                              opset, (names, [*OUTPUT_NAMES, *cache_output_names(n_layers)]))
+                              opset, (names, outputs))
+    if policy.config.model.instruction_encoder:
+        ins, outs = encoder_specs(policy.config)
+        _torch_to_onnx(InstructionEncoderGraph(policy.model).eval(), (),
+                       {s.name: raw[s.name] for s in ins}, out / ENCODER_FILE, opset,
+                       ([s.name for s in ins], [s.name for s in outs]))
     past_in, present = cache_output_names(n_layers), decoder_output_names(n_layers)
     prefill = ExplainDecoder(policy.model, prefill=True).eval()
     _torch_to_onnx(prefill, (reference.reason.clone(), *cache), {}, out / EXPLAIN_PREFILL_FILE,
@@ -264,20 +288,44 @@ def _measure_parity(policy: DriveVLAPolicy, ticks: list, out: Path,
     action = session(ACTION_FILE)
     explainer = OnnxExplainer(session(EXPLAIN_PREFILL_FILE), session(EXPLAIN_STEP_FILE),
                               policy.config.model.max_explanation_tokens)
-    names = [s.name for s in input_specs(policy.config, cameras)]
+    m = policy.config.model
+    channels = policy.model.backbone.vision_channels
+    deploy = {"action": {"inputs": [s.to_dict() for s in input_specs(policy.config, cameras,
+                                                                      channels)]}}
+    state = TickState(deploy, m.memory_stride,
+                      session(ENCODER_FILE) if m.instruction_encoder else None)
+    names = [d["name"] for d in deploy["action"]["inputs"]]
     outputs = [o.name for o in action.get_outputs()]
     rows = []
+    policy.reset()  # both memories start empty and keep the same ticks, in order
     for obs, readings in ticks:
         raw = policy.processor.raw_inputs([obs], [readings])
-        exported = dict(zip(outputs, action.run(outputs, {n: raw[n].numpy() for n in names}),
-                            strict=True))
+        feeds = {n: raw[n].numpy() for n in names if n in raw} | state.feeds(raw)
+        exported = dict(zip(outputs, action.run(outputs, feeds), strict=True))
         text = policy.processor.decode(explainer.generate(exported))
-        rows.append(parity.compare_tick(policy, obs, readings, exported, text))
+        rows.append(parity.compare_tick(policy, obs, readings, exported, text, keep=True))
+        state.keep(exported)
     figures = parity.summarise(rows)
     return figures | {"inputs": "synthetic ticks: camera noise, instructions spread over the "
                                 "rendered corpus, random ego state, targets and odometry",
                       "reference": "PyTorch eager, fp32, CPU",
                       "runtime": "onnxruntime " + ort.__version__ + ", CPUExecutionProvider"}
+
+
+def _tick_tensors(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float]
+                  ) -> dict[str, torch.Tensor]:
+    """One tick's inputs of every graph, as the PyTorch policy makes them: the processor's
+    tensors, the encoder's token states and the (fresh) memory's."""
+    raw = policy.processor.raw_inputs([obs], [readings])
+    states = policy.model.instruction_states
+    if states is not None:
+        raw["instruction_states"] = states(raw["instruction_ids"], raw["instruction_mask"])
+    if policy.config.model.memory_frames:
+        kept = FrameMemory(policy.config.model.memory_frames, 1,
+                           policy.model.backbone.vision_channels).inputs()
+        raw |= {"memory_summaries": kept["memory_summaries"],
+                "memory_current": kept["memory_current"].long()}
+    return raw
 
 
 def _write_metadata(path: Path, deploy: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from drivevla.core.errors import InvalidObservationError
 from drivevla.core.types import (
@@ -30,6 +31,7 @@ from drivevla.core.types import (
 )
 from drivevla.export.deploy import (
     ACTION_FILE,
+    ENCODER_FILE,
     EXPLAIN_PREFILL_FILE,
     EXPLAIN_STEP_FILE,
     DeploymentError,
@@ -39,6 +41,7 @@ from drivevla.export.deploy import (
     load_deploy,
 )
 from drivevla.vla.configuration_drivevla import DriveVLAConfig
+from drivevla.vla.memory import FrameMemory
 from drivevla.vla.odometry import OdometryTracker
 from drivevla.vla.policy import (
     ExplanationClock,
@@ -160,6 +163,52 @@ class OnnxActionModel(ActionGraph):
                                       f"{want}")
 
 
+class TickState:
+    """What the action graph reads beyond the processor's tensors, kept between ticks: the
+    pretrained encoder's token states (``instruction.onnx``, run once per distinct
+    instruction, not every tick) and the memory's summaries of earlier ticks (the graph's
+    ``frame_summary`` outputs, kept as :class:`~drivevla.vla.memory.FrameMemory` keeps the
+    PyTorch policy's)."""
+
+    MAX_STATES = 256  # distinct instructions whose states are kept
+
+    def __init__(self, deploy: dict[str, Any], stride: int, encoder: Any | None) -> None:
+        inputs = {d["name"]: d for d in deploy["action"]["inputs"]}
+        self.encoder = encoder
+        self._states: dict[bytes, np.ndarray] = {}
+        self.memory = None
+        if "memory_summaries" in inputs:
+            _, frames, channels = inputs["memory_summaries"]["shape"]
+            self.memory = FrameMemory(int(frames), stride, int(channels))
+
+    def reset(self) -> None:
+        if self.memory is not None:
+            self.memory.reset()
+
+    def feeds(self, raw: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The tick's ``instruction_states`` and ``memory_*`` inputs (those the graph has)."""
+        out: dict[str, np.ndarray] = {}
+        if self.encoder is not None:
+            ids, mask = raw["instruction_ids"].numpy(), raw["instruction_mask"].numpy()
+            key = ids.tobytes() + mask.tobytes()
+            if key not in self._states:
+                if len(self._states) >= self.MAX_STATES:
+                    self._states.clear()
+                self._states[key] = self.encoder.run(
+                    None, {"instruction_ids": ids, "instruction_mask": mask})[0]
+            out["instruction_states"] = self._states[key]
+        if self.memory is not None:
+            kept = self.memory.inputs()
+            out["memory_summaries"] = kept["memory_summaries"].numpy()
+            out["memory_current"] = kept["memory_current"].numpy().astype(np.int64)
+        return out
+
+    def keep(self, outputs: dict[str, np.ndarray]) -> None:
+        """After a tick that drove: keep its summary for the memory."""
+        if self.memory is not None:
+            self.memory.keep(torch.from_numpy(np.asarray(outputs["frame_summary"][0])))
+
+
 class OnnxPolicy(ExplanationClock):
     """An exported DriveVLA in ONNX Runtime under the common policy contract."""
 
@@ -178,6 +227,10 @@ class OnnxPolicy(ExplanationClock):
                          for c in self.deploy["cameras"]}
         self._odometry = OdometryTracker(self.config.model.odometry)
         self._refusals: dict[str, bool] = {}  # instruction text -> refused (refuses())
+        encoder = (open_session(self.directory / ENCODER_FILE, threads,
+                                providers or ["CPUExecutionProvider"])
+                   if self.deploy.get("instruction_encoder") else None)
+        self.tick_state = TickState(self.deploy, self.config.model.memory_stride, encoder)
         self.reset()
 
     def set_threads(self, threads: int | None) -> None:
@@ -188,10 +241,12 @@ class OnnxPolicy(ExplanationClock):
         self._last_outputs: dict[str, np.ndarray] | None = None
         self._tick, self._last_explanation = 0, None
         self._odometry.reset()
+        self.tick_state.reset()
 
     def act(self, obs: Observation) -> Decision:
         out = self.action_outputs(obs, self._odometry.read(obs))
         self._last_outputs = out
+        self.tick_state.keep(out)
         return decision_from_outputs(self.config, out["waypoints"][0], out["target_speeds"][0],
                                      int(out["meta_action_logits"][0].argmax()),
                                      int(out["reason"][0]), self.clocked_explanation())
@@ -203,7 +258,9 @@ class OnnxPolicy(ExplanationClock):
         self._check_cameras(obs)
         raw = self.processor.raw_inputs([obs], [odometry])
         check_finite_inputs(raw, obs)
-        return self.action_model.run({s.name: raw[s.name].numpy()
+        kept = self.tick_state.feeds(raw)
+        return self.action_model.run({s.name: kept[s.name] if s.name in kept
+                                      else raw[s.name].numpy()
                                       for s in self.action_model.inputs})
 
     def refuses(self, instruction: str) -> bool:

@@ -54,22 +54,27 @@ def sample_observations(policy: DriveVLAPolicy, cameras: list[CameraSpec], n: in
 
 
 def reference_outputs(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float],
-                      explain: bool = False) -> dict[str, Any]:
+                      explain: bool = False, keep: bool = False) -> dict[str, Any]:
     """The PyTorch policy's outputs of one tick, named as the graph's; with ``explain`` also
-    ``explanation``, the text generated from that action pass's cache."""
+    ``explanation``, the text generated from that action pass's cache; with ``keep``, the
+    policy's memory keeps the tick (as a drive would; the exported side must keep it too)."""
     with torch.inference_mode():
         out = policy.action_output(obs, readings)
         tensors = action_tensors(policy.model, out)
         text = policy.explain_output(out) if explain else None
+        if keep:
+            policy.keep(out)
     named: dict[str, Any] = {name: t.detach().cpu().numpy()
                              for name, t in zip(OUTPUT_NAMES, tensors, strict=True)}
     return named | ({"explanation": text} if explain else {})
 
 
 def compare_tick(policy: DriveVLAPolicy, obs: Observation, readings: dict[str, float],
-                 exported: dict[str, np.ndarray], exported_explanation: str) -> dict[str, Any]:
-    """One tick's :func:`compare` and :func:`compare_explanations` row against PyTorch."""
-    reference = reference_outputs(policy, obs, readings, explain=True)
+                 exported: dict[str, np.ndarray], exported_explanation: str,
+                 keep: bool = False) -> dict[str, Any]:
+    """One tick's :func:`compare` and :func:`compare_explanations` row against PyTorch
+    (``keep``: see :func:`reference_outputs`)."""
+    reference = reference_outputs(policy, obs, readings, explain=True, keep=keep)
     return (compare(reference, exported, policy.config.inference.refusal_threshold)
             | compare_explanations(reference["explanation"], exported_explanation))
 

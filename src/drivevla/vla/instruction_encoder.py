@@ -17,6 +17,8 @@ sentence once.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -48,8 +50,21 @@ class FrozenTokenStates:
         self.max_cached = max_cached
         loaded_encoder(sha256)  # now, not on the first control tick (and a wrong hash fails here)
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._given: torch.Tensor | None = None
+
+    @contextmanager
+    def given(self, states: torch.Tensor) -> Iterator[None]:
+        """Within it, calls return ``states`` (B, L, 384), masked, instead of encoding: an
+        exported action graph reads the states as an input (the encoder is its own graph)."""
+        self._given = states
+        try:
+            yield
+        finally:
+            self._given = None
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self._given is not None:
+            return self._given * mask.unsqueeze(-1).to(self._given.dtype)
         lengths = mask.sum(-1).tolist()
         rows = [ids[i, :n] for i, n in enumerate(lengths)]
         host = ids.cpu().numpy()  # one copy off the device, not one per row

@@ -94,13 +94,18 @@ class DriveVLAPolicy(ExplanationClock):
     def act(self, obs: Observation) -> Decision:
         out = self.action_output(obs, self._odometry.read(obs))
         self._last = out
-        if self._memory is not None:
-            self._memory.keep(out.frame_summary[0])
+        self.keep(out)
         meta = int(out.meta_logits[0].argmax())
         return decision_from_outputs(self.config, out.waypoints[0].double().cpu().numpy(),
                                      out.speeds[0].double().cpu().numpy(), meta,
                                      int(out.reason[0]),
                                      self.clocked_explanation())
+
+    def keep(self, out: ActionOutput) -> None:
+        """Keep an action pass's camera summary for the memory of the coming ticks (what
+        :meth:`act` does after each pass; nothing without a memory)."""
+        if self._memory is not None:
+            self._memory.keep(out.frame_summary[0])
 
     @torch.inference_mode()
     def refuses(self, instruction: str) -> bool:
