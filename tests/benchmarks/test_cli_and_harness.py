@@ -32,6 +32,7 @@ def test_bench_sim_writes_json_with_provenance(tmp_path, capsys):
     assert row["family"] == "merge"
     assert row["no_camera"]["steps"] == 20 and row["no_camera"]["steps_per_s"] > 0
     assert row["front_320x180"]["steps_per_s"] > 0
+    assert row["front+sides_320x180"]["steps"] == 20  # the three-camera rig is measured too
     assert {"versions", "hardware", "config", "seed"} <= set(data)
     assert "steps/s" in capsys.readouterr().out
 

@@ -1,5 +1,6 @@
-"""Simulator throughput: control steps per second per scenario family, without cameras and
-with one 320x180 front camera, pinned to one CPU core.
+"""Simulator throughput: control steps per second per scenario family, without cameras,
+with one 320x180 front camera and with the front+sides rig (three of them), pinned to one
+CPU core.
 
 Only ``env.step`` is timed (the scripted route follower that chooses the controls, the typed
 observation the rollout loop builds and ``reset`` are not); resets happen whenever a route
@@ -20,12 +21,14 @@ from tqdm import tqdm
 from drivevla.agents.rollout import Hook, RouteFollowerDriver, Tick, run_episode
 from drivevla.core.provenance import provenance
 from drivevla.core.types import CameraSpec
+from drivevla.sim_bridge.embedded.config import CAMERA_RIGS
 from drivevla.sim_bridge.embedded.env import EmbeddedDrivingEnv
 from drivevla.sim_bridge.embedded.scenarios import FAMILIES
 
 CAMERA_MODES = {
     "no_camera": [],
     "front_320x180": [CameraSpec(name="front", width=320, height=180, fov_deg=90.0)],
+    "front+sides_320x180": list(CAMERA_RIGS["front+sides"]),
 }
 
 
@@ -110,12 +113,13 @@ def run(
 def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"{'family':<14}{'no camera (steps/s)':>22}{'front 320x180 (steps/s)':>26}"
-        f"{'ms/step (cam, p95)':>22}"
+        f"{'ms/step (cam, p95)':>22}{'front+sides (steps/s)':>24}"
     ]
     for row in result["rows"]:
-        cam = row["front_320x180"]
+        cam, rig = row["front_320x180"], row["front+sides_320x180"]
         lines.append(
             f"{row['family']:<14}{row['no_camera']['steps_per_s']:>22.0f}"
             f"{cam['steps_per_s']:>26.0f}{cam['ms_per_step_p95']:>22.2f}"
+            f"{rig['steps_per_s']:>24.0f}"
         )
     return "\n".join(lines)
