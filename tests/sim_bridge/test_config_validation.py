@@ -18,6 +18,7 @@ COMPOUND = {
     "light_cycle_s": [[10.0, 3.0], [math.nan, 3.0, 15.0], [0.0, 0.0, 0.0], [-1.0, 3.0, 15.0],
                       "10,3,15", [math.inf, 3.0, 15.0]],
     "criteria": ["x", [1]],
+    "phrasings": ["mine.json", 3, {"weather": {}}, {"navigation": {"fly": ["Up."]}}],
 }
 
 

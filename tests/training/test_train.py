@@ -77,6 +77,12 @@ def _sim_observation():
     return env, obs, info
 
 
+def _with_rig(model: dict, data) -> dict:
+    """The model config a run on ``data`` records: ``model`` with the data's camera rig."""
+    rig = [dataclasses.asdict(s) for s in open_dataset(data).camera_specs]
+    return DriveVLAConfig().with_overrides({**model, "model.camera_rig": rig}).to_dict()
+
+
 def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
     from safetensors import safe_open
 
@@ -90,7 +96,7 @@ def test_a_short_run_writes_a_checkpoint_that_loads_and_drives(run_a, with_val):
 
     info = json.loads((out / "train_info.json").read_text())
     assert info["train_config"] == cfg.to_dict()
-    assert info["model_config"] == DriveVLAConfig().with_overrides(TINY).to_dict()
+    assert info["model_config"] == _with_rig(TINY, cfg.data[0])
     assert info["seed"] == 0
     assert {"versions", "hardware"} <= set(info["provenance"])
     assert info["data"] == {"datasets": [str(with_val)], "dagger_datasets": [],
@@ -435,7 +441,7 @@ def test_cli_train(tiny_dataset, frame_cache, tmp_path, capsys):
     assert "trained 2 steps" in capsys.readouterr().out
     info = json.loads((out / "train_info.json").read_text())
     assert info["train_config"]["steps"] == 2 and info["train_config"]["batch_size"] == 2
-    assert info["model_config"] == DriveVLAConfig().with_overrides(TINY).to_dict()
+    assert info["model_config"] == _with_rig(TINY, tiny_dataset)
     assert all((out / name).is_file() for name in CHECKPOINT_FILES)
 
     assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "bad"),

@@ -160,7 +160,11 @@ class SimConfig:
                 raise ValueError(f"SimConfig.phrasings={self.phrasings!r} is invalid: must be "
                                  f"{LOCKED!r} or a phrasing-set mapping (files are read by "
                                  "the caller: load_phrasing_set)")
-            load_phrasing_set(self.phrasings)
+            try:
+                load_phrasing_set(self.phrasings)
+            except ValueError as exc:
+                raise ValueError(f"SimConfig.phrasings= (a phrasing set) is invalid: {exc}"
+                                 ) from None
 
     @property
     def dt_s(self) -> float:
