@@ -51,6 +51,15 @@ def test_the_caller_s_or_a_route_s_cameras_win_over_the_rig():
     assert with_policy_cameras({"cameras": []}, Loaded()) == {"cameras": []}
     assert with_policy_cameras(None, object()) is None
 
+    class Exported(Loaded):  # an ONNX folder exported at another size: its graph's size wins
+        deploy = {"cameras": [dataclasses.asdict(dataclasses.replace(c, width=32, height=24))
+                              for c in SIDES]}
+
+    exported = with_policy_cameras(None, Exported())
+    assert [(c["name"], c["width"]) for c in exported["cameras"]] == [
+        ("front", 32), ("left", 32), ("right", 32)]
+    assert [c.width for c in policy_cameras(Exported())] == [32, 32, 32]
+
 
 def test_a_side_camera_checkpoint_is_driven_and_declared_with_its_rig(tmp_path):
     config = _config(SIDES)

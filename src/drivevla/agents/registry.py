@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from drivevla.core.policy import Policy
 from drivevla.export.onnx_policy import OnnxPolicy, onnx_policy_dir
@@ -14,6 +15,19 @@ from drivevla.planner.expert import ExpertPolicy
 from drivevla.vla.policy import DriveVLAPolicy, load_default_policy
 
 _FACTORIES: dict[str, Callable[[], Policy]] = {}
+
+
+def declared_cameras(policy: object) -> list[dict[str, Any]] | None:
+    """The cameras a loaded learned policy declares, as CameraSpec dicts: an ONNX
+    deployment's ``deploy.json`` cameras (the exported graph's image size), else a DriveVLA
+    checkpoint's ``model.camera_rig`` (the mounts it trained with); None when it declares
+    none (other policies, checkpoints from before camera rigs were recorded)."""
+    deploy = getattr(policy, "deploy", None)
+    if isinstance(deploy, dict) and deploy.get("cameras"):
+        return [dict(c) for c in deploy["cameras"]]
+    model = getattr(getattr(policy, "config", None), "model", None)
+    rig = getattr(model, "camera_rig", ())
+    return [dict(c) for c in rig] if rig else None
 _BUILTINS_LOADED = False
 
 

@@ -50,18 +50,14 @@ def check_policy_loads(policy: str) -> Any | None:
 
 def with_policy_cameras(base_config: dict[str, Any] | None, loaded: Any | None
                         ) -> dict[str, Any] | None:
-    """``base_config`` with the cameras a loaded checkpoint declares (a DriveVLA checkpoint's
-    ``model.camera_rig``, an ONNX deployment's ``deploy.json`` cameras), so the simulator
+    """``base_config`` with the cameras a loaded checkpoint declares
+    (:func:`~drivevla.agents.registry.declared_cameras`), so the simulator
     renders the rig the weights learned; unchanged when the checkpoint declares none or the
     caller names its own cameras (a route's config still overrides both)."""
-    model = getattr(getattr(loaded, "config", None), "model", None)
-    rig = list(getattr(model, "camera_rig", ()) or ())
-    deploy = getattr(loaded, "deploy", None)
-    if not rig and isinstance(deploy, dict):
-        rig = list(deploy.get("cameras") or ())
+    rig = registry.declared_cameras(loaded)
     if not rig or (base_config and "cameras" in base_config):
         return base_config
-    return {**(base_config or {}), "cameras": [dict(c) for c in rig]}
+    return {**(base_config or {}), "cameras": rig}
 
 
 def checkpoint_sha256(policy: str) -> str | None:

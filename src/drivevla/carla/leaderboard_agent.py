@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from drivevla.agents.agent import Agent
-from drivevla.agents.registry import make_policy
+from drivevla.agents.registry import declared_cameras, make_policy
 from drivevla.carla.agent_config import AgentConfig, AgentConfigError, load_agent_config
 from drivevla.core.policy import Policy
 from drivevla.core.types import CameraSpec, Control, Decision, HighLevelCommand, Observation
@@ -92,12 +92,14 @@ def get_entry_point() -> str:
 
 
 def policy_cameras(policy: Policy) -> list[CameraSpec]:
-    """The cameras a policy reads: a DriveVLA checkpoint's rig (``model.camera_specs()``: the
-    mounts it was trained with), else "front" at the embedded simulator's default mount."""
-    model = getattr(getattr(policy, "config", None), "model", None)
-    if model is not None and hasattr(model, "camera_specs"):
-        return list(model.camera_specs())
-    return [CameraSpec(name="front")]
+    """The cameras a policy reads: those it declares (:func:`declared_cameras`: an ONNX
+    deployment's, a DriveVLA checkpoint's rig), else its ``model.cameras`` (or "front") at the
+    embedded simulator's default mount and resolution."""
+    rig = declared_cameras(policy)
+    if rig:
+        return [CameraSpec.from_dict(c) for c in rig]
+    names = getattr(getattr(getattr(policy, "config", None), "model", None), "cameras", None)
+    return [CameraSpec(name=str(n)) for n in (names or ("front",))]
 
 
 def _load_policy(config: AgentConfig, source: str) -> Policy:

@@ -184,8 +184,8 @@ class ActionGraph(nn.Module):
 class InstructionEncoderGraph(nn.Module):
     """The pretrained instruction encoder (``model.instruction_encoder``) as its own graph:
     the instruction's token ids and mask -> its token states (through float16), zero at
-    padding. A runtime runs
-    it when the instruction changes and feeds the states to the action graph every tick."""
+    padding. A runtime runs it when the instruction changes and feeds the states to the
+    action graph every tick."""
 
     def __init__(self, model: DriveVLAModel) -> None:
         super().__init__()

@@ -117,6 +117,10 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     if config.model.backbone_family != "default":
         raise ExportError(f"{source}: backbone_family {config.model.backbone_family!r} reads "
                           "raw instruction text; only the 'default' family exports so far")
+    if calibration is not None and (config.model.instruction_encoder
+                                    or config.model.memory_frames):
+        raise ExportError("--int8 calibrates on the processor's tensors alone; a model "
+                          "with an instruction encoder or a memory exports as fp32/fp16")
     cameras = [c if camera_size is None else dataclasses.replace(
         c, width=camera_size[0], height=camera_size[1]) for c in config.model.camera_specs()]
     out = _prepare_out(Path(out), source)
@@ -126,9 +130,6 @@ def export_onnx(policy: str, out: str | Path, opset: int = DEFAULT_OPSET,
     figures = fp32 = _measure_parity(torch_policy, ticks, out, cameras)
     precision: dict[str, Any] = {"precision": "fp32"}
     if calibration is not None:
-        if config.model.instruction_encoder or config.model.memory_frames:
-            raise ExportError("--int8 calibrates on the processor's tensors alone; a model "
-                              "with an instruction encoder or a memory exports as fp32/fp16")
         precision = quantize_int8(out / ACTION_FILE, calibration_feeds(
             torch_policy.processor, [s.name for s in input_specs(config, cameras)], calibration))
     elif fp16:
@@ -198,8 +199,8 @@ def _prepare_out(out: Path, source: Path) -> Path:
     if out.resolve() == source.resolve():
         raise ExportError(f"--out {out} is the checkpoint folder itself; give another one")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (DEPLOY_FILE, *ONNX_FILES, ENCODER_FILE):  # a half-finished export never
-        # looks complete
+    # a half-finished export never looks complete
+    for stale in (DEPLOY_FILE, *ONNX_FILES, ENCODER_FILE):
         (out / stale).unlink(missing_ok=True)
     for name in CHECKPOINT_FILES + OPTIONAL_FILES:
         if (source / name).is_file():
@@ -290,11 +291,10 @@ def _measure_parity(policy: DriveVLAPolicy, ticks: list, out: Path,
                               policy.config.model.max_explanation_tokens)
     m = policy.config.model
     channels = policy.model.backbone.vision_channels
-    deploy = {"action": {"inputs": [s.to_dict() for s in input_specs(policy.config, cameras,
-                                                                      channels)]}}
-    state = TickState(deploy, m.memory_stride,
+    state = TickState(FrameMemory(m.memory_frames, m.memory_stride, channels)
+                      if m.memory_frames else None,
                       session(ENCODER_FILE) if m.instruction_encoder else None)
-    names = [d["name"] for d in deploy["action"]["inputs"]]
+    names = [s.name for s in input_specs(policy.config, cameras, channels)]
     outputs = [o.name for o in action.get_outputs()]
     rows = []
     policy.reset()  # both memories start empty and keep the same ticks, in order

@@ -172,14 +172,20 @@ class TickState:
 
     MAX_STATES = 256  # distinct instructions whose states are kept
 
-    def __init__(self, deploy: dict[str, Any], stride: int, encoder: Any | None) -> None:
-        inputs = {d["name"]: d for d in deploy["action"]["inputs"]}
-        self.encoder = encoder
+    def __init__(self, memory: FrameMemory | None, encoder: Any | None) -> None:
+        self.memory, self.encoder = memory, encoder
         self._states: dict[bytes, np.ndarray] = {}
-        self.memory = None
+
+    @classmethod
+    def of_deploy(cls, deploy: dict[str, Any], stride: int, encoder: Any | None
+                  ) -> TickState:
+        """The state a deployment's action graph needs (its memory's shape from deploy.json)."""
+        inputs = {d["name"]: d for d in deploy["action"]["inputs"]}
+        memory = None
         if "memory_summaries" in inputs:
             _, frames, channels = inputs["memory_summaries"]["shape"]
-            self.memory = FrameMemory(int(frames), stride, int(channels))
+            memory = FrameMemory(int(frames), stride, int(channels))
+        return cls(memory, encoder)
 
     def reset(self) -> None:
         if self.memory is not None:
@@ -230,7 +236,8 @@ class OnnxPolicy(ExplanationClock):
         encoder = (open_session(self.directory / ENCODER_FILE, threads,
                                 providers or ["CPUExecutionProvider"])
                    if self.deploy.get("instruction_encoder") else None)
-        self.tick_state = TickState(self.deploy, self.config.model.memory_stride, encoder)
+        self.tick_state = TickState.of_deploy(self.deploy, self.config.model.memory_stride,
+                                              encoder)
         self.reset()
 
     def set_threads(self, threads: int | None) -> None:
