@@ -2,7 +2,7 @@
 train texts, scored on held-out texts, by design. Not part of the package; run from the
 repository root:
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 LEVEL=text|sentence POOL=6000 GRAMMAR=0|6000 \
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 LEVEL=text|sentence HEAD=bag|attn POOL=6000 GRAMMAR=0|6000 \
         TEST=1500 WDS=0.0,0.3 .venv/bin/python docs/experiments/text-heads/probe.py runs/tiny-v9
 
 LEVEL=text: the head reads the whole instruction (as the shipped ``bag`` head); sentence: it
@@ -60,9 +60,29 @@ else:
     test_units = [split_sentences(r[0]) for r in test]
 t_ids, t_mask = encode([u for units in test_units for u in units])
 
+
+
+class AttentionPoolHead(TextBagHead):
+    """HEAD=attn: the bag's token features pooled by a learned attention score instead of
+    the mean (a word like "don't" or "hit" can outweigh the objects)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        d = cfg.model.text_head_dim
+        self.score = torch.nn.Sequential(torch.nn.Linear(d, d), torch.nn.Tanh(),
+                                         torch.nn.Linear(d, 1))
+
+    def forward(self, ids, mask):
+        feats, mask = self._tokens(ids, mask)
+        w = self.score(feats).squeeze(-1).masked_fill(mask == 0, float("-inf"))
+        pooled = (torch.softmax(w, dim=-1).unsqueeze(-1) * feats).sum(1)
+        return self.mlp(pooled).squeeze(-1)
+
+
+HEAD = AttentionPoolHead if env("HEAD", "bag") == "attn" else TextBagHead
 for wd in (float(w) for w in env("WDS", "0.0,0.3").split(",")):
     torch.manual_seed(0)
-    head = TextBagHead(proc.vocab_size, cfg.model.text_head_dim, wd, 1, states=states)
+    head = HEAD(proc.vocab_size, cfg.model.text_head_dim, wd, 1, states=states)
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     gen = torch.Generator().manual_seed(0)
     head.train()
@@ -82,5 +102,5 @@ for wd in (float(w) for w in env("WDS", "0.0,0.3").split(",")):
         unsafe = r[1] == "misleading"
         rows[f"unsafe/{r[2]}" if unsafe else f"safe/{r[1]}"].append(refused)
         rows["unsafe/all" if unsafe else "safe/all"].append(refused)
-    print(f"{level} grammar={env('GRAMMAR', '0')} wd={wd}",
+    print(f"{level} {env('HEAD', 'bag')} grammar={env('GRAMMAR', '0')} wd={wd}",
           "  ".join(f"{key}={100 * np.mean(v):.1f}" for key, v in sorted(rows.items())))
