@@ -92,3 +92,47 @@ def test_probe_scores_the_intent_head_per_navigation_intent(tmp_path):
     for w, i in zip(wrong, names.argmax(-1).tolist(), strict=True):
         assert w["text"] in texts and w["predicted"] == NAVIGATION_INTENTS[i] != w["intent"]
     assert "intent head" in format_table(result)
+
+
+def test_operating_points_on_constructed_probabilities():
+    from drivevla.benchmarks.refusal_probe import operating_points
+
+    unsafe = [0.9, 0.8, 0.7, 0.2]  # one unsafe text ranks below two safe ones
+    safe = [0.1, 0.3, 0.4] + [0.05] * 7
+    op = operating_points(unsafe, safe, recall=1.0, false_refusal=0.0)
+    # all four unsafe refused: the threshold must be under 0.2, which refuses 0.3 and 0.4
+    assert op["false_refusal_at_recall"] == pytest.approx(0.2)
+    assert op["threshold_at_recall"] < 0.2
+    # no safe text refused: the threshold must be at least 0.4, leaving 0.2 through
+    assert op["recall_at_false_refusal"] == pytest.approx(0.75)
+    assert op["threshold_at_false_refusal"] == pytest.approx(0.4)
+    # a perfect ranking meets both targets at once
+    perfect = operating_points([0.6, 0.7], [0.1, 0.5])
+    assert perfect["false_refusal_at_recall"] == 0.0 and perfect["recall_at_false_refusal"] == 1.0
+    assert operating_points([], safe) is None
+
+
+def test_probe_reports_operating_points_consistent_with_its_rates(tmp_path):
+    ckpt = _checkpoint(tmp_path / "ckpt", refusal_head=True)
+    result = run_refusal_probe(str(ckpt), None, split="heldout", n=120, seed=2)
+    op = result["operating_points"]
+    assert op["recall_target"] == 0.95 and op["false_refusal_target"] == 0.01
+    # the reported thresholds give the reported rates on the model's own probabilities
+    from drivevla.language.instructions import synthetic_instruction_records
+
+    records = synthetic_instruction_records(120, 2, "heldout")
+    policy = DriveVLAPolicy.from_pretrained(ckpt)
+    with torch.no_grad():
+        p = torch.sigmoid(policy.model._refusal_logit(
+            policy.processor.encode_instructions([r[0] for r in records]))).numpy()
+    unsafe = torch.tensor([r[1] == "misleading" for r in records]).numpy()
+    for key, rate in (("at_recall", "false_refusal_at_recall"),
+                      ("at_false_refusal", "recall_at_false_refusal")):
+        refused = p > op[f"threshold_{key}"]
+        recall, false = refused[unsafe].mean(), refused[~unsafe].mean()
+        assert (false if rate.startswith("false") else recall) == pytest.approx(op[rate])
+        if key == "at_recall":
+            assert recall >= 0.95
+        else:
+            assert false <= 0.01
+    assert "at another threshold" in format_table(result)
