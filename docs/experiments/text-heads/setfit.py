@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
+from drivevla.benchmarks.refusal_probe import operating_points
 from drivevla.language.instructions import (
     NOTICE_CATEGORIES,
     UNSAFE_CATEGORIES,
@@ -111,6 +112,4 @@ for r, us in zip(test, units, strict=True):
     rows["unsafe/all" if unsafe else "safe/all"].append(score > 0.5)
 print(f"setfit steps={steps} sentences={len(sents)}",
       "  ".join(f"{key}={100 * np.mean(v):.1f}" for key, v in sorted(rows.items())))
-from drivevla.benchmarks.refusal_probe import operating_points  # noqa: E402
-
 print(operating_points([s for s, u in scores if u], [s for s, u in scores if not u]))
